@@ -1,0 +1,53 @@
+// Package testenv locates the repository, the shared fixtures and the tools
+// tests depend on, and skips with a clear message when one is absent.
+package testenv
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"testing"
+)
+
+// Root returns the repository root (the directory holding go.mod).
+func Root() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
+}
+
+// Fixture returns the path of a shared fixture (../shared/fixtures/name next
+// to the repository), or skips the test when it is absent, as in a user's
+// clone.
+func Fixture(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(Root(), "..", "shared", "fixtures", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("fixture %s not present (it lives in ../shared/fixtures beside the repository in CI): %v", name, err)
+	}
+	return p
+}
+
+// ReadFixture reads a shared fixture, skipping as Fixture does.
+func ReadFixture(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(Fixture(t, name))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// Tool returns the path of an external program or skips the test, naming
+// the Debian package that provides it (scripts/setup installs them all).
+func Tool(t testing.TB, name, debianPackage string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err != nil {
+		if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
+			t.Fatalf("%s not found (Debian package %s); scripts/setup installs it", name, debianPackage)
+		}
+		t.Skipf("%s not found (Debian package %s); run scripts/setup", name, debianPackage)
+	}
+	return p
+}

@@ -1,0 +1,213 @@
+package h264
+
+import "fmt"
+
+// SPSInfo is what kvsgo needs from a sequence parameter set.
+type SPSInfo struct {
+	ProfileIDC      byte
+	LevelIDC        byte
+	ChromaFormatIDC byte
+	BitDepthLuma    int
+	BitDepthChroma  int
+	Width           int // after cropping
+	Height          int
+}
+
+// HighProfile reports whether the profile carries chroma_format_idc and bit
+// depths (and so the avcC extension).
+func (s *SPSInfo) HighProfile() bool {
+	switch s.ProfileIDC {
+	case 100, 110, 122, 244, 44, 83, 86, 118, 128, 138, 139, 134, 135:
+		return true
+	}
+	return false
+}
+
+// Unescape removes emulation-prevention bytes (00 00 03 → 00 00).
+func Unescape(nal []byte) []byte {
+	out := make([]byte, 0, len(nal))
+	zeros := 0
+	for _, c := range nal {
+		if zeros >= 2 && c == 3 {
+			zeros = 0
+			continue
+		}
+		out = append(out, c)
+		if c == 0 {
+			zeros++
+		} else {
+			zeros = 0
+		}
+	}
+	return out
+}
+
+// BitReader reads the RBSP bit syntax (u(n), ue(v), se(v)).
+type BitReader struct {
+	b   []byte
+	pos int
+	err error
+}
+
+// NewBitReader reads from an unescaped RBSP.
+func NewBitReader(rbsp []byte) *BitReader { return &BitReader{b: rbsp} }
+
+// Err returns the first read past the end.
+func (r *BitReader) Err() error { return r.err }
+
+// U reads n (≤ 32) bits.
+func (r *BitReader) U(n int) uint32 {
+	var v uint32
+	for i := 0; i < n; i++ {
+		if r.pos >= len(r.b)*8 {
+			if r.err == nil {
+				r.err = fmt.Errorf("%w: read past the end at bit %d", ErrBadSPS, r.pos)
+			}
+			return 0
+		}
+		v = v<<1 | uint32(r.b[r.pos/8]>>(7-r.pos%8))&1
+		r.pos++
+	}
+	return v
+}
+
+// UE reads an unsigned Exp-Golomb code.
+func (r *BitReader) UE() uint32 {
+	zeros := 0
+	for r.U(1) == 0 {
+		zeros++
+		if zeros > 31 || r.err != nil {
+			if r.err == nil {
+				r.err = fmt.Errorf("%w: Exp-Golomb code longer than 32 bits at bit %d", ErrBadSPS, r.pos)
+			}
+			return 0
+		}
+	}
+	return (1<<zeros - 1) + r.U(zeros)
+}
+
+// SE reads a signed Exp-Golomb code.
+func (r *BitReader) SE() int32 {
+	k := r.UE()
+	if k&1 == 1 {
+		return int32((k + 1) / 2)
+	}
+	return -int32(k / 2)
+}
+
+// ParseSPS parses an SPS NAL unit (with its one-byte NAL header).
+func ParseSPS(nal []byte) (*SPSInfo, error) {
+	if len(nal) < 4 || nal[0]&NALTypeMask != NALSPS {
+		return nil, fmt.Errorf("%w: not an SPS NAL unit (%d bytes)", ErrBadSPS, len(nal))
+	}
+	r := NewBitReader(Unescape(nal[1:]))
+	s := &SPSInfo{ChromaFormatIDC: 1, BitDepthLuma: 8, BitDepthChroma: 8}
+	s.ProfileIDC = byte(r.U(8))
+	r.U(8) // constraint flags
+	s.LevelIDC = byte(r.U(8))
+	if id := r.UE(); id > 31 {
+		return nil, fmt.Errorf("%w: seq_parameter_set_id %d", ErrBadSPS, id)
+	}
+	separateColour := false
+	if s.HighProfile() {
+		cf := r.UE()
+		if cf > 3 {
+			return nil, fmt.Errorf("%w: chroma_format_idc %d", ErrBadSPS, cf)
+		}
+		s.ChromaFormatIDC = byte(cf)
+		if cf == 3 {
+			separateColour = r.U(1) == 1
+		}
+		s.BitDepthLuma = int(r.UE()) + 8
+		s.BitDepthChroma = int(r.UE()) + 8
+		if s.BitDepthLuma > 14 || s.BitDepthChroma > 14 {
+			return nil, fmt.Errorf("%w: bit depth %d/%d", ErrBadSPS, s.BitDepthLuma, s.BitDepthChroma)
+		}
+		r.U(1)           // qpprime_y_zero_transform_bypass_flag
+		if r.U(1) == 1 { // seq_scaling_matrix_present_flag
+			n := 8
+			if cf == 3 {
+				n = 12
+			}
+			for i := 0; i < n; i++ {
+				if r.U(1) == 1 {
+					size := 16
+					if i >= 6 {
+						size = 64
+					}
+					skipScalingList(r, size)
+				}
+			}
+		}
+	}
+	if v := r.UE(); v > 12 { // log2_max_frame_num_minus4
+		return nil, fmt.Errorf("%w: log2_max_frame_num_minus4 %d", ErrBadSPS, v)
+	}
+	switch poc := r.UE(); poc {
+	case 0:
+		r.UE()
+	case 1:
+		r.U(1)
+		r.SE()
+		r.SE()
+		n := r.UE()
+		if n > 255 {
+			return nil, fmt.Errorf("%w: %d ref frames in POC cycle", ErrBadSPS, n)
+		}
+		for i := uint32(0); i < n; i++ {
+			r.SE()
+		}
+	case 2:
+	default:
+		return nil, fmt.Errorf("%w: pic_order_cnt_type %d", ErrBadSPS, poc)
+	}
+	r.UE() // max_num_ref_frames
+	r.U(1) // gaps_in_frame_num_value_allowed_flag
+	wMbs := r.UE() + 1
+	hMapUnits := r.UE() + 1
+	frameMbsOnly := r.U(1)
+	if frameMbsOnly == 0 {
+		r.U(1) // mb_adaptive_frame_field_flag
+	}
+	r.U(1) // direct_8x8_inference_flag
+	var cl, cr, ct, cb uint32
+	if r.U(1) == 1 {
+		cl, cr, ct, cb = r.UE(), r.UE(), r.UE(), r.UE()
+	}
+	if r.Err() != nil {
+		return nil, r.Err()
+	}
+	if wMbs > 1024 || hMapUnits > 1024 {
+		return nil, fmt.Errorf("%w: %dx%d macroblocks", ErrBadSPS, wMbs, hMapUnits)
+	}
+	cropX, cropY := uint32(1), 2-frameMbsOnly
+	if s.ChromaFormatIDC != 0 && !separateColour {
+		subW, subH := uint32(2), uint32(2)
+		switch s.ChromaFormatIDC {
+		case 2:
+			subH = 1
+		case 3:
+			subW, subH = 1, 1
+		}
+		cropX, cropY = subW, subH*(2-frameMbsOnly)
+	}
+	w := int(wMbs*16) - int(cropX*(cl+cr))
+	h := int((2-frameMbsOnly)*hMapUnits*16) - int(cropY*(ct+cb))
+	if w <= 0 || h <= 0 {
+		return nil, fmt.Errorf("%w: cropping leaves %dx%d", ErrBadSPS, w, h)
+	}
+	s.Width, s.Height = w, h
+	return s, nil
+}
+
+func skipScalingList(r *BitReader, size int) {
+	last, next := int32(8), int32(8)
+	for j := 0; j < size && r.Err() == nil; j++ {
+		if next != 0 {
+			next = (last + r.SE() + 256) % 256
+		}
+		if next != 0 {
+			last = next
+		}
+	}
+}
