@@ -1,0 +1,215 @@
+// Package fragment turns timestamped frames into Kinesis Video Streams
+// fragments: one Matroska Cluster each, cut at key frames (or after a minimum
+// duration), never longer than the service's limit, with cluster timecodes
+// that strictly increase so the service can never answer 4004.
+//
+// It does no I/O. It imports pkg/mkv and the standard library only.
+package fragment
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+)
+
+// MaxServiceDuration is the longest fragment Kinesis Video Streams accepts
+// (longer ones are rejected with ErrorId 4002).
+const MaxServiceDuration = 10 * time.Second
+
+// Config is the fragmentation policy.
+type Config struct {
+	// TimecodeScale is the Matroska timecode unit. It defaults to 1 ms.
+	TimecodeScale time.Duration
+	// KeyFrameFragmentation starts a fragment at every key frame. When false,
+	// a fragment starts at the first key frame after FragmentDuration.
+	KeyFrameFragmentation bool
+	// FragmentDuration is the minimum fragment length when
+	// KeyFrameFragmentation is false. It defaults to 2 s.
+	FragmentDuration time.Duration
+	// MaxDuration bounds a fragment: a frame that would make the fragment
+	// span MaxDuration or more starts a new fragment even if it is not a key
+	// frame (see Fragment.Forced). It defaults to MaxServiceDuration.
+	MaxDuration time.Duration
+	// Track is the Matroska track number of the frames. It defaults to 1.
+	Track uint64
+}
+
+// Frame is one access unit with an absolute presentation time (the time
+// base of the stream: epoch time for absolute fragment times).
+type Frame struct {
+	PTS      time.Duration
+	Keyframe bool
+	Data     []byte
+}
+
+// Fragment is one Cluster and the Tags that precede it.
+type Fragment struct {
+	Seq      uint64        // 0, 1, 2, ... in the order fragments were started
+	Timecode uint64        // Cluster timecode, in TimecodeScale units
+	Start    time.Duration // PTS of the first frame
+	Last     time.Duration // greatest PTS in the fragment
+	Frames   int
+	Keyframe bool // starts with a key frame (false only when Forced)
+	Forced   bool // cut on a non-key frame to stay under MaxDuration
+	// Data is the fragment's bytes: Tags (if any), the Cluster head and its
+	// SimpleBlocks. It grows until the fragment is closed; bytes already
+	// appended never change.
+	Data   []byte
+	Closed bool
+}
+
+// Errors.
+var (
+	ErrBackwards   = errors.New("fragment: timestamp goes backwards past the fragment start")
+	ErrFrameTooBig = errors.New("fragment: frame larger than a fragment may be")
+)
+
+// MaxFrameSize bounds one frame (KVS fragments are at most 50 MB).
+const MaxFrameSize = 50 << 20
+
+// Builder assembles fragments. It is not safe for concurrent use.
+type Builder struct {
+	cfg     Config
+	cur     *Fragment
+	seq     uint64
+	lastTC  uint64 // greatest frame timecode emitted so far
+	started bool
+	skipped int
+	pending []mkv.SimpleTag
+}
+
+// NewBuilder validates cfg and fills its defaults.
+func NewBuilder(cfg Config) (*Builder, error) {
+	if cfg.TimecodeScale == 0 {
+		cfg.TimecodeScale = time.Millisecond
+	}
+	if cfg.FragmentDuration == 0 {
+		cfg.FragmentDuration = 2 * time.Second
+	}
+	if cfg.MaxDuration == 0 {
+		cfg.MaxDuration = MaxServiceDuration
+	}
+	if cfg.Track == 0 {
+		cfg.Track = 1
+	}
+	switch {
+	case cfg.TimecodeScale < time.Microsecond || cfg.TimecodeScale > time.Second:
+		return nil, fmt.Errorf("fragment: timecode scale %v outside 1µs..1s", cfg.TimecodeScale)
+	case cfg.MaxDuration > MaxServiceDuration:
+		return nil, fmt.Errorf("fragment: max duration %v above the service limit %v", cfg.MaxDuration, MaxServiceDuration)
+	case !cfg.KeyFrameFragmentation && (cfg.FragmentDuration < time.Second || cfg.FragmentDuration > 30*time.Second):
+		return nil, fmt.Errorf("fragment: fragment-duration %v outside 1 s..30 s", cfg.FragmentDuration)
+	}
+	return &Builder{cfg: cfg}, nil
+}
+
+// Config returns the effective configuration.
+func (b *Builder) Config() Config { return b.cfg }
+
+// Skipped returns how many frames were dropped before the first key frame.
+func (b *Builder) Skipped() int { return b.skipped }
+
+// Current returns the open fragment, or nil.
+func (b *Builder) Current() *Fragment { return b.cur }
+
+// AddTags queues fragment metadata to be written before the next Cluster.
+func (b *Builder) AddTags(tags ...mkv.SimpleTag) { b.pending = append(b.pending, tags...) }
+
+// Add appends f. It returns the fragment f went into and, when f started a
+// new fragment, the one it closed (nil otherwise). Frames before the first
+// key frame cannot be decoded and are skipped (cur == nil).
+func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
+	if len(f.Data) > MaxFrameSize {
+		return nil, nil, fmt.Errorf("%w: %d bytes at pts %v (limit %d)", ErrFrameTooBig, len(f.Data), f.PTS, MaxFrameSize)
+	}
+	if f.PTS < 0 {
+		return nil, nil, fmt.Errorf("fragment: negative timestamp %v", f.PTS)
+	}
+	if !b.started {
+		if !f.Keyframe {
+			b.skipped++
+			return nil, nil, nil
+		}
+		b.started = true
+	}
+	tc := uint64(f.PTS / b.cfg.TimecodeScale)
+	if b.cur == nil || b.cutBefore(f, tc) {
+		closed = b.closeCurrent()
+		b.open(f, tc)
+	}
+	c := b.cur
+	ctc := c.Timecode
+	if tc < ctc && ctc-tc > 32768 {
+		return nil, nil, fmt.Errorf("%w: pts %v is %v before the fragment start %v", ErrBackwards, f.PTS, c.Start-f.PTS, c.Start)
+	}
+	rel := int64(tc) - int64(ctc)
+	flags := byte(0)
+	if f.Keyframe {
+		flags = mkv.FlagKeyframe
+	}
+	c.Data = mkv.AppendSimpleBlock(c.Data, b.cfg.Track, int16(rel), flags, f.Data)
+	c.Frames++
+	if f.PTS > c.Last {
+		c.Last = f.PTS
+	}
+	if tc > b.lastTC {
+		b.lastTC = tc
+	}
+	return c, closed, nil
+}
+
+// cutBefore decides whether f starts a new fragment.
+func (b *Builder) cutBefore(f Frame, tc uint64) bool {
+	c := b.cur
+	// A new cluster's timecode must be strictly greater than every frame
+	// timecode already sent, or the service answers 4004: keep the frame in
+	// the current fragment rather than cut there.
+	monotonic := tc > b.lastTC
+	span := f.PTS - c.Start
+	if tc-c.Timecode > 32767 && tc > c.Timecode || span >= b.cfg.MaxDuration {
+		return monotonic
+	}
+	if !f.Keyframe || !monotonic {
+		return false
+	}
+	if b.cfg.KeyFrameFragmentation {
+		return true
+	}
+	return span >= b.cfg.FragmentDuration
+}
+
+func (b *Builder) open(f Frame, tc uint64) {
+	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Keyframe: f.Keyframe, Forced: !f.Keyframe}
+	b.seq++
+	size := len(f.Data) * 32
+	if size < 64<<10 {
+		size = 64 << 10
+	}
+	c.Data = make([]byte, 0, size)
+	if len(b.pending) > 0 {
+		c.Data = mkv.AppendTags(c.Data, b.pending)
+		b.pending = b.pending[:0]
+	}
+	c.Data = mkv.AppendClusterStart(c.Data, tc)
+	b.cur = c
+}
+
+func (b *Builder) closeCurrent() *Fragment {
+	c := b.cur
+	if c != nil {
+		c.Closed = true
+		b.cur = nil
+	}
+	return c
+}
+
+// Flush closes the open fragment and returns it (nil if none).
+func (b *Builder) Flush() *Fragment { return b.closeCurrent() }
+
+// EndOfFragmentTags returns the Tags element that marks the end of a
+// fragment (and of the stream at EOS).
+func EndOfFragmentTags() []byte {
+	return mkv.AppendTags(nil, []mkv.SimpleTag{{Name: mkv.TagEndOfFragment}})
+}
