@@ -51,3 +51,23 @@ func Tool(t testing.TB, name, debianPackage string) string {
 	}
 	return p
 }
+
+// PluginDir returns the directory holding libgstkvsgo.so: $KVSGO_PLUGIN_DIR
+// (scripts/test builds it once per run) or build/plugin in the repository,
+// built here if missing (the first build compiles go-gst: ~3 minutes).
+func PluginDir(t testing.TB) string {
+	t.Helper()
+	if d := os.Getenv("KVSGO_PLUGIN_DIR"); d != "" {
+		if _, err := os.Stat(filepath.Join(d, "libgstkvsgo.so")); err != nil {
+			t.Fatalf("KVSGO_PLUGIN_DIR=%s has no libgstkvsgo.so: %v", d, err)
+		}
+		return d
+	}
+	d := filepath.Join(Root(), "build", "plugin")
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(d, "libgstkvsgo.so"), "./plugin")
+	cmd.Dir = Root()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building the plugin: %v\n%s", err, out)
+	}
+	return d
+}

@@ -1,0 +1,479 @@
+// Package sink is the producer core of kvssink: frames in, fragments out to
+// Kinesis Video Streams. It owns the control-plane start-up, fragment
+// building, the content store of fragments awaiting acknowledgement, the
+// PutMedia sessions (one owner goroutine each, with replay after a
+// reconnect) and the bounded wait for the last acknowledgement at end of
+// stream.
+//
+// It is pure Go: it must not import GStreamer or glib, nor use cgo.
+package sink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/fragment"
+	"github.com/kvsgo/kvsgo/pkg/kvs"
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+)
+
+// Errors.
+var (
+	ErrNotStarted = errors.New("sink: not started")
+	ErrClosed     = errors.New("sink: closed")
+	ErrNoFormat   = errors.New("sink: a frame arrived before the media format (caps)")
+	// ErrStopTimeout is wrapped when the last acknowledgement did not arrive
+	// within the stop-stream timeout.
+	ErrStopTimeout = errors.New("sink: timed out waiting for the last fragment acknowledgement")
+)
+
+// ackState is how far the service has acknowledged a fragment.
+type ackState int
+
+const (
+	stateNone ackState = iota
+	stateBuffering
+	stateReceived
+	statePersisted
+	stateFailed // non-retriable ERROR ack: never resent
+)
+
+// header is one EBML header + Segment head + Info + Tracks. A PutMedia
+// session sends exactly one; fragments that need another header go in a new
+// session.
+type header struct {
+	bytes []byte
+}
+
+// entry is one fragment in the content store.
+type entry struct {
+	frag  *fragment.Fragment
+	hdr   *header
+	state ackState
+	sent  bool // completely written on some session
+}
+
+// Sink streams one track to one Kinesis video stream.
+type Sink struct {
+	cfg Config
+	log *slog.Logger
+	ctl *kvs.Control
+
+	mu            sync.Mutex
+	changed       chan struct{} // closed and replaced on every state change
+	track         *track
+	hdr           *header
+	builder       *fragment.Builder
+	entries       []*entry
+	stored        int64
+	started       bool // first frame seen
+	firstPTS      time.Duration
+	lastPTS       time.Duration
+	producerStart time.Time
+	eos           bool // Finish called
+	eofrSent      bool
+	err           error // terminal
+	conv          []byte
+	skipWarned    bool
+	segmentUID    [16]byte
+
+	dataEndpoint string
+	runCtx       context.Context
+	cancel       context.CancelFunc
+	done         chan struct{} // closed when the owner goroutine exits
+	closeOnce    sync.Once
+}
+
+// New validates cfg, fills its defaults and returns an idle Sink.
+func New(cfg Config) (*Sink, error) {
+	cfg = cfg.withDefaults()
+	if err := kvs.ValidateStreamName(cfg.StreamName); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSettings, err)
+	}
+	if cfg.Credentials == nil {
+		return nil, fmt.Errorf("%w: no credentials", ErrSettings)
+	}
+	if cfg.FileStartTime.IsZero() {
+		cfg.FileStartTime = cfg.Clock.Now()
+	}
+	b, err := fragment.NewBuilder(fragment.Config{
+		TimecodeScale:         cfg.TimecodeScale,
+		KeyFrameFragmentation: cfg.KeyFrameFragmentation,
+		FragmentDuration:      cfg.FragmentDuration,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrSettings, err)
+	}
+	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), builder: b, changed: make(chan struct{}), done: make(chan struct{})}
+	if _, err := randRead(s.segmentUID[:]); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// Start resolves the stream (DescribeStream, CreateStream when allowed,
+// TagStream) and the PutMedia data endpoint, each call bounded by the
+// connection and completion timeouts, then starts the upload goroutine.
+func (s *Sink) Start(ctx context.Context) error {
+	ctl, err := kvs.NewControl(kvs.ControlConfig{
+		Endpoint: s.cfg.Endpoint, Region: s.cfg.Region, Credentials: s.cfg.Credentials,
+		HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
+		ConnectTimeout: s.cfg.ConnectionTimeout, CallTimeout: s.cfg.CompletionTimeout,
+	})
+	if err != nil {
+		return err
+	}
+	s.ctl = ctl
+	bound := s.cfg.ConnectionTimeout + s.cfg.CompletionTimeout
+	cctx, cancel := context.WithTimeout(ctx, bound)
+	defer cancel()
+	info, err := ctl.EnsureStream(cctx, kvs.CreateStreamInput{
+		Name: s.cfg.StreamName, DeviceName: s.cfg.DeviceName, MediaType: s.mediaTypeGuess(),
+		RetentionHours: s.cfg.RetentionHours, Tags: s.cfg.StreamTags,
+	}, s.cfg.AllowCreateStream)
+	if err != nil {
+		return s.startErr("stream "+s.cfg.StreamName, err, bound)
+	}
+	if info.RetentionHours == 0 && s.cfg.FragmentAcks {
+		s.log.Info("stream has no retention: waiting for RECEIVED instead of PERSISTED acks")
+	}
+	s.cfg.RetentionHours = info.RetentionHours
+	if len(s.cfg.StreamTags) > 0 {
+		if err := ctl.TagStream(cctx, info.ARN, s.cfg.StreamTags); err != nil {
+			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("TagStream failed (the stream keeps going): %v", err)})
+		}
+	}
+	ep, err := ctl.GetDataEndpoint(cctx, s.cfg.StreamName, "PUT_MEDIA")
+	if err != nil {
+		return s.startErr("GetDataEndpoint", err, bound)
+	}
+	s.dataEndpoint = ep
+	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)
+	s.runCtx, s.cancel = context.WithCancel(context.Background())
+	go s.run()
+	return nil
+}
+
+func (s *Sink) startErr(what string, err error, bound time.Duration) error {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return fmt.Errorf("%s: no answer from %s within %v (connection-timeout + completion-timeout): %w", what, s.cfg.Endpoint, bound, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+func (s *Sink) mediaTypeGuess() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.track != nil {
+		return s.track.mediaType
+	}
+	return "video/h264"
+}
+
+// SetFormat sets (or changes) the track's media format from caps. A change
+// of CodecPrivate starts a new fragment, sent on a new PutMedia session with
+// the new track header.
+func (s *Sink) SetFormat(f Format) error {
+	t, err := trackFor(f, s.cfg.CodecID, s.cfg.TrackName)
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.track != nil && s.track.annexB && t.annexB {
+		return nil // parameter sets come in-band
+	}
+	s.track = t
+	s.hdr = nil
+	if !t.needCPD {
+		s.newHeaderLocked()
+	}
+	return nil
+}
+
+func (s *Sink) newHeaderLocked() {
+	if s.builder.Current() != nil {
+		s.closeFragmentLocked(s.builder.Flush())
+	}
+	h := &mkv.Header{SegmentUID: s.segmentUID, TimecodeScale: uint64(s.cfg.TimecodeScale), Title: "kvsgo",
+		MuxingApp: "kvsgo", WritingApp: "kvsgo " + s.cfg.UserAgent, Tracks: []mkv.Track{s.track.entry}}
+	if !s.track.video {
+		s.builder = mustBuilder(fragment.Config{TimecodeScale: s.cfg.TimecodeScale, KeyFrameFragmentation: false, FragmentDuration: s.cfg.FragmentDuration}, s.builder)
+	}
+	s.hdr = &header{bytes: mkv.AppendHeader(nil, h)}
+}
+
+// mustBuilder swaps the policy for audio-only streams (every frame is a key
+// frame, so fragments are cut by duration as the official element does).
+func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
+	if old != nil && old.Current() == nil && old.Config().KeyFrameFragmentation == cfg.KeyFrameFragmentation {
+		return old
+	}
+	b, err := fragment.NewBuilder(cfg)
+	if err != nil {
+		return old
+	}
+	return b
+}
+
+// Put adds one frame. It blocks while the store is full (backpressure) until
+// space frees up or ctx is cancelled; cancellation returns ctx.Err().
+func (s *Sink) Put(ctx context.Context, f Frame) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	if s.runCtx == nil {
+		return ErrNotStarted
+	}
+	if s.eos {
+		return ErrClosed
+	}
+	if s.track == nil {
+		return ErrNoFormat
+	}
+	for s.stored+int64(len(f.Data)) > s.cfg.StorageSize && len(s.entries) > 0 {
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		if s.err != nil {
+			return s.err
+		}
+	}
+	key := f.Keyframe || !s.track.video
+	data, cpd, err := s.track.convert(s.conv, f.Data, key)
+	if err != nil {
+		return fmt.Errorf("frame at pts %v: %w", f.PTS, err)
+	}
+	if s.track.annexB {
+		s.conv = data[:0]
+	}
+	if cpd != nil && key {
+		s.track.setCodecPrivate(cpd)
+		s.newHeaderLocked()
+	}
+	if s.hdr == nil {
+		s.warnSkipLocked(f)
+		return nil
+	}
+	ts, err := s.timestampLocked(f)
+	if err != nil {
+		return err
+	}
+	cur, closed, err := s.builder.Add(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
+	if err != nil {
+		return err
+	}
+	if closed != nil {
+		s.closeFragmentLocked(closed)
+	}
+	if cur == nil {
+		s.warnSkipLocked(f)
+		return nil
+	}
+	if len(s.entries) == 0 || s.entries[len(s.entries)-1].frag != cur {
+		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr})
+		if cur.Forced {
+			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v; players can only start decoding at the next key frame", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
+		}
+	}
+	s.stored += int64(len(data)) + 16
+	s.wakeLocked()
+	return nil
+}
+
+func (s *Sink) warnSkipLocked(f Frame) {
+	if !s.skipWarned {
+		s.skipWarned = true
+		s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
+	}
+}
+
+// timestampLocked maps a buffer timestamp to the stream time base: epoch
+// time for absolute fragment times, time since the first frame otherwise.
+func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
+	pts := f.PTS
+	if pts == NoTime {
+		pts = f.DTS
+	}
+	if pts == NoTime {
+		if !s.started {
+			pts = 0
+		} else {
+			d := f.Duration
+			if d == NoTime || d <= 0 {
+				d = s.cfg.TimecodeScale
+			}
+			pts = s.lastPTS + d
+		}
+	}
+	if !s.started {
+		s.started, s.firstPTS = true, pts
+		s.producerStart = s.cfg.Clock.Now()
+	}
+	s.lastPTS = pts
+	var abs time.Duration
+	switch {
+	case s.cfg.StreamingType == Offline:
+		abs = time.Duration(s.cfg.FileStartTime.UnixNano()) + pts
+	case !s.cfg.FrameTimecodes:
+		abs = time.Duration(s.cfg.Clock.Now().UnixNano())
+	case s.cfg.UseOriginalPTS:
+		abs = pts
+	default:
+		abs = time.Duration(s.producerStart.UnixNano()) + (pts - s.firstPTS)
+	}
+	if s.cfg.StreamingType != Offline && !s.cfg.AbsoluteFragmentTimes {
+		abs -= time.Duration(s.producerStart.UnixNano())
+	}
+	if abs < 0 {
+		return 0, fmt.Errorf("frame at pts %v maps to a negative stream time %v", f.PTS, abs)
+	}
+	return abs, nil
+}
+
+func (s *Sink) closeFragmentLocked(f *fragment.Fragment) {
+	if f == nil {
+		return
+	}
+	f.Closed = true
+	s.wakeLocked()
+}
+
+// wakeLocked tells every waiter that the state changed.
+func (s *Sink) wakeLocked() {
+	close(s.changed)
+	s.changed = make(chan struct{})
+}
+
+func (s *Sink) emit(e Event) {
+	if e.At.IsZero() {
+		e.At = s.cfg.Clock.Now()
+	}
+	switch e.Kind {
+	case EventWarning, EventStreamError, EventConnectionLost:
+		s.log.Warn(e.String())
+	default:
+		s.log.Debug(e.String())
+	}
+	if s.cfg.OnEvent != nil {
+		s.cfg.OnEvent(e)
+	}
+}
+
+// Finish ends the stream: it closes the last fragment, sends the
+// end-of-fragment tag and waits for the last acknowledgement (PERSISTED, or
+// RECEIVED when the stream has no retention; none when fragment acks are
+// off), bounded by the stop-stream timeout and ctx.
+func (s *Sink) Finish(ctx context.Context) error {
+	s.mu.Lock()
+	if s.runCtx == nil {
+		s.mu.Unlock()
+		return ErrNotStarted
+	}
+	if !s.eos {
+		s.eos = true
+		if f := s.builder.Flush(); f != nil {
+			s.closeFragmentLocked(f)
+		}
+		s.wakeLocked()
+	}
+	s.mu.Unlock()
+	timeout := s.cfg.StopStreamTimeout
+	select {
+	case <-s.done:
+		return s.Err()
+	case <-s.cfg.Clock.After(timeout):
+		s.mu.Lock()
+		pending := s.pendingLocked()
+		s.mu.Unlock()
+		s.Close()
+		return fmt.Errorf("%w after %v (stop-stream-timeout): %s", ErrStopTimeout, timeout, pending)
+	case <-ctx.Done():
+		s.Close()
+		return ctx.Err()
+	}
+}
+
+// pendingLocked describes the fragments not yet finally acknowledged.
+func (s *Sink) pendingLocked() string {
+	var n int
+	var first, last *fragment.Fragment
+	for _, e := range s.entries {
+		if !s.finalLocked(e) {
+			n++
+			if first == nil {
+				first = e.frag
+			}
+			last = e.frag
+		}
+	}
+	if n == 0 {
+		if !s.eofrSent {
+			return "the end-of-stream tag was not sent"
+		}
+		return "the service did not end the response"
+	}
+	return fmt.Sprintf("%d fragment(s) not acknowledged %s, timecodes %d..%d", n, s.finalAck(), first.Timecode, last.Timecode)
+}
+
+func (s *Sink) finalAck() string {
+	switch {
+	case !s.cfg.FragmentAcks:
+		return "(acks off: not sent)"
+	case s.cfg.RetentionHours == 0:
+		return "RECEIVED"
+	}
+	return "PERSISTED"
+}
+
+// finalLocked reports whether an entry needs nothing more from the service.
+func (s *Sink) finalLocked(e *entry) bool {
+	switch {
+	case e.state == stateFailed:
+		return true
+	case !s.cfg.FragmentAcks:
+		return e.sent
+	case s.cfg.RetentionHours == 0:
+		return e.state >= stateReceived
+	}
+	return e.state >= statePersisted
+}
+
+// Err returns the terminal error of the upload, if any.
+func (s *Sink) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Close aborts any upload and releases resources. It is idempotent.
+func (s *Sink) Close() error {
+	s.closeOnce.Do(func() {
+		if s.cancel != nil {
+			s.cancel()
+			<-s.done
+		}
+	})
+	return nil
+}
+
+func (s *Sink) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err == nil {
+		s.err = err
+	}
+	s.wakeLocked()
+}
