@@ -3,9 +3,13 @@ package kvs
 import (
 	"context"
 	"crypto/sha256"
+	"crypto/tls"
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -19,18 +23,58 @@ const SigningName = "kinesisvideo"
 // official producer signs PutMedia with, since its body is streamed.
 const EmptyPayloadHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
-var signer = v4.NewSigner(func(o *v4.SignerOptions) { o.DisableURIPathEscaping = false })
+// DefaultUserAgent is sent when a config leaves UserAgent empty.
+const DefaultUserAgent = "kvsgo"
 
-// sign signs req with SigV4; payloadHash is hex SHA-256 of the body.
+// DefaultConnectTimeout bounds dialing and the TLS handshake when a config
+// leaves ConnectTimeout zero (the official element's connection-timeout).
+const DefaultConnectTimeout = 5 * time.Second
+
+var signer = v4.NewSigner()
+
+// sign signs req with SigV4 for service "kinesisvideo"; payloadHash is the hex
+// SHA-256 of the body. With a session token the signer adds (and signs)
+// X-Amz-Security-Token.
 func sign(ctx context.Context, creds aws.CredentialsProvider, req *http.Request, payloadHash, region string, now time.Time) error {
+	if creds == nil {
+		return errors.New("no credentials provider")
+	}
 	c, err := creds.Retrieve(ctx)
 	if err != nil {
-		return fmt.Errorf("retrieving credentials: %w", err)
+		return fmt.Errorf("retrieving credentials: %s", scrub(err.Error()))
 	}
-	return signer.SignHTTP(ctx, c, req, payloadHash, SigningName, region, now.UTC())
+	if err := signer.SignHTTP(ctx, c, req, payloadHash, SigningName, region, now.UTC()); err != nil {
+		return fmt.Errorf("signing the request: %s", scrub(err.Error()))
+	}
+	return nil
 }
 
 func hashHex(b []byte) string {
 	h := sha256.Sum256(b)
 	return hex.EncodeToString(h[:])
+}
+
+// dialControl, when set (by tests), vets every address a default client dials.
+var dialControl func(network, address string, c syscall.RawConn) error
+
+// newDefaultClient is the HTTP client of a config without one: dial and TLS
+// handshake bounded by connectTimeout, TLS 1.2+, HTTP/1.1 (the protocol of the
+// official producer; PutMedia's chunked body and the ACK stream share one
+// connection), proxies from the environment, no overall timeout (contexts
+// bound the calls). keepAlive=false for one-request clients, so that the
+// connection closes with the response.
+func newDefaultClient(connectTimeout time.Duration, keepAlive bool) *http.Client {
+	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second, Control: dialControl}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           d.DialContext,
+		TLSHandshakeTimeout:   connectTimeout,
+		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+		ForceAttemptHTTP2:     false,
+		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
+		ExpectContinueTimeout: time.Second,
+		DisableKeepAlives:     !keepAlive,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+	}}
 }

@@ -1,0 +1,95 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+)
+
+type joinStats struct{ segments, clusters, blocks int }
+
+// join rewrites a GetMedia response (one segment per fragment, with the
+// service's AWS_KINESISVIDEO_* tags) into one segment: the first segment's
+// header, then every cluster. A fragment whose tracks differ from the first
+// (a new CodecPrivate) ends the file with an error rather than mixing codecs.
+func join(w io.Writer, r io.Reader) (joinStats, error) {
+	var st joinStats
+	bw := bufio.NewWriterSize(w, 1<<20)
+	rd := mkv.NewReader(r)
+	var first *mkv.SegmentHeader
+	var buf []byte
+	var clusterTC uint64
+	for {
+		ev, err := rd.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			bw.Flush()
+			return st, fmt.Errorf("reading the GetMedia response: %w", err)
+		}
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			st.segments++
+			if first == nil {
+				first = ev.Header
+				h := mkv.Header{TimecodeScale: first.TimecodeScale, Title: first.Title, MuxingApp: "kvsgo", WritingApp: "kvsgo get", Tracks: first.Tracks}
+				copy(h.SegmentUID[:], first.SegmentUID)
+				buf = mkv.AppendHeader(buf[:0], &h)
+				if _, err := bw.Write(buf); err != nil {
+					return st, err
+				}
+			} else if !sameTracks(first, ev.Header) {
+				bw.Flush()
+				return st, fmt.Errorf("fragment %d changes the tracks (codec or CodecPrivate); use -raw to keep every segment", st.segments)
+			}
+		case mkv.EventTags:
+			var keep []mkv.SimpleTag
+			for _, t := range ev.Tags {
+				if !strings.HasPrefix(t.Name, "AWS_KINESISVIDEO_") {
+					keep = append(keep, t)
+				}
+			}
+			if len(keep) > 0 {
+				if _, err := bw.Write(mkv.AppendTags(buf[:0], keep)); err != nil {
+					return st, err
+				}
+			}
+		case mkv.EventClusterStart:
+			st.clusters++
+			clusterTC = ev.Timecode
+			if _, err := bw.Write(mkv.AppendClusterStart(buf[:0], clusterTC)); err != nil {
+				return st, err
+			}
+		case mkv.EventBlock:
+			st.blocks++
+			b := ev.Block
+			if _, err := bw.Write(mkv.AppendSimpleBlockHeader(buf[:0], b.Track, b.RelTimecode, b.Flags, len(b.Data))); err != nil {
+				return st, err
+			}
+			if _, err := bw.Write(b.Data); err != nil {
+				return st, err
+			}
+		}
+	}
+	if first == nil {
+		return st, fmt.Errorf("the stream returned no fragments")
+	}
+	return st, bw.Flush()
+}
+
+func sameTracks(a, b *mkv.SegmentHeader) bool {
+	if len(a.Tracks) != len(b.Tracks) || a.TimecodeScale != b.TimecodeScale {
+		return false
+	}
+	for i := range a.Tracks {
+		x, y := a.Tracks[i], b.Tracks[i]
+		if x.Number != y.Number || x.CodecID != y.CodecID || string(x.CodecPrivate) != string(y.CodecPrivate) {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,140 @@
+// Command kvsgo is the consumer side of kvsgo: it reads a Kinesis video
+// stream back (GetMedia) into a single playable Matroska file.
+//
+//	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
+//	          [-after N] [-timestamp RFC3339] [-token T] [-o out.mkv]
+//
+// The endpoint, region and credentials come from the same places as the
+// element's: AWS_ENDPOINT_URL_KINESIS_VIDEO, CONTROL_PLANE_URI or
+// AWS_ENDPOINT_URL; AWS_REGION; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/credentials"
+	"github.com/kvsgo/kvsgo/pkg/kvs"
+)
+
+func main() {
+	if len(os.Args) < 2 {
+		usage()
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	var err error
+	switch os.Args[1] {
+	case "get":
+		err = get(ctx, os.Args[2:])
+	default:
+		usage()
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "kvsgo:", err)
+		os.Exit(1)
+	}
+}
+
+func usage() {
+	fmt.Fprintln(os.Stderr, "usage: kvsgo get -stream NAME [-start EARLIEST] [-o out.mkv]")
+	os.Exit(2)
+}
+
+func get(ctx context.Context, args []string) error {
+	fs := flag.NewFlagSet("get", flag.ExitOnError)
+	stream := fs.String("stream", "", "stream name (required)")
+	start := fs.String("start", "EARLIEST", "start selector type")
+	after := fs.String("after", "", "fragment number, for FRAGMENT_NUMBER")
+	ts := fs.String("timestamp", "", "RFC 3339 time, for PRODUCER_TIMESTAMP and SERVER_TIMESTAMP")
+	token := fs.String("token", "", "continuation token, for CONTINUATION_TOKEN")
+	out := fs.String("o", "out.mkv", "output file")
+	endpoint := fs.String("endpoint", "", "control-plane URL (default: from the environment)")
+	region := fs.String("region", "", "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-west-2)")
+	raw := fs.Bool("raw", false, "write the GetMedia response as it came (one segment per fragment)")
+	fs.Parse(args)
+	if *stream == "" {
+		return errors.New("get: -stream is required")
+	}
+	rgn, err := kvs.ResolveRegion(*region, *region != "", os.Getenv)
+	if err != nil {
+		return err
+	}
+	ep, _, err := kvs.ResolveEndpoint(*endpoint, rgn, os.Getenv)
+	if err != nil {
+		return err
+	}
+	creds, _, err := credentials.Resolve(credentials.Sources{}, os.Getenv)
+	if err != nil {
+		return err
+	}
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: ep, Region: rgn, Credentials: creds})
+	if err != nil {
+		return err
+	}
+	dataEP, err := ctl.GetDataEndpoint(ctx, *stream, "GET_MEDIA")
+	if err != nil {
+		return err
+	}
+	sel := kvs.StartSelector{Type: *start, AfterFragmentNumber: *after, ContinuationToken: *token}
+	if *ts != "" {
+		if sel.StartTimestamp, err = time.Parse(time.RFC3339Nano, *ts); err != nil {
+			return fmt.Errorf("get: -timestamp: %v", err)
+		}
+	}
+	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: dataEP, StreamName: *stream, Region: rgn, Credentials: creds, Start: sel})
+	if err != nil {
+		return err
+	}
+	defer body.Close()
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	progress := &progress{w: os.Stderr, start: time.Now()}
+	src := io.TeeReader(body, progress)
+	var st joinStats
+	if *raw {
+		_, err = io.Copy(f, src)
+	} else {
+		st, err = join(f, src)
+	}
+	progress.done()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return err
+	}
+	if !*raw {
+		fmt.Fprintf(os.Stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
+	}
+	return nil
+}
+
+// progress prints bytes received, at most once a second.
+type progress struct {
+	w     io.Writer
+	n     int64
+	start time.Time
+	last  time.Time
+}
+
+func (p *progress) Write(b []byte) (int, error) {
+	p.n += int64(len(b))
+	if now := time.Now(); now.Sub(p.last) >= time.Second {
+		p.last = now
+		fmt.Fprintf(p.w, "\rkvsgo: %.1f MB received in %s", float64(p.n)/1e6, now.Sub(p.start).Round(time.Second))
+	}
+	return len(b), nil
+}
+
+func (p *progress) done() {
+	fmt.Fprintf(p.w, "\rkvsgo: %.1f MB received in %s\n", float64(p.n)/1e6, time.Since(p.start).Round(time.Millisecond))
+}

@@ -1,0 +1,244 @@
+// Package core tests the producer core (pkg/sink) against the local endpoint
+// over loopback: no GStreamer.
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/pkg/kvs"
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/pkg/sink"
+	"github.com/kvsgo/kvsgo/test/kvslocal"
+)
+
+const (
+	accessKey = "AKIDCORETEST"
+	secretKey = "core-test-secret"
+)
+
+func TestMain(m *testing.M) {
+	testenv.GuardLoopback()
+	os.Exit(m.Run())
+}
+
+type frame struct {
+	pts  time.Duration
+	key  bool
+	data []byte
+}
+
+// officialFrames returns the 300 frames and the CodecPrivate of the official
+// producer's capture, with timestamps relative to its first frame.
+func officialFrames(t *testing.T) ([]byte, []frame) {
+	t.Helper()
+	f, err := os.Open(testenv.Fixture(t, "official-putmedia.mkv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	r := mkv.NewReader(f)
+	var cpd []byte
+	var frames []frame
+	var base, cluster uint64
+	first := true
+	for {
+		ev, err := r.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			cpd = append([]byte(nil), ev.Header.Tracks[0].CodecPrivate...)
+		case mkv.EventClusterStart:
+			cluster = ev.Timecode
+			if first {
+				base, first = cluster, false
+			}
+		case mkv.EventBlock:
+			tc := int64(cluster-base) + int64(ev.Block.RelTimecode)
+			frames = append(frames, frame{time.Duration(tc) * time.Millisecond, ev.Block.Keyframe, append([]byte(nil), ev.Block.Data...)})
+		}
+	}
+	if len(frames) != 300 {
+		t.Fatalf("fixture has %d frames", len(frames))
+	}
+	return cpd, frames
+}
+
+func startEndpoint(t *testing.T) (*kvslocal.Server, string) {
+	t.Helper()
+	srv, err := kvslocal.New(kvslocal.Config{Dir: t.TempDir(), CaptureBodies: true,
+		Credentials: []kvslocal.Credential{{AccessKeyID: accessKey, SecretAccessKey: secretKey}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Close() })
+	return srv, url
+}
+
+func config(url, stream string) sink.Config {
+	return sink.Config{
+		StreamName: stream, Region: "us-west-2", Endpoint: url,
+		Credentials:           aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, "")),
+		RetentionHours:        2,
+		AllowCreateStream:     true,
+		FragmentAcks:          true,
+		AbsoluteFragmentTimes: true,
+		KeyFrameFragmentation: true,
+		FrameTimecodes:        true,
+		RestartOnError:        true,
+		ConnectionTimeout:     2 * time.Second,
+		CompletionTimeout:     5 * time.Second,
+		StopStreamTimeout:     20 * time.Second,
+		LoopbackOnly:          true,
+		Logger:                slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	}
+}
+
+func stream(t *testing.T, cfg sink.Config, cpd []byte, frames []frame) error {
+	t.Helper()
+	s, err := sink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
+	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := s.Put(ctx, sink.Frame{PTS: f.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: f.key, Data: f.data}); err != nil {
+			return err
+		}
+	}
+	return s.Finish(ctx)
+}
+
+// The official producer's frames go through our core and come back from the
+// endpoint byte for byte, in ten fragments.
+func TestOfficialFramesRoundTrip(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	srv, url := startEndpoint(t)
+	if err := stream(t, config(url, "roundtrip"), cpd, frames); err != nil {
+		t.Fatal(err)
+	}
+	frags, err := srv.Fragments("roundtrip")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(frags) != 10 {
+		t.Fatalf("endpoint stored %d fragments, want 10", len(frags))
+	}
+	got := readBack(t, url, "roundtrip")
+	if len(got) != len(frames) {
+		t.Fatalf("read back %d frames, want %d", len(got), len(frames))
+	}
+	for i := range frames {
+		if !bytes.Equal(got[i].data, frames[i].data) || got[i].key != frames[i].key {
+			t.Fatalf("frame %d differs", i)
+		}
+	}
+}
+
+// readBack reads a whole stream with GetMedia (EARLIEST).
+func readBack(t *testing.T, url, name string) []frame {
+	t.Helper()
+	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ep, err := ctl.GetDataEndpoint(ctx, name, "GET_MEDIA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: name, Region: "us-west-2", Credentials: creds, Start: kvs.StartSelector{Type: "EARLIEST"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	r := mkv.NewReader(body)
+	var out []frame
+	for {
+		ev, err := r.NextEvent()
+		if err == io.EOF {
+			return out
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind == mkv.EventBlock {
+			out = append(out, frame{key: ev.Block.Keyframe, data: append([]byte(nil), ev.Block.Data...)})
+		}
+	}
+}
+
+func TestFragmentAcksOff(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	srv, url := startEndpoint(t)
+	cfg := config(url, "noacks")
+	cfg.FragmentAcks = false
+	if err := stream(t, cfg, cpd, frames[:90]); err != nil {
+		t.Fatal(err)
+	}
+	frags, _ := srv.Fragments("noacks")
+	if len(frags) != 3 {
+		t.Fatalf("stored %d fragments, want 3", len(frags))
+	}
+}
+
+func TestWrongSecret(t *testing.T) {
+	_, url := startEndpoint(t)
+	cfg := config(url, "denied")
+	cfg.Credentials = aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, "wrong", ""))
+	s, err := sink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	err = s.Start(context.Background())
+	if !errors.Is(err, kvs.ErrAccessDenied) {
+		t.Fatalf("Start = %v, want ErrAccessDenied", err)
+	}
+}
+
+func TestDeadEndpointFailsWithinBound(t *testing.T) {
+	cfg := config("http://127.0.0.1:9", "dead")
+	s, err := sink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	start := time.Now()
+	err = s.Start(context.Background())
+	if err == nil {
+		t.Fatal("Start succeeded against a dead endpoint")
+	}
+	if d := time.Since(start); d > cfg.ConnectionTimeout+cfg.CompletionTimeout+time.Second {
+		t.Fatalf("took %v", d)
+	}
+	t.Logf("error: %v", err)
+}
