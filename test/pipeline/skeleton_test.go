@@ -1,0 +1,63 @@
+package pipeline
+
+import (
+	"strings"
+	"testing"
+	"time"
+)
+
+// The pipelines of the walking skeleton: 300 frames of test video reach the
+// endpoint whole, one cluster per key frame.
+func TestH264Pipelines(t *testing.T) {
+	cases := []struct {
+		name, stream, encoder string
+	}{
+		{"keyint 30", "s1", "x264enc key-int-max=30"},
+		// x264enc's defaults: B-frames and a 250-frame key interval. The
+		// official kvssink sends 0 bytes here and exits 0 after 120 s.
+		{"x264 defaults with B-frames", "s2", "x264enc"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			ep := startEndpoint(t)
+			r := launch(t, ep, 120*time.Second, "videotestsrc num-buffers=300 ! "+c.encoder+" ! h264parse ! "+kvssink(c.stream))
+			if r.rc != 0 {
+				t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+			}
+			paths := ep.capture(t, c.stream, 1)
+			validate(t, paths[0], 300)
+		})
+	}
+}
+
+// Bad input gets an element error naming the problem, quickly, never a hang.
+func TestBadInput(t *testing.T) {
+	ep := startEndpoint(t)
+	src := "videotestsrc num-buffers=30 ! x264enc ! h264parse ! "
+	cases := []struct {
+		name     string
+		pipeline string
+		env      []string
+		want     string
+		within   time.Duration
+	}{
+		{"stream name", src + kvssink("bad/name"), nil, "stream-name", 10 * time.Second},
+		{"wrong secret", src + kvssink("s3", "secret-key=wrong", "access-key="+testAccessKey), nil, "InvalidSignatureException", 20 * time.Second},
+		{"unreachable endpoint", src + kvssink("s4", "control-plane-uri=http://127.0.0.1:9", "connection-timeout=2", "completion-timeout=3"), nil, "127.0.0.1:9", 15 * time.Second},
+		{"avc caps without codec_data", "videotestsrc num-buffers=30 ! x264enc ! h264parse ! capssetter replace=true caps=video/x-h264,stream-format=avc,alignment=au ! " + kvssink("s5"), nil, "codec_data", 20 * time.Second},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			r := launch(t, ep, 60*time.Second, c.pipeline, c.env...)
+			if r.rc == 0 {
+				t.Fatalf("gst-launch exited 0:\n%s", r.output)
+			}
+			if !strings.Contains(r.output, "ERROR: from element") || !strings.Contains(r.output, c.want) {
+				t.Fatalf("no element error naming %q:\n%s", c.want, r.output)
+			}
+			if r.duration > c.within {
+				t.Errorf("took %v, want under %v", r.duration, c.within)
+			}
+		})
+	}
+}
