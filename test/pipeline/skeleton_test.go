@@ -4,6 +4,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
 // The pipelines of the walking skeleton: 300 frames of test video reach the
@@ -60,4 +62,33 @@ func TestBadInput(t *testing.T) {
 			}
 		})
 	}
+}
+
+// EOS waits for the last acknowledgement; when it never comes the pipeline
+// gets an element error naming what was not acknowledged, never a silent 0.
+func TestEOSWithoutAcks(t *testing.T) {
+	ep := startEndpoint(t)
+	ep.srv.SetFaults(kvslocal.Faults{WithholdAcks: true})
+	r := launch(t, ep, 60*time.Second, "videotestsrc num-buffers=60 ! x264enc key-int-max=30 ! h264parse ! "+kvssink("noack", "stop-stream-timeout=3"))
+	if r.rc == 0 {
+		t.Fatalf("gst-launch exited 0 although no fragment was acknowledged:\n%s", r.output)
+	}
+	for _, want := range []string{"ERROR: from element", "stop-stream-timeout", "not acknowledged PERSISTED"} {
+		if !strings.Contains(r.output, want) {
+			t.Fatalf("output lacks %q:\n%s", want, r.output)
+		}
+	}
+	if r.duration > 20*time.Second {
+		t.Errorf("took %v with stop-stream-timeout=3", r.duration)
+	}
+}
+
+// With fragment-acks=false there is nothing to wait for: a clean, quick EOS.
+func TestFragmentAcksOff(t *testing.T) {
+	ep := startEndpoint(t)
+	r := launch(t, ep, 60*time.Second, "videotestsrc num-buffers=60 ! x264enc key-int-max=30 ! h264parse ! "+kvssink("acksoff", "fragment-acks=false"))
+	if r.rc != 0 {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	validate(t, ep.capture(t, "acksoff", 1)[0], 60)
 }
