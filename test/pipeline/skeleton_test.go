@@ -18,6 +18,8 @@ func TestH264Pipelines(t *testing.T) {
 		// x264enc's defaults: B-frames and a 250-frame key interval. The
 		// official kvssink sends 0 bytes here and exits 0 after 120 s.
 		{"x264 defaults with B-frames", "s2", "x264enc"},
+		// Annex-B in, AVCC out with the CodecPrivate built from in-band SPS/PPS.
+		{"byte-stream", "s3", "x264enc key-int-max=30 ! video/x-h264,stream-format=byte-stream"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

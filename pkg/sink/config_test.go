@@ -1,0 +1,88 @@
+package sink
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+)
+
+func env(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
+
+func ptr(s string) *string { return &s }
+
+func TestSettingsConfig(t *testing.T) {
+	creds := map[string]string{"AWS_ACCESS_KEY_ID": "AKIDX", "AWS_SECRET_ACCESS_KEY": "s"}
+	with := func(extra map[string]string) map[string]string {
+		m := map[string]string{}
+		for k, v := range creds {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cases := []struct {
+		name     string
+		mod      func(*Settings)
+		env      map[string]string
+		region   string
+		endpoint string
+		source   string
+		err      string
+	}{
+		{name: "defaults", env: creds, region: "us-west-2", endpoint: "https://kinesisvideo.us-west-2.amazonaws.com", source: "region"},
+		{name: "AWS_REGION", env: with(map[string]string{"AWS_REGION": "eu-west-1", "AWS_DEFAULT_REGION": "ap-south-1"}), region: "eu-west-1", endpoint: "https://kinesisvideo.eu-west-1.amazonaws.com", source: "region"},
+		{name: "AWS_DEFAULT_REGION", env: with(map[string]string{"AWS_DEFAULT_REGION": "ap-south-1"}), region: "ap-south-1", endpoint: "https://kinesisvideo.ap-south-1.amazonaws.com", source: "region"},
+		{name: "explicit region wins over the environment", mod: func(s *Settings) { s.AWSRegion = ptr("eu-central-1") }, env: with(map[string]string{"AWS_DEFAULT_REGION": "ap-south-1"}), region: "eu-central-1", endpoint: "https://kinesisvideo.eu-central-1.amazonaws.com", source: "region"},
+		{name: "control-plane-uri first", mod: func(s *Settings) { s.ControlPlaneURI = ptr("http://127.0.0.1:1234/") }, env: with(map[string]string{"AWS_ENDPOINT_URL_KINESIS_VIDEO": "http://127.0.0.1:1"}), region: "us-west-2", endpoint: "http://127.0.0.1:1234", source: "control-plane-uri"},
+		{name: "AWS_ENDPOINT_URL_KINESIS_VIDEO before CONTROL_PLANE_URI", env: with(map[string]string{"AWS_ENDPOINT_URL_KINESIS_VIDEO": "http://localhost:2", "CONTROL_PLANE_URI": "http://127.0.0.1:3"}), region: "us-west-2", endpoint: "http://localhost:2", source: "AWS_ENDPOINT_URL_KINESIS_VIDEO"},
+		{name: "CONTROL_PLANE_URI before AWS_ENDPOINT_URL", env: with(map[string]string{"CONTROL_PLANE_URI": "http://127.0.0.1:3", "AWS_ENDPOINT_URL": "http://127.0.0.1:4"}), region: "us-west-2", endpoint: "http://127.0.0.1:3", source: "CONTROL_PLANE_URI"},
+		{name: "AWS_ENDPOINT_URL", env: with(map[string]string{"AWS_ENDPOINT_URL": "https://kvs.example.com"}), region: "us-west-2", endpoint: "https://kvs.example.com", source: "AWS_ENDPOINT_URL"},
+		{name: "plain http only on loopback", env: with(map[string]string{"CONTROL_PLANE_URI": "http://10.0.0.1:80"}), err: "CONTROL_PLANE_URI"},
+		{name: "bad stream name", mod: func(s *Settings) { s.StreamName = "a b" }, env: creds, err: "stream-name"},
+		{name: "no credentials", env: map[string]string{}, err: "no AWS credentials"},
+		{name: "bad region", mod: func(s *Settings) { s.AWSRegion = ptr("mars") }, env: creds, err: "mars"},
+		{name: "non-string stream tag", mod: func(s *Settings) {
+			s.StreamTags = &Structure{Name: "tags", Fields: map[string]TypedValue{"n": {Type: "gint", Value: "5"}}}
+		}, env: creds, err: "n=(string)5"},
+		{name: "fragment-duration out of range", mod: func(s *Settings) { s.KeyFrameFragmentation = false; s.FragmentDurationMs = 500 }, env: creds, err: "fragment-duration"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			st := DefaultSettings()
+			if c.mod != nil {
+				c.mod(&st)
+			}
+			cfg, err := st.Config(env(c.env))
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrSettings) {
+					t.Fatalf("err = %v, want ErrSettings mentioning %q", err, c.err)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if cfg.Region != c.region || cfg.Endpoint != c.endpoint || cfg.EndpointSource != c.source {
+				t.Fatalf("region %s endpoint %s (%s)", cfg.Region, cfg.Endpoint, cfg.EndpointSource)
+			}
+		})
+	}
+}
+
+func TestSettingsConfigValues(t *testing.T) {
+	st := DefaultSettings()
+	st.StreamTags = &Structure{Name: "tags", Fields: map[string]TypedValue{"team": {Type: "gchararray", Value: "video"}}}
+	st.FileStartTime = 1700000000
+	cfg, err := st.Config(env(map[string]string{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b", LoopbackOnlyEnv: "1"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.StopStreamTimeout != 120*time.Second || cfg.ConnectionTimeout != 5*time.Second || cfg.CompletionTimeout != 10*time.Second ||
+		cfg.StorageSize != 128<<20 || cfg.FragmentDuration != 2*time.Second || cfg.TimecodeScale != time.Millisecond ||
+		cfg.StreamTags["team"] != "video" || !cfg.FileStartTime.Equal(time.Unix(1700000000, 0)) || !cfg.LoopbackOnly || cfg.RetentionHours != 2 {
+		t.Fatalf("config = %+v", cfg)
+	}
+}
