@@ -12,8 +12,10 @@ import (
 type joinStats struct{ segments, clusters, blocks int }
 
 // join rewrites a GetMedia response (one segment per fragment, with the
-// service's AWS_KINESISVIDEO_* tags) into one segment: the first segment's
-// header, then every cluster. A fragment whose tracks differ from the first
+// service's AWS_KINESISVIDEO_* tags) into one segment that players handle
+// like any file: the first segment's header, then every cluster, with
+// timecodes rebased so that the file starts at 0 (the stream's are epoch
+// times). A fragment whose tracks differ from the first
 // (a new CodecPrivate) ends the file with an error rather than mixing codecs.
 func join(w io.Writer, r io.Reader) (joinStats, error) {
 	var st joinStats
@@ -21,7 +23,7 @@ func join(w io.Writer, r io.Reader) (joinStats, error) {
 	rd := mkv.NewReader(r)
 	var first *mkv.SegmentHeader
 	var buf []byte
-	var clusterTC uint64
+	var clusterTC, base uint64
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
@@ -59,8 +61,15 @@ func join(w io.Writer, r io.Reader) (joinStats, error) {
 				}
 			}
 		case mkv.EventClusterStart:
+			if st.clusters == 0 {
+				base = ev.Timecode
+			}
 			st.clusters++
-			clusterTC = ev.Timecode
+			if ev.Timecode < base {
+				bw.Flush()
+				return st, fmt.Errorf("fragment %d starts before the first one (timecode %d < %d)", st.clusters, ev.Timecode, base)
+			}
+			clusterTC = ev.Timecode - base
 			if _, err := bw.Write(mkv.AppendClusterStart(buf[:0], clusterTC)); err != nil {
 				return st, err
 			}
