@@ -94,3 +94,13 @@ func TestFragmentAcksOff(t *testing.T) {
 	}
 	validate(t, ep.capture(t, "acksoff", 1)[0], 60)
 }
+
+// The loopback guard: with no endpoint configured the element would go to
+// AWS; under KVSGO_LOOPBACK_ONLY it refuses to resolve or dial it, so a test
+// can never reach a real AWS host.
+func TestLoopbackGuard(t *testing.T) {
+	r := launch(t, nil, 60*time.Second, "videotestsrc num-buffers=3 ! x264enc ! h264parse ! "+kvssink("guarded", "aws-region=eu-west-1"))
+	if r.rc == 0 || !strings.Contains(r.output, "KVSGO_LOOPBACK_ONLY is set: refusing") || !strings.Contains(r.output, "kinesisvideo.eu-west-1.amazonaws.com") {
+		t.Fatalf("the guard did not stop a request to AWS (rc %d):\n%s", r.rc, r.output)
+	}
+}
