@@ -1,7 +1,7 @@
 package main
 
 /*
-#include "kvsgo.h"
+#include "plugin_desc.h"
 #include <stdlib.h>
 */
 import "C"
@@ -13,11 +13,13 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
 
-// formatFromCaps reads the first structure of fixed caps into sink.Format.
+// formatFromCaps reads the first structure of fixed caps into sink.Format:
+// codec, stream-format, codec_data, width/height, framerate, rate/channels.
+// The core decides what is acceptable.
 func formatFromCaps(caps *C.GstCaps) (sink.Format, error) {
 	var f sink.Format
 	if C.gst_caps_get_size(caps) == 0 {
-		return f, fmt.Errorf("empty caps")
+		return f, fmt.Errorf("%w: empty caps", sink.ErrFormat)
 	}
 	s := C.gst_caps_get_structure(caps, 0)
 	name := C.GoString(C.kvsgo_structure_name(s))
@@ -33,7 +35,7 @@ func formatFromCaps(caps *C.GstCaps) (sink.Format, error) {
 	case "audio/x-mulaw":
 		f.Codec = "mulaw"
 	default:
-		return f, fmt.Errorf("media type %s", name)
+		return f, fmt.Errorf("%w: media type %s", sink.ErrFormat, name)
 	}
 	f.StreamFormat = fieldString(s, "stream-format")
 	f.Width, _ = fieldInt(s, "width")
@@ -46,12 +48,13 @@ func formatFromCaps(caps *C.GstCaps) (sink.Format, error) {
 	}
 	cf := C.CString("codec_data")
 	defer C.free(unsafe.Pointer(cf))
-	if buf := C.kvsgo_structure_get_buffer(s, cf); buf != nil {
+	if buf := C.kvsgo_structure_get_buffer(s, cf); buf != nil { // borrowed from the caps
 		var b C.KvsgoBuffer
-		if C.kvsgo_buffer_map(buf, &b) != 0 {
-			f.CodecData = C.GoBytes(unsafe.Pointer(b.data), C.int(b.size))
-			C.kvsgo_buffer_unmap(buf, &b)
+		if C.kvsgo_buffer_map(buf, 0, &b) == 0 {
+			return f, fmt.Errorf("%w: codec_data cannot be mapped", sink.ErrFormat)
 		}
+		f.CodecData = C.GoBytes(unsafe.Pointer(b.data), C.int(b.size)) // the core may keep it
+		C.kvsgo_buffer_unmap(buf, &b)
 	}
 	return f, nil
 }

@@ -1,18 +1,20 @@
 package main
 
 /*
-#include "kvsgo.h"
+#include "plugin_desc.h"
 #include <stdlib.h>
 */
 import "C"
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -23,54 +25,79 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
 
-// element is one kvssink instance.
+// element is one kvssink instance: a GstBaseSink whose virtual methods
+// forward to a sink.Sink between start and stop.
+//
+// Threads: properties, start, stop, unlock and unlock_stop run on
+// application threads; set_caps, render and event on the streaming thread;
+// onEvent on the core's upload goroutine. mu guards settings and core;
+// ctxMu guards the context that unlock cancels.
 type element struct {
-	el *C.GstElement // the GObject; valid for the element's lifetime
+	el      *C.GstElement // the GObject; valid for the lifetime of this Go value
+	created time.Time     // what file-start-time=0 means
 
 	mu       sync.Mutex
 	settings sink.Settings
-	logged   map[string]bool // no-effect properties already logged
-
-	core *sink.Sink // between Start and Stop
+	structs  map[string]string // serialisation of the GstStructure properties that are set
+	logged   map[string]bool   // no-effect properties already logged
+	core     *sink.Sink        // between start and stop
 
 	ctxMu  sync.Mutex
-	ctx    context.Context // cancelled by Unlock, re-armed by UnlockStop
+	ctx    context.Context // every blocking core call; cancelled by unlock, re-armed by unlock_stop and start
 	cancel context.CancelFunc
+
+	metadataLogged atomic.Bool
 }
 
 func (e *element) InstanceInit(obj *glib.Object) {
 	e.el = (*C.GstElement)(obj.Unsafe())
+	e.created = time.Now()
 	e.settings = sink.DefaultSettings()
+	if e.settings.CredentialPath == nil {
+		p := sink.DefaultCredentialPath
+		e.settings.CredentialPath = &p
+	}
+	e.structs = map[string]string{}
 	e.logged = map[string]bool{}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	// The official element never syncs on the clock; neither do we by
+	// default. The shadowing "sync" pspec shows the same default.
 	C.kvsgo_base_sink_set_sync(e.el, C.FALSE)
 }
 
-func (e *element) SetProperty(obj *glib.Object, id uint, value *glib.Value) {
+// ---- properties ----
+
+func (e *element) SetProperty(_ *glib.Object, id uint, value *glib.Value) {
+	defer e.recoverPanic("set_property", nil)
 	if int(id) >= len(props) {
 		return
 	}
 	p := &props[id]
+	v := (*C.GValue)(value.Native())
 	if p.kind == kSync {
-		C.kvsgo_base_sink_set_sync(e.el, C.kvsgo_value_get_boolean((*C.GValue)(value.Native())))
+		C.kvsgo_base_sink_set_sync(e.el, C.kvsgo_value_get_boolean(v))
 		return
 	}
 	e.mu.Lock()
-	err := p.set(&e.settings, (*C.GValue)(value.Native()))
+	if s := p.set(&e.settings, v); s != nil {
+		e.structs[p.name] = *s
+	} else if p.kind == kStructure {
+		delete(e.structs, p.name)
+	}
 	first := p.noEffect && !e.logged[p.name]
 	if first {
 		e.logged[p.name] = true
 	}
 	e.mu.Unlock()
-	if err != nil {
-		e.log(2, fmt.Sprintf("property %s: %v", p.name, err))
-	}
 	if first {
-		e.log(4, fmt.Sprintf("property %s is accepted for compatibility with the official kvssink and has no effect in kvsgo", p.name))
+		e.log(levelInfo, fmt.Sprintf("property %s: accepted for compatibility with the official kvssink; it has no effect in kvsgo", p.name))
 	}
 }
 
-func (e *element) GetProperty(obj *glib.Object, id uint) *glib.Value {
+// GetProperty never returns secret-key or session-token: a set secret reads
+// back as "*****", an unset one as NULL.
+func (e *element) GetProperty(_ *glib.Object, id uint) (v *glib.Value) {
+	defer e.recoverPanic("get_property", nil)
 	if int(id) >= len(props) {
 		return nil
 	}
@@ -82,52 +109,55 @@ func (e *element) GetProperty(obj *glib.Object, id uint) *glib.Value {
 	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	return p.get(&e.settings)
-}
-
-// guard turns a panic in a virtual method into an element error.
-func (e *element) guard(what string, failed *bool) {
-	if r := recover(); r != nil {
-		e.post(0, 3, int(gst.CoreErrorFailed), fmt.Sprintf("internal error in %s", what), fmt.Sprintf("%v\n%s", r, debug.Stack()))
-		*failed = true
+	var ser *string
+	if s, ok := e.structs[p.name]; ok {
+		ser = &s
 	}
+	return p.get(&e.settings, ser)
 }
 
-func (e *element) Start(self *base.GstBaseSink) (ok bool) {
-	failed := false
-	defer func() {
-		if failed {
-			ok = false
-		}
-	}()
-	defer e.guard("start", &failed)
+// ---- GstBaseSink virtual methods ----
+
+// Start snapshots the settings, resolves them against the environment and
+// starts the core (stream lookup or creation, data endpoint).
+func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
+	defer e.recoverPanic("start", func() { ok = false })
+	e.rearm()
 	e.mu.Lock()
 	st := e.settings
 	e.mu.Unlock()
+	if st.FileStartTime == 0 {
+		st.FileStartTime = uint64(e.created.Unix())
+	}
 	cfg, err := st.Config(os.Getenv)
 	if err != nil {
-		e.fail("Invalid kvssink settings", err)
+		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err, "")
 		return false
 	}
 	cfg.Logger = newLogger(e.el)
 	cfg.OnEvent = e.onEvent
+	where := fmt.Sprintf("stream=%s region=%s endpoint=%s (from %s) credentials=%s",
+		cfg.StreamName, cfg.Region, cfg.Endpoint, cfg.EndpointSource, cfg.CredSource)
 	core, err := sink.New(cfg)
 	if err != nil {
-		e.fail("Invalid kvssink settings", err)
+		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err, where)
 		return false
 	}
 	if err := core.Start(e.context()); err != nil {
 		core.Close()
-		e.fail(fmt.Sprintf("Could not start streaming to %s", st.StreamName), err)
+		e.fail(fmt.Sprintf("Could not start streaming to %q", st.StreamName), err, where)
 		return false
 	}
+	e.log(levelInfo, "started: "+where)
 	e.mu.Lock()
 	e.core = core
 	e.mu.Unlock()
 	return true
 }
 
-func (e *element) Stop(self *base.GstBaseSink) bool {
+// Stop closes the core: any upload still running is aborted.
+func (e *element) Stop(_ *base.GstBaseSink) (ok bool) {
+	defer e.recoverPanic("stop", func() { ok = false })
 	e.mu.Lock()
 	core := e.core
 	e.core = nil
@@ -144,118 +174,135 @@ func (e *element) getCore() *sink.Sink {
 	return e.core
 }
 
-func (e *element) SetCaps(self *base.GstBaseSink, caps *gst.Caps) (ok bool) {
-	failed := false
-	defer func() {
-		if failed {
-			ok = false
-		}
-	}()
-	defer e.guard("set_caps", &failed)
+// SetCaps hands the media format to the core.
+func (e *element) SetCaps(_ *base.GstBaseSink, caps *gst.Caps) (ok bool) {
+	defer e.recoverPanic("set_caps", func() { ok = false })
+	c := (*C.GstCaps)(unsafe.Pointer(caps.Instance()))
 	core := e.getCore()
 	if core == nil {
+		e.post(kindError, domainCore, int(gst.CoreErrorStateChange), "Caps arrived before the element started", "caps: "+capsString(c))
 		return false
 	}
-	c := (*C.GstCaps)(unsafe.Pointer(caps.Instance()))
 	f, err := formatFromCaps(c)
 	if err == nil {
 		err = core.SetFormat(f)
 	}
 	if err != nil {
-		s := C.kvsgo_caps_to_string(c)
-		desc := C.GoString(s)
-		C.g_free(C.gpointer(unsafe.Pointer(s)))
-		e.post(0, 1, int(gst.StreamErrorFormat), fmt.Sprintf("Cannot stream these caps: %v", err), "caps: "+desc)
+		e.fail("Cannot stream these caps", err, "caps: "+capsString(c))
 		return false
 	}
+	e.log(levelDebug, "caps: "+capsString(c))
 	return true
 }
 
-func (e *element) Render(self *base.GstBaseSink, buf *gst.Buffer) (ret gst.FlowReturn) {
-	failed := false
-	defer func() {
-		if failed {
-			ret = gst.FlowError
-		}
-	}()
-	defer e.guard("render", &failed)
+// skipFlags marks buffers that are not frames to upload, as in the official
+// element.
+const skipFlags = C.guint(gst.BufferFlagDecodeOnly | gst.BufferFlagCorrupted)
+
+// Render gives one access unit to the core without copying it: the mapping
+// lives until Put returns, and Put copies what it keeps.
+func (e *element) Render(_ *base.GstBaseSink, buf *gst.Buffer) (ret gst.FlowReturn) {
+	defer e.recoverPanic("render", func() { ret = gst.FlowError })
 	core := e.getCore()
 	if core == nil {
 		return gst.FlowFlushing
 	}
 	cb := (*C.GstBuffer)(unsafe.Pointer(buf.Instance()))
 	var b C.KvsgoBuffer
-	if C.kvsgo_buffer_map(cb, &b) == 0 {
-		e.post(0, 0, int(gst.ResourceErrorRead), "Could not map a buffer", "")
+	if C.kvsgo_buffer_map(cb, skipFlags, &b) == 0 {
+		e.post(kindError, domainResource, int(gst.ResourceErrorRead), "Could not map a buffer for reading", "")
 		return gst.FlowError
 	}
 	defer C.kvsgo_buffer_unmap(cb, &b)
-	flags := gst.BufferFlags(b.flags)
-	if flags&(gst.BufferFlagDecodeOnly|gst.BufferFlagCorrupted) != 0 {
+	if C.guint(b.flags)&skipFlags != 0 {
 		return gst.FlowOK
 	}
 	f := sink.Frame{
 		PTS:      clockTime(b.pts),
 		DTS:      clockTime(b.dts),
 		Duration: clockTime(b.duration),
-		Keyframe: flags&gst.BufferFlagDeltaUnit == 0,
+		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
 		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
 	}
-	err := core.Put(e.context(), f)
+	ctx := e.context()
+	err := core.Put(ctx, f)
 	switch {
 	case err == nil:
 		return gst.FlowOK
-	case errors.Is(err, context.Canceled):
+	case ctx.Err() != nil: // unlock: flushing or shutting down, not an error
 		return gst.FlowFlushing
 	}
-	e.fail("Streaming failed", err)
+	e.fail("Streaming failed", err, "")
 	return gst.FlowError
 }
 
 func clockTime(t C.guint64) time.Duration {
-	if uint64(t) == uint64(gst.ClockTimeNone) {
+	if uint64(t) == uint64(gst.ClockTimeNone) || uint64(t) > uint64(1<<63-1) {
 		return sink.NoTime
 	}
 	return time.Duration(t)
 }
 
+// Event ends the stream at EOS before GstBaseSink posts the EOS message,
+// and takes kvs-add-metadata. The event belongs to this method: it goes to
+// the parent, or is unreffed here.
 func (e *element) Event(self *base.GstBaseSink, ev *gst.Event) (ok bool) {
-	failed := false
+	chained := false
 	defer func() {
-		if failed {
-			ok = false
+		if !chained {
+			ev.Unref()
 		}
 	}()
-	defer e.guard("event", &failed)
+	defer e.recoverPanic("event", func() { ok = false })
 	switch ev.Type() {
 	case gst.EventTypeEOS:
 		if core := e.getCore(); core != nil {
-			if err := core.Finish(e.context()); err != nil && !errors.Is(err, context.Canceled) {
-				e.fail("The stream did not end cleanly", err)
+			ctx := e.context()
+			if err := core.Finish(ctx); err != nil {
+				if ctx.Err() != nil { // unlock: the pipeline is shutting down
+					return false
+				}
+				e.fail("The stream did not end cleanly", err, "")
 				return false
 			}
 		}
-	case gst.EventTypeCustomDownstream:
-		if s := C.kvsgo_event_structure((*C.GstEvent)(unsafe.Pointer(ev.Instance()))); s != nil && C.GoString(C.kvsgo_structure_name(s)) == "kvs-add-metadata" {
-			e.log(2, "kvs-add-metadata: fragment metadata is not supported by this version of kvsgo yet; event ignored")
+	case gst.EventTypeCustomDownstream, gst.EventTypeCustomOOB:
+		s := C.kvsgo_event_structure((*C.GstEvent)(unsafe.Pointer(ev.Instance())))
+		if s != nil && C.GoString(C.kvsgo_structure_name(s)) == "kvs-add-metadata" {
+			level := levelDebug
+			if e.metadataLogged.CompareAndSwap(false, true) {
+				level = levelWarning
+			}
+			e.log(level, "kvs-add-metadata: fragment metadata is not supported by kvsgo yet; event ignored: "+structureString(s))
 			return true
 		}
 	}
+	chained = true
 	return self.ParentEvent(ev)
 }
 
-func (e *element) Unlock(self *base.GstBaseSink) bool {
+// Unlock wakes a render or event blocked in the core (flush, state change).
+func (e *element) Unlock(_ *base.GstBaseSink) (ok bool) {
+	defer e.recoverPanic("unlock", func() { ok = false })
 	e.ctxMu.Lock()
 	e.cancel()
 	e.ctxMu.Unlock()
 	return true
 }
 
-func (e *element) UnlockStop(self *base.GstBaseSink) bool {
-	e.ctxMu.Lock()
-	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.ctxMu.Unlock()
+// UnlockStop re-arms the context for the next blocking call.
+func (e *element) UnlockStop(_ *base.GstBaseSink) (ok bool) {
+	defer e.recoverPanic("unlock_stop", func() { ok = false })
+	e.rearm()
 	return true
+}
+
+func (e *element) rearm() {
+	e.ctxMu.Lock()
+	defer e.ctxMu.Unlock()
+	if e.ctx.Err() != nil {
+		e.ctx, e.cancel = context.WithCancel(context.Background())
+	}
 }
 
 func (e *element) context() context.Context {
@@ -264,34 +311,127 @@ func (e *element) context() context.Context {
 	return e.ctx
 }
 
-// onEvent turns core observations into element messages and warnings.
+// ---- core events: signals and messages ----
+
+// onEvent runs on the core's upload goroutine; it must not block.
 func (e *element) onEvent(ev sink.Event) {
+	defer e.recoverPanic("event callback", nil)
 	switch ev.Kind {
-	case sink.EventWarning, sink.EventConnectionLost:
-		e.post(1, 0, int(gst.ResourceErrorWrite), ev.Message, "")
-	case sink.EventStreamError:
-		e.post(1, 1, int(gst.StreamErrorFailed), fmt.Sprintf("Kinesis Video Streams error %d (%s): %s", ev.ErrorID, ev.ErrorName, ev.Message), "")
 	case sink.EventAck:
-		st := gst.NewStructure("kvs-fragment-ack")
-		st.SetValue("type", ev.AckType)
-		st.SetValue("timecode", ev.FragmentTimecode)
-		st.SetValue("fragment-number", ev.FragmentNumber)
-		C.kvsgo_post_element_message(e.el, (*C.GstStructure)(unsafe.Pointer(st.Instance())))
+		result := 200 // SERVICE_CALL_RESULT_OK
+		if ev.ErrorID != 0 {
+			result = ev.ErrorID
+		}
+		num := C.CString(ev.FragmentNumber)
+		defer C.free(unsafe.Pointer(num))
+		C.kvsgo_emit_fragment_ack(e.el, C.gint(ackType(ev.AckType)), C.guint64(ev.FragmentTimecode), num, C.gint(result))
+		typ := C.CString(ev.AckType)
+		defer C.free(unsafe.Pointer(typ))
+		C.kvsgo_post_fragment_ack(e.el, typ, C.guint64(ev.FragmentTimecode), num, C.gint(ev.ErrorID))
+	case sink.EventStreamError:
+		e.post(kindWarning, domainStream, int(gst.StreamErrorFailed),
+			fmt.Sprintf("Kinesis Video Streams error %d %s: %s", ev.ErrorID, ev.ErrorName, ev.Message), "")
+	case sink.EventWarning, sink.EventConnectionLost:
+		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), ev.Message, "")
+	case sink.EventConnected:
+		e.log(levelInfo, ev.String())
 	}
 }
 
-// fail posts an element error for a core error, in the domain that fits.
-func (e *element) fail(text string, err error) {
-	domain, code := errorCode(err)
-	e.post(0, domain, code, fmt.Sprintf("%s: %v", text, err), "")
+// ackType is the official FRAGMENT_ACK_TYPE of an ack's EventType.
+func ackType(t string) int {
+	switch t {
+	case "BUFFERING":
+		return 1
+	case "RECEIVED":
+		return 2
+	case "PERSISTED":
+		return 3
+	case "ERROR":
+		return 4
+	case "IDLE":
+		return 5
+	}
+	return 0
 }
 
+// ---- errors ----
+
+// fail reports a core error: an element error in the domain errorCode
+// chooses, and the official stream-error signal.
+func (e *element) fail(text string, err error, dbg string) {
+	domain, code := errorCode(err)
+	e.postAt(1, kindError, domain, code, fmt.Sprintf("%s: %v", text, err), dbg)
+	C.kvsgo_emit_stream_error(e.el, C.guint64(errorStatus(err)))
+}
+
+// recoverPanic turns a panic in a virtual method into an element error; then
+// runs onPanic (to set the failure return value). Use it as
+// defer e.recoverPanic(...): recover works only in the deferred call itself.
+func (e *element) recoverPanic(what string, onPanic func()) {
+	r := recover()
+	if r == nil {
+		return
+	}
+	e.post(kindError, domainCore, int(gst.CoreErrorFailed),
+		fmt.Sprintf("Internal error in kvssink %s: %v", what, r), string(debug.Stack()))
+	if onPanic != nil {
+		onPanic()
+	}
+}
+
+const (
+	kindError   = 0
+	kindWarning = 1
+	kindInfo    = 2
+
+	domainResource = 0
+	domainStream   = 1
+	domainLibrary  = 2
+	domainCore     = 3
+)
+
 func (e *element) post(kind, domain, code int, text, dbg string) {
-	ct, cd := C.CString(text), C.CString(dbg)
+	e.postAt(1, kind, domain, code, text, dbg)
+}
+
+// postAt posts an element message naming a Go function as its source: the
+// caller of postAt's caller for skip=1.
+func (e *element) postAt(skip, kind, domain, code int, text, dbg string) {
+	file, fn, line := caller(skip + 1)
+	ct, cd, cf, cfn := C.CString(text), C.CString(dbg), C.CString(file), C.CString(fn)
 	defer C.free(unsafe.Pointer(ct))
 	defer C.free(unsafe.Pointer(cd))
-	file, fn := C.CString("element.go"), C.CString("kvssink")
-	defer C.free(unsafe.Pointer(file))
-	defer C.free(unsafe.Pointer(fn))
-	C.kvsgo_post(e.el, C.int(kind), C.int(domain), C.int(code), ct, cd, file, fn, 0)
+	defer C.free(unsafe.Pointer(cf))
+	defer C.free(unsafe.Pointer(cfn))
+	C.kvsgo_post(e.el, C.int(kind), C.int(domain), C.int(code), ct, cd, cf, cfn, C.int(line))
+}
+
+// caller returns the file base name, function name and line of a caller:
+// caller(0) is the function calling caller, caller(1) its caller, ...
+func caller(skip int) (file, fn string, line int) {
+	pc, f, l, ok := runtime.Caller(skip + 1)
+	if !ok {
+		return "kvsgo", "?", 0
+	}
+	fn = "?"
+	if fr := runtime.FuncForPC(pc); fr != nil {
+		fn = filepath.Ext(fr.Name())
+		if len(fn) > 1 {
+			fn = fn[1:]
+		}
+	}
+	return filepath.Base(f), fn, l
+}
+
+func capsString(c *C.GstCaps) string {
+	s := C.kvsgo_caps_to_string(c)
+	defer C.g_free(C.gpointer(unsafe.Pointer(s)))
+	return C.GoString(s)
+}
+
+func structureString(s *C.GstStructure) string {
+	cs := C.kvsgo_structure_to_string(s)
+	defer C.g_free(C.gpointer(unsafe.Pointer(cs)))
+	return C.GoString(cs)
 }

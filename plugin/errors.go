@@ -1,7 +1,9 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"net"
 
 	"github.com/go-gst/go-gst/gst"
 
@@ -10,20 +12,40 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
 
-// errorCode maps a core error to a GStreamer error domain (0 resource,
-// 1 stream, 2 library, 3 core) and code: the one place where that is decided.
-func errorCode(err error) (int, int) {
+// errorCode maps a core error to a GStreamer error domain and code: the one
+// place where that is decided. Cancellation never gets here (it is
+// GST_FLOW_FLUSHING, without a message).
+func errorCode(err error) (domain, code int) {
+	var netErr net.Error
 	switch {
 	case errors.Is(err, kvs.ErrAccessDenied), errors.Is(err, credentials.ErrNoCredentials):
-		return 0, int(gst.ResourceErrorNotAuthorized)
-	case errors.Is(err, kvs.ErrStreamNotFound):
-		return 0, int(gst.ResourceErrorNotFound)
+		return domainResource, int(gst.ResourceErrorNotAuthorized)
+	case errors.Is(err, kvs.ErrStreamNotFound), errors.Is(err, kvs.ErrStreamDeleting):
+		return domainResource, int(gst.ResourceErrorNotFound)
 	case errors.Is(err, sink.ErrSettings):
-		return 0, int(gst.ResourceErrorSettings)
+		return domainResource, int(gst.ResourceErrorSettings)
 	case errors.Is(err, sink.ErrFormat), errors.Is(err, sink.ErrNoFormat):
-		return 1, int(gst.StreamErrorFormat)
+		return domainStream, int(gst.StreamErrorFormat)
 	case errors.Is(err, sink.ErrStopTimeout):
-		return 0, int(gst.ResourceErrorWrite)
+		return domainResource, int(gst.ResourceErrorWrite)
+	case errors.Is(err, context.DeadlineExceeded), errors.As(err, &netErr):
+		return domainResource, int(gst.ResourceErrorOpenWrite)
 	}
-	return 1, int(gst.StreamErrorFailed)
+	return domainStream, int(gst.StreamErrorFailed)
+}
+
+// errorStatus is the guint64 of the stream-error signal: the KVS ErrorId
+// (4000–7000) for an ERROR acknowledgement, the HTTP status for an error
+// answer of the service, else 1. (The official element passes its SDK's
+// STATUS codes, which kvsgo does not have.)
+func errorStatus(err error) uint64 {
+	var ackErr *kvs.AckError
+	var apiErr *kvs.APIError
+	switch {
+	case errors.As(err, &ackErr):
+		return uint64(ackErr.Ack.ErrorID)
+	case errors.As(err, &apiErr):
+		return uint64(apiErr.StatusCode)
+	}
+	return 1
 }

@@ -1,7 +1,7 @@
 package main
 
 /*
-#include "kvsgo.h"
+#include "plugin_desc.h"
 #include <stdlib.h>
 */
 import "C"
@@ -10,32 +10,47 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"path/filepath"
+	"runtime"
 	"strings"
 	"unsafe"
 )
 
-// gstHandler sends the core's slog records to the kvssink debug category
-// (GST_DEBUG=kvssink:5). The core never logs secrets; attributes are
-// formatted as key=value.
-type gstHandler struct {
-	el    *C.GstElement
-	attrs []slog.Attr
-	group string
-}
+// GstDebugLevel values used here.
+const (
+	levelError   = 1
+	levelWarning = 2
+	levelInfo    = 4
+	levelDebug   = 5
+	levelLog     = 6
+)
 
-func newLogger(el *C.GstElement) *slog.Logger { return slog.New(&gstHandler{el: el}) }
-
+// gstLevel maps a slog level to a GstDebugLevel.
 func gstLevel(l slog.Level) int {
 	switch {
 	case l >= slog.LevelError:
-		return 1
+		return levelError
 	case l >= slog.LevelWarn:
-		return 2
+		return levelWarning
 	case l >= slog.LevelInfo:
-		return 4
+		return levelInfo
+	case l >= slog.LevelDebug:
+		return levelDebug
 	}
-	return 5
+	return levelLog
 }
+
+// gstHandler is a slog.Handler that writes the core's records to the kvssink
+// debug category (GST_DEBUG=kvssink:5), as "message key=value ...", with the
+// element as the object and the core's source position. The core never
+// logs secrets.
+type gstHandler struct {
+	el     *C.GstElement
+	prefix string // "group." prefixes of WithGroup
+	attrs  string // preformatted " key=value" of WithAttrs
+}
+
+func newLogger(el *C.GstElement) *slog.Logger { return slog.New(&gstHandler{el: el}) }
 
 func (h *gstHandler) Enabled(_ context.Context, l slog.Level) bool {
 	return C.kvsgo_log_enabled(C.int(gstLevel(l))) != 0
@@ -44,33 +59,55 @@ func (h *gstHandler) Enabled(_ context.Context, l slog.Level) bool {
 func (h *gstHandler) Handle(_ context.Context, r slog.Record) error {
 	var b strings.Builder
 	b.WriteString(r.Message)
-	write := func(a slog.Attr) bool {
-		if h.group != "" {
-			fmt.Fprintf(&b, " %s.%s=%v", h.group, a.Key, a.Value)
-		} else {
-			fmt.Fprintf(&b, " %s=%v", a.Key, a.Value)
-		}
+	b.WriteString(h.attrs)
+	r.Attrs(func(a slog.Attr) bool {
+		appendAttr(&b, h.prefix, a)
 		return true
+	})
+	file, fn, line := "kvsgo", "core", 0
+	if r.PC != 0 {
+		f, _ := runtime.CallersFrames([]uintptr{r.PC}).Next()
+		file, line = filepath.Base(f.File), f.Line
+		if i := strings.LastIndexByte(f.Function, '.'); i >= 0 {
+			fn = f.Function[i+1:]
+		}
 	}
-	for _, a := range h.attrs {
-		write(a)
-	}
-	r.Attrs(write)
-	cs := C.CString(b.String())
-	defer C.free(unsafe.Pointer(cs))
-	file, fn := C.CString("kvsgo"), C.CString("core")
-	defer C.free(unsafe.Pointer(file))
-	defer C.free(unsafe.Pointer(fn))
-	C.kvsgo_log(C.int(gstLevel(r.Level)), file, fn, 0, h.el, cs)
+	logAt(gstLevel(r.Level), file, fn, line, h.el, b.String())
 	return nil
 }
 
 func (h *gstHandler) WithAttrs(as []slog.Attr) slog.Handler {
-	return &gstHandler{el: h.el, attrs: append(append([]slog.Attr(nil), h.attrs...), as...), group: h.group}
+	var b strings.Builder
+	b.WriteString(h.attrs)
+	for _, a := range as {
+		appendAttr(&b, h.prefix, a)
+	}
+	return &gstHandler{el: h.el, prefix: h.prefix, attrs: b.String()}
 }
 
 func (h *gstHandler) WithGroup(name string) slog.Handler {
-	return &gstHandler{el: h.el, attrs: h.attrs, group: name}
+	if name == "" {
+		return h
+	}
+	return &gstHandler{el: h.el, prefix: h.prefix + name + ".", attrs: h.attrs}
+}
+
+func appendAttr(b *strings.Builder, prefix string, a slog.Attr) {
+	v := a.Value.Resolve()
+	if v.Kind() == slog.KindGroup {
+		p := prefix
+		if a.Key != "" {
+			p += a.Key + "."
+		}
+		for _, g := range v.Group() {
+			appendAttr(b, p, g)
+		}
+		return
+	}
+	if a.Key == "" {
+		return
+	}
+	fmt.Fprintf(b, " %s%s=%v", prefix, a.Key, v.Any())
 }
 
 // log writes one line to the kvssink category from the element itself.
@@ -78,10 +115,14 @@ func (e *element) log(level int, msg string) {
 	if C.kvsgo_log_enabled(C.int(level)) == 0 {
 		return
 	}
-	cs := C.CString(msg)
-	defer C.free(unsafe.Pointer(cs))
-	file, fn := C.CString("element.go"), C.CString("kvssink")
-	defer C.free(unsafe.Pointer(file))
-	defer C.free(unsafe.Pointer(fn))
-	C.kvsgo_log(C.int(level), file, fn, 0, e.el, cs)
+	file, fn, line := caller(1)
+	logAt(level, file, fn, line, e.el, msg)
+}
+
+func logAt(level int, file, fn string, line int, el *C.GstElement, msg string) {
+	cm, cf, cfn := C.CString(msg), C.CString(file), C.CString(fn)
+	defer C.free(unsafe.Pointer(cm))
+	defer C.free(unsafe.Pointer(cf))
+	defer C.free(unsafe.Pointer(cfn))
+	C.kvsgo_log(C.int(level), cf, cfn, C.int(line), el, cm)
 }

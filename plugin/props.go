@@ -1,13 +1,12 @@
 package main
 
 /*
-#include "kvsgo.h"
+#include "plugin_desc.h"
 #include <stdlib.h>
 */
 import "C"
 
 import (
-	"fmt"
 	"math"
 	"unsafe"
 
@@ -16,6 +15,12 @@ import (
 
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
+
+// The properties: every property of the official kvssink, with its name and
+// GLib type, plus kvsgo's control-plane-uri and GstBaseSink's sync (shadowed
+// to default to false). Values live in sink.Settings; the element snapshots
+// them at start. Optional strings are NULL when unset: never a sentinel such
+// as the official "access_key".
 
 type propKind int
 
@@ -29,72 +34,162 @@ const (
 	kSync // GstBaseSink's sync, shadowed to default to FALSE
 )
 
-// prop is one GObject property and how it maps to sink.Settings.
+// prop is one GObject property and where its value lives in sink.Settings.
+// Exactly one accessor matching kind is set.
 type prop struct {
 	name, nick, blurb string
 	kind              propKind
-	// noEffect marks properties that only tune the official C SDK's
-	// internals: accepted, documented, logged once when set.
+	// noEffect marks properties that only tuned the official C SDK's
+	// internals: accepted, documented, logged once at INFO when set.
 	noEffect bool
-	// secret properties read back as "*****" when set.
+	// secret properties read back as "*****" when set, NULL when unset.
 	secret bool
-	str    func(*sink.Settings) **string
-	strv   func(*sink.Settings) *string // non-nullable strings
-	b      func(*sink.Settings) *bool
-	u      func(*sink.Settings) *uint
-	u64    func(*sink.Settings) *uint64
-	st     func(*sink.Settings) **sink.Structure
-	defStr *string
+
+	str  func(*sink.Settings) **string         // nullable string
+	strv func(*sink.Settings) *string          // string with a non-NULL default; NULL restores it
+	b    func(*sink.Settings) *bool            //
+	u    func(*sink.Settings) *uint            // 0..G_MAXUINT
+	u64  func(*sink.Settings) *uint64          // 0..G_MAXUINT64
+	st   func(*sink.Settings) **sink.Structure // boxed GstStructure
+
+	defStr *string // pspec default of string properties
 	defB   bool
 	defU   uint
 }
 
 func sp(s string) *string { return &s }
 
+// noEffect is the start of the blurb of every property kvsgo accepts but
+// ignores; test/inspect checks it.
+const noEffect = "Accepted for compatibility; no effect in kvsgo"
+
+// secretMask is what get_property returns for a secret that is set.
+const secretMask = "*****"
+
 var props = []prop{
-	{name: "stream-name", nick: "Stream name", blurb: "Name of the destination stream ([a-zA-Z0-9_.-], 1 to 256 characters); also the default IoT thing name", kind: kString, strv: func(s *sink.Settings) *string { return &s.StreamName }, defStr: sp(sink.DefaultStreamName)},
-	{name: "user-agent", nick: "User agent", blurb: "Name added to the User-Agent of every request", kind: kString, strv: func(s *sink.Settings) *string { return &s.UserAgent }, defStr: sp(sink.DefaultUserAgent)},
-	{name: "retention-period", nick: "Retention period", blurb: "Data retention of a stream this element creates. Unit: hours; 0 = no retention (then RECEIVED acks end the stream instead of PERSISTED)", kind: kUint, u: func(s *sink.Settings) *uint { return &s.RetentionHours }, defU: sink.DefaultRetentionHours},
-	{name: "streaming-type", nick: "Streaming type", blurb: "realtime and near-realtime stream live; offline streams a file as fast as the service takes it", kind: kEnum},
-	{name: "content-type", nick: "Content type", blurb: "MIME type of a stream this element creates. NULL (the default) derives it from the caps (video/h264, video/h265, audio/aac, audio/alaw, audio/mulaw)", kind: kString, str: func(s *sink.Settings) **string { return &s.ContentType }},
-	{name: "max-latency", nick: "Max latency", blurb: "Stream latency above which the connection is reset. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.MaxLatencySec }, defU: sink.DefaultMaxLatencySec},
-	{name: "fragment-duration", nick: "Fragment duration", blurb: "Minimum fragment length when key-frame-fragmentation=false (1000 to 30000). Unit: milliseconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.FragmentDurationMs }, defU: sink.DefaultFragmentDurationMs},
-	{name: "timecode-scale", nick: "Timecode scale", blurb: "Matroska timecode unit (at least 1). Unit: milliseconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.TimecodeScaleMs }, defU: sink.DefaultTimecodeScaleMs},
-	{name: "key-frame-fragmentation", nick: "Key frame fragmentation", blurb: "If true, start a fragment at every key frame; otherwise at the first key frame after fragment-duration", kind: kBool, b: func(s *sink.Settings) *bool { return &s.KeyFrameFragmentation }, defB: sink.DefaultKeyFrameFragmentation},
-	{name: "frame-timecodes", nick: "Frame timecodes", blurb: "Use the buffers' timestamps; if false, stamp frames with the wall clock on arrival", kind: kBool, b: func(s *sink.Settings) *bool { return &s.FrameTimecodes }, defB: sink.DefaultFrameTimecodes},
-	{name: "absolute-fragment-times", nick: "Absolute fragment times", blurb: "Send absolute (epoch) cluster timecodes; if false, relative to the stream start", kind: kBool, b: func(s *sink.Settings) *bool { return &s.AbsoluteFragmentTimes }, defB: sink.DefaultAbsoluteFragmentTimes},
-	{name: "fragment-acks", nick: "Fragment acks", blurb: "Ask the service for fragment acknowledgements and wait for the last one at EOS", kind: kBool, b: func(s *sink.Settings) *bool { return &s.FragmentAcks }, defB: sink.DefaultFragmentAcks},
-	{name: "restart-on-error", nick: "Restart on error", blurb: "Reconnect and resend after a retriable error; if false the first error ends the stream", kind: kBool, b: func(s *sink.Settings) *bool { return &s.RestartOnError }, defB: sink.DefaultRestartOnError},
-	{name: "recalculate-metrics", nick: "Recalculate metrics", blurb: "Accepted for compatibility; no effect in kvsgo (it tuned the official SDK's frame-rate metrics)", kind: kBool, noEffect: true, b: func(s *sink.Settings) *bool { return &s.RecalculateMetrics }, defB: sink.DefaultRecalculateMetrics},
-	{name: "framerate", nick: "Framerate", blurb: "Accepted for compatibility; no effect in kvsgo (it sized the official SDK's frame index; kvsgo sizes its store in bytes). Unit: frames per second", kind: kUint, noEffect: true, u: func(s *sink.Settings) *uint { return &s.Framerate }, defU: sink.DefaultFramerate},
-	{name: "avg-bandwidth-bps", nick: "Average bandwidth", blurb: "Accepted for compatibility; no effect in kvsgo (an initial metric of the official SDK). Unit: bits per second", kind: kUint, noEffect: true, u: func(s *sink.Settings) *uint { return &s.AvgBandwidthBps }, defU: sink.DefaultAvgBandwidthBps},
-	{name: "buffer-duration", nick: "Buffer duration", blurb: "How much stream may wait for upload. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.BufferDurationSec }, defU: sink.DefaultBufferDurationSec},
-	{name: "replay-duration", nick: "Replay duration", blurb: "How far back to resend after a reconnect. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.ReplayDurationSec }, defU: sink.DefaultReplayDurationSec},
-	{name: "connection-staleness", nick: "Connection staleness", blurb: "Reset the connection after this long without a BUFFERING ack. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.ConnectionStaleSec }, defU: sink.DefaultConnectionStaleSec},
-	{name: "codec-id", nick: "Codec ID", blurb: "Matroska CodecID of the video track; the default follows the caps (V_MPEG4/ISO/AVC or V_MPEGH/ISO/HEVC)", kind: kString, strv: func(s *sink.Settings) *string { return &s.CodecID }, defStr: sp(sink.DefaultCodecID)},
-	{name: "track-name", nick: "Track name", blurb: "Matroska track name of the video track", kind: kString, strv: func(s *sink.Settings) *string { return &s.TrackName }, defStr: sp(sink.DefaultTrackName)},
-	{name: "access-key", nick: "Access key", blurb: "AWS access key id. NULL (the default): use AWS_ACCESS_KEY_ID", kind: kString, str: func(s *sink.Settings) **string { return &s.AccessKey }},
-	{name: "secret-key", nick: "Secret key", blurb: "AWS secret access key. NULL (the default): use AWS_SECRET_ACCESS_KEY. Reads back as ***** when set", kind: kString, secret: true, str: func(s *sink.Settings) **string { return &s.SecretKey }},
-	{name: "session-token", nick: "Session token", blurb: "AWS session token. NULL (the default): use AWS_SESSION_TOKEN. Reads back as ***** when set", kind: kString, secret: true, str: func(s *sink.Settings) **string { return &s.SessionToken }},
-	{name: "aws-region", nick: "AWS region", blurb: "AWS region. NULL (the default): AWS_REGION, else AWS_DEFAULT_REGION, else us-west-2. An explicit value always wins", kind: kString, str: func(s *sink.Settings) **string { return &s.AWSRegion }},
-	{name: "rotation-period", nick: "Rotation period", blurb: "Accepted for compatibility; no effect (the official element stores it unused). Unit: seconds", kind: kUint, noEffect: true, u: func(s *sink.Settings) *uint { return &s.RotationPeriodSec }, defU: sink.DefaultRotationPeriodSec},
-	{name: "log-config", nick: "Log configuration", blurb: "Accepted for compatibility; no effect (the official SDK's log4cplus file). kvsgo logs through GST_DEBUG=kvssink:5", kind: kString, noEffect: true, str: func(s *sink.Settings) **string { return &s.LogConfig }, defStr: sp(sink.DefaultLogConfig)},
-	{name: "storage-size", nick: "Storage size", blurb: "Memory for fragments awaiting upload and acknowledgement. Unit: MB", kind: kUint, u: func(s *sink.Settings) *uint { return &s.StorageSizeMB }, defU: sink.DefaultStorageSizeMB},
-	{name: "stop-stream-timeout", nick: "Stop stream timeout", blurb: "Longest wait at EOS for the last fragment acknowledgement. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.StopStreamTimeoutSec }, defU: sink.DefaultStopStreamTimeoutSec},
-	{name: "connection-timeout", nick: "Connection timeout", blurb: "Connect (TCP and TLS) timeout of every request. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.ConnectionTimeoutSec }, defU: sink.DefaultConnectionTimeoutSec},
-	{name: "completion-timeout", nick: "Completion timeout", blurb: "Timeout of one control-plane call. Unit: seconds", kind: kUint, u: func(s *sink.Settings) *uint { return &s.CompletionTimeoutSec }, defU: sink.DefaultCompletionTimeoutSec},
-	{name: "credential-path", nick: "Credential file", blurb: "File with rotating credentials (CREDENTIALS <key> [<expiration>] <secret> [<token>])", kind: kString, str: func(s *sink.Settings) **string { return &s.CredentialPath }, defStr: sp(sink.DefaultCredentialPath)},
-	{name: "iot-certificate", nick: "IoT certificate", blurb: "AWS IoT credentials provider: \"iot-certificate,endpoint=…,cert-path=…,key-path=…,ca-path=…,role-aliases=…\"", kind: kStructure, st: func(s *sink.Settings) **sink.Structure { return &s.IoTCertificate }},
-	{name: "stream-tags", nick: "Stream tags", blurb: "Tags for the stream, every field a string: \"tags,team=video,env=(string)1\"", kind: kStructure, st: func(s *sink.Settings) **sink.Structure { return &s.StreamTags }},
-	{name: "file-start-time", nick: "File start time", blurb: "offline: epoch the stream starts at. 0 (the default): the time the element started. Unit: seconds", kind: kUint64, u64: func(s *sink.Settings) *uint64 { return &s.FileStartTime }},
-	{name: "disable-buffer-clipping", nick: "Disable buffer clipping", blurb: "Accepted for compatibility; no effect (kvsgo never clips buffers to the segment, so no frame is lost)", kind: kBool, noEffect: true, b: func(s *sink.Settings) *bool { return &s.DisableBufferClipping }},
-	{name: "use-original-pts", nick: "Use original PTS", blurb: "Use buffer timestamps as epoch nanoseconds instead of rebasing them on the wall clock at the first frame", kind: kBool, b: func(s *sink.Settings) *bool { return &s.UseOriginalPTS }},
-	{name: "get-kvs-metrics", nick: "Get KVS metrics", blurb: "Emit stream-client-metric on key frames", kind: kBool, b: func(s *sink.Settings) *bool { return &s.GetKVSMetrics }},
-	{name: "allow-create-stream", nick: "Allow create stream", blurb: "Create the stream if it does not exist", kind: kBool, b: func(s *sink.Settings) *bool { return &s.AllowCreateStream }, defB: sink.DefaultAllowCreateStream},
-	{name: "control-plane-uri", nick: "Control plane URI", blurb: "Control-plane URL. NULL (the default): AWS_ENDPOINT_URL_KINESIS_VIDEO, CONTROL_PLANE_URI, AWS_ENDPOINT_URL, else the region's AWS endpoint. http:// only for loopback", kind: kString, str: func(s *sink.Settings) **string { return &s.ControlPlaneURI }},
+	{name: "stream-name", nick: "Stream name", kind: kString, defStr: sp(sink.DefaultStreamName),
+		strv:  func(s *sink.Settings) *string { return &s.StreamName },
+		blurb: "Name of the destination stream: 1 to 256 letters, digits, '_', '.' or '-'. Default: DEFAULT_STREAM"},
+	{name: "user-agent", nick: "User agent", kind: kString, defStr: sp(sink.DefaultUserAgent),
+		strv:  func(s *sink.Settings) *string { return &s.UserAgent },
+		blurb: "Product name at the start of the User-Agent header of every request. Default: " + sink.DefaultUserAgent},
+	{name: "retention-period", nick: "Retention period", kind: kUint, defU: sink.DefaultRetentionHours,
+		u:     func(s *sink.Settings) *uint { return &s.RetentionHours },
+		blurb: "Data retention of a stream this element creates; with 0 the service keeps nothing and EOS waits for RECEIVED instead of PERSISTED acks. Unit: hours. Default: 2"},
+	{name: "streaming-type", nick: "Streaming type", kind: kEnum,
+		blurb: "realtime and near-realtime: live, the oldest fragments not yet sent are dropped when storage-size is full; offline: upload as fast as the service takes it, blocking upstream when storage-size is full. Default: realtime"},
+	{name: "content-type", nick: "Content type", kind: kString, noEffect: true,
+		str:   func(s *sink.Settings) **string { return &s.ContentType },
+		blurb: noEffect + " (as in the official element, the MIME type of the stream always follows the caps: video/h264, video/h265, audio/aac, audio/alaw or audio/mulaw). Default: NULL"},
+	{name: "max-latency", nick: "Max latency", kind: kUint, defU: sink.DefaultMaxLatencySec,
+		u:     func(s *sink.Settings) *uint { return &s.MaxLatencySec },
+		blurb: "Amount of stream waiting for upload above which the connection is reset. Unit: seconds. Default: 60"},
+	{name: "fragment-duration", nick: "Fragment duration", kind: kUint, defU: sink.DefaultFragmentDurationMs,
+		u:     func(s *sink.Settings) *uint { return &s.FragmentDurationMs },
+		blurb: "Fragment length when key-frame-fragmentation=false: a fragment starts at the first key frame after it. Range: 1000 to 30000. Unit: milliseconds. Default: 2000"},
+	{name: "timecode-scale", nick: "Timecode scale", kind: kUint, defU: sink.DefaultTimecodeScaleMs,
+		u:     func(s *sink.Settings) *uint { return &s.TimecodeScaleMs },
+		blurb: "Matroska timecode unit; at least 1. Unit: milliseconds. Default: 1"},
+	{name: "key-frame-fragmentation", nick: "Key frame fragmentation", kind: kBool, defB: sink.DefaultKeyFrameFragmentation,
+		b:     func(s *sink.Settings) *bool { return &s.KeyFrameFragmentation },
+		blurb: "If true, start a new fragment at every key frame; otherwise at the first key frame after fragment-duration. Default: true"},
+	{name: "frame-timecodes", nick: "Frame timecodes", kind: kBool, defB: sink.DefaultFrameTimecodes,
+		b:     func(s *sink.Settings) *bool { return &s.FrameTimecodes },
+		blurb: "If true, timestamp frames with the buffers' PTS/DTS; otherwise with the wall clock when they arrive. Default: true"},
+	{name: "absolute-fragment-times", nick: "Absolute fragment times", kind: kBool, defB: sink.DefaultAbsoluteFragmentTimes,
+		b:     func(s *sink.Settings) *bool { return &s.AbsoluteFragmentTimes },
+		blurb: "If true, fragment timecodes are absolute (epoch); otherwise relative to the start of the upload. Default: true"},
+	{name: "fragment-acks", nick: "Fragment acks", kind: kBool, defB: sink.DefaultFragmentAcks,
+		b:     func(s *sink.Settings) *bool { return &s.FragmentAcks },
+		blurb: "If true, ask the service for fragment acknowledgements and wait for the last one at EOS. Default: true"},
+	{name: "restart-on-error", nick: "Restart on error", kind: kBool, defB: sink.DefaultRestartOnError,
+		b:     func(s *sink.Settings) *bool { return &s.RestartOnError },
+		blurb: "If true, reconnect and resend after a retriable error; otherwise the first error ends the stream. Default: true"},
+	{name: "recalculate-metrics", nick: "Recalculate metrics", kind: kBool, noEffect: true, defB: sink.DefaultRecalculateMetrics,
+		b:     func(s *sink.Settings) *bool { return &s.RecalculateMetrics },
+		blurb: noEffect + " (it switched the official SDK's frame-rate and bit-rate averaging on and off). Default: true"},
+	{name: "framerate", nick: "Framerate", kind: kUint, noEffect: true, defU: sink.DefaultFramerate,
+		u:     func(s *sink.Settings) *uint { return &s.Framerate },
+		blurb: noEffect + " (it sized the official SDK's frame index; kvsgo bounds its store in bytes with storage-size). Unit: frames per second. Default: 25"},
+	{name: "avg-bandwidth-bps", nick: "Average bandwidth", kind: kUint, noEffect: true, defU: sink.DefaultAvgBandwidthBps,
+		u:     func(s *sink.Settings) *uint { return &s.AvgBandwidthBps },
+		blurb: noEffect + " (it seeded the official SDK's bandwidth metric). Unit: bits per second. Default: 4194304"},
+	{name: "buffer-duration", nick: "Buffer duration", kind: kUint, defU: sink.DefaultBufferDurationSec,
+		u:     func(s *sink.Settings) *uint { return &s.BufferDurationSec },
+		blurb: "Longest stretch of stream kept for upload and replay. Unit: seconds. Default: 120"},
+	{name: "replay-duration", nick: "Replay duration", kind: kUint, defU: sink.DefaultReplayDurationSec,
+		u:     func(s *sink.Settings) *uint { return &s.ReplayDurationSec },
+		blurb: "How far back to resend unacknowledged fragments after a reconnect; at most buffer-duration. Unit: seconds. Default: 40"},
+	{name: "connection-staleness", nick: "Connection staleness", kind: kUint, defU: sink.DefaultConnectionStaleSec,
+		u:     func(s *sink.Settings) *uint { return &s.ConnectionStaleSec },
+		blurb: "Reset the connection after this long without a BUFFERING acknowledgement. Unit: seconds. Default: 60"},
+	{name: "codec-id", nick: "Codec ID", kind: kString, defStr: sp(sink.DefaultCodecID),
+		strv:  func(s *sink.Settings) *string { return &s.CodecID },
+		blurb: "Matroska CodecID of the track; H.265, AAC and G.711 caps override the H.264 default. Default: " + sink.DefaultCodecID},
+	{name: "track-name", nick: "Track name", kind: kString, defStr: sp(sink.DefaultTrackName),
+		strv:  func(s *sink.Settings) *string { return &s.TrackName },
+		blurb: "Matroska name of the track. Default: " + sink.DefaultTrackName},
+	{name: "access-key", nick: "Access key", kind: kString,
+		str:   func(s *sink.Settings) **string { return &s.AccessKey },
+		blurb: "AWS access key ID. Default: NULL, which means AWS_ACCESS_KEY_ID from the environment"},
+	{name: "secret-key", nick: "Secret key", kind: kString, secret: true,
+		str:   func(s *sink.Settings) **string { return &s.SecretKey },
+		blurb: "AWS secret access key; reads back as ***** when set, never as the key. Default: NULL, which means AWS_SECRET_ACCESS_KEY from the environment"},
+	{name: "session-token", nick: "Session token", kind: kString, secret: true,
+		str:   func(s *sink.Settings) **string { return &s.SessionToken },
+		blurb: "AWS session token of temporary credentials; reads back as ***** when set, never as the token. Default: NULL, which means AWS_SESSION_TOKEN from the environment, if set"},
+	{name: "aws-region", nick: "AWS region", kind: kString,
+		str:   func(s *sink.Settings) **string { return &s.AWSRegion },
+		blurb: "AWS region, e.g. eu-west-1; a value set here wins over the environment. Default: NULL, which means AWS_REGION, else AWS_DEFAULT_REGION, else us-west-2"},
+	{name: "rotation-period", nick: "Rotation period", kind: kUint, noEffect: true, defU: sink.DefaultRotationPeriodSec,
+		u:     func(s *sink.Settings) *uint { return &s.RotationPeriodSec },
+		blurb: noEffect + " (the official element stores it and never uses it). Unit: seconds. Default: 3600"},
+	{name: "log-config", nick: "Log configuration", kind: kString, noEffect: true,
+		str:   func(s *sink.Settings) **string { return &s.LogConfig },
+		blurb: noEffect + " (it named the official SDK's log4cplus configuration file; kvsgo logs through the GStreamer debug log: GST_DEBUG=kvssink:5). Default: NULL"},
+	{name: "storage-size", nick: "Storage size", kind: kUint, defU: sink.DefaultStorageSizeMB,
+		u:     func(s *sink.Settings) *uint { return &s.StorageSizeMB },
+		blurb: "Memory for fragments waiting for upload or acknowledgement; when full, streaming-type decides between dropping the oldest and blocking. Unit: MiB. Default: 128"},
+	{name: "stop-stream-timeout", nick: "Stop stream timeout", kind: kUint, defU: sink.DefaultStopStreamTimeoutSec,
+		u:     func(s *sink.Settings) *uint { return &s.StopStreamTimeoutSec },
+		blurb: "Longest wait at EOS for the last fragment acknowledgement; after it the element posts an error. Unit: seconds. Default: 120"},
+	{name: "connection-timeout", nick: "Connection timeout", kind: kUint, defU: sink.DefaultConnectionTimeoutSec,
+		u:     func(s *sink.Settings) *uint { return &s.ConnectionTimeoutSec },
+		blurb: "Timeout to connect (TCP and TLS) to the service, per connection. Unit: seconds. Default: 5"},
+	{name: "completion-timeout", nick: "Completion timeout", kind: kUint, defU: sink.DefaultCompletionTimeoutSec,
+		u:     func(s *sink.Settings) *uint { return &s.CompletionTimeoutSec },
+		blurb: "Timeout of one control-plane call (DescribeStream, CreateStream, GetDataEndpoint, ...), connection included. Unit: seconds. Default: 10"},
+	{name: "credential-path", nick: "Credential file", kind: kString, defStr: sp(sink.DefaultCredentialPath),
+		str:   func(s *sink.Settings) **string { return &s.CredentialPath },
+		blurb: "File of rotating credentials (CREDENTIALS <access key> [<expiration>] <secret key> [<session token>]), used when neither the properties nor the environment hold a key. Default: .kvs/credential"},
+	{name: "iot-certificate", nick: "IoT certificate", kind: kStructure,
+		st:    func(s *sink.Settings) **sink.Structure { return &s.IoTCertificate },
+		blurb: "Credentials from the AWS IoT credentials provider, every field a string: \"iot-certificate, endpoint=..., cert-path=..., key-path=..., ca-path=..., role-aliases=...[, iot-thing-name=...]\". Default: NULL (not used)"},
+	{name: "stream-tags", nick: "Stream tags", kind: kStructure,
+		st:    func(s *sink.Settings) **sink.Structure { return &s.StreamTags },
+		blurb: "Tags of a stream this element creates, every field a string: \"tags, team=video, id=(string)42\". Default: NULL (no tags)"},
+	{name: "file-start-time", nick: "File start time", kind: kUint64,
+		u64:   func(s *sink.Settings) *uint64 { return &s.FileStartTime },
+		blurb: "offline only: the epoch time the stream starts at; buffer timestamps count from it. Unit: seconds since 1970. Default: 0, which means the time the element was created"},
+	{name: "disable-buffer-clipping", nick: "Disable buffer clipping", kind: kBool, noEffect: true,
+		b:     func(s *sink.Settings) *bool { return &s.DisableBufferClipping },
+		blurb: noEffect + " (the official element clipped buffers to the segment in its collect pads; kvsgo never clips, so no frame is dropped). Default: false"},
+	{name: "use-original-pts", nick: "Use original PTS", kind: kBool,
+		b:     func(s *sink.Settings) *bool { return &s.UseOriginalPTS },
+		blurb: "If true, buffer timestamps are epoch times in nanoseconds and are used as they are; otherwise they are moved so that the first frame is stamped with the wall clock. Default: false"},
+	{name: "get-kvs-metrics", nick: "Get KVS metrics", kind: kBool,
+		b:     func(s *sink.Settings) *bool { return &s.GetKVSMetrics },
+		blurb: "If true, emit stream-client-metric on every key frame. Default: false"},
+	{name: "allow-create-stream", nick: "Allow create stream", kind: kBool, defB: sink.DefaultAllowCreateStream,
+		b:     func(s *sink.Settings) *bool { return &s.AllowCreateStream },
+		blurb: "If true, create the stream when it does not exist. Default: true"},
+	{name: "control-plane-uri", nick: "Control plane URI", kind: kString,
+		str:   func(s *sink.Settings) **string { return &s.ControlPlaneURI },
+		blurb: "kvsgo only: the control-plane URL, e.g. http://127.0.0.1:4567 (plain http only for loopback hosts). Default: NULL, which means AWS_ENDPOINT_URL_KINESIS_VIDEO, else CONTROL_PLANE_URI, else AWS_ENDPOINT_URL, else https://kinesisvideo.<region>.amazonaws.com"},
 	{name: "sync", kind: kSync},
 }
 
+// paramSpecs builds the pspecs of one class (a pspec belongs to one class).
 func paramSpecs() []*glib.ParamSpec {
 	flags := glib.ParameterReadWrite | glib.ParameterFlags(gst.ParameterMutableReady)
 	out := make([]*glib.ParamSpec, len(props))
@@ -119,107 +214,113 @@ func paramSpecs() []*glib.ParamSpec {
 	return out
 }
 
-// cstr makes a C string that lives for the process (pspec strings are static).
+// cstr makes a C string that lives as long as the process, as the pspec
+// strings flagged G_PARAM_STATIC_STRINGS must.
 func cstr(s string) *C.char { return C.CString(s) }
 
-// setProp applies a GValue to the settings.
-func (p *prop) set(s *sink.Settings, v *C.GValue) error {
+// set stores a GValue of p's type in st. For a structure property it also
+// returns the structure's serialisation, which get_property parses back.
+func (p *prop) set(st *sink.Settings, v *C.GValue) (serialised *string) {
 	switch p.kind {
 	case kString:
 		cs := C.kvsgo_value_get_string(v)
 		if p.strv != nil {
 			if cs == nil {
-				return fmt.Errorf("%s cannot be NULL", p.name)
+				*p.strv(st) = *p.defStr // NULL restores the default
+			} else {
+				*p.strv(st) = C.GoString(cs)
 			}
-			*p.strv(s) = C.GoString(cs)
 			return nil
 		}
 		if cs == nil {
-			*p.str(s) = nil
+			*p.str(st) = nil
 		} else {
 			x := C.GoString(cs)
-			*p.str(s) = &x
+			*p.str(st) = &x
 		}
 	case kBool:
-		*p.b(s) = C.kvsgo_value_get_boolean(v) != 0
+		*p.b(st) = C.kvsgo_value_get_boolean(v) != 0
 	case kUint:
-		*p.u(s) = uint(C.kvsgo_value_get_uint(v))
+		*p.u(st) = uint(C.kvsgo_value_get_uint(v))
 	case kUint64:
-		*p.u64(s) = uint64(C.kvsgo_value_get_uint64(v))
+		*p.u64(st) = uint64(C.kvsgo_value_get_uint64(v))
 	case kEnum:
-		s.StreamingType = sink.StreamingType(C.kvsgo_value_get_enum(v))
+		st.StreamingType = sink.StreamingType(C.kvsgo_value_get_enum(v))
 	case kStructure:
-		cs := C.kvsgo_value_dup_structure(v)
+		// The structure is borrowed from the GValue: copy what we need now.
+		cs := C.kvsgo_value_get_structure(v)
 		if cs == nil {
-			*p.st(s) = nil
+			*p.st(st) = nil
 			return nil
 		}
-		defer C.gst_structure_free(cs)
-		*p.st(s) = structureData(cs)
+		*p.st(st) = structureData(cs)
+		s := C.kvsgo_structure_to_string(cs)
+		x := C.GoString(s)
+		C.g_free(C.gpointer(unsafe.Pointer(s)))
+		return &x
 	}
 	return nil
 }
 
-// get builds the GValue of a property.
-func (p *prop) get(s *sink.Settings) *glib.Value {
+// get returns the GValue of p. serialised is the stored serialisation of a
+// structure property.
+func (p *prop) get(st *sink.Settings, serialised *string) *glib.Value {
 	switch p.kind {
 	case kString:
 		v, _ := glib.ValueInit(glib.TYPE_STRING)
 		var x *string
 		if p.strv != nil {
-			y := *p.strv(s)
-			x = &y
+			x = p.strv(st)
 		} else {
-			x = *p.str(s)
+			x = *p.str(st)
 		}
-		if x != nil {
-			if p.secret {
-				v.SetString("*****")
-			} else {
-				v.SetString(*x)
-			}
+		switch {
+		case x == nil: // NULL
+		case p.secret:
+			v.SetString(secretMask)
+		default:
+			v.SetString(*x)
 		}
 		return v
 	case kBool:
 		v, _ := glib.ValueInit(glib.TYPE_BOOLEAN)
-		v.SetBool(*p.b(s))
+		v.SetBool(*p.b(st))
 		return v
 	case kUint:
 		v, _ := glib.ValueInit(glib.TYPE_UINT)
-		v.SetUInt(*p.u(s))
+		v.SetUInt(*p.u(st))
 		return v
 	case kUint64:
 		v, _ := glib.ValueInit(glib.TYPE_UINT64)
-		v.SetUInt64(*p.u64(s))
+		v.SetUInt64(*p.u64(st))
 		return v
 	case kEnum:
 		v, _ := glib.ValueInit(glib.Type(C.kvsgo_streaming_type_get_type()))
-		v.SetEnum(int(s.StreamingType))
+		v.SetEnum(int(st.StreamingType))
 		return v
 	case kStructure:
 		v, _ := glib.ValueInit(glib.Type(C.gst_structure_get_type()))
-		if st := *p.st(s); st != nil {
-			cs := C.CString(structureString(st))
+		if *p.st(st) != nil && serialised != nil {
+			cs := C.CString(*serialised)
 			defer C.free(unsafe.Pointer(cs))
-			if c := C.kvsgo_structure_from_string(cs); c != nil {
-				C.kvsgo_value_take_structure((*C.GValue)(v.Native()), c)
-			}
+			C.kvsgo_value_take_structure_string((*C.GValue)(v.Native()), cs)
 		}
 		return v
 	}
 	return nil
 }
 
-// structureData copies a GstStructure into plain data.
+// structureData copies a GstStructure into plain data: its name, its fields
+// in order, each with the GType name of its value and its string form (the
+// string itself for G_TYPE_STRING, gst_value_serialize otherwise).
 func structureData(cs *C.GstStructure) *sink.Structure {
 	st := &sink.Structure{Name: C.GoString(C.kvsgo_structure_name(cs)), Fields: map[string]sink.TypedValue{}}
 	n := int(C.kvsgo_structure_n_fields(cs))
 	for i := 0; i < n; i++ {
 		f := C.kvsgo_structure_field_name(cs, C.gint(i))
 		name := C.GoString(f)
-		val := C.kvsgo_structure_field_string(cs, f)
 		tv := sink.TypedValue{Type: C.GoString(C.kvsgo_structure_field_type(cs, f))}
-		if val != nil {
+		if val := C.kvsgo_structure_field_string(cs, f); val != nil {
 			tv.Value = C.GoString(val)
 			C.g_free(C.gpointer(unsafe.Pointer(val)))
 		}
@@ -227,18 +328,4 @@ func structureData(cs *C.GstStructure) *sink.Structure {
 		st.Order = append(st.Order, name)
 	}
 	return st
-}
-
-// structureString serialises plain structure data back for get_property.
-func structureString(st *sink.Structure) string {
-	out := st.Name
-	for _, k := range st.Order {
-		f := st.Fields[k]
-		if f.Type == "gchararray" {
-			out += fmt.Sprintf(", %s=(string)%q", k, f.Value)
-		} else {
-			out += fmt.Sprintf(", %s=%s", k, f.Value)
-		}
-	}
-	return out
 }
