@@ -87,7 +87,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	}
 	creds, credSource, err := credentials.Resolve(credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken}, getenv)
 	if err != nil {
-		return c, fmt.Errorf("%w: %v", ErrSettings, err)
+		return c, fmt.Errorf("%w: %w", ErrSettings, err)
 	}
 	tags, err := structureStrings(st.StreamTags, "stream-tags")
 	if err != nil {

@@ -154,7 +154,11 @@ func DefaultSettings() Settings {
 		ConnectionTimeoutSec:  DefaultConnectionTimeoutSec,
 		CompletionTimeoutSec:  DefaultCompletionTimeoutSec,
 		AllowCreateStream:     DefaultAllowCreateStream,
+		CredentialPath:        ptrTo(DefaultCredentialPath),
+		LogConfig:             ptrTo(DefaultLogConfig),
 	}
 }
+
+func ptrTo(s string) *string { return &s }
 
 func secs(n uint) time.Duration { return time.Duration(n) * time.Second }
