@@ -155,7 +155,6 @@ func DefaultSettings() Settings {
 		CompletionTimeoutSec:  DefaultCompletionTimeoutSec,
 		AllowCreateStream:     DefaultAllowCreateStream,
 		CredentialPath:        ptrTo(DefaultCredentialPath),
-		LogConfig:             ptrTo(DefaultLogConfig),
 	}
 }
 
