@@ -76,11 +76,12 @@ func (e *element) rename(from, to string) {
 
 // sinkCaps is what the sink pad takes: one track of H.264, H.265, AAC, A-law
 // or µ-law, one access unit per buffer. The official element takes H.264
-// only as avc; the core also converts avc3 and byte-stream. H.265 is
-// hvc1/hev1 only: pkg/sink does not convert H.265 byte-stream yet, and
-// leaving it out makes h265parse convert instead of failing at set_caps.
+// only as avc; the core also converts avc3 and byte-stream. H.265
+// byte-stream is converted too, with the hvcC built from the in-band
+// VPS/SPS/PPS (the official element stores it without CodecPrivate, which no
+// player can play).
 const sinkCaps = "video/x-h264, stream-format=(string){ avc, avc3, byte-stream }, alignment=(string)au; " +
-	"video/x-h265, stream-format=(string){ hvc1, hev1 }, alignment=(string)au; " +
+	"video/x-h265, stream-format=(string){ hvc1, hev1, byte-stream }, alignment=(string)au; " +
 	"audio/mpeg, mpegversion=(int){ 2, 4 }, stream-format=(string)raw, channels=(int)[ 1, MAX ], rate=(int)[ 1, MAX ]; " +
 	"audio/x-alaw, channels=(int){ 1, 2 }, rate=(int)[ 8000, 192000 ]; " +
 	"audio/x-mulaw, channels=(int){ 1, 2 }, rate=(int)[ 8000, 192000 ]"

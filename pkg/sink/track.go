@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/kvsgo/kvsgo/pkg/codec/h264"
+	"github.com/kvsgo/kvsgo/pkg/codec/h265"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
 
@@ -17,8 +18,11 @@ type track struct {
 	entry     mkv.Track
 	mediaType string // CreateStream MediaType
 	video     bool
-	annexB    bool // H.264 byte-stream: convert frames to AVCC, CodecPrivate from in-band SPS/PPS
-	needCPD   bool // CodecPrivate still unknown (byte-stream before the first SPS/PPS)
+	hevc      bool
+	annexB    bool // byte-stream: convert frames to length-prefixed NALs, CodecPrivate from in-band parameter sets
+	needCPD   bool // CodecPrivate still unknown (byte-stream before the first parameter sets)
+	// spsWidth/spsHeight: picture size from the last in-band SPS.
+	spsWidth, spsHeight int
 }
 
 func formatErr(format string, args ...any) error {
@@ -53,11 +57,16 @@ func trackFor(f Format, codecID, name string) (*track, error) {
 		}
 	case "h265":
 		t.video, t.mediaType = true, "video/h265"
+		t.hevc = true
 		t.entry.Type, t.entry.CodecID = mkv.TrackTypeVideo, "V_MPEGH/ISO/HEVC"
-		if f.StreamFormat == "byte-stream" || len(f.CodecData) == 0 {
-			return nil, formatErr("H.265 needs stream-format=hvc1 or hev1 with codec_data (the hvcC record); put h265parse before kvssink with caps video/x-h265,stream-format=hvc1")
+		switch {
+		case f.StreamFormat == "byte-stream":
+			t.annexB, t.needCPD = true, true
+		case len(f.CodecData) == 0:
+			return nil, formatErr("video/x-h265 stream-format=%s caps have no codec_data (the hvcC record); use h265parse upstream", orDefault(f.StreamFormat, "hvc1"))
+		default:
+			t.entry.CodecPrivate = append([]byte(nil), f.CodecData...)
 		}
-		t.entry.CodecPrivate = append([]byte(nil), f.CodecData...)
 	case "aac":
 		t.mediaType = "audio/aac"
 		t.entry.Type, t.entry.CodecID = mkv.TrackTypeAudio, "A_AAC"
@@ -123,14 +132,25 @@ func (t *track) convert(dst, data []byte, key bool) (out []byte, cpd []byte, err
 	if !t.annexB {
 		return data, nil, nil
 	}
-	var sps, pps [][]byte
+	var vps, sps, pps [][]byte
 	dst = dst[:0]
 	err = h264.SplitAnnexB(data, func(nal []byte) error {
-		switch nal[0] & h264.NALTypeMask {
-		case h264.NALSPS:
-			sps = append(sps, nal)
-		case h264.NALPPS:
-			pps = append(pps, nal)
+		if t.hevc {
+			switch h265.NALType(nal) {
+			case h265.NALVPS:
+				vps = append(vps, nal)
+			case h265.NALSPS:
+				sps = append(sps, nal)
+			case h265.NALPPS:
+				pps = append(pps, nal)
+			}
+		} else {
+			switch nal[0] & h264.NALTypeMask {
+			case h264.NALSPS:
+				sps = append(sps, nal)
+			case h264.NALPPS:
+				pps = append(pps, nal)
+			}
 		}
 		n := len(nal)
 		dst = append(dst, byte(n>>24), byte(n>>16), byte(n>>8), byte(n))
@@ -140,25 +160,37 @@ func (t *track) convert(dst, data []byte, key bool) (out []byte, cpd []byte, err
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(sps) > 0 && len(pps) > 0 {
-		c, err := h264.BuildConfig(sps, pps)
+	if len(sps) > 0 && len(pps) > 0 && (!t.hevc || len(vps) > 0) {
+		var c []byte
+		var w, h int
+		if t.hevc {
+			c, err = h265.BuildConfig(vps, sps, pps)
+			if info, e := h265.ParseSPS(sps[0]); e == nil {
+				w, h = info.Width, info.Height
+			}
+		} else {
+			c, err = h264.BuildConfig(sps, pps)
+			if info, e := h264.ParseSPS(sps[0]); e == nil {
+				w, h = info.Width, info.Height
+			}
+		}
 		if err != nil {
 			return nil, nil, err
 		}
 		if string(c) != string(t.entry.CodecPrivate) {
 			cpd = c
+			t.spsWidth, t.spsHeight = w, h
 		}
 	}
 	return dst, cpd, nil
 }
 
-// setCodecPrivate installs a CodecPrivate found in-band.
+// setCodecPrivate installs a CodecPrivate found in-band, with the picture
+// size its SPS gives.
 func (t *track) setCodecPrivate(cpd []byte) {
 	t.entry.CodecPrivate = cpd
 	t.needCPD = false
-	if cfg, err := h264.ParseConfig(cpd); err == nil {
-		if info, err := h264.ParseSPS(cfg.SPS[0]); err == nil {
-			t.entry.PixelWidth, t.entry.PixelHeight = info.Width, info.Height
-		}
+	if t.spsWidth > 0 {
+		t.entry.PixelWidth, t.entry.PixelHeight = t.spsWidth, t.spsHeight
 	}
 }

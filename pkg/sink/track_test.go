@@ -3,6 +3,7 @@ package sink
 import (
 	"bytes"
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/kvsgo/kvsgo/internal/testenv"
@@ -24,7 +25,8 @@ func TestTrackFor(t *testing.T) {
 		{"h264 avc with garbage codec_data", Format{Codec: "h264", StreamFormat: "avc", CodecData: []byte{9, 9}}, "", 0, 0, true},
 		{"h264 byte-stream", Format{Codec: "h264", StreamFormat: "byte-stream", Width: 640, Height: 480}, "V_MPEG4/ISO/AVC", 640, 480, false},
 		{"h265 hvc1", Format{Codec: "h265", StreamFormat: "hvc1", CodecData: []byte{1, 2, 3}, Width: 1280, Height: 720}, "V_MPEGH/ISO/HEVC", 1280, 720, false},
-		{"h265 byte-stream", Format{Codec: "h265", StreamFormat: "byte-stream"}, "", 0, 0, true},
+		{"h265 byte-stream", Format{Codec: "h265", StreamFormat: "byte-stream", Width: 352, Height: 288}, "V_MPEGH/ISO/HEVC", 352, 288, false},
+		{"h265 hvc1 without codec_data", Format{Codec: "h265", StreamFormat: "hvc1"}, "", 0, 0, true},
 		{"aac", Format{Codec: "aac", StreamFormat: "raw", CodecData: []byte{0x11, 0x90}, Rate: 48000, Channels: 2}, "A_AAC", 0, 0, false},
 		{"aac without codec_data", Format{Codec: "aac", Rate: 48000, Channels: 2}, "", 0, 0, true},
 		{"alaw", Format{Codec: "alaw", Rate: 8000, Channels: 1}, "A_MS/ACM", 0, 0, false},
@@ -90,5 +92,27 @@ func TestAnnexBConversion(t *testing.T) {
 	}
 	if _, _, err := tr.convert(nil, []byte{1, 2, 3, 4}, false); err == nil {
 		t.Fatal("garbage access unit accepted")
+	}
+}
+
+// H.265 byte-stream: the hvcC is built from the in-band VPS/SPS/PPS (byte for
+// byte what h265parse makes; see pkg/codec/h265) and the picture size comes
+// from the SPS.
+func TestH265AnnexB(t *testing.T) {
+	au, err := os.ReadFile("../codec/h265/testdata/x265-params.bin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr, err := trackFor(Format{Codec: "h265", StreamFormat: "byte-stream"}, DefaultCodecID, DefaultTrackName)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, cpd, err := tr.convert(nil, au, true)
+	if err != nil || cpd == nil || cpd[0] != 1 {
+		t.Fatalf("cpd %x, %v", cpd, err)
+	}
+	tr.setCodecPrivate(cpd)
+	if tr.entry.PixelWidth != 352 || tr.entry.PixelHeight != 288 || tr.entry.CodecID != "V_MPEGH/ISO/HEVC" {
+		t.Fatalf("track %+v", tr.entry)
 	}
 }

@@ -62,6 +62,7 @@ func TestPkgIsPureGo(t *testing.T) {
 var allowedInternal = map[string][]string{
 	"pkg/mkv":         {},
 	"pkg/codec/h264":  {},
+	"pkg/codec/h265":  {"pkg/codec/h264"},
 	"pkg/clock":       {},
 	"pkg/fragment":    {"pkg/mkv", "pkg/codec/"},
 	"pkg/credentials": {"pkg/clock"},

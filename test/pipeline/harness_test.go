@@ -119,7 +119,10 @@ func (ep *endpoint) capture(t *testing.T, stream string, want int) []string {
 
 // validate runs the independent validators on one producer MKV and returns
 // the frame count ffprobe read and the number of clusters mkvinfo saw.
-func validate(t *testing.T, path string, wantFrames int) {
+func validate(t *testing.T, path string, wantFrames int) { validateCodec(t, path, wantFrames, "h264") }
+
+// validateCodec is validate for h264 or h265.
+func validateCodec(t *testing.T, path string, wantFrames int, codec string) {
 	t.Helper()
 	mkvinfo := testenv.Tool(t, "mkvinfo", "mkvtoolnix")
 	mkvmerge := testenv.Tool(t, "mkvmerge", "mkvtoolnix")
@@ -153,8 +156,8 @@ func validate(t *testing.T, path string, wantFrames int) {
 		t.Errorf("ffprobe read %q frames, want %d", strings.TrimSpace(stdout.String()), wantFrames)
 	}
 
-	if got := demuxDecode(t, path); got != wantFrames {
-		t.Errorf("matroskademux ! avdec_h264 decoded %d frames, want %d", got, wantFrames)
+	if got := demuxDecode(t, path, codec); got != wantFrames {
+		t.Errorf("matroskademux ! avdec_%s decoded %d frames, want %d", codec, got, wantFrames)
 	}
 
 	keys := keyframes(t, path)
@@ -167,11 +170,11 @@ func validate(t *testing.T, path string, wantFrames int) {
 var chainRE = regexp.MustCompile(`last-message = chain`)
 
 // demuxDecode decodes path with GStreamer's own demuxer and counts frames.
-func demuxDecode(t *testing.T, path string) int {
+func demuxDecode(t *testing.T, path, codec string) int {
 	t.Helper()
 	gst := testenv.Tool(t, "gst-launch-1.0", "gstreamer1.0-tools")
-	out, err := exec.Command(gst, "-v", "filesrc", "location="+path, "!", "matroskademux", "!", "h264parse", "!",
-		"avdec_h264", "!", "fakesink", "silent=false").CombinedOutput()
+	out, err := exec.Command(gst, "-v", "filesrc", "location="+path, "!", "matroskademux", "!", codec+"parse", "!",
+		"avdec_"+codec, "!", "fakesink", "silent=false").CombinedOutput()
 	if err != nil {
 		t.Fatalf("decoding %s: %v\n%s", path, err, tail(out))
 	}

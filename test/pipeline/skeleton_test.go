@@ -104,3 +104,19 @@ func TestLoopbackGuard(t *testing.T) {
 		t.Fatalf("the guard did not stop a request to AWS (rc %d):\n%s", r.rc, r.output)
 	}
 }
+
+// H.265 in both forms plays back: byte-stream gets an hvcC built from the
+// in-band VPS/SPS/PPS.
+func TestH265Pipelines(t *testing.T) {
+	for _, format := range []string{"hvc1", "byte-stream"} {
+		t.Run(format, func(t *testing.T) {
+			ep := startEndpoint(t)
+			stream := "h265-" + strings.ReplaceAll(format, "-", "")
+			r := launch(t, ep, 120*time.Second, "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240 ! x265enc key-int-max=30 ! h265parse ! video/x-h265,stream-format="+format+",alignment=au ! "+kvssink(stream))
+			if r.rc != 0 {
+				t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+			}
+			validateCodec(t, ep.capture(t, stream, 1)[0], 60, "h265")
+		})
+	}
+}

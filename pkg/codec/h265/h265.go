@@ -1,0 +1,163 @@
+// Package h265 builds the HEVC decoder configuration record (hvcC, the
+// Matroska CodecPrivate of V_MPEGH/ISO/HEVC) from in-band VPS/SPS/PPS and
+// reads picture size from an SPS. Annex-B splitting is shared with H.264
+// (pkg/codec/h264.SplitAnnexB).
+//
+// It imports the standard library and pkg/codec/h264 only.
+package h265
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/kvsgo/kvsgo/pkg/codec/h264"
+)
+
+// NAL unit types used here.
+const (
+	NALIDRWRADL = 19
+	NALIDRNLP   = 20
+	NALCRA      = 21
+	NALVPS      = 32
+	NALSPS      = 33
+	NALPPS      = 34
+	NALAUD      = 35
+)
+
+// Errors.
+var (
+	ErrBadSPS  = errors.New("h265: malformed SPS")
+	ErrBadHVCC = errors.New("h265: cannot build hvcC")
+)
+
+// NALType returns the type of a NAL unit (two-byte header).
+func NALType(nal []byte) int {
+	if len(nal) < 2 {
+		return -1
+	}
+	return int(nal[0]>>1) & 0x3F
+}
+
+// SPSInfo is what kvsgo needs from a sequence parameter set.
+type SPSInfo struct {
+	MaxSubLayersMinus1   int
+	TemporalIDNesting    bool
+	GeneralProfileTier   [12]byte // general_profile_space .. general_level_idc, as coded
+	ChromaFormatIDC      int
+	BitDepthLumaMinus8   int
+	BitDepthChromaMinus8 int
+	Width, Height        int // after the conformance window
+}
+
+// ParseSPS parses an SPS NAL unit (with its two-byte header).
+func ParseSPS(nal []byte) (*SPSInfo, error) {
+	if NALType(nal) != NALSPS || len(nal) < 16 {
+		return nil, fmt.Errorf("%w: not an SPS NAL unit (%d bytes)", ErrBadSPS, len(nal))
+	}
+	rbsp := h264.Unescape(nal[2:])
+	if len(rbsp) < 13 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrBadSPS, len(rbsp))
+	}
+	s := &SPSInfo{}
+	s.MaxSubLayersMinus1 = int(rbsp[0]>>1) & 7
+	s.TemporalIDNesting = rbsp[0]&1 == 1
+	copy(s.GeneralProfileTier[:], rbsp[1:13])
+	r := h264.NewBitReader(rbsp[13:])
+	n := s.MaxSubLayersMinus1
+	profilePresent := make([]bool, n)
+	levelPresent := make([]bool, n)
+	for i := 0; i < n; i++ {
+		profilePresent[i] = r.U(1) == 1
+		levelPresent[i] = r.U(1) == 1
+	}
+	if n > 0 {
+		for i := n; i < 8; i++ {
+			r.U(2) // reserved_zero_2bits
+		}
+	}
+	for i := 0; i < n; i++ {
+		if profilePresent[i] {
+			r.U(32)
+			r.U(32)
+			r.U(24) // 88 bits of sub-layer profile
+		}
+		if levelPresent[i] {
+			r.U(8)
+		}
+	}
+	if id := r.UE(); id > 15 {
+		return nil, fmt.Errorf("%w: sps_seq_parameter_set_id %d", ErrBadSPS, id)
+	}
+	cf := int(r.UE())
+	if cf > 3 {
+		return nil, fmt.Errorf("%w: chroma_format_idc %d", ErrBadSPS, cf)
+	}
+	s.ChromaFormatIDC = cf
+	separate := false
+	if cf == 3 {
+		separate = r.U(1) == 1
+	}
+	w, h := int(r.UE()), int(r.UE())
+	if r.U(1) == 1 { // conformance_window_flag
+		l, rt, t, b := int(r.UE()), int(r.UE()), int(r.UE()), int(r.UE())
+		subW, subH := 1, 1
+		if !separate {
+			switch cf {
+			case 1:
+				subW, subH = 2, 2
+			case 2:
+				subW = 2
+			}
+		}
+		w -= subW * (l + rt)
+		h -= subH * (t + b)
+	}
+	s.BitDepthLumaMinus8 = int(r.UE())
+	s.BitDepthChromaMinus8 = int(r.UE())
+	if r.Err() != nil {
+		return nil, fmt.Errorf("%w: %v", ErrBadSPS, r.Err())
+	}
+	if w <= 0 || h <= 0 || w > 16888 || h > 16888 || s.BitDepthLumaMinus8 > 8 || s.BitDepthChromaMinus8 > 8 {
+		return nil, fmt.Errorf("%w: %dx%d, bit depth %d/%d", ErrBadSPS, w, h, s.BitDepthLumaMinus8+8, s.BitDepthChromaMinus8+8)
+	}
+	s.Width, s.Height = w, h
+	return s, nil
+}
+
+// BuildConfig builds an hvcC record with 4-byte NAL lengths from VPS, SPS
+// and PPS NAL units, laid out as GStreamer's h265parse writes it.
+func BuildConfig(vps, sps, pps [][]byte) ([]byte, error) {
+	if len(vps) == 0 || len(sps) == 0 || len(pps) == 0 {
+		return nil, fmt.Errorf("%w: need a VPS, an SPS and a PPS (have %d, %d, %d)", ErrBadHVCC, len(vps), len(sps), len(pps))
+	}
+	info, err := ParseSPS(sps[0])
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, 64)
+	b = append(b, 1)
+	b = append(b, info.GeneralProfileTier[:]...)
+	b = append(b, 0xF0, 0x00, 0xFC,
+		0xFC|byte(info.ChromaFormatIDC), 0xF8|byte(info.BitDepthLumaMinus8), 0xF8|byte(info.BitDepthChromaMinus8),
+		0, 0)
+	nested := byte(0)
+	if info.TemporalIDNesting {
+		nested = 1
+	}
+	b = append(b, byte(info.MaxSubLayersMinus1+1)<<3|nested<<2|3)
+	b = append(b, 3)
+	for _, arr := range []struct {
+		typ  byte
+		nals [][]byte
+	}{{NALVPS, vps}, {NALSPS, sps}, {NALPPS, pps}} {
+		b = append(b, arr.typ, byte(len(arr.nals)>>8), byte(len(arr.nals)))
+		for _, n := range arr.nals {
+			if len(n) > 0xFFFF {
+				return nil, fmt.Errorf("%w: parameter set of %d bytes", ErrBadHVCC, len(n))
+			}
+			b = append(b, byte(len(n)>>8), byte(len(n)))
+			b = append(b, n...)
+		}
+	}
+	return b, nil
+}
