@@ -311,8 +311,14 @@ func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
 		if !s.started {
 			pts = 0
 		} else {
+			// No timestamp at all (filesrc ! h264parse): one frame
+			// duration after the previous frame, from the buffer's
+			// duration or the caps' framerate.
 			d := f.Duration
 			if d == NoTime || d <= 0 {
+				d = s.track.frameDuration
+			}
+			if d <= 0 {
 				d = s.cfg.TimecodeScale
 			}
 			pts = s.lastPTS + d

@@ -3,6 +3,7 @@ package sink
 import (
 	"encoding/binary"
 	"fmt"
+	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/codec/h264"
 	"github.com/kvsgo/kvsgo/pkg/codec/h265"
@@ -21,6 +22,9 @@ type track struct {
 	hevc      bool
 	annexB    bool // byte-stream: convert frames to length-prefixed NALs, CodecPrivate from in-band parameter sets
 	needCPD   bool // CodecPrivate still unknown (byte-stream before the first parameter sets)
+	// frameDuration comes from the caps' framerate (0 if unknown); it
+	// timestamps frames that arrive without any.
+	frameDuration time.Duration
 	// spsWidth/spsHeight: picture size from the last in-band SPS.
 	spsWidth, spsHeight int
 }
@@ -33,6 +37,9 @@ func formatErr(format string, args ...any) error {
 // track-name properties (applied to video, as the official element does).
 func trackFor(f Format, codecID, name string) (*track, error) {
 	t := &track{entry: mkv.Track{Number: 1, UID: 1}}
+	if f.FramerateNum > 0 && f.FramerateDen > 0 {
+		t.frameDuration = time.Duration(int64(time.Second) * int64(f.FramerateDen) / int64(f.FramerateNum))
+	}
 	switch f.Codec {
 	case "h264":
 		t.video, t.mediaType = true, "video/h264"

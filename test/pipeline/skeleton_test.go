@@ -1,6 +1,9 @@
 package pipeline
 
 import (
+	"fmt"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -118,5 +121,33 @@ func TestH265Pipelines(t *testing.T) {
 			}
 			validateCodec(t, ep.capture(t, stream, 1)[0], 60, "h265")
 		})
+	}
+}
+
+// An elementary stream read from a file has no timestamps at all
+// (filesrc ! h264parse): frames are spaced by the caps' framerate, so 90
+// frames at 30 fps span 3 s, in three fragments.
+func TestNoTimestampsFromFile(t *testing.T) {
+	raw := filepath.Join(t.TempDir(), "in.h264")
+	if r := launch(t, nil, 60*time.Second, "videotestsrc num-buffers=90 ! video/x-raw,framerate=30/1 ! x264enc key-int-max=30 ! video/x-h264,stream-format=byte-stream ! filesink location="+raw); r.rc != 0 {
+		t.Fatalf("making the input: %s", r.output)
+	}
+	ep := startEndpoint(t)
+	r := launch(t, ep, 60*time.Second, "filesrc location="+raw+" ! h264parse ! "+kvssink("nopts"))
+	if r.rc != 0 {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	path := ep.capture(t, "nopts", 1)[0]
+	validate(t, path, 90)
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var first, last float64
+	lines := strings.Fields(string(out))
+	fmt.Sscan(lines[0], &first)
+	fmt.Sscan(lines[len(lines)-1], &last)
+	if span := last - first; span < 2.9 || span > 3.0 {
+		t.Fatalf("90 frames span %.3f s, want 2.967 (30 fps)", span)
 	}
 }
