@@ -14,7 +14,6 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
-	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -46,7 +45,6 @@ type element struct {
 	ctx    context.Context // every blocking core call; cancelled by unlock, re-armed by unlock_stop and start
 	cancel context.CancelFunc
 
-	metadataLogged atomic.Bool
 }
 
 func (e *element) InstanceInit(obj *glib.Object) {
@@ -269,11 +267,7 @@ func (e *element) Event(self *base.GstBaseSink, ev *gst.Event) (ok bool) {
 	case gst.EventTypeCustomDownstream, gst.EventTypeCustomOOB:
 		s := C.kvsgo_event_structure((*C.GstEvent)(unsafe.Pointer(ev.Instance())))
 		if s != nil && C.GoString(C.kvsgo_structure_name(s)) == "kvs-add-metadata" {
-			level := levelDebug
-			if e.metadataLogged.CompareAndSwap(false, true) {
-				level = levelWarning
-			}
-			e.log(level, "kvs-add-metadata: fragment metadata is not supported by kvsgo yet; event ignored: "+structureString(s))
+			e.addMetadata(s)
 			return true
 		}
 	}
@@ -434,4 +428,21 @@ func structureString(s *C.GstStructure) string {
 	cs := C.kvsgo_structure_to_string(s)
 	defer C.g_free(C.gpointer(unsafe.Pointer(cs)))
 	return C.GoString(cs)
+}
+
+// addMetadata handles the official kvs-add-metadata event: fields name
+// (string), value (string) and persist (boolean). A tag the service would
+// reject is an element warning naming the limit; the stream goes on.
+func (e *element) addMetadata(s *C.GstStructure) {
+	core := e.getCore()
+	if core == nil {
+		return
+	}
+	name, value := fieldString(s, "name"), fieldString(s, "value")
+	persist := fieldString(s, "persist") == "true"
+	if err := core.PutMetadata(name, value, persist); err != nil {
+		e.post(kindWarning, domainStream, int(gst.StreamErrorFailed), fmt.Sprintf("kvs-add-metadata: %v", err), structureString(s))
+		return
+	}
+	e.log(levelDebug, fmt.Sprintf("fragment metadata %s=%q (persist=%v)", name, value, persist))
 }

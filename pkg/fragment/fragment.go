@@ -78,6 +78,8 @@ type Builder struct {
 	started bool
 	skipped int
 	pending []mkv.SimpleTag
+	// persistent tags are written before every fragment until replaced.
+	persistent []mkv.SimpleTag
 }
 
 // NewBuilder validates cfg and fills its defaults.
@@ -116,6 +118,14 @@ func (b *Builder) Current() *Fragment { return b.cur }
 
 // AddTags queues fragment metadata to be written before the next Cluster.
 func (b *Builder) AddTags(tags ...mkv.SimpleTag) { b.pending = append(b.pending, tags...) }
+
+// SetPersistentTags replaces the metadata written before every fragment.
+func (b *Builder) SetPersistentTags(tags []mkv.SimpleTag) {
+	b.persistent = append(b.persistent[:0], tags...)
+}
+
+// PendingTags is how many tags the next fragment will carry.
+func (b *Builder) PendingTags() int { return len(b.pending) + len(b.persistent) }
 
 // Add appends f. It returns the fragment f went into and, when f started a
 // new fragment, the one it closed (nil otherwise). Frames before the first
@@ -188,8 +198,8 @@ func (b *Builder) open(f Frame, tc uint64) {
 		size = 64 << 10
 	}
 	c.Data = make([]byte, 0, size)
-	if len(b.pending) > 0 {
-		c.Data = mkv.AppendTags(c.Data, b.pending)
+	if len(b.pending)+len(b.persistent) > 0 {
+		c.Data = mkv.AppendTags(c.Data, append(append([]mkv.SimpleTag(nil), b.persistent...), b.pending...))
 		b.pending = b.pending[:0]
 	}
 	c.Data = mkv.AppendClusterStart(c.Data, tc)

@@ -80,6 +80,7 @@ type Sink struct {
 	conv          []byte
 	skipWarned    bool
 	segmentUID    [16]byte
+	persistent    map[string]string // persistent fragment metadata
 
 	dataEndpoint string
 	runCtx       context.Context
