@@ -79,6 +79,7 @@ type Sink struct {
 	err           error // terminal
 	conv          []byte
 	skipWarned    bool
+	longGOPWarned bool
 	segmentUID    [16]byte
 	persistent    map[string]string // persistent fragment metadata
 
@@ -285,8 +286,9 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	}
 	if len(s.entries) == 0 || s.entries[len(s.entries)-1].frag != cur {
 		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr})
-		if cur.Forced {
-			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v; players can only start decoding at the next key frame", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
+		if cur.Forced && !s.longGOPWarned {
+			s.longGOPWarned = true
+			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
 		}
 	}
 	s.stored += int64(len(data)) + 16

@@ -151,3 +151,28 @@ func TestNoTimestampsFromFile(t *testing.T) {
 		t.Fatalf("90 frames span %.3f s, want 2.967 (30 fps)", span)
 	}
 }
+
+// A GOP longer than the service's 10 s fragment limit loses nothing: the
+// fragment is cut on a non-key frame before the limit (the endpoint rejects
+// longer ones with 4002), with one element warning.
+func TestLongGOP(t *testing.T) {
+	ep := startEndpoint(t)
+	r := launch(t, ep, 120*time.Second, "videotestsrc num-buffers=450 ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc key-int-max=1000 ! h264parse ! "+kvssink("longgop"))
+	if r.rc != 0 {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	if n := strings.Count(r.output, "GOP longer than"); n != 1 {
+		t.Errorf("%d long-GOP warnings, want 1:\n%s", n, r.output)
+	}
+	path := ep.capture(t, "longgop", 1)[0]
+	if n := packets(t, path, "v"); n != 450 {
+		t.Fatalf("%d frames stored, want 450", n)
+	}
+	frags, err := ep.srv.Fragments("longgop")
+	if err != nil || len(frags) != 2 {
+		t.Fatalf("fragments %d (%v), want 2", len(frags), err)
+	}
+	if got := demuxDecode(t, path, "h264"); got != 450 {
+		t.Fatalf("matroskademux decoded %d frames, want 450", got)
+	}
+}
