@@ -335,7 +335,9 @@ func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
 	var abs time.Duration
 	switch {
 	case s.cfg.StreamingType == Offline:
-		abs = time.Duration(s.cfg.FileStartTime.UnixNano()) + pts
+		// The file starts at file-start-time: its first frame lands there,
+		// whatever the demuxer's PTS origin.
+		abs = time.Duration(s.cfg.FileStartTime.UnixNano()) + (pts - s.firstPTS)
 	case !s.cfg.FrameTimecodes:
 		abs = time.Duration(s.cfg.Clock.Now().UnixNano())
 	case s.cfg.UseOriginalPTS:
