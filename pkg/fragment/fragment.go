@@ -78,6 +78,7 @@ type Builder struct {
 	started bool
 	skipped int
 	pending []mkv.SimpleTag
+	lastSize int // bytes of the previous fragment
 	// persistent tags are written before every fragment until replaced.
 	persistent []mkv.SimpleTag
 }
@@ -193,7 +194,9 @@ func (b *Builder) cutBefore(f Frame, tc uint64) bool {
 func (b *Builder) open(f Frame, tc uint64) {
 	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Keyframe: f.Keyframe, Forced: !f.Keyframe}
 	b.seq++
-	size := len(f.Data) * 32
+	// Size the buffer from the previous fragment so that frames are copied
+	// into it once and it rarely grows (growing would copy it again).
+	size := b.lastSize + b.lastSize/4 + 2*len(f.Data)
 	if size < 64<<10 {
 		size = 64 << 10
 	}
@@ -209,6 +212,7 @@ func (b *Builder) open(f Frame, tc uint64) {
 func (b *Builder) closeCurrent() *Fragment {
 	c := b.cur
 	if c != nil {
+		b.lastSize = len(c.Data)
 		c.Closed = true
 		b.cur = nil
 	}
