@@ -8,141 +8,240 @@ import (
 	"math"
 )
 
+// This file is the streaming reader: Next/ReadData walk element headers in
+// document order (the low level), NextEvent turns them into segment starts,
+// tags, cluster starts and blocks (the high level). It reads incrementally
+// from an io.Reader with a bounded buffer, understands unknown-size masters
+// the way Matroska demuxers do, and reads concatenated segments (the GetMedia
+// layout) as one stream.
+
 // Element is one element header, as Reader.Next returns it.
 type Element struct {
 	ID        uint32
-	Size      int64 // UnknownSize for unknown-size masters
-	Offset    int64 // byte offset of the ID
-	HeaderLen int   // ID + size field
+	Size      int64 // payload size, or UnknownSize for an unknown-size master
+	Offset    int64 // absolute byte offset of the ID in the stream
+	HeaderLen int   // bytes of ID and size field
 }
 
-// DataOffset is the offset of the element's payload.
+// DataOffset is the absolute offset of the element's payload.
 func (e Element) DataOffset() int64 { return e.Offset + int64(e.HeaderLen) }
 
-// masters are descended into; children lists say which IDs an unknown-size
-// master may contain (anything else ends it, as demuxers do).
-var children = map[uint32]map[uint32]bool{
-	IDEBML:    {IDEBMLVersion: true, IDEBMLReadVersion: true, IDEBMLMaxIDLength: true, IDEBMLMaxSizeLength: true, IDDocType: true, IDDocTypeVersion: true, IDDocTypeReadVersion: true, IDVoid: true, IDCRC32: true},
-	IDSegment: {IDSeekHead: true, IDInfo: true, IDTracks: true, IDCluster: true, IDCues: true, IDTags: true, IDVoid: true, IDCRC32: true, 0x1043A770: true, 0x1941A469: true},
-	IDCluster: {IDTimecode: true, IDPosition: true, IDPrevSize: true, IDSimpleBlock: true, IDBlockGroup: true, IDVoid: true, IDCRC32: true, 0x5854: true, 0xAF: true},
-	IDInfo:    nil, IDTracks: nil, IDTrackEntry: nil, IDVideo: nil, IDAudio: nil,
-	IDTags: {IDTag: true, IDVoid: true}, IDTag: nil, IDSimpleTag: nil, IDTargets: nil,
-	IDBlockGroup: nil, IDSeekHead: nil, IDCues: nil,
-}
+// Limits of a Reader.
+const (
+	// DefaultMaxElementSize bounds the payload of one leaf element that is
+	// read into memory (a frame, a Tags or BlockGroup element): 64 MiB.
+	DefaultMaxElementSize = 64 << 20
+	// DefaultMaxHeaderSize bounds the segment head kept as
+	// SegmentHeader.Raw (EBML header up to the first Tags or Cluster): 8 MiB,
+	// far above the few hundred bytes producers write, below anything that
+	// would hurt.
+	DefaultMaxHeaderSize = 8 << 20
+	// maxDepth bounds the open masters; Matroska needs 6 for what the
+	// reader descends into.
+	maxDepth = 16
+	// readChunk is the size of the read buffer (and of one read).
+	readChunk = 64 << 10
+)
 
-func isMaster(id uint32) bool { _, ok := children[id]; return ok }
-
-// canContain reports whether an element with id may appear inside parent.
-// Known-size masters are ended by their size, so only unknown-size ones use
-// this; for those without a list, anything but a level-0/1 ID is a child.
-func canContain(parent, id uint32) bool {
-	if l := children[parent]; l != nil {
-		return l[id]
-	}
-	switch id {
-	case IDEBML, IDSegment, IDCluster, IDTags, IDTracks, IDInfo, IDCues, IDSeekHead:
-		return false
-	}
-	return true
-}
-
-// DefaultMaxElementSize bounds the payload of one leaf element (a frame).
-const DefaultMaxElementSize = 64 << 20
-
-// ReaderOptions configure a Reader.
+// ReaderOptions configure a Reader. The zero value is the default.
 type ReaderOptions struct {
-	// MaxElementSize bounds one leaf element; default DefaultMaxElementSize.
+	// MaxElementSize bounds one element read into memory; default
+	// DefaultMaxElementSize. Larger elements fail with an error naming the
+	// element (wrapping ErrTooLarge) instead of allocating.
 	MaxElementSize int64
-	// Resync skips damaged bytes to the next Cluster, Tags or EBML header
-	// instead of failing, as Matroska demuxers do. Skipped reports each
-	// skipped range.
-	Resync  bool
+	// MaxHeaderSize bounds SegmentHeader.Raw; default DefaultMaxHeaderSize.
+	MaxHeaderSize int64
+	// Resync makes NextEvent skip damaged bytes to the next Cluster, Tags or
+	// EBML header ID instead of failing on a *SyntaxError, as Matroska
+	// demuxers do. Read errors and truncation still fail.
+	Resync bool
+	// Skipped, if set, is called for each range Resync skipped.
 	Skipped func(offset, length int64, cause error)
 }
 
-type open struct {
-	id  uint32
-	end int64 // -1: unknown size
+// SyntaxError reports bytes that are not valid Matroska (or exceed a limit).
+// With ReaderOptions.Resync, NextEvent skips past them instead.
+type SyntaxError struct {
+	Offset int64  // where the problem was found
+	ID     uint32 // the element concerned, 0 if none
+	Msg    string // what is wrong, including the offset
+	Err    error  // ErrInvalidVint, ErrTooLarge, ErrLacing or nil
 }
 
-// Reader reads Matroska incrementally from an io.Reader, with a bounded
-// buffer. It understands concatenated segments (the GetMedia layout).
+func (e *SyntaxError) Error() string { return "mkv: " + e.Msg }
+
+// Unwrap returns the sentinel behind the error, if any.
+func (e *SyntaxError) Unwrap() error { return e.Err }
+
+func syntaxErr(off int64, id uint32, sentinel error, format string, args ...any) error {
+	return &SyntaxError{Offset: off, ID: id, Msg: fmt.Sprintf(format, args...), Err: sentinel}
+}
+
+// ErrLacing is returned (inside a *SyntaxError) for laced blocks, which
+// Kinesis Video Streams never produces.
+var ErrLacing = errors.New("mkv: laced blocks are not supported")
+
+// elementNames names the elements error messages mention.
+var elementNames = map[uint32]string{
+	IDEBML: "EBML", IDSegment: "Segment", IDSeekHead: "SeekHead", IDInfo: "Info", IDTracks: "Tracks",
+	IDTrackEntry: "TrackEntry", IDVideo: "Video", IDAudio: "Audio", IDCluster: "Cluster", IDTimecode: "Timecode",
+	IDSimpleBlock: "SimpleBlock", IDBlockGroup: "BlockGroup", IDBlock: "Block", IDCues: "Cues", IDTags: "Tags",
+	IDTag: "Tag", IDSimpleTag: "SimpleTag", IDTargets: "Targets", IDTagName: "TagName", IDTagString: "TagString",
+	IDCodecPrivate: "CodecPrivate", IDCodecID: "CodecID", IDVoid: "Void", IDTimecodeScale: "TimecodeScale",
+	IDSegmentUID: "SegmentUID", IDTrackNumber: "TrackNumber", IDSamplingFreq: "SamplingFrequency",
+}
+
+// ElementName returns the element's Matroska name, or its ID in hex.
+func ElementName(id uint32) string {
+	if n, ok := elementNames[id]; ok {
+		return fmt.Sprintf("%s (0x%X)", n, id)
+	}
+	return fmt.Sprintf("element 0x%X", id)
+}
+
+// children lists, for the masters the reader descends into, the IDs they may
+// contain. An unknown-size master ends at the first element that is not in
+// its list. A nil list means "any ID that is not a top-level (level 0/1) ID
+// and not already open", which is right for the masters producers never
+// write with an unknown size.
+var children = map[uint32]map[uint32]bool{
+	IDEBML: {IDEBMLVersion: true, IDEBMLReadVersion: true, IDEBMLMaxIDLength: true, IDEBMLMaxSizeLength: true,
+		IDDocType: true, IDDocTypeVersion: true, IDDocTypeReadVersion: true, 0x4281: true, IDVoid: true, IDCRC32: true},
+	IDSegment: {IDSeekHead: true, IDInfo: true, IDTracks: true, IDCluster: true, IDCues: true, IDTags: true,
+		0x1043A770 /* Chapters */ : true, 0x1941A469 /* Attachments */ : true, IDVoid: true, IDCRC32: true},
+	IDCluster: {IDTimecode: true, IDPosition: true, IDPrevSize: true, IDSimpleBlock: true, IDBlockGroup: true,
+		0x5854 /* SilentTracks */ : true, 0xAF /* EncryptedBlock */ : true, IDVoid: true, IDCRC32: true},
+	IDTags:       {IDTag: true, IDVoid: true, IDCRC32: true},
+	IDTag:        {IDTargets: true, IDSimpleTag: true, IDVoid: true, IDCRC32: true},
+	IDInfo:       nil,
+	IDTracks:     {IDTrackEntry: true, IDVoid: true, IDCRC32: true},
+	IDTrackEntry: nil, IDVideo: nil, IDAudio: nil, IDSimpleTag: nil, IDTargets: nil,
+	IDBlockGroup: nil, IDSeekHead: nil, IDCues: nil,
+}
+
+// topLevel are the IDs of level 0 and 1: they never sit deeper.
+var topLevel = map[uint32]bool{IDEBML: true, IDSegment: true, IDSeekHead: true, IDInfo: true, IDTracks: true,
+	IDCluster: true, IDCues: true, IDTags: true, 0x1043A770: true, 0x1941A469: true}
+
+func isMaster(id uint32) bool { _, ok := children[id]; return ok }
+
+type open struct {
+	id  uint32
+	end int64 // absolute end offset, or -1 for an unknown size
+}
+
+// Reader reads Matroska incrementally from an io.Reader. It never holds more
+// than one element (bounded by MaxElementSize) plus one read chunk, and the
+// segment head (bounded by MaxHeaderSize).
+//
+// Use either the low level (Next, ReadData) or the high level (NextEvent)
+// on one Reader, not both.
 type Reader struct {
-	src     io.Reader
-	opts    ReaderOptions
-	buf     []byte // unread bytes are buf[pos:]
-	pos     int
-	off     int64 // stream offset of buf[pos]
-	eof     bool
-	srcErr  error
+	src  io.Reader
+	opts ReaderOptions
+
+	buf    []byte // unread bytes are buf[pos:]
+	pos    int
+	off    int64 // stream offset of buf[pos]
+	srcErr error
+	empty  int   // consecutive empty reads
+	err    error // sticky error of NextEvent
+
 	stack   []open
-	skip    int64 // unread payload of the last leaf
-	back    *Element
-	capture []byte
-	capOn   bool
+	pending int64   // unread payload of the last leaf Next returned
+	leaf    Element // that leaf
+	hdrRaw  [12]byte
+	hdrLen  int // bytes of the last element header, as read
+
+	// segment-head capture
+	capOn    bool
+	capStart int64
+	capture  []byte
 
 	// high level
-	hdr      *SegmentHeader
-	pendHdr  bool
-	cluster  bool
-	haveTC   bool
-	blockBuf []byte
-	tagsRaw  []byte
+	held       *Element // an element read but not yet handled
+	hdr        *SegmentHeader
+	ebmlOpen   bool // an EBML header was read, its Segment not yet
+	pendHdr    bool // inside a segment head, SegmentStart not yet returned
+	haveTC     bool // the open Cluster's Timecode was read
+	clusterOff int64
+	tagsRaw    []byte
+	skipped    int64
+	lastResync int64
 }
 
 // NewReader reads from r with default options.
 func NewReader(r io.Reader) *Reader { return NewReaderOptions(r, ReaderOptions{}) }
 
-// NewReaderOptions reads from r.
+// NewReaderOptions reads from r with options o.
 func NewReaderOptions(r io.Reader, o ReaderOptions) *Reader {
 	if o.MaxElementSize <= 0 {
 		o.MaxElementSize = DefaultMaxElementSize
 	}
-	return &Reader{src: r, opts: o, buf: make([]byte, 0, 64<<10)}
+	if o.MaxHeaderSize <= 0 {
+		o.MaxHeaderSize = DefaultMaxHeaderSize
+	}
+	return &Reader{src: r, opts: o, buf: make([]byte, 0, readChunk), lastResync: -1}
 }
 
 // Offset is the stream offset of the next unread byte.
 func (r *Reader) Offset() int64 { return r.off }
 
-// StartCapture records every byte consumed from now on (Capture returns
-// them); used to keep what was received verbatim.
-func (r *Reader) StartCapture() { r.capture, r.capOn = r.capture[:0], true }
+// Depth is the number of open masters.
+func (r *Reader) Depth() int { return len(r.stack) }
 
-// Capture returns the bytes consumed since StartCapture and stops recording.
-// The slice is valid until the next StartCapture.
-func (r *Reader) Capture() []byte { r.capOn = false; return r.capture }
+// SkippedBytes is the number of bytes Resync has skipped so far.
+func (r *Reader) SkippedBytes() int64 { return r.skipped }
 
-// fill makes n unread bytes available, or returns io.ErrUnexpectedEOF / io.EOF.
+// fill makes n unread bytes available. It returns io.EOF when the input ends
+// cleanly before the first of them, io.ErrUnexpectedEOF when it ends inside,
+// or the source's error.
 func (r *Reader) fill(n int) error {
 	for len(r.buf)-r.pos < n {
 		if r.srcErr != nil {
-			if len(r.buf)-r.pos == 0 && r.srcErr == io.EOF {
-				return io.EOF
-			}
 			if r.srcErr == io.EOF {
+				if len(r.buf) == r.pos {
+					return io.EOF
+				}
 				return io.ErrUnexpectedEOF
 			}
 			return r.srcErr
 		}
-		if r.pos > 0 && (r.pos > cap(r.buf)/2 || cap(r.buf)-len(r.buf) < n) {
+		avail := len(r.buf) - r.pos
+		if r.pos > 0 && (cap(r.buf)-len(r.buf) < n-avail || r.pos >= cap(r.buf)/2) {
 			r.buf = append(r.buf[:0], r.buf[r.pos:]...)
 			r.pos = 0
 		}
-		if cap(r.buf)-len(r.buf) < n-(len(r.buf)-r.pos) || cap(r.buf) == len(r.buf) {
-			nb := make([]byte, len(r.buf), max(2*cap(r.buf), len(r.buf)+n))
+		if need := r.pos + n; cap(r.buf) < need {
+			c := 2 * cap(r.buf)
+			if c < need {
+				c = need
+			}
+			if c > need+readChunk {
+				c = need + readChunk // big elements: no doubling beyond them
+			}
+			nb := make([]byte, len(r.buf), c)
 			copy(nb, r.buf)
 			r.buf = nb
 		}
 		m, err := r.src.Read(r.buf[len(r.buf):cap(r.buf)])
 		r.buf = r.buf[:len(r.buf)+m]
-		if err != nil {
+		switch {
+		case err != nil:
 			r.srcErr = err
+		case m > 0:
+			r.empty = 0
+		default:
+			if r.empty++; r.empty >= 100 {
+				r.srcErr = io.ErrNoProgress
+			}
 		}
 	}
 	return nil
 }
 
-// consume advances n bytes (already filled).
+// consume advances n filled bytes and returns them (valid until the next
+// fill).
 func (r *Reader) consume(n int) []byte {
 	b := r.buf[r.pos : r.pos+n]
 	if r.capOn {
@@ -153,40 +252,48 @@ func (r *Reader) consume(n int) []byte {
 	return b
 }
 
-// discard skips n bytes without keeping them in memory (unless capturing).
+// discard skips n bytes without holding them.
 func (r *Reader) discard(n int64) error {
 	for n > 0 {
-		chunk := int(min(n, 32<<10))
+		chunk := int(min(n, readChunk))
 		if err := r.fill(chunk); err != nil {
-			if err == io.EOF {
-				return io.ErrUnexpectedEOF
-			}
 			return err
 		}
 		r.consume(chunk)
 		n -= int64(chunk)
+		if r.capOn && int64(len(r.capture)) > r.opts.MaxHeaderSize {
+			return syntaxErr(r.capStart, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster or Tags", r.capStart, r.opts.MaxHeaderSize)
+		}
 	}
 	return nil
 }
 
-// Next returns the next element header in document order, descending into
-// masters. Leaf payloads are skipped unless ReadData is called first.
+// truncated turns an end of input inside an element into an error naming it.
+func truncated(err error, what string, off int64) error {
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
+	}
+	return fmt.Errorf("mkv: %s at offset %d: %w", what, off, err)
+}
+
+// Next returns the next element header in document order. Masters are
+// descended into (their children follow); a leaf's payload is skipped by the
+// next call unless ReadData reads it first. It returns io.EOF at the end of
+// the input, io.ErrUnexpectedEOF (wrapped) if the input ends inside an
+// element, and a *SyntaxError for invalid bytes.
 func (r *Reader) Next() (Element, error) {
-	var e Element
-	if r.back != nil {
-		e = *r.back
-		r.back = nil
-		return r.enter(e)
-	}
-	if r.skip > 0 {
-		if err := r.discard(r.skip); err != nil {
-			return Element{}, r.errAt(r.off, "element payload", err)
+	if r.pending > 0 {
+		if err := r.discard(r.pending); err != nil {
+			var se *SyntaxError
+			if errors.As(err, &se) {
+				return Element{}, err
+			}
+			return Element{}, truncated(err, ElementName(r.leaf.ID)+" payload", r.leaf.Offset)
 		}
-		r.skip = 0
 	}
+	r.pending = 0
 	for len(r.stack) > 0 {
-		top := r.stack[len(r.stack)-1]
-		if top.end >= 0 && r.off >= top.end {
+		if top := r.stack[len(r.stack)-1]; top.end >= 0 && r.off >= top.end {
 			r.stack = r.stack[:len(r.stack)-1]
 			continue
 		}
@@ -196,97 +303,130 @@ func (r *Reader) Next() (Element, error) {
 	if err != nil {
 		return e, err
 	}
-	return r.enter(e)
+	return e, r.enter(e)
+}
+
+// readHeader reads one element ID and size.
+func (r *Reader) readHeader() (Element, error) {
+	e := Element{Offset: r.off}
+	if err := r.fill(1); err != nil {
+		if err == io.EOF {
+			return e, io.EOF
+		}
+		return e, truncated(err, "element header", e.Offset)
+	}
+	n := VintLen(r.buf[r.pos])
+	if n == 0 || n > 4 || (n == 1 && r.buf[r.pos] == 0xFF) {
+		return e, syntaxErr(e.Offset, 0, ErrInvalidVint, "invalid element ID byte 0x%02X at offset %d", r.buf[r.pos], e.Offset)
+	}
+	if err := r.fill(n + 1); err != nil {
+		return e, truncated(err, "element header", e.Offset)
+	}
+	id, _, _ := ReadID(r.buf[r.pos : r.pos+n])
+	sn := VintLen(r.buf[r.pos+n])
+	if sn == 0 {
+		return e, syntaxErr(e.Offset, id, ErrInvalidVint, "invalid element size at offset %d (%s)", e.Offset+int64(n), ElementName(id))
+	}
+	if err := r.fill(n + sn); err != nil {
+		return e, truncated(err, ElementName(id)+" header", e.Offset)
+	}
+	size, _, err := ReadSize(r.buf[r.pos+n : r.pos+n+sn])
+	if err != nil {
+		return e, syntaxErr(e.Offset, id, err, "invalid element size at offset %d (%s)", e.Offset+int64(n), ElementName(id))
+	}
+	r.hdrLen = copy(r.hdrRaw[:], r.consume(n+sn))
+	e.ID, e.Size, e.HeaderLen = id, size, n+sn
+	return e, nil
+}
+
+// canContain reports whether an open master may contain an element with id.
+func (r *Reader) canContain(i int, id uint32) bool {
+	parent := r.stack[i].id
+	if l := children[parent]; l != nil {
+		return l[id]
+	}
+	if topLevel[id] {
+		return false
+	}
+	if id == IDSimpleTag && parent == IDSimpleTag {
+		return true // SimpleTags nest
+	}
+	for _, o := range r.stack[:i+1] {
+		if o.id == id {
+			return false // a sibling or an ancestor's sibling, not a child
+		}
+	}
+	return true
 }
 
 // enter places e in the element tree: it closes the unknown-size masters e
-// cannot belong to, then opens e if it is a master.
-func (r *Reader) enter(e Element) (Element, error) {
+// cannot belong to, checks it fits its parent, and opens it if it is a
+// master.
+func (r *Reader) enter(e Element) error {
 	for len(r.stack) > 0 {
-		top := r.stack[len(r.stack)-1]
-		if top.end < 0 && !canContain(top.id, e.ID) {
-			r.stack = r.stack[:len(r.stack)-1]
+		i := len(r.stack) - 1
+		if r.stack[i].end < 0 && !r.canContain(i, e.ID) {
+			r.stack = r.stack[:i]
 			continue
 		}
-		if top.end >= 0 && e.Size >= 0 && e.DataOffset()+e.Size > top.end {
-			return e, fmt.Errorf("mkv: element 0x%X at offset %d (%d bytes) overruns its parent 0x%X ending at %d", e.ID, e.Offset, e.Size, top.id, top.end)
+		if end := r.stack[i].end; end >= 0 && (e.Size < 0 && !isMaster(e.ID) || e.Size >= 0 && e.DataOffset()+e.Size > end) {
+			return syntaxErr(e.Offset, e.ID, nil, "%s at offset %d (%d bytes) overruns its parent %s ending at %d",
+				ElementName(e.ID), e.Offset, e.Size, ElementName(r.stack[i].id), end)
 		}
 		break
 	}
 	if isMaster(e.ID) {
+		if len(r.stack) >= maxDepth {
+			return syntaxErr(e.Offset, e.ID, nil, "%s at offset %d nests deeper than %d levels", ElementName(e.ID), e.Offset, maxDepth)
+		}
 		end := int64(-1)
 		if e.Size >= 0 {
 			end = e.DataOffset() + e.Size
 		}
 		r.stack = append(r.stack, open{e.ID, end})
-	} else {
-		if e.Size < 0 {
-			return e, fmt.Errorf("mkv: element 0x%X at offset %d has an unknown size but is not a master", e.ID, e.Offset)
-		}
-		r.skip = e.Size
+		return nil
 	}
-	return e, nil
-}
-
-func (r *Reader) readHeader() (Element, error) {
-	e := Element{Offset: r.off}
-	if err := r.fill(1); err != nil {
-		return e, err
+	if e.Size < 0 {
+		return syntaxErr(e.Offset, e.ID, nil, "%s at offset %d has an unknown size but is not a master", ElementName(e.ID), e.Offset)
 	}
-	n := VintLen(r.buf[r.pos])
-	if n == 0 || n > 4 {
-		return e, fmt.Errorf("mkv: invalid element ID byte 0x%02X at offset %d", r.buf[r.pos], r.off)
-	}
-	if err := r.fill(n); err != nil {
-		return e, r.errAt(r.off, "element ID", err)
-	}
-	id, _, _ := ReadID(r.buf[r.pos : r.pos+n])
-	r.consume(n)
-	if err := r.fill(1); err != nil {
-		return e, r.errAt(r.off, "element size", err)
-	}
-	sn := VintLen(r.buf[r.pos])
-	if sn == 0 {
-		return e, fmt.Errorf("mkv: invalid element size at offset %d (element 0x%X)", r.off, id)
-	}
-	if err := r.fill(sn); err != nil {
-		return e, r.errAt(r.off, "element size", err)
-	}
-	size, _, err := ReadSize(r.buf[r.pos : r.pos+sn])
-	if err != nil {
-		return e, fmt.Errorf("mkv: invalid element size at offset %d (element 0x%X): %v", r.off, id, err)
-	}
-	r.consume(sn)
-	e.ID, e.Size, e.HeaderLen = id, size, n+sn
-	return e, nil
-}
-
-func (r *Reader) errAt(off int64, what string, err error) error {
-	if err == io.EOF {
-		err = io.ErrUnexpectedEOF
-	}
-	return fmt.Errorf("mkv: %s at offset %d: %w", what, off, err)
+	r.pending, r.leaf = e.Size, e
+	return nil
 }
 
 // ReadData returns the payload of the leaf element Next just returned. The
-// slice is valid until the next call on the Reader.
+// slice is valid until the next call on the Reader. A payload larger than
+// MaxElementSize is an error naming the element, and is not read.
 func (r *Reader) ReadData() ([]byte, error) {
-	n := r.skip
+	n := r.pending
 	if n > r.opts.MaxElementSize {
-		return nil, fmt.Errorf("mkv: element of %d bytes at offset %d exceeds the %d-byte limit", n, r.off, r.opts.MaxElementSize)
+		return nil, syntaxErr(r.leaf.Offset, r.leaf.ID, ErrTooLarge, "%s at offset %d is %d bytes, over the %d-byte limit",
+			ElementName(r.leaf.ID), r.leaf.Offset, n, r.opts.MaxElementSize)
 	}
 	if err := r.fill(int(n)); err != nil {
-		return nil, r.errAt(r.off, "element payload", err)
+		return nil, truncated(err, ElementName(r.leaf.ID), r.leaf.Offset)
 	}
-	r.skip = 0
+	r.pending = 0
 	return r.consume(int(n)), nil
 }
 
-// unread pushes an element header back so that Next returns it again.
-func (r *Reader) unread(e Element) { r.back = &e }
-
-// Depth is the number of open masters.
-func (r *Reader) Depth() int { return len(r.stack) }
+// readWhole reads the payload of master e, already opened by Next, as one
+// slice (for Tags and BlockGroup) and closes it.
+func (r *Reader) readWhole(e Element) ([]byte, error) {
+	if e.Size < 0 {
+		return nil, syntaxErr(e.Offset, e.ID, nil, "%s at offset %d has an unknown size", ElementName(e.ID), e.Offset)
+	}
+	if e.Size > r.opts.MaxElementSize {
+		return nil, syntaxErr(e.Offset, e.ID, ErrTooLarge, "%s at offset %d is %d bytes, over the %d-byte limit",
+			ElementName(e.ID), e.Offset, e.Size, r.opts.MaxElementSize)
+	}
+	if n := len(r.stack); n > 0 && r.stack[n-1].id == e.ID {
+		r.stack = r.stack[:n-1]
+	}
+	if err := r.fill(int(e.Size)); err != nil {
+		return nil, truncated(err, ElementName(e.ID), e.Offset)
+	}
+	return r.consume(int(e.Size)), nil
+}
 
 // ---- high level ----
 
@@ -295,179 +435,248 @@ type EventKind int
 
 // Event kinds.
 const (
-	EventSegmentStart EventKind = iota // a new EBML header + Segment; Header is set
-	EventTags                          // a Tags element; Tags (and TagsRaw) are set
-	EventClusterStart                  // a Cluster and its Timecode
-	EventBlock                         // a SimpleBlock (or a Block in a BlockGroup)
+	EventSegmentStart EventKind = iota // a new segment head; Header is set
+	EventTags                          // a Tags element; Tags and TagsRaw are set
+	EventClusterStart                  // a Cluster; Timecode is set, Offset is the Cluster's
+	EventBlock                         // a SimpleBlock, or the Block of a BlockGroup
 )
 
 func (k EventKind) String() string {
-	return [...]string{"SegmentStart", "Tags", "ClusterStart", "Block"}[k]
+	switch k {
+	case EventSegmentStart:
+		return "SegmentStart"
+	case EventTags:
+		return "Tags"
+	case EventClusterStart:
+		return "ClusterStart"
+	case EventBlock:
+		return "Block"
+	}
+	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// SegmentHeader is what a segment declares before its first Cluster or Tags.
+// SegmentHeader is what a segment declares before its first Tags or
+// Cluster. Tracks uses the writer's Track type, so a header that was read can
+// be written again.
 type SegmentHeader struct {
-	TimecodeScale uint64
+	TimecodeScale uint64 // nanoseconds per timecode unit (default 1,000,000)
 	SegmentUID    []byte
 	Title         string
 	MuxingApp     string
 	WritingApp    string
 	Tracks        []Track
-	// Raw is the bytes from the EBML header up to (excluding) the first
-	// Tags or Cluster, as received.
+	// Raw is the bytes from the start of the EBML header (or of the Segment,
+	// if it had none) up to, excluding, the first Tags or Cluster, as
+	// received. It is the caller's to keep.
 	Raw []byte
 }
 
 // Block is one frame.
 type Block struct {
 	Track       uint64
-	RelTimecode int16
-	Flags       byte
-	Keyframe    bool
-	Data        []byte // valid until the next call on the Reader
+	RelTimecode int16 // relative to the Cluster's Timecode
+	Flags       byte  // as in the (Simple)Block header
+	Keyframe    bool  // SimpleBlock key flag, or a BlockGroup without ReferenceBlock
+	Data        []byte
 }
 
-// Event is one step of NextEvent.
+// Event is one step of NextEvent. Slices in it (Block.Data, TagsRaw) are
+// valid until the next call on the Reader; Header is the caller's to keep.
 type Event struct {
 	Kind     EventKind
-	Offset   int64
+	Offset   int64 // of the EBML header, Tags, Cluster or (Simple)Block/BlockGroup
 	Header   *SegmentHeader
 	Tags     []SimpleTag
-	TagsRaw  []byte // the Tags element as received, valid until the next call
-	Timecode uint64
+	TagsRaw  []byte // the whole Tags element as received
+	Timecode uint64 // the Cluster's Timecode
 	Block    Block
 }
 
-// ErrLacing is returned for laced blocks, which Kinesis Video Streams never
-// produces.
-var ErrLacing = errors.New("mkv: laced blocks are not supported")
-
-// NextEvent returns the next segment start, tags, cluster start or block.
-// It returns io.EOF at the end of the input.
+// NextEvent returns the next segment start, tags, cluster start or block,
+// and io.EOF at the end of the input. Errors are *SyntaxError for invalid
+// bytes (skipped instead with Resync), or wrap io.ErrUnexpectedEOF or the
+// source's error; after an error every call returns it again.
 func (r *Reader) NextEvent() (Event, error) {
+	if r.err != nil {
+		return Event{}, r.err
+	}
 	for {
 		ev, ok, err := r.step()
-		if err != nil {
-			if err == io.EOF {
-				if r.pendHdr {
-					r.pendHdr = false
-					return Event{Kind: EventSegmentStart, Header: r.hdr}, nil
-				}
-				return ev, io.EOF
+		if err == nil {
+			if ok {
+				return ev, nil
 			}
-			if r.opts.Resync && !errors.Is(err, io.ErrUnexpectedEOF) && r.srcErr == nil || r.opts.Resync && r.recoverable(err) {
-				if rerr := r.resync(err); rerr != nil {
-					return ev, rerr
-				}
-				continue
+			continue
+		}
+		if err == io.EOF {
+			if r.pendHdr {
+				return r.segmentStart(r.off), nil
 			}
-			return ev, err
+			r.err = io.EOF
+			return Event{}, io.EOF
 		}
-		if ok {
-			return ev, nil
+		var se *SyntaxError
+		if r.opts.Resync && errors.As(err, &se) {
+			if rerr := r.resync(err); rerr != nil {
+				r.err = rerr
+				return Event{}, rerr
+			}
+			continue
 		}
+		r.err = err
+		return Event{}, err
 	}
 }
 
-func (r *Reader) recoverable(err error) bool {
-	return !errors.Is(err, io.ErrUnexpectedEOF) && !errors.Is(err, io.EOF)
+// segmentStart completes the pending segment head, whose bytes end at end.
+func (r *Reader) segmentStart(end int64) Event {
+	h := r.hdr
+	n := end - r.capStart
+	if n > int64(len(r.capture)) || n < 0 {
+		n = int64(len(r.capture))
+	}
+	h.Raw = append([]byte(nil), r.capture[:n]...)
+	r.capOn, r.capture, r.pendHdr = false, r.capture[:0], false
+	if cap(r.capture) > readChunk {
+		r.capture = nil
+	}
+	return Event{Kind: EventSegmentStart, Offset: r.capStart, Header: h}
 }
 
-// resync scans forward to the next Cluster, Tags or EBML ID.
+// startCapture begins a segment head with the element header just read.
+func (r *Reader) startCapture(e Element) {
+	r.hdr = &SegmentHeader{TimecodeScale: DefaultTimecodeScale}
+	r.capOn, r.capStart = true, e.Offset
+	r.capture = append(r.capture[:0], r.hdrRaw[:r.hdrLen]...)
+}
+
+// resync scans forward from the damage to the next Cluster, Tags or EBML
+// header ID, and continues there.
 func (r *Reader) resync(cause error) error {
+	if r.off == r.lastResync {
+		// The same place failed again: step over it.
+		if err := r.fill(1); err != nil {
+			return r.resyncEnd(r.off, cause, err)
+		}
+		r.consume(1)
+	}
 	start := r.off
-	r.skip, r.back = 0, nil
+	r.pending, r.held = 0, nil
+	r.capOn, r.pendHdr, r.hdr, r.ebmlOpen, r.haveTC = false, false, nil, false, false
 	for {
 		if err := r.fill(4); err != nil {
-			if r.opts.Skipped != nil {
-				r.opts.Skipped(start, r.off-start, cause)
-			}
-			if err == io.ErrUnexpectedEOF {
-				r.consume(len(r.buf) - r.pos)
-				return io.EOF
-			}
-			return err
+			return r.resyncEnd(start, cause, err)
 		}
-		id := binary.BigEndian.Uint32(r.buf[r.pos:])
-		if id == IDCluster || id == IDTags || id == IDEBML {
-			if r.opts.Skipped != nil {
-				r.opts.Skipped(start, r.off-start, cause)
-			}
-			// Keep the Segment open for Cluster/Tags; an EBML header starts over.
-			var seg []open
-			for _, o := range r.stack {
-				if o.id == IDSegment && id != IDEBML {
-					seg = append(seg, o)
+		switch binary.BigEndian.Uint32(r.buf[r.pos:]) {
+		case IDCluster, IDTags, IDEBML:
+			r.report(start, cause)
+			r.lastResync = r.off
+			// Keep the Segment open for a Cluster or Tags; an EBML header
+			// starts over.
+			keep := 0
+			if binary.BigEndian.Uint32(r.buf[r.pos:]) != IDEBML {
+				for i, o := range r.stack {
+					if o.id == IDSegment {
+						keep = i + 1
+						break
+					}
 				}
 			}
-			r.stack = seg
-			r.cluster, r.haveTC = false, false
+			r.stack = r.stack[:keep]
 			return nil
 		}
 		r.consume(1)
 	}
 }
 
-// step processes one element; ok reports an event.
-func (r *Reader) step() (Event, bool, error) {
-	e, err := r.Next()
-	if err != nil {
-		return Event{}, false, err
+// resyncEnd finishes a resync that reached the end of the input.
+func (r *Reader) resyncEnd(start int64, cause, err error) error {
+	if err == io.ErrUnexpectedEOF {
+		r.consume(len(r.buf) - r.pos)
+		err = io.EOF
 	}
-	inSegmentLevel := len(r.stack) >= 1 && r.parentID(e) == IDSegment
-	if r.pendHdr && (e.ID == IDCluster || e.ID == IDTags || e.ID == IDCues || e.ID == IDEBML) {
-		// The segment head is complete: report it, then this element.
-		r.hdr.Raw = append([]byte(nil), r.Capture()...)
-		if n := int64(len(r.hdr.Raw)) - (r.off - e.Offset); n >= 0 {
-			r.hdr.Raw = r.hdr.Raw[:n]
+	r.report(start, cause)
+	return err
+}
+
+func (r *Reader) report(start int64, cause error) {
+	if n := r.off - start; n > 0 {
+		r.skipped += n
+		if r.opts.Skipped != nil {
+			r.opts.Skipped(start, n, cause)
 		}
-		r.pendHdr = false
-		r.popTo(e)
-		r.unread(e)
-		return Event{Kind: EventSegmentStart, Offset: e.Offset, Header: r.hdr}, true, nil
+	}
+}
+
+// parent is the ID of the innermost open master, or 0.
+func (r *Reader) parent() uint32 {
+	if len(r.stack) == 0 {
+		return 0
+	}
+	return r.stack[len(r.stack)-1].id
+}
+
+// step handles one element; ok reports an event.
+func (r *Reader) step() (Event, bool, error) {
+	var e Element
+	if r.held != nil {
+		e, r.held = *r.held, nil
+	} else {
+		var err error
+		if e, err = r.Next(); err != nil {
+			return Event{}, false, err
+		}
+		if r.pendHdr {
+			switch e.ID {
+			case IDCluster, IDTags, IDCues, IDEBML, IDSegment:
+				// The segment head is complete: report it, then handle e.
+				r.held = &e
+				return r.segmentStart(e.Offset), true, nil
+			}
+			if r.capOn && int64(len(r.capture)) > r.opts.MaxHeaderSize {
+				return Event{}, false, syntaxErr(r.capStart, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster or Tags", r.capStart, r.opts.MaxHeaderSize)
+			}
+		}
 	}
 	switch e.ID {
 	case IDEBML:
-		r.StartCapture()
-		r.capture = append(r.capture, r.rawHeader(e)...)
-		r.hdr = &SegmentHeader{TimecodeScale: DefaultTimecodeScale}
-		r.cluster = false
+		r.startCapture(e)
+		r.ebmlOpen = true
 		return Event{}, false, nil
 	case IDSegment:
-		if r.hdr == nil {
-			r.hdr = &SegmentHeader{TimecodeScale: DefaultTimecodeScale}
-			r.StartCapture()
-			r.capture = append(r.capture, r.rawHeader(e)...)
+		if !r.ebmlOpen {
+			r.startCapture(e)
 		}
-		r.pendHdr = true
-		r.cluster = false
-		return Event{}, false, nil
-	case IDInfo, IDTracks, IDTrackEntry, IDVideo, IDAudio, IDSeekHead:
-		if r.hdr == nil {
-			r.hdr = &SegmentHeader{TimecodeScale: DefaultTimecodeScale}
-		}
-		if e.ID == IDTrackEntry {
-			r.hdr.Tracks = append(r.hdr.Tracks, Track{})
-		}
+		r.ebmlOpen, r.pendHdr, r.haveTC = false, true, false
 		return Event{}, false, nil
 	case IDTags:
 		return r.readTags(e)
 	case IDCluster:
-		r.cluster, r.haveTC = true, false
+		r.haveTC, r.clusterOff = false, e.Offset
 		return Event{}, false, nil
-	case IDTimecode:
-		if !r.cluster {
-			return Event{}, false, nil
+	case IDBlockGroup:
+		return r.readBlockGroup(e)
+	}
+	if isMaster(e.ID) {
+		if e.ID == IDTrackEntry && r.pendHdr {
+			r.hdr.Tracks = append(r.hdr.Tracks, Track{})
 		}
+		return Event{}, false, nil
+	}
+	switch parent := r.parent(); {
+	case parent == IDCluster && e.ID == IDTimecode:
 		v, err := r.uint(e)
 		if err != nil {
 			return Event{}, false, err
 		}
+		if r.haveTC {
+			return Event{}, false, syntaxErr(e.Offset, e.ID, nil, "second Timecode in the Cluster at offset %d", r.clusterOff)
+		}
 		r.haveTC = true
-		return Event{Kind: EventClusterStart, Offset: e.Offset, Timecode: v}, true, nil
-	case IDSimpleBlock:
+		return Event{Kind: EventClusterStart, Offset: r.clusterOff, Timecode: v}, true, nil
+	case parent == IDCluster && e.ID == IDSimpleBlock:
 		if !r.haveTC {
-			return Event{}, false, fmt.Errorf("mkv: SimpleBlock at offset %d before the Cluster's Timecode", e.Offset)
+			return Event{}, false, syntaxErr(e.Offset, e.ID, nil, "SimpleBlock at offset %d before its Cluster's Timecode", e.Offset)
 		}
 		d, err := r.ReadData()
 		if err != nil {
@@ -479,53 +688,10 @@ func (r *Reader) step() (Event, bool, error) {
 		}
 		b.Keyframe = b.Flags&FlagKeyframe != 0
 		return Event{Kind: EventBlock, Offset: e.Offset, Block: b}, true, nil
-	case IDBlockGroup:
-		return r.readBlockGroup(e)
-	}
-	_ = inSegmentLevel
-	if r.hdr != nil && r.pendHdr {
-		return Event{}, false, r.headerField(e)
+	case r.pendHdr:
+		return Event{}, false, r.headerField(e, parent)
 	}
 	return Event{}, false, nil
-}
-
-func (r *Reader) parentID(e Element) uint32 {
-	if isMaster(e.ID) && len(r.stack) >= 2 {
-		return r.stack[len(r.stack)-2].id
-	}
-	if len(r.stack) >= 1 {
-		return r.stack[len(r.stack)-1].id
-	}
-	return 0
-}
-
-// popTo removes e itself from the stack (it was pushed by Next) so that
-// unread + Next pushes it again.
-func (r *Reader) popTo(e Element) {
-	if isMaster(e.ID) && len(r.stack) > 0 && r.stack[len(r.stack)-1].id == e.ID {
-		r.stack = r.stack[:len(r.stack)-1]
-	}
-	if !isMaster(e.ID) {
-		r.skip = 0
-	}
-}
-
-// rawHeader re-encodes the header of e (its bytes were consumed before the
-// capture started).
-func (r *Reader) rawHeader(e Element) []byte {
-	b := AppendID(nil, e.ID)
-	w := e.HeaderLen - len(b)
-	if e.Size < 0 {
-		for i := 0; i < w; i++ {
-			if i == 0 {
-				b = append(b, 0xFF>>(w-1))
-			} else {
-				b = append(b, 0xFF)
-			}
-		}
-		return b
-	}
-	return AppendSizeWidth(b, e.Size, w)
 }
 
 func (r *Reader) uint(e Element) (uint64, error) {
@@ -533,42 +699,49 @@ func (r *Reader) uint(e Element) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	v, err := ParseUint(d)
-	if err != nil {
-		return 0, fmt.Errorf("mkv: element 0x%X at offset %d: %v", e.ID, e.Offset, err)
+	if len(d) > 8 {
+		return 0, syntaxErr(e.Offset, e.ID, nil, "%s at offset %d is an integer of %d bytes", ElementName(e.ID), e.Offset, len(d))
 	}
+	v, _ := ParseUint(d)
 	return v, nil
 }
 
-// headerField stores an Info or TrackEntry field.
-func (r *Reader) headerField(e Element) error {
+func (r *Reader) str(e Element) (string, error) {
+	d, err := r.ReadData()
+	return string(d), err
+}
+
+// headerField stores an Info or TrackEntry field of the pending header.
+func (r *Reader) headerField(e Element, parent uint32) error {
 	h := r.hdr
-	var t *Track
-	if len(h.Tracks) > 0 {
-		t = &h.Tracks[len(h.Tracks)-1]
-	}
-	str := func() (string, error) { d, err := r.ReadData(); return string(d), err }
 	var err error
-	switch e.ID {
-	case IDTimecodeScale:
-		h.TimecodeScale, err = r.uint(e)
-		if err == nil && h.TimecodeScale == 0 {
-			err = fmt.Errorf("mkv: TimecodeScale 0 at offset %d", e.Offset)
+	switch parent {
+	case IDInfo:
+		switch e.ID {
+		case IDTimecodeScale:
+			if h.TimecodeScale, err = r.uint(e); err == nil && h.TimecodeScale == 0 {
+				err = syntaxErr(e.Offset, e.ID, nil, "TimecodeScale 0 at offset %d", e.Offset)
+			}
+		case IDSegmentUID:
+			var d []byte
+			d, err = r.ReadData()
+			h.SegmentUID = append([]byte(nil), d...)
+		case IDTitle:
+			h.Title, err = r.str(e)
+		case IDMuxingApp:
+			h.MuxingApp, err = r.str(e)
+		case IDWritingApp:
+			h.WritingApp, err = r.str(e)
 		}
-	case IDSegmentUID:
-		var d []byte
-		d, err = r.ReadData()
-		h.SegmentUID = append([]byte(nil), d...)
-	case IDTitle:
-		h.Title, err = str()
-	case IDMuxingApp:
-		h.MuxingApp, err = str()
-	case IDWritingApp:
-		h.WritingApp, err = str()
-	}
-	if t == nil {
 		return err
+	case IDTrackEntry, IDVideo, IDAudio:
+	default:
+		return nil
 	}
+	if len(h.Tracks) == 0 {
+		return nil
+	}
+	t := &h.Tracks[len(h.Tracks)-1]
 	var v uint64
 	switch e.ID {
 	case IDTrackNumber:
@@ -579,9 +752,9 @@ func (r *Reader) headerField(e Element) error {
 		v, err = r.uint(e)
 		t.Type = int(v)
 	case IDName:
-		t.Name, err = str()
+		t.Name, err = r.str(e)
 	case IDCodecID:
-		t.CodecID, err = str()
+		t.CodecID, err = r.str(e)
 	case IDCodecPrivate:
 		var d []byte
 		d, err = r.ReadData()
@@ -590,16 +763,16 @@ func (r *Reader) headerField(e Element) error {
 		t.DefaultDuration, err = r.uint(e)
 	case IDPixelWidth:
 		v, err = r.uint(e)
-		t.PixelWidth = int(v)
+		t.PixelWidth = int(min(v, math.MaxInt32))
 	case IDPixelHeight:
 		v, err = r.uint(e)
-		t.PixelHeight = int(v)
+		t.PixelHeight = int(min(v, math.MaxInt32))
 	case IDChannels:
 		v, err = r.uint(e)
-		t.Channels = int(v)
+		t.Channels = int(min(v, math.MaxInt32))
 	case IDBitDepth:
 		v, err = r.uint(e)
-		t.BitDepth = int(v)
+		t.BitDepth = int(min(v, math.MaxInt32))
 	case IDSamplingFreq:
 		var d []byte
 		if d, err = r.ReadData(); err == nil {
@@ -609,7 +782,7 @@ func (r *Reader) headerField(e Element) error {
 			case 8:
 				t.SamplingFrequency = math.Float64frombits(binary.BigEndian.Uint64(d))
 			default:
-				err = fmt.Errorf("mkv: SamplingFrequency of %d bytes at offset %d", len(d), e.Offset)
+				err = syntaxErr(e.Offset, e.ID, nil, "SamplingFrequency of %d bytes at offset %d", len(d), e.Offset)
 			}
 		}
 	}
@@ -618,88 +791,91 @@ func (r *Reader) headerField(e Element) error {
 
 // readTags reads a whole Tags element.
 func (r *Reader) readTags(e Element) (Event, bool, error) {
-	if e.Size < 0 {
-		return Event{}, false, fmt.Errorf("mkv: Tags of unknown size at offset %d", e.Offset)
+	body, err := r.readWhole(e)
+	if err != nil {
+		return Event{}, false, err
 	}
-	if e.Size > r.opts.MaxElementSize {
-		return Event{}, false, fmt.Errorf("mkv: Tags of %d bytes at offset %d exceeds the limit", e.Size, e.Offset)
-	}
-	r.stack = r.stack[:len(r.stack)-1] // read it whole instead of descending
-	if err := r.fill(int(e.Size)); err != nil {
-		return Event{}, false, r.errAt(r.off, "Tags", err)
-	}
-	body := r.consume(int(e.Size))
-	raw := append(append(r.tagsRaw[:0], r.rawHeader(e)...), body...)
-	r.tagsRaw = raw
+	r.tagsRaw = append(append(r.tagsRaw[:0], r.hdrRaw[:r.hdrLen]...), body...)
 	tags, err := parseTags(body, e.DataOffset())
 	if err != nil {
 		return Event{}, false, err
 	}
-	return Event{Kind: EventTags, Offset: e.Offset, Tags: tags, TagsRaw: raw}, true, nil
+	return Event{Kind: EventTags, Offset: e.Offset, Tags: tags, TagsRaw: r.tagsRaw}, true, nil
 }
 
-// parseTags walks Tag/SimpleTag/TagName/TagString in a Tags payload.
+// walk calls fn for each element of a payload held in memory (the payload
+// of a within element starting at offset base).
+func walk(b []byte, base int64, within uint32, fn func(id uint32, off int64, d []byte) error) error {
+	for off := 0; off < len(b); {
+		id, n, err := ReadID(b[off:])
+		if err != nil {
+			return syntaxErr(base+int64(off), 0, ErrInvalidVint, "invalid element ID at offset %d in %s", base+int64(off), ElementName(within))
+		}
+		size, sn, err := ReadSize(b[off+n:])
+		if err != nil || size < 0 || size > int64(len(b)-off-n-sn) {
+			return syntaxErr(base+int64(off), id, ErrInvalidVint, "invalid element size at offset %d in %s", base+int64(off+n), ElementName(within))
+		}
+		start := off + n + sn
+		if err := fn(id, base+int64(start), b[start:start+int(size)]); err != nil {
+			return err
+		}
+		off = start + int(size)
+	}
+	return nil
+}
+
+// parseTags collects the SimpleTags (also nested ones) of a Tags payload.
 func parseTags(b []byte, base int64) ([]SimpleTag, error) {
 	var out []SimpleTag
-	var walk func(b []byte, base int64, parent uint32) error
-	walk = func(b []byte, base int64, parent uint32) error {
-		var cur *SimpleTag
-		for off := 0; off < len(b); {
-			id, n, err := ReadID(b[off:])
-			if err != nil {
-				return fmt.Errorf("mkv: invalid element ID in Tags at offset %d", base+int64(off))
-			}
-			size, sn, err := ReadSize(b[off+n:])
-			if err != nil || size < 0 || int64(off+n+sn)+size > int64(len(b)) {
-				return fmt.Errorf("mkv: invalid element size in Tags at offset %d", base+int64(off))
-			}
-			d := b[off+n+sn : off+n+sn+int(size)]
+	var simple func(d []byte, off int64) error
+	simple = func(d []byte, off int64) error {
+		i := len(out)
+		out = append(out, SimpleTag{})
+		return walk(d, off, IDSimpleTag, func(id uint32, off int64, d []byte) error {
 			switch id {
-			case IDTag:
-				if err := walk(d, base+int64(off+n+sn), id); err != nil {
-					return err
-				}
+			case IDTagName:
+				out[i].Name = string(d)
+			case IDTagString:
+				out[i].Value = string(d)
 			case IDSimpleTag:
-				out = append(out, SimpleTag{})
-				if err := walk(d, base+int64(off+n+sn), id); err != nil {
-					return err
-				}
-			case IDTagName, IDTagString:
-				if parent == IDSimpleTag {
-					cur = &out[len(out)-1]
-					if id == IDTagName {
-						cur.Name = string(d)
-					} else {
-						cur.Value = string(d)
-					}
-				}
+				return simple(d, off)
 			}
-			off += n + sn + int(size)
-		}
-		return nil
+			return nil
+		})
 	}
-	return out, walk(b, base, IDTags)
+	err := walk(b, base, IDTags, func(id uint32, off int64, d []byte) error {
+		if id != IDTag {
+			return nil
+		}
+		return walk(d, off, IDTag, func(id uint32, off int64, d []byte) error {
+			if id == IDSimpleTag {
+				return simple(d, off)
+			}
+			return nil
+		})
+	})
+	return out, err
 }
 
-// parseBlock decodes a (Simple)Block payload.
+// parseBlock decodes a SimpleBlock or Block payload.
 func parseBlock(d []byte, off int64) (Block, error) {
 	var b Block
-	if len(d) < 4 {
-		return b, fmt.Errorf("mkv: block of %d bytes at offset %d", len(d), off)
+	tn := 0
+	if len(d) > 0 {
+		tn = VintLen(d[0])
 	}
-	tn := VintLen(d[0])
-	if tn == 0 || tn > 8 || len(d) < tn+3 {
-		return b, fmt.Errorf("mkv: invalid block track number at offset %d", off)
+	if tn == 0 || len(d) < tn+3 {
+		return b, syntaxErr(off, IDSimpleBlock, nil, "invalid block header at offset %d", off)
 	}
 	track, _, err := ReadSize(d[:tn])
 	if err != nil || track <= 0 {
-		return b, fmt.Errorf("mkv: invalid block track number at offset %d", off)
+		return b, syntaxErr(off, IDSimpleBlock, nil, "invalid block track number at offset %d", off)
 	}
 	b.Track = uint64(track)
 	b.RelTimecode = int16(binary.BigEndian.Uint16(d[tn:]))
 	b.Flags = d[tn+2]
 	if b.Flags&0x06 != 0 {
-		return b, fmt.Errorf("%w (block at offset %d)", ErrLacing, off)
+		return b, syntaxErr(off, IDSimpleBlock, ErrLacing, "laced block at offset %d (lacing is not supported)", off)
 	}
 	b.Data = d[tn+3:]
 	return b, nil
@@ -708,40 +884,31 @@ func parseBlock(d []byte, off int64) (Block, error) {
 // readBlockGroup reads a BlockGroup whole; its Block is a key frame unless
 // the group has a ReferenceBlock.
 func (r *Reader) readBlockGroup(e Element) (Event, bool, error) {
-	if e.Size < 0 || e.Size > r.opts.MaxElementSize {
-		return Event{}, false, fmt.Errorf("mkv: BlockGroup of size %d at offset %d", e.Size, e.Offset)
+	if n := len(r.stack); n < 2 || r.stack[n-2].id != IDCluster || !r.haveTC {
+		return Event{}, false, syntaxErr(e.Offset, e.ID, nil, "BlockGroup at offset %d outside a Cluster or before its Timecode", e.Offset)
 	}
-	if !r.haveTC {
-		return Event{}, false, fmt.Errorf("mkv: BlockGroup at offset %d before the Cluster's Timecode", e.Offset)
+	body, err := r.readWhole(e)
+	if err != nil {
+		return Event{}, false, err
 	}
-	r.stack = r.stack[:len(r.stack)-1]
-	if err := r.fill(int(e.Size)); err != nil {
-		return Event{}, false, r.errAt(r.off, "BlockGroup", err)
-	}
-	body := r.consume(int(e.Size))
 	var blk []byte
-	ref := false
-	for off := 0; off < len(body); {
-		id, n, err := ReadID(body[off:])
-		if err != nil {
-			return Event{}, false, fmt.Errorf("mkv: invalid element in BlockGroup at offset %d", e.DataOffset()+int64(off))
-		}
-		size, sn, err := ReadSize(body[off+n:])
-		if err != nil || size < 0 || int64(off+n+sn)+size > int64(len(body)) {
-			return Event{}, false, fmt.Errorf("mkv: invalid element size in BlockGroup at offset %d", e.DataOffset()+int64(off))
-		}
+	blkOff, ref := int64(0), false
+	err = walk(body, e.DataOffset(), IDBlockGroup, func(id uint32, off int64, d []byte) error {
 		switch id {
 		case IDBlock:
-			blk = body[off+n+sn : off+n+sn+int(size)]
+			blk, blkOff = d, off
 		case 0xFB: // ReferenceBlock
 			ref = true
 		}
-		off += n + sn + int(size)
+		return nil
+	})
+	if err != nil {
+		return Event{}, false, err
 	}
 	if blk == nil {
-		return Event{}, false, fmt.Errorf("mkv: BlockGroup without Block at offset %d", e.Offset)
+		return Event{}, false, syntaxErr(e.Offset, e.ID, nil, "BlockGroup without a Block at offset %d", e.Offset)
 	}
-	b, err := parseBlock(blk, e.Offset)
+	b, err := parseBlock(blk, blkOff)
 	if err != nil {
 		return Event{}, false, err
 	}

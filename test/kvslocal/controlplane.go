@@ -8,8 +8,10 @@ import (
 	"regexp"
 	"sort"
 	"strings"
-	"time"
 )
+
+// The restJson1 control plane: every operation is POST /<operation> with a
+// JSON body, dispatched by path (there is no X-Amz-Target).
 
 var streamNameRE = regexp.MustCompile(`^[a-zA-Z0-9_.-]+$`)
 
@@ -19,56 +21,56 @@ type streamRef struct {
 	StreamARN  string `json:"StreamARN"`
 }
 
-// control dispatches the restJson1 control-plane operations.
-func (s *Server) control(w http.ResponseWriter, r *http.Request, body []byte) {
-	var err *apiError
-	var out any
-	switch r.URL.Path {
-	case "/createStream":
-		out, err = s.createStream(body)
-	case "/describeStream":
-		out, err = s.describeStream(body)
-	case "/deleteStream":
-		out, err = s.deleteStream(body)
-	case "/listStreams":
-		out, err = s.listStreams(body)
-	case "/getDataEndpoint":
-		out, err = s.getDataEndpoint(body)
-	case "/tagStream":
-		out, err = s.tagStream(body)
-	case "/untagStream":
-		out, err = s.untagStream(body)
-	case "/listTagsForStream":
-		out, err = s.listTagsForStream(body)
-	default:
-		err = &apiError{404, "UnknownOperationException", ""}
-	}
-	if err != nil {
-		writeError(w, err.status, err.code, err.msg)
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
+// controlOps are the control-plane operations by path.
+var controlOps = map[string]func(*Server, []byte) (any, *apiError){
+	"/createStream":        (*Server).createStream,
+	"/describeStream":      (*Server).describeStream,
+	"/deleteStream":        (*Server).deleteStream,
+	"/listStreams":         (*Server).listStreams,
+	"/getDataEndpoint":     (*Server).getDataEndpoint,
+	"/tagStream":           (*Server).tagStream,
+	"/untagStream":         (*Server).untagStream,
+	"/listTagsForStream":   (*Server).listTagsForStream,
+	"/updateStream":        (*Server).updateStream,
+	"/updateDataRetention": (*Server).updateDataRetention,
 }
 
+// writeJSON writes a 200 response with a JSON body.
+func writeJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	json.NewEncoder(w).Encode(v)
+}
+
+// decode parses a request body into v; an empty body is {}.
 func decode(body []byte, v any) *apiError {
 	if len(body) == 0 {
 		body = []byte("{}")
 	}
 	if err := json.Unmarshal(body, v); err != nil {
-		return &apiError{400, "SerializationException", "the request body is not valid JSON for this operation: " + err.Error()}
+		return newErr("SerializationException", "The request body is not valid JSON for this operation: "+err.Error())
 	}
 	return nil
 }
 
 func validName(name string) *apiError {
-	if name == "" || len(name) > 256 || !streamNameRE.MatchString(name) {
+	if len(name) < 1 || len(name) > 256 || !streamNameRE.MatchString(name) {
 		return newErr("InvalidArgumentException", fmt.Sprintf("1 validation error detected: Value '%s' at 'streamName' failed to satisfy constraint: Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+ and have length between 1 and 256", name))
 	}
 	return nil
 }
 
-func randVersion() string {
+func validTags(tags map[string]string) *apiError {
+	for k, v := range tags {
+		if len(k) < 1 || len(k) > 128 || len(v) > 256 {
+			return newErr("InvalidArgumentException", fmt.Sprintf("Tag %q: keys are 1 to 128 characters and values at most 256.", k))
+		}
+	}
+	return nil
+}
+
+// newVersion returns a random 12-character stream version.
+func newVersion() string {
 	const alphabet = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789"
 	b := make([]byte, 12)
 	rand.Read(b)
@@ -77,6 +79,8 @@ func randVersion() string {
 	}
 	return string(b)
 }
+
+const maxTags = 50
 
 func (s *Server) createStream(body []byte) (any, *apiError) {
 	var in struct {
@@ -97,17 +101,17 @@ func (s *Server) createStream(body []byte) (any, *apiError) {
 	if in.DataRetentionInHours != nil {
 		retention = *in.DataRetentionInHours
 	}
-	if retention < 0 || retention > 87600 {
-		return nil, newErr("InvalidArgumentException", "DataRetentionInHours must be between 0 and 87600")
+	if retention < 0 {
+		return nil, newErr("InvalidArgumentException", "DataRetentionInHours must be 0 or more.")
 	}
-	if len(in.Tags) > 50 {
-		return nil, newErr("TagsPerResourceExceededLimitException", "a stream can have at most 50 tags")
+	if len(in.DeviceName) > 128 || len(in.MediaType) > 128 {
+		return nil, newErr("InvalidArgumentException", "DeviceName and MediaType are at most 128 characters.")
 	}
-	st := s.store
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	if _, ok := st.streams[in.StreamName]; ok {
-		return nil, newErr("ResourceInUseException", fmt.Sprintf("The stream %s already exists.", in.StreamName))
+	if len(in.Tags) > maxTags {
+		return nil, newErr("TagsPerResourceExceededLimitException", "A stream can have at most 50 tags.")
+	}
+	if e := validTags(in.Tags); e != nil {
+		return nil, e
 	}
 	now := s.cfg.Now()
 	kms := in.KmsKeyId
@@ -117,45 +121,37 @@ func (s *Server) createStream(body []byte) (any, *apiError) {
 	m := &streamMeta{
 		Name: in.StreamName, DeviceName: in.DeviceName, MediaType: in.MediaType, KMSKeyID: kms,
 		ARN:     fmt.Sprintf("arn:aws:kinesisvideo:%s:%s:stream/%s/%d", s.cfg.Region, s.cfg.AccountID, in.StreamName, now.UnixMilli()),
-		Version: randVersion(), Status: "ACTIVE", Created: now, RetentionHours: retention, Tags: in.Tags,
+		Version: newVersion(), Status: "ACTIVE", Created: now, RetentionHours: retention, Tags: in.Tags,
 		Dir: fmt.Sprintf("%s-%d", in.StreamName, now.UnixNano()),
+	}
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.streams[m.Name]; ok {
+		return nil, newErr("ResourceInUseException", fmt.Sprintf("The stream %s already exists.", m.Name))
 	}
 	st.streams[m.Name] = m
 	if err := st.saveStreams(); err != nil {
 		delete(st.streams, m.Name)
-		return nil, &apiError{500, "InternalFailure", "could not store the stream"}
+		return nil, newErr("InternalFailure", "could not store the stream: "+err.Error())
 	}
 	s.log.Info("stream created", "stream", m.Name, "retention_hours", retention)
 	return map[string]string{"StreamARN": m.ARN}, nil
 }
 
-// lookup resolves a StreamName or StreamARN. Called with st.mu held.
-func (s *Server) lookup(ref streamRef) (*streamMeta, *apiError) {
-	if ref.StreamName == "" && ref.StreamARN == "" {
-		return nil, newErr("InvalidArgumentException", "either StreamName or StreamARN is required")
-	}
-	if ref.StreamName != "" && ref.StreamARN != "" {
-		return nil, newErr("InvalidArgumentException", "specify either StreamName or StreamARN, not both")
-	}
-	for _, m := range s.store.streams {
-		if (ref.StreamName != "" && m.Name == ref.StreamName) || (ref.StreamARN != "" && m.ARN == ref.StreamARN) {
-			return m, nil
-		}
-	}
-	if ref.StreamName != "" {
-		if e := validName(ref.StreamName); e != nil {
-			return nil, e
-		}
-	}
-	return nil, newErr("ResourceNotFoundException", "The requested stream is not found or not active.")
-}
-
+// streamInfo is a stream as DescribeStream and ListStreams return it.
 func streamInfo(m *streamMeta) map[string]any {
-	return map[string]any{
-		"DeviceName": m.DeviceName, "StreamName": m.Name, "StreamARN": m.ARN, "MediaType": m.MediaType,
-		"KmsKeyId": m.KMSKeyID, "Version": m.Version, "Status": m.Status,
+	info := map[string]any{
+		"StreamName": m.Name, "StreamARN": m.ARN, "KmsKeyId": m.KMSKeyID, "Version": m.Version, "Status": m.Status,
 		"CreationTime": float64(m.Created.UnixMilli()) / 1000, "DataRetentionInHours": m.RetentionHours,
 	}
+	if m.DeviceName != "" {
+		info["DeviceName"] = m.DeviceName
+	}
+	if m.MediaType != "" {
+		info["MediaType"] = m.MediaType
+	}
+	return info
 }
 
 func (s *Server) describeStream(body []byte) (any, *apiError) {
@@ -163,13 +159,11 @@ func (s *Server) describeStream(body []byte) (any, *apiError) {
 	if e := decode(body, &ref); e != nil {
 		return nil, e
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	m, e := s.lookup(ref)
+	m, e := s.store.get(ref)
 	if e != nil {
 		return nil, e
 	}
-	return map[string]any{"StreamInfo": streamInfo(m)}, nil
+	return map[string]any{"StreamInfo": streamInfo(&m)}, nil
 }
 
 func (s *Server) deleteStream(body []byte) (any, *apiError) {
@@ -181,20 +175,22 @@ func (s *Server) deleteStream(body []byte) (any, *apiError) {
 		return nil, e
 	}
 	if in.StreamARN == "" {
-		return nil, newErr("InvalidArgumentException", "StreamARN is required")
+		return nil, newErr("InvalidArgumentException", "1 validation error detected: Value null at 'streamARN' failed to satisfy constraint: Member must not be null")
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	m, e := s.lookup(streamRef{StreamARN: in.StreamARN})
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m, e := st.lookup(streamRef{StreamARN: in.StreamARN})
 	if e != nil {
 		return nil, e
 	}
 	if in.CurrentVersion != "" && in.CurrentVersion != m.Version {
 		return nil, newErr("VersionMismatchException", "The stream version does not match the current version.")
 	}
-	delete(s.store.streams, m.Name)
-	delete(s.store.frags, m.Name)
-	s.store.saveStreams()
+	if err := st.remove(m); err != nil {
+		return nil, newErr("InternalFailure", "could not delete the stream: "+err.Error())
+	}
+	s.log.Info("stream deleted", "stream", m.Name)
 	return map[string]any{}, nil
 }
 
@@ -211,13 +207,17 @@ func (s *Server) listStreams(body []byte) (any, *apiError) {
 		in.MaxResults = 10000
 	}
 	if in.MaxResults < 1 || in.MaxResults > 10000 {
-		return nil, newErr("InvalidArgumentException", "MaxResults must be between 1 and 10000")
+		return nil, newErr("InvalidArgumentException", "MaxResults must be between 1 and 10000.")
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
+	if c := in.StreamNameCondition; c != nil && c.ComparisonOperator != "" && c.ComparisonOperator != "BEGINS_WITH" {
+		return nil, newErr("InvalidArgumentException", "ComparisonOperator must be BEGINS_WITH.")
+	}
+	st := s.store
+	st.mu.Lock()
+	defer st.mu.Unlock()
 	var names []string
-	for n := range s.store.streams {
-		if c := in.StreamNameCondition; c != nil && c.ComparisonValue != "" && !strings.HasPrefix(n, c.ComparisonValue) {
+	for n := range st.streams {
+		if c := in.StreamNameCondition; c != nil && !strings.HasPrefix(n, c.ComparisonValue) {
 			continue
 		}
 		if in.NextToken != "" && n <= in.NextToken {
@@ -233,7 +233,7 @@ func (s *Server) listStreams(body []byte) (any, *apiError) {
 	}
 	list := []any{}
 	for _, n := range names {
-		list = append(list, streamInfo(s.store.streams[n]))
+		list = append(list, streamInfo(st.streams[n]))
 	}
 	out["StreamInfoList"] = list
 	return out, nil
@@ -242,6 +242,9 @@ func (s *Server) listStreams(body []byte) (any, *apiError) {
 var apiNames = map[string]bool{"PUT_MEDIA": true, "GET_MEDIA": true, "LIST_FRAGMENTS": true, "GET_MEDIA_FOR_FRAGMENT_LIST": true,
 	"GET_HLS_STREAMING_SESSION_URL": true, "GET_DASH_STREAMING_SESSION_URL": true, "GET_CLIP": true, "GET_IMAGES": true}
 
+// getDataEndpoint returns the endpoint's own base URL, with its port, for
+// every API: one server serves the control and data planes. It is never
+// built from Host, which producers send without the port.
 func (s *Server) getDataEndpoint(body []byte) (any, *apiError) {
 	var in struct {
 		streamRef
@@ -251,14 +254,11 @@ func (s *Server) getDataEndpoint(body []byte) (any, *apiError) {
 		return nil, e
 	}
 	if !apiNames[in.APIName] {
-		return nil, newErr("InvalidArgumentException", fmt.Sprintf("1 validation error detected: Value '%s' at 'aPIName' failed to satisfy constraint: Member must satisfy enum value set", in.APIName))
+		return nil, newErr("InvalidArgumentException", fmt.Sprintf("1 validation error detected: Value '%s' at 'aPIName' failed to satisfy constraint: Member must satisfy enum value set: [PUT_MEDIA, GET_MEDIA, LIST_FRAGMENTS, GET_MEDIA_FOR_FRAGMENT_LIST, GET_HLS_STREAMING_SESSION_URL, GET_DASH_STREAMING_SESSION_URL, GET_CLIP, GET_IMAGES]", in.APIName))
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	if _, e := s.lookup(in.streamRef); e != nil {
+	if _, e := s.store.get(in.streamRef); e != nil {
 		return nil, e
 	}
-	// The endpoint's own URL, with its port: never built from Host.
 	return map[string]string{"DataEndpoint": s.URL()}, nil
 }
 
@@ -270,26 +270,21 @@ func (s *Server) tagStream(body []byte) (any, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	m, e := s.lookup(in.streamRef)
-	if e != nil {
+	if e := validTags(in.Tags); e != nil {
 		return nil, e
 	}
-	if m.Tags == nil {
-		m.Tags = map[string]string{}
-	}
-	for k, v := range in.Tags {
-		if len(k) == 0 || len(k) > 128 || len(v) > 256 {
-			return nil, newErr("InvalidArgumentException", fmt.Sprintf("tag %q: keys are 1 to 128 characters, values at most 256", k))
+	return map[string]any{}, s.store.update(in.streamRef, func(m *streamMeta) *apiError {
+		if m.Tags == nil {
+			m.Tags = map[string]string{}
 		}
-		m.Tags[k] = v
-	}
-	if len(m.Tags) > 50 {
-		return nil, newErr("TagsPerResourceExceededLimitException", "a stream can have at most 50 tags")
-	}
-	s.store.saveStreams()
-	return map[string]any{}, nil
+		for k, v := range in.Tags {
+			m.Tags[k] = v
+		}
+		if len(m.Tags) > maxTags {
+			return newErr("TagsPerResourceExceededLimitException", "A stream can have at most 50 tags.")
+		}
+		return nil
+	})
 }
 
 func (s *Server) untagStream(body []byte) (any, *apiError) {
@@ -300,17 +295,12 @@ func (s *Server) untagStream(body []byte) (any, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	m, e := s.lookup(in.streamRef)
-	if e != nil {
-		return nil, e
-	}
-	for _, k := range in.TagKeyList {
-		delete(m.Tags, k)
-	}
-	s.store.saveStreams()
-	return map[string]any{}, nil
+	return map[string]any{}, s.store.update(in.streamRef, func(m *streamMeta) *apiError {
+		for _, k := range in.TagKeyList {
+			delete(m.Tags, k)
+		}
+		return nil
+	})
 }
 
 func (s *Server) listTagsForStream(body []byte) (any, *apiError) {
@@ -318,28 +308,77 @@ func (s *Server) listTagsForStream(body []byte) (any, *apiError) {
 	if e := decode(body, &ref); e != nil {
 		return nil, e
 	}
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	m, e := s.lookup(ref)
+	m, e := s.store.get(ref)
 	if e != nil {
 		return nil, e
 	}
-	tags := m.Tags
-	if tags == nil {
-		tags = map[string]string{}
-	}
-	return map[string]any{"Tags": tags}, nil
+	return map[string]any{"Tags": m.Tags}, nil
 }
 
-// streamFor returns a copy of a stream's metadata.
-func (s *Server) streamFor(ref streamRef) (streamMeta, *apiError) {
-	s.store.mu.Lock()
-	defer s.store.mu.Unlock()
-	m, e := s.lookup(ref)
-	if e != nil {
-		return streamMeta{}, e
+// checkVersion enforces CurrentVersion, which updates require.
+func checkVersion(m *streamMeta, v string) *apiError {
+	if v == "" {
+		return newErr("InvalidArgumentException", "1 validation error detected: Value null at 'currentVersion' failed to satisfy constraint: Member must not be null")
 	}
-	return *m, nil
+	if v != m.Version {
+		return newErr("VersionMismatchException", "The stream version does not match the current version.")
+	}
+	return nil
 }
 
-var _ = time.Now
+func (s *Server) updateStream(body []byte) (any, *apiError) {
+	var in struct {
+		streamRef
+		CurrentVersion        string
+		DeviceName, MediaType *string
+	}
+	if e := decode(body, &in); e != nil {
+		return nil, e
+	}
+	return map[string]any{}, s.store.update(in.streamRef, func(m *streamMeta) *apiError {
+		if e := checkVersion(m, in.CurrentVersion); e != nil {
+			return e
+		}
+		if in.DeviceName != nil {
+			m.DeviceName = *in.DeviceName
+		}
+		if in.MediaType != nil {
+			m.MediaType = *in.MediaType
+		}
+		m.Version = newVersion()
+		return nil
+	})
+}
+
+func (s *Server) updateDataRetention(body []byte) (any, *apiError) {
+	var in struct {
+		streamRef
+		CurrentVersion             string
+		Operation                  string
+		DataRetentionChangeInHours int
+	}
+	if e := decode(body, &in); e != nil {
+		return nil, e
+	}
+	if in.DataRetentionChangeInHours < 1 {
+		return nil, newErr("InvalidArgumentException", "DataRetentionChangeInHours must be at least 1.")
+	}
+	return map[string]any{}, s.store.update(in.streamRef, func(m *streamMeta) *apiError {
+		if e := checkVersion(m, in.CurrentVersion); e != nil {
+			return e
+		}
+		switch in.Operation {
+		case "INCREASE_DATA_RETENTION":
+			m.RetentionHours += in.DataRetentionChangeInHours
+		case "DECREASE_DATA_RETENTION":
+			if in.DataRetentionChangeInHours > m.RetentionHours {
+				return newErr("InvalidArgumentException", "The retention period cannot go below 0.")
+			}
+			m.RetentionHours -= in.DataRetentionChangeInHours
+		default:
+			return newErr("InvalidArgumentException", fmt.Sprintf("Operation %q is not INCREASE_DATA_RETENTION or DECREASE_DATA_RETENTION.", in.Operation))
+		}
+		m.Version = newVersion()
+		return nil
+	})
+}

@@ -1,8 +1,10 @@
 package kvslocal
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"sort"
 	"strconv"
@@ -11,6 +13,16 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
 
+// GetMedia (POST /getMedia, kinesis-video-media) streams stored fragments,
+// each re-emitted as its own MKV chunk exactly as the service lays them out
+// (local-aws.md §5): the segment head as the producer sent it (EBML header,
+// Segment of unknown size, Info, Tracks), the producer's Tags, Tags with
+// AWS_KINESISVIDEO_FRAGMENT_NUMBER, _SERVER_TIMESTAMP and
+// _PRODUCER_TIMESTAMP, the Cluster (with a known size, as the service sends
+// it), then Tags with AWS_KINESISVIDEO_MILLIS_BEHIND_NOW and
+// AWS_KINESISVIDEO_CONTINUATION_TOKEN. Every selector keeps the response open
+// for new fragments until none has come for Config.GetMediaIdleTimeout.
+
 type startSelector struct {
 	StartSelectorType   string
 	AfterFragmentNumber string
@@ -18,143 +30,37 @@ type startSelector struct {
 	ContinuationToken   string
 }
 
-func tsOf(n *json.Number) (time.Time, error) {
+// decodeNumbers parses a JSON body keeping numbers exact.
+func decodeNumbers(body []byte, v any) *apiError {
+	if len(body) == 0 {
+		body = []byte("{}")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber()
+	if err := dec.Decode(v); err != nil {
+		return newErr("SerializationException", "The request body is not valid JSON for this operation: "+err.Error())
+	}
+	return nil
+}
+
+// timestampOf parses a JSON epoch-seconds timestamp: integer seconds
+// (botocore) or with a fraction (aws-sdk-go-v2), exactly when it can.
+func timestampOf(n *json.Number, field string) (time.Time, *apiError) {
 	if n == nil {
-		return time.Time{}, fmt.Errorf("StartTimestamp is required")
+		return time.Time{}, newErr("InvalidArgumentException", field+" is required.")
+	}
+	if t, err := parseEpochSeconds(n.String()); err == nil {
+		return t, nil
 	}
 	f, err := n.Float64()
-	if err != nil {
-		return time.Time{}, err
+	if err != nil || f < 0 {
+		return time.Time{}, newErr("InvalidArgumentException", fmt.Sprintf("%s %s is not a timestamp in epoch seconds.", field, n))
 	}
-	return time.UnixMilli(int64(f * 1000)), nil
+	return time.UnixMilli(int64(f*1000 + 0.5)), nil
 }
 
-// getMedia streams fragments as the service does: each one its own segment
-// (EBML header, Segment of unknown size, Info, Tracks), then the
-// FRAGMENT_NUMBER, SERVER_TIMESTAMP and PRODUCER_TIMESTAMP tags, the
-// producer's tags and the Cluster, then MILLIS_BEHIND_NOW and
-// CONTINUATION_TOKEN. EARLIEST and NOW wait for new fragments until none has
-// come for GetMediaIdleTimeout.
-func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, body []byte) {
-	var in struct {
-		streamRef
-		StartSelector *startSelector
-	}
-	dec := json.NewDecoder(bytesReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&in); err != nil {
-		writeError(w, 400, "InvalidArgumentException", "the request body is not valid JSON: "+err.Error())
-		return
-	}
-	m, e := s.streamFor(in.streamRef)
-	if e != nil {
-		writeError(w, e.status, e.code, e.msg)
-		return
-	}
-	if in.StartSelector == nil {
-		writeError(w, 400, "InvalidArgumentException", "StartSelector is required")
-		return
-	}
-	sel := in.StartSelector
-	frags, changed := s.store.fragments(m.Name)
-	var start int
-	follow := false
-	switch sel.StartSelectorType {
-	case "EARLIEST":
-		follow = true
-	case "NOW":
-		start, follow = len(frags), true
-	case "FRAGMENT_NUMBER":
-		start = sort.Search(len(frags), func(i int) bool { return cmpNum(frags[i].Number, sel.AfterFragmentNumber) >= 0 })
-		if start == len(frags) || frags[start].Number != sel.AfterFragmentNumber {
-			writeError(w, 404, "ResourceNotFoundException", "The requested fragment is not found.")
-			return
-		}
-	case "CONTINUATION_TOKEN":
-		start = sort.Search(len(frags), func(i int) bool { return cmpNum(frags[i].Number, sel.ContinuationToken) > 0 })
-		follow = true
-	case "PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP":
-		t, err := tsOf(sel.StartTimestamp)
-		if err != nil {
-			writeError(w, 400, "InvalidArgumentException", err.Error())
-			return
-		}
-		for start < len(frags) {
-			ts := frags[start].ServerTimestamp
-			if sel.StartSelectorType == "PRODUCER_TIMESTAMP" {
-				ts = frags[start].ProducerTimestamp
-			}
-			if !ts.Before(t) {
-				break
-			}
-			start++
-		}
-		follow = true
-	default:
-		writeError(w, 400, "InvalidArgumentException", fmt.Sprintf("StartSelectorType %q is not one of EARLIEST, NOW, FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, CONTINUATION_TOKEN", sel.StartSelectorType))
-		return
-	}
-	w.Header().Set("Content-Type", "video/webm")
-	w.WriteHeader(http.StatusOK)
-	rc := http.NewResponseController(w)
-	rc.Flush()
-	i := start
-	for {
-		for ; i < len(frags); i++ {
-			if err := s.writeFragment(w, m.Name, frags[i]); err != nil {
-				return
-			}
-			rc.Flush()
-		}
-		if !follow {
-			return
-		}
-		select {
-		case <-changed:
-			frags, changed = s.store.fragments(m.Name)
-		case <-time.After(s.cfg.GetMediaIdleTimeout):
-			return
-		case <-r.Context().Done():
-			return
-		case <-s.closing:
-			return
-		}
-	}
-}
-
-func (s *Server) writeFragment(w http.ResponseWriter, stream string, fi FragmentInfo) error {
-	data, err := s.store.readFragment(stream, fi)
-	if err != nil || int64(len(data)) < fi.HeaderSize {
-		s.log.Error("reading fragment", "stream", stream, "fragment", fi.Number, "error", err)
-		return fmt.Errorf("fragment %s unreadable", fi.Number)
-	}
-	out := make([]byte, 0, len(data)+512)
-	out = append(out, data[:fi.HeaderSize]...)
-	out = mkv.AppendTags(out, []mkv.SimpleTag{
-		{Name: mkv.TagFragmentNumber, Value: fi.Number},
-		{Name: mkv.TagServerTimestamp, Value: secMillis(fi.ServerTimestamp)},
-		{Name: mkv.TagProducerTimestamp, Value: secMillis(fi.ProducerTimestamp)},
-	})
-	out = append(out, data[fi.HeaderSize:]...)
-	behind := s.cfg.Now().Sub(fi.ServerTimestamp).Milliseconds()
-	if behind < 0 {
-		behind = 0
-	}
-	out = mkv.AppendTags(out, []mkv.SimpleTag{
-		{Name: mkv.TagMillisBehindNow, Value: strconv.FormatInt(behind, 10)},
-		{Name: mkv.TagContinuationToken, Value: fi.Number},
-	})
-	_, err = w.Write(out)
-	return err
-}
-
-func secMillis(t time.Time) string {
-	ms := t.UnixMilli()
-	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
-}
-
-// cmpNum compares two decimal fragment numbers.
-func cmpNum(a, b string) int {
+// cmpNumbers compares two decimal fragment numbers.
+func cmpNumbers(a, b string) int {
 	if len(a) != len(b) {
 		if len(a) < len(b) {
 			return -1
@@ -170,75 +76,181 @@ func cmpNum(a, b string) int {
 	return 0
 }
 
-// listFragments answers ListFragments (archived media).
-func (s *Server) listFragments(w http.ResponseWriter, r *http.Request, body []byte) {
+// startIndex resolves a StartSelector against the stored fragments.
+func startIndex(sel *startSelector, frags []fragment) (int, *apiError) {
+	if sel == nil {
+		return 0, newErr("InvalidArgumentException", "1 validation error detected: Value null at 'startSelector' failed to satisfy constraint: Member must not be null")
+	}
+	switch sel.StartSelectorType {
+	case "EARLIEST":
+		return 0, nil
+	case "NOW":
+		return len(frags), nil
+	case "FRAGMENT_NUMBER":
+		if sel.AfterFragmentNumber == "" {
+			return 0, newErr("InvalidArgumentException", "AfterFragmentNumber is required with FRAGMENT_NUMBER.")
+		}
+		i := sort.Search(len(frags), func(i int) bool { return cmpNumbers(frags[i].Number, sel.AfterFragmentNumber) >= 0 })
+		if i == len(frags) || frags[i].Number != sel.AfterFragmentNumber {
+			return 0, newErr("ResourceNotFoundException", fmt.Sprintf("Fragment %s was not found on the stream.", sel.AfterFragmentNumber))
+		}
+		return i, nil
+	case "CONTINUATION_TOKEN":
+		if sel.ContinuationToken == "" {
+			return 0, newErr("InvalidArgumentException", "ContinuationToken is required with CONTINUATION_TOKEN.")
+		}
+		return sort.Search(len(frags), func(i int) bool { return cmpNumbers(frags[i].Number, sel.ContinuationToken) > 0 }), nil
+	case "PRODUCER_TIMESTAMP", "SERVER_TIMESTAMP":
+		t, e := timestampOf(sel.StartTimestamp, "StartTimestamp")
+		if e != nil {
+			return 0, e
+		}
+		// The first fragment that contains t or starts after it.
+		for i, f := range frags {
+			ts := f.ServerTimestamp
+			if sel.StartSelectorType == "PRODUCER_TIMESTAMP" {
+				ts = f.ProducerTimestamp
+			}
+			if !ts.Add(time.Duration(f.DurationMillis) * time.Millisecond).Before(t) {
+				return i, nil
+			}
+		}
+		return len(frags), nil
+	}
+	return 0, newErr("InvalidArgumentException", fmt.Sprintf("1 validation error detected: Value '%s' at 'startSelector.startSelectorType' failed to satisfy constraint: Member must satisfy enum value set: [FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, NOW, EARLIEST, CONTINUATION_TOKEN]", sel.StartSelectorType))
+}
+
+func (s *Server) getMedia(w http.ResponseWriter, r *http.Request, body []byte) {
 	var in struct {
 		streamRef
-		MaxResults       int
-		NextToken        string
-		FragmentSelector *struct {
-			FragmentSelectorType string
-			TimestampRange       struct{ StartTimestamp, EndTimestamp *json.Number }
-		}
+		StartSelector *startSelector
 	}
-	dec := json.NewDecoder(bytesReader(body))
-	dec.UseNumber()
-	if err := dec.Decode(&in); err != nil {
-		writeError(w, 400, "InvalidArgumentException", "the request body is not valid JSON: "+err.Error())
+	if e := decodeNumbers(body, &in); e != nil {
+		writeError(w, e)
 		return
 	}
-	m, e := s.streamFor(in.streamRef)
+	m, e := s.store.get(in.streamRef)
 	if e != nil {
-		writeError(w, e.status, e.code, e.msg)
+		writeError(w, e)
 		return
 	}
-	if in.MaxResults <= 0 || in.MaxResults > 1000 {
-		in.MaxResults = 1000
+	frags, changed := s.store.fragments(m.Name)
+	i, e := startIndex(in.StartSelector, frags)
+	if e != nil {
+		writeError(w, e)
+		return
 	}
-	frags, _ := s.store.fragments(m.Name)
-	var from, to time.Time
-	useServer := false
-	if fs := in.FragmentSelector; fs != nil {
-		var err error
-		if from, err = tsOf(fs.TimestampRange.StartTimestamp); err == nil {
-			to, err = tsOf(fs.TimestampRange.EndTimestamp)
+	w.Header().Set("Content-Type", "video/webm")
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	rc.Flush()
+	idle := time.NewTimer(s.cfg.GetMediaIdleTimeout)
+	defer idle.Stop()
+	for {
+		for ; i < len(frags); i++ {
+			if err := s.writeChunk(w, m.Name, frags[i], chunkGetMedia); err != nil {
+				s.log.Info("GetMedia ended", "stream", m.Name, "error", err)
+				return
+			}
+			rc.Flush()
 		}
-		if err != nil {
-			writeError(w, 400, "InvalidArgumentException", "TimestampRange: "+err.Error())
+		select {
+		case <-changed:
+			frags, changed = s.store.fragments(m.Name)
+			if len(frags) > i {
+				idle.Reset(s.cfg.GetMediaIdleTimeout)
+			}
+		case <-idle.C:
+			return
+		case <-r.Context().Done():
+			return
+		case <-s.closing:
 			return
 		}
-		useServer = fs.FragmentSelectorType == "SERVER_TIMESTAMP"
 	}
-	list := []any{}
-	var next string
-	for _, f := range frags {
-		if in.NextToken != "" && cmpNum(f.Number, in.NextToken) <= 0 {
-			continue
-		}
-		ts := f.ProducerTimestamp
-		if useServer {
-			ts = f.ServerTimestamp
-		}
-		if !from.IsZero() && (ts.Before(from) || ts.After(to)) {
-			continue
-		}
-		if len(list) == in.MaxResults {
-			next = f.Number
-			break
-		}
-		list = append(list, map[string]any{
-			"FragmentNumber": f.Number, "FragmentSizeInBytes": f.Size,
-			"ProducerTimestamp":            float64(f.ProducerTimestamp.UnixMilli()) / 1000,
-			"ServerTimestamp":              float64(f.ServerTimestamp.UnixMilli()) / 1000,
-			"FragmentLengthInMilliseconds": f.DurationMillis,
-		})
+}
+
+// chunkKind selects the metadata tags of a chunk.
+type chunkKind int
+
+const (
+	chunkGetMedia chunkKind = iota
+	chunkFragmentList
+)
+
+// writeChunk writes one stored fragment as a chunk, streaming it from its
+// file.
+func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKind) error {
+	file, err := s.store.open(stream, f)
+	if err != nil {
+		return fmt.Errorf("fragment %s: %w", f.Number, err)
 	}
-	out := map[string]any{"Fragments": list}
-	if next != "" {
-		// The token names the last fragment returned.
-		last := list[len(list)-1].(map[string]any)["FragmentNumber"]
-		out["NextToken"] = last
+	defer file.Close()
+	meta := []mkv.SimpleTag{
+		{Name: mkv.TagFragmentNumber, Value: f.Number},
+		{Name: mkv.TagServerTimestamp, Value: secMillis(f.ServerTimestamp)},
+		{Name: mkv.TagProducerTimestamp, Value: secMillis(f.ProducerTimestamp)},
 	}
-	w.Header().Set("Content-Type", "application/json")
-	json.NewEncoder(w).Encode(out)
+	if kind == chunkFragmentList {
+		meta[1].Name, meta[2].Name = "AWS_KINESISVIDEO_SERVER_SIDE_TIMESTAMP", "AWS_KINESISVIDEO_PRODUCER_SIDE_TIMESTAMP"
+	}
+	head := f.HeaderSize + f.TagsSize
+	sections := []any{
+		io.NewSectionReader(file, 0, head),
+		appendTags(nil, meta),
+		io.NewSectionReader(file, head, f.Size-head),
+	}
+	if kind == chunkGetMedia {
+		behind := max(s.cfg.Now().Sub(f.ServerTimestamp).Milliseconds(), 0)
+		sections = append(sections, appendTags(nil, []mkv.SimpleTag{
+			{Name: mkv.TagMillisBehindNow, Value: strconv.FormatInt(behind, 10)},
+			{Name: mkv.TagContinuationToken, Value: f.Number},
+		}))
+	}
+	for _, sec := range sections {
+		switch v := sec.(type) {
+		case []byte:
+			_, err = w.Write(v)
+		case *io.SectionReader:
+			var n int64
+			n, err = io.Copy(w, v)
+			if err == nil && n != v.Size() {
+				err = fmt.Errorf("fragment %s is truncated on disk", f.Number)
+			}
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// appendTags appends a Tags element with one Tag holding the SimpleTags,
+// with 8-byte sizes, as the service writes its metadata.
+func appendTags(dst []byte, tags []mkv.SimpleTag) []byte {
+	var st []byte
+	for _, t := range tags {
+		var b []byte
+		b = mkv.AppendID(b, mkv.IDTagName)
+		b = mkv.AppendSizeWidth(b, int64(len(t.Name)), 8)
+		b = append(b, t.Name...)
+		b = mkv.AppendID(b, mkv.IDTagString)
+		b = mkv.AppendSizeWidth(b, int64(len(t.Value)), 8)
+		b = append(b, t.Value...)
+		st = mkv.AppendID(st, mkv.IDSimpleTag)
+		st = mkv.AppendSizeWidth(st, int64(len(b)), 8)
+		st = append(st, b...)
+	}
+	tag := mkv.AppendID(nil, mkv.IDTag)
+	tag = mkv.AppendSizeWidth(tag, int64(len(st)), 8)
+	tag = append(tag, st...)
+	dst = mkv.AppendID(dst, mkv.IDTags)
+	dst = mkv.AppendSizeWidth(dst, int64(len(tag)), 8)
+	return append(dst, tag...)
+}
+
+// secMillis formats a time as the service's "seconds.millis" strings.
+func secMillis(t time.Time) string {
+	ms := t.UnixMilli()
+	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
 }

@@ -1,374 +1,260 @@
 package kvslocal
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
-
-	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
 
-// Service limits PutMedia enforces.
-const (
-	maxFragmentBytes    = 50 << 20
-	maxFragmentDuration = 10 * time.Second
-	maxTracks           = 3
-	maxFragmentTags     = 10
-)
+// PutMedia (POST /putMedia): parameters in headers, the MKV body streamed
+// (chunked, usually with Expect: 100-continue), newline-separated JSON acks
+// streamed back on the same connection while the body is still arriving
+// (local-aws.md §2.5, kvssink-observed.md §5.5–5.6).
 
-// ack is one acknowledgement line.
+// ack is one acknowledgement line, with the keys PIC's AckParser knows.
 type ack struct {
 	EventType        string `json:"EventType"`
 	FragmentTimecode uint64 `json:"FragmentTimecode"`
-	FragmentNumber   string `json:"FragmentNumber,omitempty"`
+	FragmentNumber   string `json:"FragmentNumber,omitempty"` // absent when no fragment is concerned
 	ErrorID          int    `json:"ErrorId,omitempty"`
 	ErrorCode        string `json:"ErrorCode,omitempty"`
 }
 
-// ackWriter writes acknowledgements from the ingest and IDLE keep-alives
-// from a timer, one JSON object per line, flushing each.
+// Ack event types.
+const (
+	ackBuffering = "BUFFERING"
+	ackReceived  = "RECEIVED"
+	ackPersisted = "PERSISTED"
+	ackIdle      = "IDLE"
+	ackError     = "ERROR"
+)
+
+// ackWriter writes acks from the ingest and IDLE keep-alives from a timer,
+// one JSON object per line, flushing each. After the handler returns it must
+// not be used: stopIdle waits for the timer goroutine.
 type ackWriter struct {
-	mu   sync.Mutex
-	w    http.ResponseWriter
-	rc   *http.ResponseController
-	last time.Time
-	err  error
-	stop chan struct{}
+	mu       sync.Mutex
+	w        io.Writer
+	rc       *http.ResponseController
+	lastSent time.Time
+	err      error
+	stop     chan struct{}
+	done     chan struct{}
 }
 
-func (a *ackWriter) send(x ack) error {
+func (a *ackWriter) write(line []byte) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.err != nil {
 		return a.err
 	}
-	b, _ := json.Marshal(x)
-	if _, err := a.w.Write(append(b, '\n')); err != nil {
-		a.err = err
-		return err
+	if _, err := a.w.Write(line); err != nil {
+		a.err = fmt.Errorf("writing an ack: %w", err)
+		return a.err
 	}
-	a.err = a.rc.Flush()
-	a.last = time.Now()
+	if err := a.rc.Flush(); err != nil {
+		a.err = fmt.Errorf("flushing an ack: %w", err)
+	}
+	a.lastSent = time.Now()
 	return a.err
 }
 
-func (a *ackWriter) idle(interval time.Duration) {
-	t := time.NewTicker(interval / 2)
+func (a *ackWriter) send(x ack) error {
+	b, err := json.Marshal(x)
+	if err != nil {
+		return err
+	}
+	return a.write(append(b, '\n'))
+}
+
+// idle sends {"EventType":"IDLE"} whenever neither body data has arrived nor
+// an ack was sent for interval.
+func (a *ackWriter) idle(interval time.Duration, lastData *atomic.Int64) {
+	defer close(a.done)
+	t := time.NewTicker(interval / 4)
 	defer t.Stop()
 	for {
 		select {
 		case <-a.stop:
 			return
-		case <-t.C:
+		case now := <-t.C:
 			a.mu.Lock()
-			due := time.Since(a.last) >= interval
+			quiet := now.Sub(a.lastSent) >= interval
 			a.mu.Unlock()
-			if due && a.send(ack{EventType: "IDLE"}) != nil {
-				return
+			if quiet && now.Sub(time.Unix(0, lastData.Load())) >= interval {
+				if a.write([]byte(`{"EventType":"IDLE"}`+"\n")) != nil {
+					return
+				}
 			}
 		}
 	}
 }
 
-// ingestError ends a PutMedia with an ERROR ack.
-type ingestError struct {
-	id   int
-	code string
-	tc   uint64
-	msg  string
+// failed returns the error that stopped ack delivery, if any.
+func (a *ackWriter) failed() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.err
 }
 
-func (e *ingestError) Error() string { return fmt.Sprintf("%d %s: %s", e.id, e.code, e.msg) }
-
-// fragmentState is the fragment being received.
-type fragmentState struct {
-	tc      uint64 // cluster timecode, MKV units
-	buf     []byte // producer tags + cluster, re-encoded
-	minTC   uint64
-	maxTC   uint64
-	frames  int
-	tracks  map[uint64]bool
-	tagsCnt int
+func (a *ackWriter) stopIdle() {
+	close(a.stop)
+	<-a.done
 }
 
-// ingest is one PutMedia connection.
-type ingest struct {
-	s        *Server
-	stream   streamMeta
-	acks     *ackWriter
-	ackReq   bool
-	relative bool
-	start    time.Time
-
-	hdr       *mkv.SegmentHeader
-	tracks    map[uint64]bool
-	scale     uint64
-	pendTags  []byte
-	pendCount int
-	cur       *fragmentState
-	lastMaxTC uint64
-	haveLast  bool
+// recorder sits between the request body and the MKV reader and keeps the
+// bytes the ingest has not stored yet, addressed by their offset in the
+// body, so that fragments are stored exactly as received. It also notes
+// when data last arrived (for IDLE acks) and how the body ended.
+//
+// It holds what arrived since the ingest last stored or dropped bytes: the
+// element being read (at most one frame, or the segment head) plus one
+// read. limit (a fragment's limit plus room for the head and one read)
+// bounds it; past that the body is refused (4001), so a producer cannot make
+// the endpoint buffer an endless element.
+type recorder struct {
+	src      io.Reader
+	buf      []byte
+	base     int64 // body offset of buf[0]
+	lastData atomic.Int64
+	err      error // the body's terminal error (io.EOF when it ended cleanly)
+	limit    int
 }
 
-func (s *Server) putMedia(w http.ResponseWriter, r *http.Request, _ identity) {
-	m, e := s.streamFor(streamRef{StreamName: r.Header.Get("x-amzn-stream-name"), StreamARN: r.Header.Get("x-amzn-stream-arn")})
-	if e != nil {
-		writeError(w, e.status, e.code, e.msg)
+// errRecorderFull reports more unstored bytes than the recorder's limit.
+var errRecorderFull = errors.New("more than a fragment's worth of bytes without a frame")
+
+func (rc *recorder) Read(p []byte) (int, error) {
+	if len(rc.buf) >= rc.limit {
+		return 0, errRecorderFull
+	}
+	p = p[:min(len(p), rc.limit-len(rc.buf))]
+	n, err := rc.src.Read(p)
+	if n > 0 {
+		rc.buf = append(rc.buf, p[:n]...)
+		rc.lastData.Store(time.Now().UnixNano())
+	}
+	if err != nil && rc.err == nil {
+		rc.err = err
+	}
+	return n, err
+}
+
+// bytes returns the recorded bytes [from, to).
+func (rc *recorder) bytes(from, to int64) []byte {
+	return rc.buf[from-rc.base : to-rc.base]
+}
+
+// trim drops the bytes before offset to.
+func (rc *recorder) trim(to int64) {
+	n := int(to - rc.base)
+	if n <= 0 {
 		return
 	}
-	in := &ingest{s: s, stream: m, ackReq: r.Header.Get("x-amzn-fragment-acknowledgment-required") != "0"}
-	switch t := r.Header.Get("x-amzn-fragment-timecode-type"); t {
-	case "ABSOLUTE", "":
-	case "RELATIVE":
-		in.relative = true
+	rest := rc.buf[n:]
+	if cap(rc.buf) > 1<<20 && len(rest) < cap(rc.buf)/4 {
+		rc.buf = append(make([]byte, 0, max(len(rest), 64<<10)), rest...) // give a big frame's room back
+	} else {
+		rc.buf = rc.buf[:copy(rc.buf, rest)]
+	}
+	rc.base = to
+}
+
+// captureWriter tees the body to a capture file; a failing capture is
+// logged once and then ignored, never failing the upload.
+type captureWriter struct {
+	s      *Server
+	w      io.Writer
+	failed bool
+}
+
+func (c *captureWriter) Write(p []byte) (int, error) {
+	if !c.failed {
+		if _, err := c.w.Write(p); err != nil {
+			c.failed = true
+			c.s.log.Error("capturing the PutMedia body", "error", err)
+		}
+	}
+	return len(p), nil
+}
+
+// putMediaParams are the request headers, validated.
+type putMediaParams struct {
+	stream    streamMeta
+	acks      bool
+	relative  bool
+	start     time.Time
+	haveStart bool
+}
+
+func (s *Server) putMediaParams(r *http.Request) (putMediaParams, *apiError) {
+	var p putMediaParams
+	ref := streamRef{StreamName: r.Header.Get("x-amzn-stream-name"), StreamARN: r.Header.Get("x-amzn-stream-arn")}
+	m, e := s.store.get(ref)
+	if e != nil {
+		return p, e
+	}
+	p.stream = m
+	switch v := r.Header.Get("x-amzn-fragment-acknowledgment-required"); v {
+	case "1", "":
+		p.acks = true
+	case "0":
 	default:
-		writeError(w, 400, "InvalidArgumentException", fmt.Sprintf("x-amzn-fragment-timecode-type %q is not ABSOLUTE or RELATIVE", t))
-		return
+		return p, newErr("InvalidArgumentException", fmt.Sprintf("x-amzn-fragment-acknowledgment-required %q is not 0 or 1.", v))
+	}
+	switch v := r.Header.Get("x-amzn-fragment-timecode-type"); v {
+	case "ABSOLUTE":
+	case "RELATIVE":
+		p.relative = true
+	default:
+		return p, newErr("InvalidArgumentException", fmt.Sprintf("x-amzn-fragment-timecode-type %q is not ABSOLUTE or RELATIVE.", v))
 	}
 	if v := r.Header.Get("x-amzn-producer-start-timestamp"); v != "" {
-		f, err := strconv.ParseFloat(v, 64)
+		t, err := parseEpochSeconds(v)
+		if err != nil {
+			return p, newErr("InvalidArgumentException", fmt.Sprintf("x-amzn-producer-start-timestamp %q is not epoch seconds.", v))
+		}
+		p.start, p.haveStart = t, true
+	} else if p.relative {
+		return p, newErr("InvalidArgumentException", "RELATIVE fragment timecodes need x-amzn-producer-start-timestamp.")
+	}
+	return p, nil
+}
+
+// parseEpochSeconds parses "1795393362.595" exactly (no float rounding).
+func parseEpochSeconds(v string) (time.Time, error) {
+	sec, frac, _ := strings.Cut(v, ".")
+	s, err := strconv.ParseInt(sec, 10, 64)
+	if err != nil || s < 0 || len(frac) > 9 {
+		return time.Time{}, fmt.Errorf("bad timestamp %q", v)
+	}
+	var ns int64
+	if frac != "" {
+		f, err := strconv.ParseInt(frac, 10, 64)
 		if err != nil || f < 0 {
-			writeError(w, 400, "InvalidArgumentException", fmt.Sprintf("x-amzn-producer-start-timestamp %q is not epoch seconds", v))
-			return
+			return time.Time{}, fmt.Errorf("bad timestamp %q", v)
 		}
-		in.start = time.UnixMilli(int64(f * 1000))
-	} else if in.relative {
-		writeError(w, 400, "InvalidArgumentException", "RELATIVE timecodes need x-amzn-producer-start-timestamp")
-		return
-	}
-	if !s.acquire(m.Name) {
-		writeError(w, 400, "ConnectionLimitExceededException", "Too many concurrent PutMedia connections on this stream.")
-		return
-	}
-	defer s.release(m.Name)
-
-	rc := http.NewResponseController(w)
-	if err := rc.EnableFullDuplex(); err != nil {
-		writeError(w, 500, "InternalFailure", "full duplex unavailable")
-		return
-	}
-	var body io.Reader = r.Body
-	if s.cfg.CaptureBodies {
-		f, err := s.captureFile(m.Name)
-		if err == nil {
-			defer f.Close()
-			body = io.TeeReader(r.Body, f)
+		for i := len(frac); i < 9; i++ {
+			f *= 10
 		}
+		ns = f
 	}
-	// The first read answers Expect: 100-continue; the status follows as
-	// soon as the first bytes arrive, before any fragment is complete.
-	br := bufio.NewReaderSize(body, 64<<10)
-	br.Peek(1)
-	rd := mkv.NewReaderOptions(br, mkv.ReaderOptions{MaxElementSize: maxFragmentBytes})
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusOK)
-	rc.Flush()
-	in.acks = &ackWriter{w: w, rc: rc, last: time.Now(), stop: make(chan struct{})}
-	go in.acks.idle(s.cfg.IdleAckInterval)
-	defer close(in.acks.stop)
-	ev, err := rd.NextEvent()
-
-	for err == nil {
-		if err = in.handle(ev); err != nil {
-			break
-		}
-		select {
-		case <-s.closing:
-			return
-		default:
-		}
-		ev, err = rd.NextEvent()
-	}
-	var ie *ingestError
-	switch {
-	case errors.Is(err, io.EOF):
-		if ferr := in.finish(); ferr != nil {
-			errors.As(ferr, &ie)
-		}
-	case errors.As(err, &ie):
-	case isClientGone(err):
-		s.log.Info("PutMedia connection ended", "stream", m.Name, "error", err)
-		return
-	default:
-		ie = &ingestError{4006, "INVALID_MKV_DATA", in.curTC(), err.Error()}
-	}
-	if ie != nil {
-		s.log.Info("PutMedia error", "stream", m.Name, "error_id", ie.id, "cause", ie.msg)
-		in.acks.send(ack{EventType: "ERROR", FragmentTimecode: ie.tc, FragmentNumber: s.store.peekNumber(), ErrorID: ie.id, ErrorCode: ie.code})
-	}
+	return time.Unix(s, ns), nil
 }
 
-func isClientGone(err error) bool {
-	return errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "connection reset") || strings.Contains(err.Error(), "use of closed")
-}
-
-func (in *ingest) curTC() uint64 {
-	if in.cur != nil {
-		return in.cur.tc
-	}
-	return 0
-}
-
-func (in *ingest) handle(ev mkv.Event) error {
-	switch ev.Kind {
-	case mkv.EventSegmentStart:
-		if err := in.finish(); err != nil {
-			return err
-		}
-		h := ev.Header
-		if len(h.Tracks) == 0 {
-			return &ingestError{4006, "INVALID_MKV_DATA", 0, "segment without tracks"}
-		}
-		if len(h.Tracks) > maxTracks {
-			return &ingestError{4012, "MORE_THAN_ALLOWED_TRACKS_FOUND", 0, fmt.Sprintf("%d tracks", len(h.Tracks))}
-		}
-		in.hdr = &mkv.SegmentHeader{TimecodeScale: h.TimecodeScale, Tracks: h.Tracks, Raw: append([]byte(nil), h.Raw...)}
-		in.tracks = map[uint64]bool{}
-		for _, t := range h.Tracks {
-			in.tracks[t.Number] = true
-		}
-		in.scale = h.TimecodeScale
-	case mkv.EventTags:
-		eofr := false
-		for _, t := range ev.Tags {
-			if t.Name == mkv.TagEndOfFragment {
-				eofr = true
-			}
-		}
-		if eofr {
-			return in.finish()
-		}
-		if in.cur != nil { // tags between clusters belong to the next fragment
-			if err := in.finish(); err != nil {
-				return err
-			}
-		}
-		in.pendTags = append(in.pendTags, ev.TagsRaw...)
-		in.pendCount += len(ev.Tags)
-		if in.pendCount > maxFragmentTags {
-			return &ingestError{4009, "FRAGMENT_METADATA_LIMIT_REACHED", 0, fmt.Sprintf("%d tags before one fragment", in.pendCount)}
-		}
-	case mkv.EventClusterStart:
-		if in.hdr == nil {
-			return &ingestError{4006, "INVALID_MKV_DATA", ev.Timecode, "cluster before the segment header"}
-		}
-		if err := in.finish(); err != nil {
-			return err
-		}
-		if in.haveLast && ev.Timecode <= in.lastMaxTC {
-			return &ingestError{4004, "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS", ev.Timecode,
-				fmt.Sprintf("fragment timecode %d is not greater than the previous fragment's last frame %d", ev.Timecode, in.lastMaxTC)}
-		}
-		f := &fragmentState{tc: ev.Timecode, minTC: ev.Timecode, maxTC: ev.Timecode, tracks: map[uint64]bool{}, tagsCnt: in.pendCount}
-		f.buf = append(f.buf, in.pendTags...)
-		f.buf = mkv.AppendClusterStart(f.buf, ev.Timecode)
-		in.pendTags, in.pendCount = nil, 0
-		in.cur = f
-		return in.ack("BUFFERING", f.tc, "")
-	case mkv.EventBlock:
-		f := in.cur
-		if f == nil {
-			return &ingestError{4006, "INVALID_MKV_DATA", 0, "block outside a cluster"}
-		}
-		b := ev.Block
-		if !in.tracks[b.Track] {
-			return &ingestError{4010, "TRACK_NUMBER_MISMATCH", f.tc, fmt.Sprintf("block for track %d, which the segment does not declare", b.Track)}
-		}
-		tc := int64(f.tc) + int64(b.RelTimecode)
-		if tc < 0 {
-			return &ingestError{4006, "INVALID_MKV_DATA", f.tc, "negative frame timecode"}
-		}
-		if uint64(tc) > f.maxTC {
-			f.maxTC = uint64(tc)
-		}
-		if uint64(tc) < f.minTC {
-			f.minTC = uint64(tc)
-		}
-		if time.Duration((f.maxTC-f.minTC)*in.scale) > maxFragmentDuration {
-			return &ingestError{4002, "MAX_FRAGMENT_DURATION_REACHED", f.tc, "fragment longer than 10 s"}
-		}
-		f.buf = mkv.AppendSimpleBlock(f.buf, b.Track, b.RelTimecode, b.Flags, b.Data)
-		if len(f.buf) > maxFragmentBytes {
-			return &ingestError{4001, "MAX_FRAGMENT_SIZE_REACHED", f.tc, "fragment larger than 50 MB"}
-		}
-		f.frames++
-		f.tracks[b.Track] = true
-	}
-	return nil
-}
-
-func (in *ingest) ack(typ string, tc uint64, number string) error {
-	if !in.ackReq && typ != "ERROR" {
-		return nil
-	}
-	f := in.s.getFaults()
-	if f.WithholdAcks && (typ == "RECEIVED" || typ == "PERSISTED") {
-		return nil
-	}
-	if number == "" {
-		number = in.s.store.peekNumber()
-	}
-	return in.acks.send(ack{EventType: typ, FragmentTimecode: tc, FragmentNumber: number})
-}
-
-// finish completes the current fragment: RECEIVED, durable storage, then
-// PERSISTED (when the stream retains data).
-func (in *ingest) finish() error {
-	f := in.cur
-	if f == nil {
-		return nil
-	}
-	in.cur = nil
-	if f.frames == 0 {
-		return &ingestError{4011, "FRAMES_MISSING_FOR_TRACK", f.tc, "fragment without frames"}
-	}
-	for t := range in.tracks {
-		if !f.tracks[t] && len(in.tracks) > 1 {
-			return &ingestError{4011, "FRAMES_MISSING_FOR_TRACK", f.tc, fmt.Sprintf("no frames for track %d", t)}
-		}
-	}
-	in.lastMaxTC, in.haveLast = f.maxTC, true
-	now := in.s.cfg.Now()
-	prod := time.Unix(0, int64(f.tc*in.scale))
-	if in.relative {
-		prod = in.start.Add(time.Duration(f.tc * in.scale))
-	}
-	fi := FragmentInfo{ProducerTimestamp: prod, ServerTimestamp: now, Timecode: f.tc, TimecodeScale: in.scale,
-		DurationMillis: int64(time.Duration((f.maxTC-f.minTC)*in.scale) / time.Millisecond), Frames: f.frames,
-		HeaderSize: int64(len(in.hdr.Raw))}
-	data := make([]byte, 0, len(in.hdr.Raw)+len(f.buf))
-	data = append(append(data, in.hdr.Raw...), f.buf...)
-	stored, err := in.s.store.putFragment(in.stream.Name, fi, data)
-	if err != nil {
-		in.s.log.Error("storing fragment", "stream", in.stream.Name, "error", err)
-		return &ingestError{5001, "ARCHIVAL_ERROR", f.tc, "could not store the fragment"}
-	}
-	if err := in.ack("RECEIVED", f.tc, stored.Number); err != nil {
-		return err
-	}
-	if in.stream.RetentionHours > 0 {
-		return in.ack("PERSISTED", f.tc, stored.Number)
-	}
-	return nil
-}
-
-// acquire allows one PutMedia connection per stream at a time, as the
-// service does (it throttles the newest with ConnectionLimitExceeded).
+// acquire allows one PutMedia connection per stream at a time; the service
+// throttles the newest with ConnectionLimitExceededException.
 func (s *Server) acquire(stream string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.active == nil {
-		s.active = map[string]bool{}
-	}
 	if s.active[stream] {
 		return false
 	}
@@ -382,14 +268,103 @@ func (s *Server) release(stream string) {
 	delete(s.active, stream)
 }
 
-func (s *Server) captureFile(stream string) (*os.File, error) {
-	dir := filepath.Join(s.cfg.Dir, "captures", stream)
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, err
+func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
+	p, e := s.putMediaParams(r)
+	if e != nil {
+		writeError(w, e)
+		return
 	}
-	s.mu.Lock()
-	s.captures++
-	n := s.captures
-	s.mu.Unlock()
-	return os.Create(filepath.Join(dir, fmt.Sprintf("%06d.mkv", n)))
+	name := p.stream.Name
+	if !s.acquire(name) {
+		writeError(w, newErr("ConnectionLimitExceededException", fmt.Sprintf("Too many concurrent PutMedia connections on stream %s.", name)))
+		return
+	}
+	defer s.release(name)
+	rc := http.NewResponseController(w)
+	if err := rc.EnableFullDuplex(); err != nil {
+		writeError(w, newErr("InternalFailure", "full-duplex HTTP is not available: "+err.Error()))
+		return
+	}
+	var body io.Reader = r.Body
+	if s.cfg.CaptureBodies {
+		if f, err := s.captureFile(name); err != nil {
+			s.log.Error("creating the capture file", "stream", name, "error", err)
+		} else {
+			defer f.Close()
+			body = io.TeeReader(r.Body, &captureWriter{s: s, w: f})
+		}
+	}
+	// The first read answers Expect: 100-continue. Only then the 200 goes
+	// out (sending it first would make curl wait a second for the 100).
+	first := make([]byte, 32<<10)
+	n, err := body.Read(first)
+	if n == 0 && err != nil && err != io.EOF {
+		s.log.Info("PutMedia body unreadable", "stream", name, "error", err)
+		return
+	}
+	rec := &recorder{src: io.MultiReader(bytes.NewReader(first[:n]), body), limit: int(s.maxFragment) + 2<<20}
+	rec.lastData.Store(time.Now().UnixNano())
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	rc.Flush()
+
+	acks := &ackWriter{w: w, rc: rc, lastSent: time.Now(), stop: make(chan struct{}), done: make(chan struct{})}
+	if p.acks {
+		go acks.idle(s.cfg.IdleAckInterval, &rec.lastData)
+	} else {
+		close(acks.done)
+	}
+	defer acks.stopIdle()
+
+	in := newIngest(s, p, rec, acks)
+	s.log.Info("PutMedia started", "stream", name, "relative", p.relative, "acks", p.acks)
+	in.run()
+}
+
+// ingestError ends a PutMedia with an ERROR ack.
+type ingestError struct {
+	id     int
+	code   string
+	tc     uint64
+	number string // the fragment concerned, when it has one
+	msg    string
+}
+
+func (e *ingestError) Error() string { return fmt.Sprintf("%d %s: %s", e.id, e.code, e.msg) }
+
+// ERROR ack codes (kvssink.md §4.3).
+const (
+	errFragmentSize     = 4001
+	errFragmentDuration = 4002
+	errTimecode         = 4004
+	errInvalidMKV       = 4006
+	errStreamNotActive  = 4008
+	errMetadataLimit    = 4009
+	errTrackMismatch    = 4010
+	errFramesMissing    = 4011
+	errTooManyTracks    = 4012
+	errArchival         = 5001
+)
+
+var errorCodes = map[int]string{
+	errFragmentSize:     "MAX_FRAGMENT_SIZE_REACHED",
+	errFragmentDuration: "MAX_FRAGMENT_DURATION_REACHED",
+	errTimecode:         "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS",
+	errInvalidMKV:       "INVALID_MKV_DATA",
+	errStreamNotActive:  "STREAM_NOT_ACTIVE",
+	errMetadataLimit:    "FRAGMENT_METADATA_LIMIT_REACHED",
+	errTrackMismatch:    "TRACK_NUMBER_MISMATCH",
+	errFramesMissing:    "FRAMES_MISSING_FOR_TRACK",
+	errTooManyTracks:    "MORE_THAN_ALLOWED_TRACKS_FOUND",
+	errArchival:         "FRAGMENT_ARCHIVAL_ERROR",
+}
+
+func ingestErr(id int, tc uint64, format string, args ...any) *ingestError {
+	return &ingestError{id: id, code: errorCodes[id], tc: tc, msg: fmt.Sprintf(format, args...)}
+}
+
+// clientGone reports a body that ended with a network error, not a clean
+// end: the producer went away and nobody reads acks any more.
+func clientGone(rec *recorder) bool {
+	return rec.err != nil && !errors.Is(rec.err, io.EOF)
 }

@@ -1,13 +1,18 @@
 // Package kvslocal is a loopback Kinesis Video Streams endpoint that behaves
-// like AWS on the wire: the restJson1 control plane, SigV4 verification of
-// every request, PutMedia in full duplex with fragment acknowledgements and
-// durable storage (PERSISTED only after fsync), and GetMedia in the layout
-// of the real service. Tests and the demo run against it; it is also a
-// standalone program (cmd/kvslocal).
+// like AWS on the wire, so that kvsgo and the official clients can be tested
+// offline: the restJson1 control plane, SigV4 verification of every request
+// with AWS's error shapes, PutMedia in full duplex with fragment
+// acknowledgements and durable storage (PERSISTED only after fsync),
+// GetMedia, ListFragments and GetMediaForFragmentList in the layout of the
+// real service. cmd/kvslocal runs it standalone.
+//
+// It is test infrastructure: it listens where it is told (loopback), keeps
+// everything under Config.Dir, and never logs secrets or signatures. It
+// imports the standard library and pkg/mkv only: never the AWS SDK (its
+// tests use the SDK as a client) nor the kvsgo packages it tests.
 package kvslocal
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +23,8 @@ import (
 	"time"
 )
 
-// Credential is an identity the endpoint accepts.
+// Credential is an identity the endpoint accepts. A non-empty SessionToken
+// must come as X-Amz-Security-Token.
 type Credential struct {
 	AccessKeyID     string
 	SecretAccessKey string
@@ -32,25 +38,39 @@ type Faults struct {
 	WithholdAcks bool
 }
 
-// Config configures a Server.
+// Config configures a Server. New fills the defaults.
 type Config struct {
 	Dir         string // durable storage root (required)
-	Region      string // default us-west-2
-	AccountID   string // default 123456789012
+	Region      string // region clients sign for; default us-west-2
+	AccountID   string // account in ARNs; default 123456789012
 	Credentials []Credential
-	Now         func() time.Time // default time.Now; tests skew it
-	Logger      *slog.Logger
-	// CaptureBodies keeps every PutMedia body verbatim in
+	Now         func() time.Time // clock for signatures, Date and timestamps; default time.Now
+	Logger      *slog.Logger     // default: discard
+	// CaptureBodies also keeps every PutMedia body verbatim as
 	// Dir/captures/<stream>/<n>.mkv.
 	CaptureBodies bool
-	// IdleAckInterval is how often IDLE acks are sent while no data
-	// arrives; default 3 s.
+	// IdleAckInterval is how long a PutMedia connection may receive no data
+	// before an IDLE ack is sent (and between IDLE acks); default 3 s.
 	IdleAckInterval time.Duration
 	// GetMediaIdleTimeout ends a GetMedia response that has had no new
-	// fragment for this long; default 3 s.
+	// fragment for this long (a real client reads until EOF); default 3 s.
 	GetMediaIdleTimeout time.Duration
 	Faults              Faults
 }
+
+// Defaults.
+const (
+	DefaultRegion              = "us-west-2"
+	DefaultAccountID           = "123456789012"
+	DefaultIdleAckInterval     = 3 * time.Second
+	DefaultGetMediaIdleTimeout = 3 * time.Second
+	// maxControlBody bounds the body of every call but PutMedia: the
+	// largest real request (50 tags) is a few KiB.
+	maxControlBody = 1 << 20
+	// closeWait bounds how long Close waits for handlers to return once
+	// their connections are closed.
+	closeWait = 5 * time.Second
+)
 
 // Server is the endpoint.
 type Server struct {
@@ -62,11 +82,13 @@ type Server struct {
 	mu       sync.Mutex
 	url      string
 	srv      *http.Server
-	ln       net.Listener
 	faults   Faults
+	closed   bool
 	closing  chan struct{}
+	handlers sync.WaitGroup  // PutMedia and GetMedia handlers
 	active   map[string]bool // streams with a PutMedia connection
-	captures int
+
+	maxFragment int64 // bytes per fragment (4001 beyond); a test seam
 }
 
 // New opens (or creates) the storage in cfg.Dir.
@@ -75,10 +97,10 @@ func New(cfg Config) (*Server, error) {
 		return nil, errors.New("kvslocal: Config.Dir is required")
 	}
 	if cfg.Region == "" {
-		cfg.Region = "us-west-2"
+		cfg.Region = DefaultRegion
 	}
 	if cfg.AccountID == "" {
-		cfg.AccountID = "123456789012"
+		cfg.AccountID = DefaultAccountID
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -87,17 +109,21 @@ func New(cfg Config) (*Server, error) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}
 	if cfg.IdleAckInterval <= 0 {
-		cfg.IdleAckInterval = 3 * time.Second
+		cfg.IdleAckInterval = DefaultIdleAckInterval
 	}
 	if cfg.GetMediaIdleTimeout <= 0 {
-		cfg.GetMediaIdleTimeout = 3 * time.Second
+		cfg.GetMediaIdleTimeout = DefaultGetMediaIdleTimeout
 	}
 	st, err := openStore(cfg.Dir)
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, log: cfg.Logger, creds: map[string]Credential{}, store: st, faults: cfg.Faults, closing: make(chan struct{})}
+	s := &Server{cfg: cfg, log: cfg.Logger, creds: map[string]Credential{}, store: st, faults: cfg.Faults,
+		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes}
 	for _, c := range cfg.Credentials {
+		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
+			return nil, errors.New("kvslocal: a credential needs an access key ID and a secret access key")
+		}
 		s.creds[c.AccessKeyID] = c
 	}
 	return s, nil
@@ -116,39 +142,56 @@ func (s *Server) getFaults() Faults {
 	return s.faults
 }
 
-// Start listens on addr (e.g. 127.0.0.1:0) and serves in the background. It
+// Start listens on addr (e.g. 127.0.0.1:0), serves in the background and
 // returns the base URL.
 func (s *Server) Start(addr string) (string, error) {
-	ln, err := net.Listen("tcp", addr)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
+		return "", fmt.Errorf("kvslocal: %w", err)
+	}
+	srv, err := s.prepare(l)
+	if err != nil {
+		l.Close()
 		return "", err
 	}
-	s.mu.Lock()
-	s.url = "http://" + ln.Addr().String()
-	s.mu.Unlock()
-	go s.Serve(ln)
+	go s.serve(srv, l)
 	return s.URL(), nil
 }
 
-// Serve serves on l until Close.
+// Serve serves on l until Close. It returns nil after Close.
 func (s *Server) Serve(l net.Listener) error {
+	srv, err := s.prepare(l)
+	if err != nil {
+		return err
+	}
+	return s.serve(srv, l)
+}
+
+func (s *Server) prepare(l net.Listener) (*http.Server, error) {
 	s.mu.Lock()
-	s.ln = l
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, errors.New("kvslocal: server closed")
+	}
+	if s.srv != nil {
+		return nil, errors.New("kvslocal: already serving")
+	}
 	s.url = "http://" + l.Addr().String()
 	s.srv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second, // slowloris: headers must arrive promptly
+		ReadHeaderTimeout: 10 * time.Second, // headers must arrive promptly
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
-	srv := s.srv
-	s.mu.Unlock()
-	err := srv.Serve(l)
-	if errors.Is(err, http.ErrServerClosed) {
-		return nil
+	return s.srv, nil
+}
+
+func (s *Server) serve(srv *http.Server, l net.Listener) error {
+	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("kvslocal: %w", err)
 	}
-	return err
+	return nil
 }
 
 // URL is the base URL clients use (also what GetDataEndpoint returns).
@@ -158,65 +201,96 @@ func (s *Server) URL() string {
 	return s.url
 }
 
-// Close stops serving and closes the storage.
+// Close stops serving: it closes the listener and every connection (an
+// unfinished fragment is dropped, never acknowledged) and waits for the
+// handlers to return. The storage stays in Dir for the next New.
 func (s *Server) Close() error {
 	s.mu.Lock()
 	srv := s.srv
-	select {
-	case <-s.closing:
-	default:
+	if !s.closed {
+		s.closed = true
 		close(s.closing)
 	}
 	s.mu.Unlock()
+	var err error
 	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
-			srv.Close()
-		}
+		err = srv.Close()
 	}
-	return s.store.close()
+	done := make(chan struct{})
+	go func() { s.handlers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(closeWait):
+		return errors.New("kvslocal: handlers still running after Close")
+	}
+	return err
 }
 
-// maxControlBody bounds control-plane request bodies.
-const maxControlBody = 1 << 20
-
-// ServeHTTP verifies the signature and dispatches by path, as the service
-// does (there is no X-Amz-Target on these APIs).
+// ServeHTTP verifies the signature of every request, then dispatches by
+// path, as the service does. Every response carries Date from the
+// endpoint's clock (SDKs correct clock skew from it) and a request ID.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("x-amzn-RequestId", newRequestID())
-	if r.Method != http.MethodPost {
-		writeError(w, http.StatusNotFound, "UnknownOperationException", "")
-		return
-	}
+	streaming := r.URL.Path == "/putMedia"
 	var body []byte
-	if r.URL.Path != "/putMedia" {
+	if !streaming {
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
 		if err != nil {
-			writeError(w, http.StatusBadRequest, "SerializationException", "could not read the request body")
+			writeError(w, newErr("SerializationException", "Could not read the request body."))
 			return
 		}
 		if len(b) > maxControlBody {
-			writeError(w, http.StatusRequestEntityTooLarge, "InvalidArgumentException", fmt.Sprintf("request body larger than %d bytes", maxControlBody))
+			writeError(w, newErr("RequestEntityTooLargeException", fmt.Sprintf("The request body is larger than %d bytes.", maxControlBody)))
 			return
 		}
 		body = b
 	}
-	id, aerr := s.verify(r, body)
-	if aerr != nil {
-		s.log.Info("rejected request", "path", r.URL.Path, "error", aerr.code)
-		writeError(w, aerr.status, aerr.code, aerr.msg)
+	id, e := s.verify(r, body, streaming)
+	if e != nil {
+		s.log.Info("request rejected", "path", r.URL.Path, "error", e.code)
+		writeError(w, e)
+		return
+	}
+	s.log.Debug("request", "path", r.URL.Path, "access_key", id.AccessKeyID)
+	if r.Method != http.MethodPost {
+		writeError(w, newErr("UnknownOperationException", fmt.Sprintf("%s %s is not an operation of this service.", r.Method, r.URL.Path)))
 		return
 	}
 	switch r.URL.Path {
 	case "/putMedia":
-		s.putMedia(w, r, id)
+		s.track(w, func() { s.putMedia(w, r) })
 	case "/getMedia":
-		s.getMedia(w, r, body)
+		s.track(w, func() { s.getMedia(w, r, body) })
+	case "/getMediaForFragmentList":
+		s.track(w, func() { s.getMediaForFragmentList(w, body) })
 	case "/listFragments":
-		s.listFragments(w, r, body)
+		s.listFragments(w, body)
 	default:
-		s.control(w, r, body)
+		op, ok := controlOps[r.URL.Path]
+		if !ok {
+			writeError(w, newErr("UnknownOperationException", fmt.Sprintf("%s is not an operation of this service.", r.URL.Path)))
+			return
+		}
+		out, e := op(s, body)
+		if e != nil {
+			writeError(w, e)
+			return
+		}
+		writeJSON(w, out)
 	}
+}
+
+// track runs a long-lived handler so that Close can wait for it.
+func (s *Server) track(w http.ResponseWriter, fn func()) {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		writeError(w, newErr("InternalFailure", "The endpoint is shutting down."))
+		return
+	}
+	s.handlers.Add(1)
+	s.mu.Unlock()
+	defer s.handlers.Done()
+	fn()
 }

@@ -8,8 +8,23 @@ import (
 	"net/http"
 	"net/url"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+)
+
+// Server-side SigV4 verification (local-aws.md §4). The canonical request is
+// rebuilt from the client's own SignedHeaders list, so producer-style
+// signing of connection, transfer-encoding and user-agent verifies as well
+// as the SDKs' and the CLI's. Nothing here logs or returns a secret or a
+// signature.
+
+const (
+	emptySHA256   = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+	maxClockSkew  = 5 * time.Minute
+	amzDateLayout = "20060102T150405Z"
+	sigAlgorithm  = "AWS4-HMAC-SHA256"
+	signingName   = "kinesisvideo"
 )
 
 // identity is who signed a request.
@@ -17,106 +32,134 @@ type identity struct {
 	AccessKeyID string
 }
 
-const (
-	emptySHA256  = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
-	maxClockSkew = 5 * time.Minute
-	amzDate      = "20060102T150405Z"
-)
+// authHeader is a parsed Authorization header.
+type authHeader struct {
+	accessKey, date, region, service string
+	signedHeaders                    []string
+	signature                        string
+}
 
-// verify checks the request's SigV4 signature, rebuilt from the client's
-// own SignedHeaders list (so producer-style signing of connection,
-// transfer-encoding and user-agent verifies too). body is the whole body of
-// control-plane calls; PutMedia's streamed body is hashed as the empty
-// string unless x-amz-content-sha256 says otherwise.
-func (s *Server) verify(r *http.Request, body []byte) (identity, *apiError) {
-	auth := r.Header.Get("Authorization")
-	if auth == "" {
-		return identity{}, &apiError{403, "MissingAuthenticationTokenException", "Missing Authentication Token"}
-	}
-	const algo = "AWS4-HMAC-SHA256 "
-	if !strings.HasPrefix(auth, algo) {
-		return identity{}, &apiError{400, "IncompleteSignatureException", "Unsupported Authorization algorithm; only AWS4-HMAC-SHA256 is accepted."}
+func parseAuthorization(v string) (authHeader, *apiError) {
+	var a authHeader
+	alg, rest, _ := strings.Cut(v, " ")
+	if alg != sigAlgorithm {
+		return a, authErr("IncompleteSignatureException", fmt.Sprintf("Authorization header requires the %s algorithm.", sigAlgorithm))
 	}
 	fields := map[string]string{}
-	for _, part := range strings.Split(auth[len(algo):], ",") {
-		k, v, ok := strings.Cut(strings.TrimSpace(part), "=")
-		if ok {
-			fields[k] = v
+	for _, part := range strings.Split(rest, ",") {
+		if k, val, ok := strings.Cut(strings.TrimSpace(part), "="); ok {
+			fields[k] = val
 		}
 	}
 	cred, signed, sig := fields["Credential"], fields["SignedHeaders"], fields["Signature"]
-	if cred == "" || signed == "" || sig == "" {
-		return identity{}, &apiError{400, "IncompleteSignatureException", "Authorization header requires 'Credential', 'SignedHeaders' and 'Signature' parameters."}
+	var missing []string
+	for _, f := range []struct{ name, v string }{{"Credential", cred}, {"Signature", sig}, {"SignedHeaders", signed}} {
+		if f.v == "" {
+			missing = append(missing, f.name)
+		}
+	}
+	if len(missing) > 0 {
+		return a, authErr("IncompleteSignatureException", fmt.Sprintf("Authorization header requires '%s' parameter. Authorization=%s", strings.Join(missing, "', '"), sigAlgorithm))
 	}
 	scope := strings.Split(cred, "/")
-	if len(scope) != 5 || scope[4] != "aws4_request" {
-		return identity{}, &apiError{400, "IncompleteSignatureException", "Credential should be scoped to a valid region and service, e.g. AKID/20261123/us-west-2/kinesisvideo/aws4_request."}
+	if len(scope) != 5 || scope[4] != "aws4_request" || len(scope[1]) != 8 {
+		return a, authErr("IncompleteSignatureException", "Credential should be scoped to a valid region, service and date, e.g. AKID/20261123/us-west-2/kinesisvideo/aws4_request.")
 	}
-	key, date, region, service := scope[0], scope[1], scope[2], scope[3]
-	c, ok := s.creds[key]
+	a.accessKey, a.date, a.region, a.service = scope[0], scope[1], scope[2], scope[3]
+	a.signedHeaders = strings.Split(signed, ";")
+	a.signature = sig
+	hasHost := false
+	for _, h := range a.signedHeaders {
+		hasHost = hasHost || h == "host"
+	}
+	if !hasHost {
+		return a, authErr("IncompleteSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+	}
+	return a, nil
+}
+
+// verify checks r's signature. body is the whole body of calls that read
+// it; PutMedia's streamed body is hashed as the empty string (as producer-c
+// signs it) unless x-amz-content-sha256 says otherwise.
+func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity, *apiError) {
+	v := r.Header.Get("Authorization")
+	if v == "" {
+		return identity{}, authErr("MissingAuthenticationTokenException", msgMissingAuth)
+	}
+	a, e := parseAuthorization(v)
+	if e != nil {
+		return identity{}, e
+	}
+	c, ok := s.creds[a.accessKey]
 	if !ok || c.SessionToken != r.Header.Get("X-Amz-Security-Token") {
-		return identity{}, &apiError{403, "UnrecognizedClientException", "The security token included in the request is invalid."}
-	}
-	if region != s.cfg.Region {
-		return identity{}, &apiError{403, "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", region)}
-	}
-	if service != "kinesisvideo" {
-		return identity{}, &apiError{403, "InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: 'kinesisvideo'.")}
+		return identity{}, authErr("UnrecognizedClientException", msgUnrecognizedClient)
 	}
 	stamp := r.Header.Get("X-Amz-Date")
-	t, err := time.Parse(amzDate, stamp)
+	t, err := time.Parse(amzDateLayout, stamp)
 	if err != nil {
-		return identity{}, &apiError{400, "IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header."}
+		return identity{}, authErr("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	}
 	now := s.cfg.Now().UTC()
 	if t.Before(now.Add(-maxClockSkew)) {
-		return identity{}, &apiError{403, "InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)", stamp, now.Add(-maxClockSkew).Format(amzDate), now.Format(amzDate))}
+		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
+			stamp, now.Add(-maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout)))
 	}
 	if t.After(now.Add(maxClockSkew)) {
-		return identity{}, &apiError{403, "InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)", stamp, now.Add(maxClockSkew).Format(amzDate), now.Format(amzDate))}
+		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
+			stamp, now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout)))
 	}
-	if date != stamp[:8] {
-		return identity{}, &apiError{403, "InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP."}
+	if a.date != stamp[:8] {
+		return identity{}, authErr("InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '"+a.date+"' != '"+stamp[:8]+"'")
+	}
+	if a.region != s.cfg.Region {
+		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", a.region))
+	}
+	if a.service != signingName {
+		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'.", signingName))
 	}
 
 	payload := r.Header.Get("X-Amz-Content-Sha256")
 	switch {
 	case payload == "UNSIGNED-PAYLOAD":
-	case payload != "" && r.URL.Path == "/putMedia":
+	case payload != "" && streaming:
+		// A streamed body cannot be checked up front; the signature
+		// commits to the value the client sent.
 	case payload != "":
 		if payload != sha256Hex(body) {
-			return identity{}, &apiError{400, "InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed."}
+			return identity{}, authErr("InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed.")
 		}
-	case r.URL.Path == "/putMedia":
+	case streaming:
 		payload = emptySHA256
 	default:
 		payload = sha256Hex(body)
 	}
 
-	names := strings.Split(signed, ";")
 	var ch strings.Builder
-	for _, n := range names {
+	for _, n := range a.signedHeaders {
 		ch.WriteString(n)
 		ch.WriteByte(':')
-		ch.WriteString(headerValue(r, n))
+		ch.WriteString(canonicalHeaderValue(r, n))
 		ch.WriteByte('\n')
 	}
-	creq := strings.Join([]string{r.Method, canonicalURI(r.URL), canonicalQuery(r.URL), ch.String(), signed, payload}, "\n")
-	sts := "AWS4-HMAC-SHA256\n" + stamp + "\n" + strings.Join(scope[1:], "/") + "\n" + sha256Hex([]byte(creq))
-	k := hmacSHA256([]byte("AWS4"+c.SecretAccessKey), date)
-	k = hmacSHA256(k, region)
-	k = hmacSHA256(k, service)
+	creq := strings.Join([]string{r.Method, canonicalURI(r.URL), canonicalQuery(r.URL), ch.String(), strings.Join(a.signedHeaders, ";"), payload}, "\n")
+	scope := a.date + "/" + a.region + "/" + a.service + "/aws4_request"
+	sts := sigAlgorithm + "\n" + stamp + "\n" + scope + "\n" + sha256Hex([]byte(creq))
+	k := hmacSHA256([]byte("AWS4"+c.SecretAccessKey), a.date)
+	k = hmacSHA256(k, a.region)
+	k = hmacSHA256(k, a.service)
 	k = hmacSHA256(k, "aws4_request")
 	want := hex.EncodeToString(hmacSHA256(k, sts))
-	if !hmac.Equal([]byte(want), []byte(sig)) {
-		return identity{}, &apiError{403, "InvalidSignatureException", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
+	if !hmac.Equal([]byte(want), []byte(a.signature)) {
+		return identity{}, authErr("InvalidSignatureException", msgBadSignature)
 	}
-	return identity{AccessKeyID: key}, nil
+	return identity{AccessKeyID: a.accessKey}, nil
 }
 
-// headerValue returns a header as SigV4 canonicalises it; Go moves Host and
-// Transfer-Encoding out of r.Header.
-func headerValue(r *http.Request, name string) string {
+// canonicalHeaderValue returns a header as SigV4 canonicalises it: values
+// trimmed, inner whitespace collapsed, repeated headers joined with commas.
+// Go moves Host and Transfer-Encoding out of r.Header (and Content-Length
+// into r.ContentLength for some requests), so those come from the request.
+func canonicalHeaderValue(r *http.Request, name string) string {
 	var vals []string
 	switch name {
 	case "host":
@@ -124,18 +167,21 @@ func headerValue(r *http.Request, name string) string {
 	case "transfer-encoding":
 		vals = r.TransferEncoding
 	case "content-length":
-		if r.ContentLength >= 0 {
-			vals = []string{fmt.Sprint(r.ContentLength)}
+		vals = r.Header.Values(name)
+		if len(vals) == 0 && r.ContentLength >= 0 {
+			vals = []string{strconv.FormatInt(r.ContentLength, 10)}
 		}
 	default:
 		vals = r.Header.Values(name)
 	}
+	out := make([]string, len(vals))
 	for i, v := range vals {
-		vals[i] = strings.Join(strings.Fields(v), " ")
+		out[i] = strings.Join(strings.Fields(v), " ")
 	}
-	return strings.Join(vals, ",")
+	return strings.Join(out, ",")
 }
 
+// canonicalURI URI-encodes each path segment again (the non-S3 rule).
 func canonicalURI(u *url.URL) string {
 	p := u.EscapedPath()
 	if p == "" {
@@ -170,7 +216,7 @@ func canonicalQuery(u *url.URL) string {
 	sort.Strings(keys)
 	var parts []string
 	for _, k := range keys {
-		vs := q[k]
+		vs := append([]string(nil), q[k]...)
 		sort.Strings(vs)
 		for _, v := range vs {
 			parts = append(parts, uriEncode(k)+"="+uriEncode(v))

@@ -1,18 +1,32 @@
 package kvslocal
 
 import (
-	"bufio"
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/big"
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 )
+
+// The storage layout under Config.Dir:
+//
+//	streams.json               stream metadata, rewritten atomically on change
+//	fragment-counter           the highest fragment counter reserved so far
+//	streams/<name>-<ns>/       one directory per stream incarnation
+//	    index.jsonl            one fragment record per line, appended and fsynced
+//	    <number>.frag          a fragment: segment head + producer Tags + Cluster
+//	captures/<name>/<n>.mkv    PutMedia bodies, verbatim (Config.CaptureBodies)
+//
+// A fragment is written to <number>.frag.tmp, fsynced, renamed, the directory
+// fsynced, and only then appended to the index (fsynced too): a crash at any
+// point leaves either the whole fragment or none of it, and PERSISTED is sent
+// only after all of that.
 
 // streamMeta is a stream's control-plane state.
 type streamMeta struct {
@@ -31,45 +45,58 @@ type streamMeta struct {
 
 // FragmentInfo describes a stored fragment.
 type FragmentInfo struct {
-	Number            string    `json:"number"`
-	ProducerTimestamp time.Time `json:"producerTimestamp"`
-	ServerTimestamp   time.Time `json:"serverTimestamp"`
-	Timecode          uint64    `json:"timecode"`
-	TimecodeScale     uint64    `json:"timecodeScale"`
-	DurationMillis    int64     `json:"durationMillis"`
+	Number            string    `json:"number"`            // 47 decimal digits, increasing
+	ProducerTimestamp time.Time `json:"producerTimestamp"` // Cluster timecode (+ producer start if RELATIVE)
+	ServerTimestamp   time.Time `json:"serverTimestamp"`   // endpoint clock when the Cluster arrived
+	Timecode          uint64    `json:"timecode"`          // the Cluster's timecode as received
+	TimecodeScale     uint64    `json:"timecodeScale"`     // nanoseconds per timecode unit
+	DurationMillis    int64     `json:"durationMillis"`    // first to last frame
 	Frames            int       `json:"frames"`
-	Size              int64     `json:"size"`       // bytes of the stored fragment
-	HeaderSize        int64     `json:"headerSize"` // of which the segment head
-	File              string    `json:"file"`
+	Size              int64     `json:"size"` // bytes stored: segment head + producer Tags + Cluster
 }
 
-// store keeps streams and their fragments on disk. A fragment is written to
-// a temporary file, fsynced, renamed, the directory fsynced, and only then
-// appended to the stream's index (also fsynced): a crash at any point leaves
-// either the whole fragment or none of it.
+// fragment is a stored fragment's index record.
+type fragment struct {
+	FragmentInfo
+	File       string `json:"file"`
+	HeaderSize int64  `json:"headerSize"` // EBML header … Tracks, as received
+	TagsSize   int64  `json:"tagsSize"`   // the producer's Tags before the Cluster
+}
+
+// errStreamGone reports a stream deleted while a fragment was written.
+var errStreamGone = errors.New("the stream was deleted")
+
+// store keeps streams and their fragments on disk.
 type store struct {
 	dir string
 
-	mu      sync.Mutex
-	streams map[string]*streamMeta
-	frags   map[string][]FragmentInfo // by stream name, in order
-	counter *big.Int
-	changed chan struct{} // closed and replaced when a fragment is stored
+	mu       sync.Mutex
+	streams  map[string]*streamMeta
+	frags    map[string][]fragment // by stream name, in order
+	next     uint64                // last fragment counter handed out
+	reserved uint64                // highest counter persisted in fragment-counter
+	changed  chan struct{}         // closed and replaced when a fragment is stored
 }
 
-// fragmentPrefix makes fragment numbers 47 digits long, like the service's.
-const fragmentPrefix = "9134385233318"
+// Fragment numbers are this prefix and a 34-digit counter: 47 digits, like
+// the service's (which start 9134385233318…).
+const (
+	fragmentPrefix = "9134385233318"
+	counterBlock   = 1024 // counters reserved per write of fragment-counter
+)
 
 func openStore(dir string) (*store, error) {
 	if err := os.MkdirAll(filepath.Join(dir, "streams"), 0o755); err != nil {
-		return nil, fmt.Errorf("kvslocal: %w", err)
+		return nil, fmt.Errorf("kvslocal: creating the storage: %w", err)
 	}
-	st := &store{dir: dir, streams: map[string]*streamMeta{}, frags: map[string][]FragmentInfo{}, counter: big.NewInt(0), changed: make(chan struct{})}
-	b, err := os.ReadFile(filepath.Join(dir, "streams.json"))
-	if err == nil {
+	st := &store{dir: dir, streams: map[string]*streamMeta{}, frags: map[string][]fragment{}, changed: make(chan struct{})}
+	path := filepath.Join(dir, "streams.json")
+	b, err := os.ReadFile(path)
+	switch {
+	case err == nil:
 		var list []*streamMeta
 		if err := json.Unmarshal(b, &list); err != nil {
-			return nil, fmt.Errorf("kvslocal: %s: %w", filepath.Join(dir, "streams.json"), err)
+			return nil, fmt.Errorf("kvslocal: %s: %w", path, err)
 		}
 		for _, m := range list {
 			st.streams[m.Name] = m
@@ -77,49 +104,72 @@ func openStore(dir string) (*store, error) {
 				return nil, err
 			}
 		}
+	case !errors.Is(err, os.ErrNotExist):
+		return nil, fmt.Errorf("kvslocal: %w", err)
+	}
+	b, err = os.ReadFile(filepath.Join(dir, "fragment-counter"))
+	if err == nil {
+		n, perr := strconv.ParseUint(strings.TrimSpace(string(b)), 10, 64)
+		if perr != nil {
+			return nil, fmt.Errorf("kvslocal: %s: %w", filepath.Join(dir, "fragment-counter"), perr)
+		}
+		st.next = max(st.next, n)
 	} else if !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("kvslocal: %w", err)
 	}
+	st.reserved = st.next
 	return st, nil
 }
 
-// loadIndex reads a stream's index, ignores a torn last line and removes
-// fragment files that never made it into the index.
+// loadIndex reads a stream's index. A torn last line (a crash while
+// appending: that fragment was never acknowledged) is cut off; fragment
+// files that never made it into the index, and temporary files, are removed.
 func (st *store) loadIndex(m *streamMeta) error {
-	sdir := filepath.Join(st.dir, "streams", m.Dir)
-	f, err := os.Open(filepath.Join(sdir, "index.jsonl"))
+	sdir := st.streamDir(m)
+	path := filepath.Join(sdir, "index.jsonl")
+	b, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return fmt.Errorf("kvslocal: %w", err)
 	}
-	defer f.Close()
 	known := map[string]bool{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		var fi FragmentInfo
-		if json.Unmarshal(sc.Bytes(), &fi) != nil {
-			break // a torn write at the end: the fragment was never acknowledged
+	good := 0
+	for good < len(b) {
+		nl := bytes.IndexByte(b[good:], '\n')
+		if nl < 0 {
+			break
 		}
-		if _, err := os.Stat(filepath.Join(sdir, fi.File)); err != nil {
+		var f fragment
+		if json.Unmarshal(b[good:good+nl], &f) != nil || f.File == "" {
+			break
+		}
+		good += nl + 1
+		if _, err := os.Stat(filepath.Join(sdir, f.File)); err != nil {
 			continue
 		}
-		st.frags[m.Name] = append(st.frags[m.Name], fi)
-		known[fi.File] = true
-		n, _ := new(big.Int).SetString(strings.TrimPrefix(fi.Number, fragmentPrefix), 10)
-		if n != nil && n.Cmp(st.counter) > 0 {
-			st.counter = n
+		st.frags[m.Name] = append(st.frags[m.Name], f)
+		known[f.File] = true
+		if n, err := strconv.ParseUint(strings.TrimPrefix(f.Number, fragmentPrefix), 10, 64); err == nil && n > st.next {
+			st.next = n
+		}
+	}
+	if good < len(b) {
+		if err := os.Truncate(path, int64(good)); err != nil {
+			return fmt.Errorf("kvslocal: cutting the torn end of %s: %w", path, err)
 		}
 	}
 	entries, _ := os.ReadDir(sdir)
 	for _, e := range entries {
-		if name := e.Name(); strings.HasSuffix(name, ".frag") && !known[name] || strings.HasSuffix(name, ".tmp") {
+		if name := e.Name(); strings.HasSuffix(name, ".tmp") || strings.HasSuffix(name, ".frag") && !known[name] {
 			os.Remove(filepath.Join(sdir, name))
 		}
 	}
 	return nil
 }
+
+func (st *store) streamDir(m *streamMeta) string { return filepath.Join(st.dir, "streams", m.Dir) }
 
 // saveStreams rewrites streams.json atomically. Called with st.mu held.
 func (st *store) saveStreams() error {
@@ -168,47 +218,154 @@ func syncDir(dir string) error {
 	return d.Sync()
 }
 
-// nextNumber returns the next fragment number. Called with st.mu held.
-func (st *store) nextNumber() string {
-	st.counter.Add(st.counter, big.NewInt(1))
-	return fmt.Sprintf("%s%034s", fragmentPrefix, st.counter.String())
+// lookup resolves a StreamName or StreamARN. Called with st.mu held.
+func (st *store) lookup(ref streamRef) (*streamMeta, *apiError) {
+	switch {
+	case ref.StreamName == "" && ref.StreamARN == "":
+		return nil, newErr("InvalidArgumentException", "Either StreamName or StreamARN must be specified.")
+	case ref.StreamName != "" && ref.StreamARN != "":
+		return nil, newErr("InvalidArgumentException", "Specify either StreamName or StreamARN, not both.")
+	case ref.StreamName != "":
+		if e := validName(ref.StreamName); e != nil {
+			return nil, e
+		}
+		if m := st.streams[ref.StreamName]; m != nil {
+			return m, nil
+		}
+	default:
+		for _, m := range st.streams {
+			if m.ARN == ref.StreamARN {
+				return m, nil
+			}
+		}
+	}
+	return nil, newErr("ResourceNotFoundException", "The requested stream is not found or not active.")
 }
 
-// peekNumber returns the number the next fragment will get (for ERROR
-// acks, which name the fragment that was rejected).
-func (st *store) peekNumber() string {
+// get returns a copy of a stream's metadata.
+func (st *store) get(ref streamRef) (streamMeta, *apiError) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	n := new(big.Int).Add(st.counter, big.NewInt(1))
-	return fmt.Sprintf("%s%034s", fragmentPrefix, n.String())
+	m, e := st.lookup(ref)
+	if e != nil {
+		return streamMeta{}, e
+	}
+	c := *m
+	c.Tags = make(map[string]string, len(m.Tags))
+	for k, v := range m.Tags {
+		c.Tags[k] = v
+	}
+	return c, nil
 }
 
-// putFragment stores one fragment durably and returns its info.
-func (st *store) putFragment(stream string, fi FragmentInfo, data []byte) (FragmentInfo, error) {
+// update applies fn to a stream and saves the result; fn's error leaves the
+// stream unchanged.
+func (st *store) update(ref streamRef, fn func(m *streamMeta) *apiError) *apiError {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	m, e := st.lookup(ref)
+	if e != nil {
+		return e
+	}
+	old := *m
+	old.Tags = map[string]string{}
+	for k, v := range m.Tags {
+		old.Tags[k] = v
+	}
+	if e := fn(m); e != nil {
+		*m = old
+		return e
+	}
+	if err := st.saveStreams(); err != nil {
+		*m = old
+		return newErr("InternalFailure", "could not store the stream: "+err.Error())
+	}
+	return nil
+}
+
+// nextNumber hands out the next fragment number. Numbers increase across
+// restarts: counters are reserved in blocks, persisted before use.
+func (st *store) nextNumber() (string, error) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.next+1 > st.reserved {
+		r := st.next + counterBlock
+		if err := writeFileSync(filepath.Join(st.dir, "fragment-counter"), []byte(strconv.FormatUint(r, 10)+"\n")); err != nil {
+			return "", fmt.Errorf("reserving fragment numbers: %w", err)
+		}
+		st.reserved = r
+	}
+	st.next++
+	return fmt.Sprintf("%s%034d", fragmentPrefix, st.next), nil
+}
+
+// fragmentFile is a fragment being written.
+type fragmentFile struct {
+	*os.File
+	stream, dir, tmp, final string
+}
+
+// createFragment opens the temporary file of a new fragment.
+func (st *store) createFragment(stream, number string) (*fragmentFile, error) {
 	st.mu.Lock()
 	m := st.streams[stream]
-	if m == nil {
-		st.mu.Unlock()
-		return fi, fmt.Errorf("stream %s was deleted", stream)
+	var dir string
+	if m != nil {
+		dir = st.streamDir(m)
 	}
-	fi.Number = st.nextNumber()
-	sdir := filepath.Join(st.dir, "streams", m.Dir)
 	st.mu.Unlock()
+	if m == nil {
+		return nil, errStreamGone
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	ff := &fragmentFile{stream: stream, dir: dir, final: number + ".frag"}
+	ff.tmp = ff.final + ".tmp"
+	f, err := os.OpenFile(filepath.Join(dir, ff.tmp), os.O_CREATE|os.O_RDWR|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	ff.File = f
+	return ff, nil
+}
 
-	if err := os.MkdirAll(sdir, 0o755); err != nil {
-		return fi, err
+// abort drops a fragment that will not be stored.
+func (ff *fragmentFile) abort() {
+	ff.Close()
+	os.Remove(filepath.Join(ff.dir, ff.tmp))
+}
+
+// commit makes a written fragment durable and visible: fsync, rename, fsync
+// the directory, append the index record and fsync it.
+func (st *store) commit(ff *fragmentFile, f fragment) error {
+	err := ff.Sync()
+	if cerr := ff.Close(); err == nil {
+		err = cerr
 	}
-	fi.File = fi.Number + ".frag"
-	fi.Size = int64(len(data))
-	if err := writeFileSync(filepath.Join(sdir, fi.File), data); err != nil {
-		return fi, err
+	if err == nil {
+		err = os.Rename(filepath.Join(ff.dir, ff.tmp), filepath.Join(ff.dir, ff.final))
 	}
-	line, _ := json.Marshal(fi)
+	if err == nil {
+		err = syncDir(ff.dir)
+	}
+	if err != nil {
+		os.Remove(filepath.Join(ff.dir, ff.tmp))
+		return err
+	}
+	f.File = ff.final
+	line, err := json.Marshal(f)
+	if err != nil {
+		return err
+	}
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	idx, err := os.OpenFile(filepath.Join(sdir, "index.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
+	if m := st.streams[ff.stream]; m == nil || st.streamDir(m) != ff.dir {
+		return errStreamGone
+	}
+	idx, err := os.OpenFile(filepath.Join(ff.dir, "index.jsonl"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
-		return fi, err
+		return err
 	}
 	_, err = idx.Write(append(line, '\n'))
 	if err == nil {
@@ -218,49 +375,59 @@ func (st *store) putFragment(stream string, fi FragmentInfo, data []byte) (Fragm
 		err = cerr
 	}
 	if err != nil {
-		return fi, err
+		return err
 	}
-	st.frags[stream] = append(st.frags[stream], fi)
+	st.frags[ff.stream] = append(st.frags[ff.stream], f)
 	close(st.changed)
 	st.changed = make(chan struct{})
-	return fi, nil
+	return nil
 }
 
-// readFragment returns a stored fragment's bytes.
-func (st *store) readFragment(stream string, fi FragmentInfo) ([]byte, error) {
+// fragments returns a copy of a stream's fragment list and a channel closed
+// when any fragment is stored next.
+func (st *store) fragments(stream string) ([]fragment, <-chan struct{}) {
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return append([]fragment(nil), st.frags[stream]...), st.changed
+}
+
+// open opens a stored fragment for reading.
+func (st *store) open(stream string, f fragment) (*os.File, error) {
 	st.mu.Lock()
 	m := st.streams[stream]
 	st.mu.Unlock()
 	if m == nil {
-		return nil, fmt.Errorf("stream %s was deleted", stream)
+		return nil, errStreamGone
 	}
-	return os.ReadFile(filepath.Join(st.dir, "streams", m.Dir, fi.File))
+	return os.Open(filepath.Join(st.streamDir(m), f.File))
 }
 
-// fragments returns a copy of a stream's fragment list and a channel closed
-// when a new fragment is stored.
-func (st *store) fragments(stream string) ([]FragmentInfo, <-chan struct{}) {
-	st.mu.Lock()
-	defer st.mu.Unlock()
-	return append([]FragmentInfo(nil), st.frags[stream]...), st.changed
+// remove deletes a stream, its fragments and their files. Called with st.mu
+// held.
+func (st *store) remove(m *streamMeta) error {
+	delete(st.streams, m.Name)
+	delete(st.frags, m.Name)
+	if err := st.saveStreams(); err != nil {
+		return err
+	}
+	return os.RemoveAll(st.streamDir(m))
 }
-
-func (st *store) close() error { return nil }
 
 // Fragments returns the fragments stored for a stream, in order.
 func (s *Server) Fragments(stream string) ([]FragmentInfo, error) {
-	s.store.mu.Lock()
-	_, ok := s.store.streams[stream]
-	s.store.mu.Unlock()
-	if !ok {
-		return nil, fmt.Errorf("kvslocal: no stream %q", stream)
+	if _, e := s.store.get(streamRef{StreamName: stream}); e != nil {
+		return nil, fmt.Errorf("kvslocal: stream %q: %s", stream, e.msg)
 	}
-	f, _ := s.store.fragments(stream)
-	return f, nil
+	frags, _ := s.store.fragments(stream)
+	out := make([]FragmentInfo, len(frags))
+	for i, f := range frags {
+		out[i] = f.FragmentInfo
+	}
+	return out, nil
 }
 
-// Captures returns the paths of the PutMedia bodies captured for a stream,
-// in the order they arrived (Config.CaptureBodies).
+// Captures returns the paths of the PutMedia bodies captured for a stream
+// (Config.CaptureBodies), in the order they arrived.
 func (s *Server) Captures(stream string) ([]string, error) {
 	paths, err := filepath.Glob(filepath.Join(s.cfg.Dir, "captures", stream, "*.mkv"))
 	if err != nil {
@@ -268,4 +435,25 @@ func (s *Server) Captures(stream string) ([]string, error) {
 	}
 	sort.Strings(paths)
 	return paths, nil
+}
+
+// captureFile creates the next capture file of a stream.
+func (s *Server) captureFile(stream string) (*os.File, error) {
+	if stream == "." || stream == ".." {
+		return nil, fmt.Errorf("stream %q cannot name a capture directory", stream)
+	}
+	dir := filepath.Join(s.cfg.Dir, "captures", stream)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, err
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	paths, _ := filepath.Glob(filepath.Join(dir, "*.mkv"))
+	n := 0
+	for _, p := range paths {
+		if v, err := strconv.Atoi(strings.TrimSuffix(filepath.Base(p), ".mkv")); err == nil && v > n {
+			n = v
+		}
+	}
+	return os.OpenFile(filepath.Join(dir, fmt.Sprintf("%06d.mkv", n+1)), os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o644)
 }
