@@ -161,8 +161,9 @@ func TestOfficialFramesRoundTrip(t *testing.T) {
 	}
 }
 
-// readBack reads a whole stream with GetMedia (EARLIEST).
-func readBack(t *testing.T, url, name string) []frame {
+// eachEvent reads a whole stream back with GetMedia (EARLIEST) and calls fn
+// for every Matroska event.
+func eachEvent(t *testing.T, url, name string, fn func(mkv.Event)) {
 	t.Helper()
 	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
 	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
@@ -181,17 +182,57 @@ func readBack(t *testing.T, url, name string) []frame {
 	}
 	defer body.Close()
 	r := mkv.NewReader(body)
-	var out []frame
 	for {
 		ev, err := r.NextEvent()
 		if err == io.EOF {
-			return out
+			return
 		}
 		if err != nil {
 			t.Fatal(err)
 		}
+		fn(ev)
+	}
+}
+
+// readBack returns the frames of a stream, read back with GetMedia.
+func readBack(t *testing.T, url, name string) []frame {
+	t.Helper()
+	var out []frame
+	eachEvent(t, url, name, func(ev mkv.Event) {
 		if ev.Kind == mkv.EventBlock {
 			out = append(out, frame{key: ev.Block.Keyframe, data: append([]byte(nil), ev.Block.Data...)})
+		}
+	})
+	return out
+}
+
+// startSink starts a core streaming H.264 (avc, CodecPrivate cpd) to stream.
+func startSink(t *testing.T, cfg sink.Config, cpd []byte) *sink.Sink {
+	t.Helper()
+	s, err := sink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	if err := s.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	f := sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}
+	if cpd == nil {
+		f = sink.Format{Codec: "h264", StreamFormat: "byte-stream"}
+	}
+	if err := s.SetFormat(f); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// put sends frames to s.
+func put(t *testing.T, s *sink.Sink, fs []frame) {
+	t.Helper()
+	for _, f := range fs {
+		if err := s.Put(context.Background(), sink.Frame{PTS: f.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: f.key, Data: f.data}); err != nil {
+			t.Fatal(err)
 		}
 	}
 }

@@ -3,15 +3,9 @@ package core
 import (
 	"context"
 	"errors"
-	"io"
 	"strings"
 	"testing"
-	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
-
-	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
@@ -22,18 +16,7 @@ import (
 func TestFragmentMetadata(t *testing.T) {
 	cpd, frames := officialFrames(t)
 	_, url := startEndpoint(t)
-	s, err := sink.New(config(url, "meta"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	ctx := context.Background()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
-		t.Fatal(err)
-	}
+	s := startSink(t, config(url, "meta"), cpd)
 	for _, bad := range []struct{ name, value string }{{"AWS_X", "v"}, {"", "v"}, {strings.Repeat("n", 129), "v"}, {"n", strings.Repeat("v", 257)}} {
 		if err := s.PutMetadata(bad.name, bad.value, false); !errors.Is(err, sink.ErrMetadata) {
 			t.Errorf("PutMetadata(%.10q, %.10q) = %v, want ErrMetadata", bad.name, bad.value, err)
@@ -46,16 +29,11 @@ func TestFragmentMetadata(t *testing.T) {
 	}
 	must(s.PutMetadata("once", "1", false))
 	must(s.PutMetadata("camera", "lobby", true))
-	put := func(fs []frame) {
-		for _, f := range fs {
-			must(s.Put(ctx, sink.Frame{PTS: f.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: f.key, Data: f.data}))
-		}
-	}
-	put(frames[:30])
-	put(frames[30:60])
+	put(t, s, frames[:30])
+	put(t, s, frames[30:60])
 	must(s.PutMetadata("camera", "", true)) // cleared before the third fragment
-	put(frames[60:90])
-	must(s.Finish(ctx))
+	put(t, s, frames[60:90])
+	must(s.Finish(context.Background()))
 
 	got := producerTags(t, url, "meta")
 	want := []string{"camera=lobby once=1", "camera=lobby", ""}
@@ -80,32 +58,8 @@ func TestFragmentMetadata(t *testing.T) {
 // producerTags returns, per fragment read back, the producer's tags as
 // "name=value" joined by spaces.
 func producerTags(t *testing.T, url, name string) []string {
-	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
-	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ep, err := ctl.GetDataEndpoint(ctx, name, "GET_MEDIA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: name, Region: "us-west-2", Credentials: creds, Start: kvs.StartSelector{Type: "EARLIEST"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer body.Close()
-	r := mkv.NewReader(body)
 	var out []string
-	for {
-		ev, err := r.NextEvent()
-		if err == io.EOF {
-			return out
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachEvent(t, url, name, func(ev mkv.Event) {
 		switch ev.Kind {
 		case mkv.EventSegmentStart:
 			out = append(out, "")
@@ -118,5 +72,6 @@ func producerTags(t *testing.T, url, name string) []string {
 				*cur = strings.TrimSpace(*cur + " " + tg.Name + "=" + tg.Value)
 			}
 		}
-	}
+	})
+	return out
 }

@@ -3,15 +3,9 @@ package core
 import (
 	"bytes"
 	"context"
-	"io"
 	"testing"
-	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 
 	"github.com/kvsgo/kvsgo/pkg/codec/h264"
-	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
@@ -43,18 +37,8 @@ func TestParameterSetChange(t *testing.T) {
 		return out
 	}
 	_, url := startEndpoint(t)
-	s, err := sink.New(config(url, "paramsets"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startSink(t, config(url, "paramsets"), nil)
 	ctx := context.Background()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "byte-stream"}); err != nil {
-		t.Fatal(err)
-	}
 	for i, f := range frames[:60] {
 		p := pps
 		if i >= 30 {
@@ -68,33 +52,12 @@ func TestParameterSetChange(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
-	ctl, _ := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
-	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-	defer cancel()
-	ep, err := ctl.GetDataEndpoint(cctx, "paramsets", "GET_MEDIA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := kvs.GetMedia(cctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: "paramsets", Region: "us-west-2", Credentials: creds, Start: kvs.StartSelector{Type: "EARLIEST"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer body.Close()
-	r := mkv.NewReader(body)
 	var cpds [][]byte
-	for {
-		ev, err := r.NextEvent()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachEvent(t, url, "paramsets", func(ev mkv.Event) {
 		if ev.Kind == mkv.EventSegmentStart {
 			cpds = append(cpds, ev.Header.Tracks[0].CodecPrivate)
 		}
-	}
+	})
 	if len(cpds) != 2 || !bytes.Equal(cpds[0], cpd) || bytes.Equal(cpds[0], cpds[1]) {
 		t.Fatalf("fragments' CodecPrivate: %x", cpds)
 	}

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsgo/kvsgo/pkg/sink"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
@@ -26,29 +25,12 @@ func TestReconnectReplaysUnacknowledged(t *testing.T) {
 	}
 	addr := url[len("http://"):]
 
-	s, err := sink.New(config(url, "replay"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
+	s := startSink(t, config(url, "replay"), cpd)
 	ctx := context.Background()
-	if err := s.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
-		t.Fatal(err)
-	}
-	put := func(fs []frame) {
-		for _, f := range fs {
-			if err := s.Put(ctx, sink.Frame{PTS: f.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: f.key, Data: f.data}); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	put(frames[:150])
+	put(t, s, frames[:150])
 	time.Sleep(300 * time.Millisecond) // let some of it go out
 	srv.Close()
-	put(frames[150:200])
+	put(t, s, frames[150:200])
 
 	srv2, err := kvslocal.New(kvslocal.Config{Dir: dir, Credentials: creds})
 	if err != nil {
@@ -58,7 +40,7 @@ func TestReconnectReplaysUnacknowledged(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer srv2.Close()
-	put(frames[200:])
+	put(t, s, frames[200:])
 	if err := s.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
