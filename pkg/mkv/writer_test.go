@@ -2,6 +2,7 @@ package mkv
 
 import (
 	"bytes"
+	"io"
 	"testing"
 
 	"github.com/kvsgo/kvsgo/internal/testenv"
@@ -85,4 +86,49 @@ func BenchmarkAppendFrame1080p(b *testing.B) {
 	for i := 0; i < b.N; i++ {
 		buf = AppendSimpleBlock(buf[:0], 1, int16(i%1000), FlagKeyframe, payload)
 	}
+}
+
+// Whatever frames the writer is given, the reader gives them back.
+func FuzzWriteRead(f *testing.F) {
+	f.Add([]byte{1, 2, 3}, uint16(33), uint8(3))
+	f.Add([]byte{}, uint16(0), uint8(1))
+	f.Fuzz(func(t *testing.T, payload []byte, step uint16, n uint8) {
+		var h Header
+		h.Tracks = []Track{{Number: 1, UID: 1, Type: TrackTypeVideo, CodecID: "V_MPEG4/ISO/AVC", PixelWidth: 16, PixelHeight: 16, CodecPrivate: payload}}
+		b := AppendHeader(nil, &h)
+		b = AppendClusterStart(b, 1000)
+		for i := 0; i < int(n%16); i++ {
+			b = AppendSimpleBlock(b, 1, int16(int(step)*i%30000), FlagKeyframe, append(payload, byte(i)))
+		}
+		b = AppendTags(b, []SimpleTag{{Name: TagEndOfFragment, Value: string(payload)}})
+		r := NewReader(bytes.NewReader(b))
+		blocks := 0
+		for {
+			ev, err := r.NextEvent()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatalf("reading what the writer wrote: %v", err)
+			}
+			switch ev.Kind {
+			case EventSegmentStart:
+				if !bytes.Equal(ev.Header.Tracks[0].CodecPrivate, payload) {
+					t.Fatal("CodecPrivate changed")
+				}
+			case EventBlock:
+				if want := append(append([]byte(nil), payload...), byte(blocks)); !bytes.Equal(ev.Block.Data, want) || ev.Block.RelTimecode != int16(int(step)*blocks%30000) {
+					t.Fatalf("block %d changed", blocks)
+				}
+				blocks++
+			case EventTags:
+				if ev.Tags[0].Value != string(payload) {
+					t.Fatal("tag value changed")
+				}
+			}
+		}
+		if blocks != int(n%16) {
+			t.Fatalf("%d blocks read, %d written", blocks, n%16)
+		}
+	})
 }

@@ -51,3 +51,28 @@ func TestTimecodeProperties(t *testing.T) {
 		})
 	}
 }
+
+// key-frame-fragmentation=false: a fragment starts at the first key frame
+// after fragment-duration, so 1 s GOPs make 2 s fragments.
+func TestFragmentDuration(t *testing.T) {
+	ep := startEndpoint(t)
+	r := launch(t, ep, 60*time.Second, "videotestsrc num-buffers=150 ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc key-int-max=30 ! h264parse ! "+
+		kvssink("fragdur", "key-frame-fragmentation=false", "fragment-duration=2000"))
+	if r.rc != 0 {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	frags, err := ep.srv.Fragments("fragdur")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, f := range frags {
+		sizes = append(sizes, f.Frames)
+	}
+	if len(sizes) != 3 || sizes[0] != 60 || sizes[1] != 60 || sizes[2] != 30 {
+		t.Fatalf("fragments of %v frames, want [60 60 30]", sizes)
+	}
+	if n := packets(t, ep.capture(t, "fragdur", 1)[0], "v"); n != 150 {
+		t.Fatalf("%d frames stored", n)
+	}
+}
