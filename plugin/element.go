@@ -44,7 +44,6 @@ type element struct {
 	ctxMu  sync.Mutex
 	ctx    context.Context // every blocking core call; cancelled by unlock, re-armed by unlock_stop and start
 	cancel context.CancelFunc
-
 }
 
 func (e *element) InstanceInit(obj *glib.Object) {

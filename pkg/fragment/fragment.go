@@ -71,13 +71,13 @@ const MaxFrameSize = 50 << 20
 
 // Builder assembles fragments. It is not safe for concurrent use.
 type Builder struct {
-	cfg     Config
-	cur     *Fragment
-	seq     uint64
-	lastTC  uint64 // greatest frame timecode emitted so far
-	started bool
-	skipped int
-	pending []mkv.SimpleTag
+	cfg      Config
+	cur      *Fragment
+	seq      uint64
+	lastTC   uint64 // greatest frame timecode emitted so far
+	started  bool
+	skipped  int
+	pending  []mkv.SimpleTag
 	lastSize int // bytes of the previous fragment
 	// persistent tags are written before every fragment until replaced.
 	persistent []mkv.SimpleTag

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 )
 
@@ -15,103 +16,176 @@ type AckEventType string
 
 // Acknowledgement types.
 const (
-	AckBuffering  AckEventType = "BUFFERING"
-	AckReceived   AckEventType = "RECEIVED"
-	AckPersisted  AckEventType = "PERSISTED"
-	AckErrorEvent AckEventType = "ERROR"
-	AckIdle       AckEventType = "IDLE"
+	AckBuffering  AckEventType = "BUFFERING" // the service started receiving the fragment
+	AckReceived   AckEventType = "RECEIVED"  // the fragment was received and parsed
+	AckPersisted  AckEventType = "PERSISTED" // durably stored (only with retention > 0)
+	AckErrorEvent AckEventType = "ERROR"     // the fragment was rejected; ErrorID says why
+	AckIdle       AckEventType = "IDLE"      // keep-alive while no data arrives
 )
 
 // Ack is one acknowledgement from the PutMedia response stream.
 type Ack struct {
-	EventType        AckEventType
+	EventType AckEventType
+	// FragmentTimecode is the fragment's Cluster timecode in MKV units
+	// (milliseconds with the default timecode scale).
 	FragmentTimecode uint64
-	FragmentNumber   string
-	ErrorID          int
-	ErrorCode        string
+	FragmentNumber   string // decimal digits, at most MaxFragmentNumberLen
+	ErrorID          int    // ERROR only; see LookupAckError
+	ErrorCode        string // ERROR only, informational (e.g. MAX_FRAGMENT_DURATION_REACHED)
 }
 
-// ErrMalformedAck is wrapped by every ack parsing error.
+// MaxFragmentNumberLen bounds FragmentNumber, as in the official parser.
+const MaxFragmentNumberLen = 128
+
+// DefaultMaxAckLen bounds one acknowledgement object when NewAckDecoder is
+// given no bound; real ones are about 150 bytes.
+const DefaultMaxAckLen = 4096
+
+// ErrMalformedAck is wrapped by every acknowledgement parsing error.
 var ErrMalformedAck = errors.New("malformed PutMedia acknowledgement")
 
-// ParseAck parses one acknowledgement object. Unknown keys are ignored; an
-// unknown EventType, an ERROR without ErrorId, a duplicate key or a fragment
-// number that is not 1 to 128 digits is an error naming the problem.
+func malformed(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrMalformedAck}, args...)...)
+}
+
+// Keys of an acknowledgement object.
+const (
+	keyEventType = 1 << iota
+	keyFragmentTimecode
+	keyFragmentNumber
+	keyErrorID
+	keyErrorCode
+)
+
+// ParseAck parses one acknowledgement: a JSON object with EventType (one of
+// the five types), FragmentTimecode (an unsigned 64-bit integer),
+// FragmentNumber (a string of 1 to 128 digits), ErrorId (an integer; ERROR
+// needs a non-zero one, as in the official parser) and ErrorCode (a string). Unknown keys are ignored,
+// whatever their value (nested objects and arrays included); a duplicate key,
+// a wrongly typed value or anything after the object is an error. Every
+// error wraps ErrMalformedAck and names the problem.
 func ParseAck(b []byte) (Ack, error) {
 	var a Ack
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
 	tok, err := dec.Token()
 	if err != nil || tok != json.Delim('{') {
-		return a, fmt.Errorf("%w: not a JSON object: %q", ErrMalformedAck, excerpt(b))
+		return a, malformed("not a JSON object: %q", excerptBytes(b))
 	}
-	seen := map[string]bool{}
-	hasID := false
+	var seen int
+	var unknown []string
 	for dec.More() {
 		kt, err := dec.Token()
 		if err != nil {
-			return a, fmt.Errorf("%w: %v", ErrMalformedAck, err)
+			return a, malformed("%v in %q", err, excerptBytes(b))
 		}
 		key, _ := kt.(string)
-		if seen[key] {
-			return a, fmt.Errorf("%w: duplicate key %q", ErrMalformedAck, key)
+		bit := 0
+		switch key {
+		case "EventType":
+			bit = keyEventType
+		case "FragmentTimecode":
+			bit = keyFragmentTimecode
+		case "FragmentNumber":
+			bit = keyFragmentNumber
+		case "ErrorId":
+			bit = keyErrorID
+		case "ErrorCode":
+			bit = keyErrorCode
 		}
-		seen[key] = true
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); err != nil {
-			return a, fmt.Errorf("%w: value of %q: %v", ErrMalformedAck, key, err)
+		if bit != 0 {
+			if seen&bit != 0 {
+				return a, malformed("duplicate key %q", key)
+			}
+			seen |= bit
+		} else {
+			for _, u := range unknown {
+				if u == key {
+					return a, malformed("duplicate key %q", excerptBytes([]byte(key)))
+				}
+			}
+			unknown = append(unknown, key)
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return a, malformed("value of %q: %v", excerptBytes([]byte(key)), err)
+			}
+			continue
+		}
+		vt, err := dec.Token()
+		if err != nil {
+			return a, malformed("value of %q: %v", key, err)
 		}
 		switch key {
 		case "EventType":
-			var s string
-			if json.Unmarshal(raw, &s) != nil {
-				return a, fmt.Errorf("%w: EventType is not a string", ErrMalformedAck)
+			s, ok := vt.(string)
+			if !ok {
+				return a, malformed("EventType is not a string: %s", tokenText(vt))
 			}
 			a.EventType = AckEventType(s)
 		case "FragmentTimecode":
-			v, err := strconv.ParseUint(string(raw), 10, 64)
-			if err != nil {
-				return a, fmt.Errorf("%w: FragmentTimecode %s is not an unsigned integer", ErrMalformedAck, excerpt(raw))
+			n, ok := vt.(json.Number)
+			v, err := strconv.ParseUint(string(n), 10, 64)
+			if !ok || err != nil {
+				return a, malformed("FragmentTimecode %s is not an unsigned 64-bit integer", tokenText(vt))
 			}
 			a.FragmentTimecode = v
 		case "FragmentNumber":
-			var s string
-			if json.Unmarshal(raw, &s) != nil || !digits(s) {
-				return a, fmt.Errorf("%w: FragmentNumber %s is not a string of 1 to 128 digits", ErrMalformedAck, excerpt(raw))
+			s, ok := vt.(string)
+			if !ok || !digits(s) {
+				return a, malformed("FragmentNumber %s is not a string of 1 to %d digits", tokenText(vt), MaxFragmentNumberLen)
 			}
 			a.FragmentNumber = s
 		case "ErrorId":
-			v, err := strconv.ParseInt(string(raw), 10, 32)
-			if err != nil {
-				return a, fmt.Errorf("%w: ErrorId %s is not an integer", ErrMalformedAck, excerpt(raw))
+			n, ok := vt.(json.Number)
+			v, err := strconv.ParseUint(string(n), 10, 64)
+			if !ok || err != nil || v > math.MaxInt32 {
+				return a, malformed("ErrorId %s is not an integer in 0..%d", tokenText(vt), math.MaxInt32)
 			}
-			a.ErrorID, hasID = int(v), true
+			a.ErrorID = int(v)
 		case "ErrorCode":
-			var s string
-			if json.Unmarshal(raw, &s) == nil {
-				a.ErrorCode = s
+			s, ok := vt.(string)
+			if !ok {
+				return a, malformed("ErrorCode is not a string: %s", tokenText(vt))
 			}
+			a.ErrorCode = s
 		}
 	}
 	if _, err := dec.Token(); err != nil {
-		return a, fmt.Errorf("%w: %v", ErrMalformedAck, err)
+		return a, malformed("%v in %q", err, excerptBytes(b))
+	}
+	if rest := b[dec.InputOffset():]; len(bytes.TrimSpace(rest)) != 0 {
+		return a, malformed("data after the object: %q", excerptBytes(rest))
 	}
 	switch a.EventType {
 	case AckBuffering, AckReceived, AckPersisted, AckIdle:
 	case AckErrorEvent:
-		if !hasID {
-			return a, fmt.Errorf("%w: ERROR without ErrorId", ErrMalformedAck)
+		if seen&keyErrorID == 0 || a.ErrorID == 0 {
+			return a, malformed("ERROR without ErrorId")
 		}
 	case "":
-		return a, fmt.Errorf("%w: no EventType", ErrMalformedAck)
+		return a, malformed("no EventType")
 	default:
-		return a, fmt.Errorf("%w: unknown EventType %q", ErrMalformedAck, a.EventType)
+		return a, malformed("unknown EventType %q", excerptBytes([]byte(a.EventType)))
 	}
 	return a, nil
 }
 
+func tokenText(t json.Token) string {
+	switch v := t.(type) {
+	case string:
+		return strconv.Quote(excerptBytes([]byte(v)))
+	case json.Number:
+		return excerptBytes([]byte(v))
+	case json.Delim:
+		return "an object or array"
+	case nil:
+		return "null"
+	}
+	return fmt.Sprint(t)
+}
+
 func digits(s string) bool {
-	if len(s) == 0 || len(s) > 128 {
+	if len(s) == 0 || len(s) > MaxFragmentNumberLen {
 		return false
 	}
 	for i := 0; i < len(s); i++ {
@@ -122,42 +196,59 @@ func digits(s string) bool {
 	return true
 }
 
-func excerpt(b []byte) string {
-	if len(b) > 80 {
-		return string(b[:80]) + "…"
+// excerptBytes returns at most 64 bytes of b for an error message.
+func excerptBytes(b []byte) string {
+	if len(b) > 64 {
+		return string(b[:64]) + "…"
 	}
 	return string(b)
 }
 
 // AckDecoder reads acknowledgements from a PutMedia response body: JSON
-// objects separated by newlines or nothing at all, with bounded memory.
+// objects separated by newlines, other whitespace or nothing at all, with
+// bounded memory.
 type AckDecoder struct {
 	r   *bufio.Reader
 	max int
 	buf []byte
+	err error // sticky: framing errors, read errors, io.EOF
 }
 
-// NewAckDecoder reads from r; an object longer than maxLen bytes is an error.
+// NewAckDecoder reads from r. An object longer than maxLen bytes is an error;
+// maxLen <= 0 means DefaultMaxAckLen.
 func NewAckDecoder(r io.Reader, maxLen int) *AckDecoder {
 	if maxLen <= 0 {
-		maxLen = 4096
+		maxLen = DefaultMaxAckLen
 	}
 	return &AckDecoder{r: bufio.NewReaderSize(r, 4096), max: maxLen}
 }
 
 // Next returns the next acknowledgement, io.EOF at a clean end, or an error.
-// Text outside objects (whitespace, newlines) is skipped; nested objects and
-// strings are tracked so that a '}' inside them does not end the ack.
+//
+// Objects are framed by counting braces and brackets outside strings, so a
+// '}' inside a nested object or a string does not end an acknowledgement. An
+// object that is framed but does not parse (ParseAck's errors) is skipped:
+// Next may be called again. Framing errors (a byte other than whitespace
+// between objects, an object longer than the bound, the stream ending inside
+// an object, which also wraps io.ErrUnexpectedEOF) and read errors are
+// returned again by every later call.
 func (d *AckDecoder) Next() (Ack, error) {
+	if d.err != nil {
+		return Ack{}, d.err
+	}
 	d.buf = d.buf[:0]
 	depth, inStr, esc := 0, false, false
 	for {
 		c, err := d.r.ReadByte()
 		if err != nil {
-			if err == io.EOF && len(d.buf) > 0 {
-				return Ack{}, fmt.Errorf("%w: stream ended inside an object: %q", ErrMalformedAck, excerpt(d.buf))
+			switch {
+			case err == io.EOF && len(d.buf) > 0:
+				d.err = fmt.Errorf("%w: the stream ended inside an acknowledgement after %d bytes: %q: %w",
+					ErrMalformedAck, len(d.buf), excerptBytes(d.buf), io.ErrUnexpectedEOF)
+			default:
+				d.err = err
 			}
-			return Ack{}, err
+			return Ack{}, d.err
 		}
 		if depth == 0 {
 			switch c {
@@ -165,11 +256,13 @@ func (d *AckDecoder) Next() (Ack, error) {
 			case ' ', '\t', '\r', '\n':
 				continue
 			default:
-				return Ack{}, fmt.Errorf("%w: unexpected byte %q between acknowledgements", ErrMalformedAck, c)
+				d.err = malformed("unexpected byte %q between acknowledgements", c)
+				return Ack{}, d.err
 			}
 		}
 		if len(d.buf) >= d.max {
-			return Ack{}, fmt.Errorf("%w: object longer than %d bytes", ErrMalformedAck, d.max)
+			d.err = malformed("acknowledgement longer than %d bytes", d.max)
+			return Ack{}, d.err
 		}
 		d.buf = append(d.buf, c)
 		switch {
@@ -199,16 +292,19 @@ func (d *AckDecoder) Next() (Ack, error) {
 type AckErrorInfo struct {
 	ID        int
 	Name      string
-	Retriable bool
+	Retriable bool // resending the fragment may succeed
 }
 
+// ackErrors is the official producer's table (PIC SERVICE_CALL_RESULT and
+// serviceCallResultRetry): only stream read errors, connection duration and
+// the service's internal and archival errors are retried.
 var ackErrors = map[int]AckErrorInfo{
 	4000: {4000, "STREAM_READ_ERROR", true},
-	4001: {4001, "MAX_FRAGMENT_SIZE_REACHED", false},
-	4002: {4002, "MAX_FRAGMENT_DURATION_REACHED", false},
-	4003: {4003, "MAX_CONNECTION_DURATION_REACHED", true},
-	4004: {4004, "FRAGMENT_TIMECODE_LESSER_THAN_PREVIOUS", false},
-	4005: {4005, "MORE_THAN_ALLOWED_TRACKS_FOUND", false},
+	4001: {4001, "FRAGMENT_SIZE_REACHED", false},
+	4002: {4002, "FRAGMENT_DURATION_REACHED", false},
+	4003: {4003, "CONNECTION_DURATION_REACHED", true},
+	4004: {4004, "FRAGMENT_TIMECODE_NOT_MONOTONIC", false},
+	4005: {4005, "MULTI_TRACK_MKV", false},
 	4006: {4006, "INVALID_MKV_DATA", false},
 	4007: {4007, "INVALID_PRODUCER_TIMESTAMP", false},
 	4008: {4008, "STREAM_NOT_ACTIVE", false},
@@ -224,12 +320,12 @@ var ackErrors = map[int]AckErrorInfo{
 	4505: {4505, "KMS_KEY_INVALID_STATE", false},
 	4506: {4506, "KMS_KEY_NOT_FOUND", false},
 	4507: {4507, "STREAM_DELETED", false},
-	5000: {5000, "INTERNAL_ERROR", true},
-	5001: {5001, "ARCHIVAL_ERROR", true},
+	5000: {5000, "ACK_INTERNAL_ERROR", true},
+	5001: {5001, "FRAGMENT_ARCHIVAL_ERROR", true},
 }
 
 // LookupAckError returns the meaning of an ErrorId; unknown ids are
-// retriable, as in the official SDK.
+// UNKNOWN_ACK_ERROR and retriable, as in the official SDK.
 func LookupAckError(id int) AckErrorInfo {
 	if e, ok := ackErrors[id]; ok {
 		return e

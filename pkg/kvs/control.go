@@ -47,7 +47,8 @@ type ControlConfig struct {
 	// handshake are bounded by ConnectTimeout.
 	HTTPClient *http.Client
 	// UserAgent is added to the SDK's User-Agent as its application id
-	// (characters outside [A-Za-z0-9._/-] dropped, at most 50).
+	// (app/<id>: '/' and ' ' become '-', other characters outside
+	// [A-Za-z0-9._-] are dropped, at most 50).
 	UserAgent string
 	// ConnectTimeout bounds dial + TLS of the default client. It defaults to
 	// 5 s.
@@ -126,11 +127,15 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 // Endpoint is the control-plane base URL in use.
 func (c *Control) Endpoint() string { return c.cfg.Endpoint }
 
-// sanitizeAppID keeps the characters the SDK allows in an app id.
+// sanitizeAppID keeps the characters the SDK allows in an app id; '/' and
+// ' ' become '-' ("kvsgo/1.0" is sent as app/kvsgo-1.0).
 func sanitizeAppID(s string) string {
 	var b strings.Builder
 	for _, r := range s {
-		if r < 128 && (r == '-' || r == '.' || r == '_' || r == '/' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z') {
+		switch {
+		case r == '/' || r == ' ':
+			b.WriteByte('-')
+		case r < 128 && (r == '-' || r == '.' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'):
 			b.WriteRune(r)
 		}
 	}

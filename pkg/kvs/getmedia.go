@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -14,60 +15,112 @@ import (
 
 // StartSelector chooses where GetMedia starts.
 type StartSelector struct {
-	Type                string // EARLIEST, NOW, FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, CONTINUATION_TOKEN
-	AfterFragmentNumber string
-	StartTimestamp      time.Time
-	ContinuationToken   string
+	// Type is EARLIEST, NOW, FRAGMENT_NUMBER, SERVER_TIMESTAMP,
+	// PRODUCER_TIMESTAMP or CONTINUATION_TOKEN.
+	Type                string
+	AfterFragmentNumber string    // FRAGMENT_NUMBER
+	StartTimestamp      time.Time // SERVER_TIMESTAMP, PRODUCER_TIMESTAMP (sent with milliseconds)
+	ContinuationToken   string    // CONTINUATION_TOKEN
 }
 
 // GetMediaConfig configures GetMedia.
 type GetMediaConfig struct {
-	Endpoint    string // data endpoint for GET_MEDIA
+	Endpoint    string // data endpoint from GetDataEndpoint(GET_MEDIA)
 	StreamName  string
 	Region      string
 	Credentials aws.CredentialsProvider
-	HTTPClient  *http.Client
-	Start       StartSelector
-	Now         func() time.Time
+	// HTTPClient carries the request; nil means a client whose dial and TLS
+	// handshake are bounded by DefaultConnectTimeout.
+	HTTPClient *http.Client
+	Start      StartSelector
+	// Now is the signing time. It defaults to time.Now.
+	Now func() time.Time
 }
 
-// GetMedia starts reading a stream; the body is the Matroska of one segment
-// per fragment, as the service sends it.
+// getMediaRequest is GetMedia's JSON body.
+type getMediaRequest struct {
+	StreamName    string           `json:"StreamName"`
+	StartSelector getMediaSelector `json:"StartSelector"`
+}
+
+type getMediaSelector struct {
+	StartSelectorType   string   `json:"StartSelectorType"`
+	AfterFragmentNumber string   `json:"AfterFragmentNumber,omitempty"`
+	StartTimestamp      *float64 `json:"StartTimestamp,omitempty"`
+	ContinuationToken   string   `json:"ContinuationToken,omitempty"`
+}
+
+// GetMedia starts reading a stream: a signed POST <Endpoint>/getMedia with a
+// JSON body (payload hash = SHA-256 of the body). On 200 it returns the
+// response body: the Matroska the service sends (one segment per fragment),
+// for as long as ctx lives; the caller closes it. Any other status is an
+// *APIError.
 func GetMedia(ctx context.Context, cfg GetMediaConfig) (io.ReadCloser, error) {
+	const op = "GetMedia"
+	ep, err := checkURL(cfg.Endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("%s: data endpoint: %w", op, err)
+	}
+	if err := ValidateStreamName(cfg.StreamName); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if _, err := checkRegion("region", cfg.Region); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
 	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+		cfg.HTTPClient = newDefaultClient(DefaultConnectTimeout, false)
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	sel := map[string]any{"StartSelectorType": cfg.Start.Type}
+	sel := getMediaSelector{StartSelectorType: cfg.Start.Type}
 	switch cfg.Start.Type {
 	case "FRAGMENT_NUMBER":
-		sel["AfterFragmentNumber"] = cfg.Start.AfterFragmentNumber
+		if !digits(cfg.Start.AfterFragmentNumber) {
+			return nil, fmt.Errorf("%s: FRAGMENT_NUMBER needs a fragment number of 1 to %d digits, not %q", op, MaxFragmentNumberLen, cfg.Start.AfterFragmentNumber)
+		}
+		sel.AfterFragmentNumber = cfg.Start.AfterFragmentNumber
 	case "SERVER_TIMESTAMP", "PRODUCER_TIMESTAMP":
-		sel["StartTimestamp"] = float64(cfg.Start.StartTimestamp.UnixMilli()) / 1000
+		if cfg.Start.StartTimestamp.IsZero() {
+			return nil, fmt.Errorf("%s: %s needs a start timestamp", op, cfg.Start.Type)
+		}
+		ts := float64(cfg.Start.StartTimestamp.UnixMilli()) / 1000
+		sel.StartTimestamp = &ts
 	case "CONTINUATION_TOKEN":
-		sel["ContinuationToken"] = cfg.Start.ContinuationToken
+		if cfg.Start.ContinuationToken == "" {
+			return nil, fmt.Errorf("%s: CONTINUATION_TOKEN needs a continuation token", op)
+		}
+		sel.ContinuationToken = cfg.Start.ContinuationToken
 	case "EARLIEST", "NOW":
 	default:
-		return nil, fmt.Errorf("GetMedia: unknown start selector type %q", cfg.Start.Type)
+		return nil, fmt.Errorf("%s: unknown start selector type %q (EARLIEST, NOW, FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, CONTINUATION_TOKEN)", op, cfg.Start.Type)
 	}
-	body, _ := json.Marshal(map[string]any{"StreamName": cfg.StreamName, "StartSelector": sel})
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.Endpoint+"/getMedia", bytes.NewReader(body))
+	body, err := json.Marshal(getMediaRequest{StreamName: cfg.StreamName, StartSelector: sel})
 	if err != nil {
-		return nil, fmt.Errorf("GetMedia: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep+"/getMedia", bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", DefaultUserAgent)
 	if err := sign(ctx, cfg.Credentials, req, hashHex(body), cfg.Region, cfg.Now()); err != nil {
-		return nil, fmt.Errorf("GetMedia: %w", err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	resp, err := cfg.HTTPClient.Do(req)
 	if err != nil {
-		return nil, fmt.Errorf("GetMedia from %s: %w", cfg.Endpoint, unwrapURL(err))
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+		}
+		return nil, transportError(op, ep, err)
 	}
 	if resp.StatusCode != http.StatusOK {
 		defer resp.Body.Close()
-		return nil, responseError("GetMedia", resp)
+		return nil, responseError(op, resp)
+	}
+	if resp.Body == nil {
+		return nil, errors.New("GetMedia: response without a body")
 	}
 	return resp.Body, nil
 }

@@ -19,93 +19,203 @@ type TimecodeType string
 
 // Timecode types.
 const (
+	// Absolute: fragment timecodes are producer timestamps in milliseconds.
 	Absolute TimecodeType = "ABSOLUTE"
+	// Relative: fragment timecodes are relative to ProducerStart.
 	Relative TimecodeType = "RELATIVE"
 )
 
+// DefaultResponseTimeout is PutMediaConfig.ResponseTimeout's default.
+const DefaultResponseTimeout = 10 * time.Second
+
 // PutMediaConfig configures one PutMedia session.
 type PutMediaConfig struct {
-	Endpoint    string // data endpoint from GetDataEndpoint
+	Endpoint    string // data endpoint from GetDataEndpoint(PUT_MEDIA)
 	StreamName  string
 	Region      string
 	Credentials aws.CredentialsProvider
-	HTTPClient  *http.Client
-	UserAgent   string
+	// HTTPClient carries the session; nil means an HTTP/1.1 client whose
+	// dial and TLS handshake are bounded by ConnectTimeout. A client must
+	// not have an overall Timeout: the session lasts as long as the stream.
+	HTTPClient *http.Client
+	// UserAgent is the User-Agent header; it defaults to DefaultUserAgent.
+	UserAgent string
 	// TimecodeType defaults to Absolute.
 	TimecodeType TimecodeType
-	// ProducerStart is sent as x-amzn-producer-start-timestamp.
+	// ProducerStart is sent as x-amzn-producer-start-timestamp (seconds with
+	// milliseconds, "%d.%03d"). It defaults to Now().
 	ProducerStart time.Time
-	AckRequired   bool
-	// ConnectTimeout bounds the wait for the response status (dial, TLS and
-	// the service's answer to the first bytes); default 5 s, plus 10 s.
+	// AckRequired is x-amzn-fragment-acknowledgment-required (1/0).
+	AckRequired bool
+	// ConnectTimeout bounds dial + TLS of the default client. It defaults
+	// to 5 s.
 	ConnectTimeout time.Duration
-	Now            func() time.Time
+	// ResponseTimeout is added to ConnectTimeout to bound the wait for the
+	// response status (the service answers once it has read the first
+	// bytes). It defaults to 10 s.
+	ResponseTimeout time.Duration
+	// Now is the signing time (and ProducerStart's default). It defaults to
+	// time.Now.
+	Now func() time.Time
 }
 
 // ackBuffer is how many parsed acknowledgements wait for the consumer before
-// the reader stops reading the network: three per fragment, so minutes of
-// fragments at 1 s each; the consumer reads them in its own goroutine.
+// the reader stops reading the network (TCP then pushes back on the
+// service): three per fragment, so minutes of one-second fragments; the
+// consumer reads them in its own goroutine, so a full buffer means it is
+// stuck, and waiting is the right policy.
 const ackBuffer = 1024
 
-// maxAckLen bounds one acknowledgement object (real ones are ~150 bytes).
+// maxAckLen bounds one acknowledgement object (real ones are about 150 bytes;
+// this leaves room for future keys).
 const maxAckLen = 8192
 
-// PutMedia is one streaming upload. Write and CloseBody are called from one
-// goroutine, Acks from another.
+// maxErrorBody bounds how much of a non-200 answer is read.
+const maxErrorBody = 4096
+
+// errStatusTimeout is the session's cancel cause when no status arrived in
+// time.
+var errStatusTimeout = errors.New("no response status in time")
+
+// PutMedia is one streaming upload: POST <Endpoint>/putMedia with a chunked
+// body, and the acknowledgements of the same response.
+//
+// Write and CloseBody are called from one goroutine; Acks is read from
+// another; Abort may be called from any goroutine, any number of times.
 type PutMedia struct {
-	pw     *io.PipeWriter
-	cancel context.CancelFunc
-	acks   chan Ack
-	mu     sync.Mutex
-	err    error
-	once   sync.Once
+	endpoint string
+	sctx     context.Context // the session; its cause says why it ended
+	pw       *io.PipeWriter
+	pr       *io.PipeReader
+	cancel   context.CancelCauseFunc
+	acks     chan Ack
+	done     chan struct{} // closed after acks is closed
+
+	firstDone chan struct{} // closed once the first bytes were taken (or failed)
+	firstErr  error         // written before firstDone is closed
+
+	mu        sync.Mutex
+	err       error
+	abortOnce sync.Once
 }
 
-// OpenPutMedia starts POST <Endpoint>/putMedia with a chunked body that
-// begins with first, and returns once the service answered 200; any other
-// answer is an *APIError.
-func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMedia, error) {
-	if cfg.HTTPClient == nil {
-		cfg.HTTPClient = http.DefaultClient
+func (cfg *PutMediaConfig) fill() error {
+	ep, err := checkURL(cfg.Endpoint)
+	if err != nil {
+		return fmt.Errorf("data endpoint: %w", err)
+	}
+	cfg.Endpoint = ep
+	if err := ValidateStreamName(cfg.StreamName); err != nil {
+		return err
+	}
+	if _, err := checkRegion("region", cfg.Region); err != nil {
+		return err
+	}
+	if cfg.Credentials == nil {
+		return errors.New("no credentials")
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	if cfg.TimecodeType == "" {
+	switch cfg.TimecodeType {
+	case "":
 		cfg.TimecodeType = Absolute
+	case Absolute, Relative:
+	default:
+		return fmt.Errorf("timecode type %q is neither ABSOLUTE nor RELATIVE", cfg.TimecodeType)
 	}
 	if cfg.ConnectTimeout <= 0 {
-		cfg.ConnectTimeout = 5 * time.Second
+		cfg.ConnectTimeout = DefaultConnectTimeout
+	}
+	if cfg.ResponseTimeout <= 0 {
+		cfg.ResponseTimeout = DefaultResponseTimeout
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = newDefaultClient(cfg.ConnectTimeout, false)
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = DefaultUserAgent
 	}
 	if cfg.ProducerStart.IsZero() {
 		cfg.ProducerStart = cfg.Now()
 	}
-	sctx, cancel := context.WithCancel(context.Background())
-	stop := context.AfterFunc(ctx, cancel) // the session outlives ctx only once open
+	if cfg.ProducerStart.UnixMilli() < 0 {
+		return fmt.Errorf("producer start %v is before 1970", cfg.ProducerStart)
+	}
+	return nil
+}
+
+// producerStartHeader formats x-amzn-producer-start-timestamp.
+func producerStartHeader(t time.Time) string {
+	ms := t.UnixMilli()
+	return fmt.Sprintf("%d.%03d", ms/1000, ms%1000)
+}
+
+// OpenPutMedia starts POST <Endpoint>/putMedia with a chunked body that
+// begins with first (the MKV header: the service may answer only once it has
+// body bytes), signed with SigV4 and the payload hash of the empty string,
+// with Expect: 100-continue. It returns once the response status is known:
+// 200 gives the session; any other status is an *APIError built from
+// x-amzn-ErrorType and the JSON body (or an excerpt of an HTML or other
+// body). The wait is bounded by ctx and by ConnectTimeout + ResponseTimeout.
+//
+// The session lives until the response ends, Abort is called or ctx is
+// done. An empty first is allowed, but against a server that waits for body
+// bytes before answering it ends in the status timeout. A server that sends
+// its status before reading any body bytes gets no 100 Continue from Go's
+// transport only if it also closes the connection (Go's server does that),
+// so loopback test servers should read the first bytes, then answer.
+func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMedia, error) {
+	const op = "PutMedia"
+	if err := cfg.fill(); err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+	}
+	sctx, cancel := context.WithCancelCause(context.Background())
+	stopCtx := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
 	pr, pw := io.Pipe()
 	req, err := http.NewRequestWithContext(sctx, http.MethodPost, cfg.Endpoint+"/putMedia", pr)
 	if err != nil {
-		cancel()
-		return nil, fmt.Errorf("PutMedia: %w", err)
+		stopCtx()
+		cancel(err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	req.ContentLength = -1
+	req.ContentLength = -1 // chunked
 	ack := "0"
 	if cfg.AckRequired {
 		ack = "1"
 	}
-	ps := cfg.ProducerStart.UnixMilli()
 	h := req.Header
 	h.Set("User-Agent", cfg.UserAgent)
 	h.Set("x-amzn-stream-name", cfg.StreamName)
 	h.Set("x-amzn-fragment-timecode-type", string(cfg.TimecodeType))
-	h.Set("x-amzn-producer-start-timestamp", fmt.Sprintf("%d.%03d", ps/1000, ps%1000))
+	h.Set("x-amzn-producer-start-timestamp", producerStartHeader(cfg.ProducerStart))
 	h.Set("x-amzn-fragment-acknowledgment-required", ack)
 	h.Set("Expect", "100-continue")
-	h.Set("Connection", "keep-alive")
+	// No "Connection: keep-alive" (the official producer signs one): HTTP/1.1
+	// keeps the connection anyway, and HTTP/2 would drop a signed header.
 	if err := sign(ctx, cfg.Credentials, req, EmptyPayloadHash, cfg.Region, cfg.Now()); err != nil {
-		cancel()
-		return nil, fmt.Errorf("PutMedia: %w", err)
+		stopCtx()
+		cancel(err)
+		return nil, fmt.Errorf("%s: %w", op, err)
 	}
+
+	p := &PutMedia{
+		endpoint: cfg.Endpoint, sctx: sctx, pw: pw, pr: pr, cancel: cancel,
+		acks: make(chan Ack, ackBuffer), done: make(chan struct{}), firstDone: make(chan struct{}),
+	}
+	// Whatever ends the session also ends the body: the transport waits for
+	// its body writer before it returns from a cancelled request, and a
+	// blocked Write must return.
+	context.AfterFunc(sctx, func() {
+		c := p.cause(sctx)
+		pr.CloseWithError(c)
+		pw.CloseWithError(c)
+	})
+	statusWait := cfg.ConnectTimeout + cfg.ResponseTimeout
+	deadline := time.AfterFunc(statusWait, func() { cancel(errStatusTimeout) })
 
 	type result struct {
 		resp *http.Response
@@ -116,102 +226,129 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 		resp, err := cfg.HTTPClient.Do(req)
 		done <- result{resp, err}
 	}()
-	go func() { // the first bytes; an early failure closes the pipe reader
-		if _, err := pw.Write(first); err != nil {
-			pw.CloseWithError(err)
+	go func() { // the first bytes; a failure closes the pipe and ends this write
+		if len(first) > 0 {
+			_, p.firstErr = pw.Write(first)
 		}
+		close(p.firstDone)
 	}()
-	timeout := time.NewTimer(cfg.ConnectTimeout + 10*time.Second)
-	defer timeout.Stop()
-	var r result
-	select {
-	case r = <-done:
-	case <-timeout.C:
-		cancel()
-		pw.CloseWithError(errors.New("PutMedia: no response"))
-		return nil, fmt.Errorf("PutMedia to %s: no response within %v", cfg.Endpoint, cfg.ConnectTimeout+10*time.Second)
-	case <-ctx.Done():
-		cancel()
-		pw.CloseWithError(ctx.Err())
-		return nil, ctx.Err()
+
+	fail := func(cause, err error) (*PutMedia, error) {
+		deadline.Stop()
+		stopCtx()
+		cancel(cause)
+		pw.CloseWithError(cause)
+		return nil, err
 	}
+	r := <-done // Do returns once sctx is cancelled: by ctx, or by the deadline
 	if r.err != nil {
-		cancel()
-		pw.CloseWithError(r.err)
-		return nil, fmt.Errorf("PutMedia to %s: %w", cfg.Endpoint, unwrapURL(r.err))
+		switch {
+		case context.Cause(sctx) == errStatusTimeout:
+			return fail(errStatusTimeout, timeoutError(op, cfg.Endpoint, "no response status", statusWait))
+		case ctx.Err() != nil:
+			return fail(context.Cause(ctx), fmt.Errorf("%s: %w", op, context.Cause(ctx)))
+		}
+		return fail(r.err, transportError(op, cfg.Endpoint, r.err))
 	}
 	if r.resp.StatusCode != http.StatusOK {
-		defer r.resp.Body.Close()
-		cancel()
-		pw.CloseWithError(errors.New("PutMedia rejected"))
-		return nil, responseError("PutMedia", r.resp)
+		ae := responseError(op, r.resp) // bounded by the deadline, still armed
+		r.resp.Body.Close()
+		return fail(ae, ae)
 	}
-	stop()
-	p := &PutMedia{pw: pw, cancel: cancel, acks: make(chan Ack, ackBuffer)}
-	go p.readAcks(r.resp.Body)
+	if !deadline.Stop() && context.Cause(sctx) == errStatusTimeout {
+		r.resp.Body.Close()
+		return fail(errStatusTimeout, timeoutError(op, cfg.Endpoint, "no response status", statusWait))
+	}
+	go p.readAcks(sctx, r.resp.Body, stopCtx)
 	return p, nil
 }
 
-func unwrapURL(err error) error {
-	var ue interface{ Unwrap() error }
-	if errors.As(err, &ue) && strings.HasPrefix(err.Error(), "Post ") {
-		if inner := ue.Unwrap(); inner != nil {
-			return inner
-		}
-	}
-	return err
-}
-
 // responseError builds an *APIError from a non-200 answer: the code from
-// x-amzn-ErrorType (namespace stripped), the message from a JSON body, or an
-// excerpt of whatever else the body was (an HTML error page, say).
+// x-amzn-ErrorType (namespace stripped), else from the body's __type/code;
+// the message from the JSON body, or a short excerpt of whatever else the
+// body was (an HTML error page, say).
 func responseError(op string, resp *http.Response) *APIError {
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
 	ae := &APIError{Op: op, StatusCode: resp.StatusCode}
 	if t := resp.Header.Get("x-amzn-ErrorType"); t != "" {
 		ae.Code, _, _ = strings.Cut(t, ":")
 	}
 	var j map[string]any
-	if json.Unmarshal(body, &j) == nil {
+	if json.Unmarshal(body, &j) == nil && j != nil {
 		for k, v := range j {
 			s, _ := v.(string)
 			switch strings.ToLower(k) {
 			case "message":
-				ae.Message = s
+				ae.Message = cleanMessage(s)
 			case "__type", "code":
 				if ae.Code == "" {
-					_, after, found := strings.Cut(s, "#")
-					if found {
+					if _, after, found := strings.Cut(s, "#"); found {
 						s = after
 					}
-					ae.Code = s
+					s, _, _ = strings.Cut(s, ":")
+					ae.Code = excerptText([]byte(s), 128)
 				}
 			}
 		}
 		return ae
 	}
-	text := strings.Join(strings.Fields(string(body)), " ")
-	if len(text) > 200 {
-		text = text[:200] + "…"
-	}
-	ae.Message = text
+	ae.Message = bodyExcerpt(body)
 	return ae
 }
 
-func (p *PutMedia) readAcks(body io.ReadCloser) {
+func (p *PutMedia) readAcks(sctx context.Context, body io.ReadCloser, stopCtx func() bool) {
+	defer close(p.done)
 	defer close(p.acks)
-	defer body.Close()
+	defer func() {
+		body.Close()
+		stopCtx()
+		// Later Writes fail at once instead of feeding a finished request
+		// (a no-op after Abort or the caller's cancellation).
+		if err := p.Err(); err != nil {
+			p.cancel(err)
+		} else {
+			p.cancel(ErrResponseEnded)
+		}
+	}()
 	d := NewAckDecoder(body, maxAckLen)
 	for {
 		a, err := d.Next()
 		if err != nil {
-			if !errors.Is(err, io.EOF) {
-				p.setErr(fmt.Errorf("PutMedia response: %w", err))
+			switch {
+			case errors.Is(err, io.EOF):
+			case sctx.Err() != nil:
+				p.setErr(p.cause(sctx))
+			default:
+				p.setErr(fmt.Errorf("PutMedia response from %s: %w", p.endpoint, err))
+				p.cancel(err)
 			}
 			return
 		}
-		p.acks <- a
+		select {
+		case p.acks <- a:
+		case <-sctx.Done():
+			p.setErr(p.cause(sctx))
+			return
+		}
 	}
+}
+
+// cause describes why sctx ended: ErrAborted, ErrResponseEnded, the
+// session's error, or the caller's context.
+func (p *PutMedia) cause(sctx context.Context) error {
+	c := context.Cause(sctx)
+	switch {
+	case c == nil:
+		return nil
+	case errors.Is(c, ErrAborted):
+		return ErrAborted
+	case c == ErrResponseEnded:
+		return c
+	}
+	if err := p.Err(); err != nil {
+		return err
+	}
+	return fmt.Errorf("PutMedia: %w", c)
 }
 
 func (p *PutMedia) setErr(err error) {
@@ -222,36 +359,76 @@ func (p *PutMedia) setErr(err error) {
 	}
 }
 
-// Write sends bytes of the body.
+// Write sends b as part of the body; it blocks until the transport took the
+// bytes (backpressure). Once the session failed or the response ended it
+// returns an error: the session's (see Err), ErrAborted or ErrResponseEnded.
 func (p *PutMedia) Write(b []byte) (int, error) {
+	if err := p.waitFirst(); err != nil {
+		return 0, err
+	}
+	if p.sctx.Err() != nil { // the pipe closes asynchronously; fail deterministically
+		return 0, p.writeErr(nil)
+	}
 	n, err := p.pw.Write(b)
 	if err != nil {
-		if e := p.Err(); e != nil {
-			return n, e
-		}
-		return n, fmt.Errorf("PutMedia body: %w", err)
+		return n, p.writeErr(err)
 	}
 	return n, nil
 }
 
-// CloseBody ends the body; acknowledgements keep coming until the service
-// ends the response.
-func (p *PutMedia) CloseBody() error { return p.pw.Close() }
+func (p *PutMedia) waitFirst() error {
+	<-p.firstDone
+	if p.firstErr != nil {
+		return p.writeErr(p.firstErr)
+	}
+	return nil
+}
 
-// Acks delivers the acknowledgements; it is closed when the response ends.
+func (p *PutMedia) writeErr(err error) error {
+	if e := p.Err(); e != nil {
+		return e
+	}
+	if p.sctx.Err() != nil {
+		return p.cause(p.sctx)
+	}
+	return fmt.Errorf("PutMedia body to %s: %w", p.endpoint, err)
+}
+
+// CloseBody finishes the body (the terminating chunk). Acknowledgements
+// keep coming until the service ends the response. After a clean end of the
+// response it does nothing; after a failure it returns the session's error.
+func (p *PutMedia) CloseBody() error {
+	if err := p.waitFirst(); err != nil {
+		return err
+	}
+	if p.sctx.Err() != nil {
+		if err := p.writeErr(nil); err != ErrResponseEnded {
+			return err
+		}
+		return nil // the response already ended cleanly: nothing left to finish
+	}
+	return p.pw.Close()
+}
+
+// Acks delivers the acknowledgements; it is closed when the response ends or
+// fails (then Err says why), on Abort and when ctx is done.
 func (p *PutMedia) Acks() <-chan Ack { return p.acks }
 
-// Err is the cause of an abnormal end (nil after a clean one).
+// Err is, once Acks is closed, nil after a clean end of the response, else
+// the cause: a network error, a malformed acknowledgement stream, ErrAborted,
+// or the caller's context's cause. Before that it may already hold the cause.
 func (p *PutMedia) Err() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.err
 }
 
-// Abort cancels the request and closes the connection. It is idempotent.
+// Abort cancels the request, closes the connection and waits until Acks is
+// closed. It is idempotent and safe from any goroutine.
 func (p *PutMedia) Abort() {
-	p.once.Do(func() {
-		p.cancel()
-		p.pw.CloseWithError(errors.New("PutMedia aborted"))
+	p.abortOnce.Do(func() {
+		p.cancel(ErrAborted)
+		p.pw.CloseWithError(ErrAborted)
 	})
+	<-p.done
 }
