@@ -97,7 +97,7 @@ func get(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	progress := &progress{w: os.Stderr, start: time.Now()}
+	progress := &progress{w: os.Stderr, tty: isTerminal(os.Stderr), start: time.Now()}
 	src := io.TeeReader(body, progress)
 	var st joinStats
 	if *raw {
@@ -118,17 +118,24 @@ func get(ctx context.Context, args []string) error {
 	return nil
 }
 
-// progress prints bytes received, at most once a second.
+// progress prints bytes received, at most once a second and only to a
+// terminal; done prints the total either way.
 type progress struct {
 	w     io.Writer
+	tty   bool
 	n     int64
 	start time.Time
 	last  time.Time
 }
 
+func isTerminal(f *os.File) bool {
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 func (p *progress) Write(b []byte) (int, error) {
 	p.n += int64(len(b))
-	if now := time.Now(); now.Sub(p.last) >= time.Second {
+	if now := time.Now(); p.tty && now.Sub(p.last) >= time.Second {
 		p.last = now
 		fmt.Fprintf(p.w, "\rkvsgo: %.1f MB received in %s", float64(p.n)/1e6, now.Sub(p.start).Round(time.Second))
 	}

@@ -23,7 +23,10 @@ func TestCodecsDecodeLikeTheirInput(t *testing.T) {
 		name, encode, parse, decode, kind string
 	}{
 		{"h264", "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc key-int-max=30 ! h264parse", "h264parse", "avdec_h264", "v"},
+		{"h264 byte-stream", "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc key-int-max=30 ! h264parse", "h264parse ! video/x-h264,stream-format=byte-stream", "avdec_h264", "v"},
 		{"h265", "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! x265enc key-int-max=30 ! h265parse", "h265parse", "avdec_h265", "v"},
+		{"h265 hev1", "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! x265enc key-int-max=30 ! h265parse", "h265parse ! video/x-h265,stream-format=hev1", "avdec_h265", "v"},
+		{"h265 byte-stream", "videotestsrc num-buffers=60 ! video/x-raw,width=320,height=240,framerate=30/1 ! x265enc key-int-max=30 ! h265parse", "h265parse ! video/x-h265,stream-format=byte-stream", "avdec_h265", "v"},
 		{"aac", "audiotestsrc num-buffers=150 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse", "aacparse", "avdec_aac", "a"},
 		{"alaw", "audiotestsrc num-buffers=150 samplesperbuffer=800 ! audio/x-raw,rate=8000,channels=1 ! alawenc", "identity", "alawdec", "a"},
 		{"mulaw", "audiotestsrc num-buffers=150 samplesperbuffer=800 ! audio/x-raw,rate=8000,channels=2 ! mulawenc", "identity", "mulawdec", "a"},
@@ -36,7 +39,7 @@ func TestCodecsDecodeLikeTheirInput(t *testing.T) {
 				t.Fatalf("making the input: %s", r.output)
 			}
 			ep := startEndpoint(t)
-			stream := "codec-" + c.name
+			stream := "codec-" + strings.ReplaceAll(c.name, " ", "-")
 			r := launch(t, ep, 120*time.Second, "filesrc location="+in+" ! matroskademux ! "+c.parse+" ! "+kvssink(stream))
 			if r.rc != 0 {
 				t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
