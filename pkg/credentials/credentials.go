@@ -6,26 +6,34 @@
 package credentials
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"os"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 // ErrNoCredentials is returned when no source yields credentials.
-var ErrNoCredentials = errors.New("credentials: no AWS credentials found: set the access-key and secret-key properties, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY")
+var ErrNoCredentials = errors.New("credentials: no AWS credentials found: set the access-key and secret-key properties, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a credential-path file")
 
 // Sources are the credential inputs of the element.
 type Sources struct {
 	AccessKey    *string
 	SecretKey    *string
 	SessionToken *string
+	// CredentialPath is the official rotating credential file; it is used
+	// when it exists and nothing before it in the precedence gave keys.
+	CredentialPath *string
 }
 
 // Resolve picks the first source that is configured, in the documented
 // precedence: the static access-key/secret-key properties, then the
-// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN environment.
-// It returns the provider and the name of the source it chose.
+// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN environment, then
+// the credential file (when it exists; it is read now, so that a bad file is
+// an error at start). It returns the provider and the name of the source it
+// chose.
 func Resolve(src Sources, getenv func(string) string) (aws.CredentialsProvider, string, error) {
 	if p, ok, err := fromProperties(src); err != nil || ok {
 		return cache(p), "properties", err
@@ -33,14 +41,27 @@ func Resolve(src Sources, getenv func(string) string) (aws.CredentialsProvider, 
 	if p, ok := fromEnv(getenv); ok {
 		return cache(p), "environment", nil
 	}
+	if path := str(src.CredentialPath); path != "" {
+		if _, err := os.Stat(path); err == nil {
+			p := FileProvider{Path: path}
+			if _, err := p.Retrieve(context.Background()); err != nil {
+				return nil, "", err
+			}
+			return cache(p), "credential file " + path, nil
+		}
+	}
 	return nil, "", ErrNoCredentials
 }
+
+// fileGrace is how long before expiry file credentials are read again, as
+// the official element does (5 s + 30 s + 3 s).
+const fileGrace = 38 * time.Second
 
 func cache(p aws.CredentialsProvider) aws.CredentialsProvider {
 	if p == nil {
 		return nil
 	}
-	return aws.NewCredentialsCache(p)
+	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = fileGrace })
 }
 
 func str(p *string) string {

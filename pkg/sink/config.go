@@ -85,7 +85,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if st.IoTCertificate != nil {
 		return c, fmt.Errorf("%w: iot-certificate is not supported by this version of kvsgo yet; use access-key/secret-key or the AWS_* environment variables", ErrSettings)
 	}
-	creds, credSource, err := credentials.Resolve(credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken}, getenv)
+	creds, credSource, err := credentials.Resolve(credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken, CredentialPath: st.CredentialPath}, getenv)
 	if err != nil {
 		return c, fmt.Errorf("%w: %w", ErrSettings, err)
 	}

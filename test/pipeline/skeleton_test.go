@@ -2,6 +2,7 @@ package pipeline
 
 import (
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -175,4 +176,21 @@ func TestLongGOP(t *testing.T) {
 	if got := demuxDecode(t, path, "h264"); got != 450 {
 		t.Fatalf("matroskademux decoded %d frames, want 450", got)
 	}
+}
+
+// The official credential file signs the requests when neither the
+// properties nor the environment hold keys.
+func TestCredentialFile(t *testing.T) {
+	ep := startEndpoint(t)
+	path := filepath.Join(t.TempDir(), "credential")
+	exp := time.Now().Add(30 * time.Minute).UTC().Format("2006-01-02T15:04:05Z")
+	if err := os.WriteFile(path, []byte("CREDENTIALS "+testAccessKey+" "+exp+" "+testSecretKey+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r := launch(t, ep, 60*time.Second, "videotestsrc num-buffers=30 ! x264enc ! h264parse ! "+kvssink("credfile", "credential-path="+path),
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")
+	if r.rc != 0 {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	validate(t, ep.capture(t, "credfile", 1)[0], 30)
 }
