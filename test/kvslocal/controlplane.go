@@ -33,6 +33,9 @@ var controlOps = map[string]func(*Server, []byte) (any, *apiError){
 	"/listTagsForStream":   (*Server).listTagsForStream,
 	"/updateStream":        (*Server).updateStream,
 	"/updateDataRetention": (*Server).updateDataRetention,
+	"/TagResource":         (*Server).tagResource, // resourcetags.go
+	"/UntagResource":       (*Server).untagResource,
+	"/ListTagsForResource": (*Server).listTagsForResource,
 }
 
 // writeJSON writes a 200 response with a JSON body.

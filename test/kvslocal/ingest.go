@@ -61,6 +61,7 @@ type ingest struct {
 	cur       *fragmentState
 	lastTC    uint64 // last frame timecode of the previous fragment
 	haveLast  bool
+	finished  int // fragments completed on this connection (Faults.ErrorAck)
 }
 
 func newIngest(s *Server, p putMediaParams, rec *recorder, acks *ackWriter) *ingest {
@@ -302,6 +303,9 @@ func (in *ingest) finish() error {
 			}
 		}
 	}
+	if e := in.injectedError(f); e != nil { // Faults.ErrorAck (faults.go)
+		return e
+	}
 	in.cur = nil
 	in.lastTC, in.haveLast = f.maxTC, true
 	payload := f.size - f.sizeAt - 8
@@ -349,5 +353,6 @@ func (in *ingest) ack(typ string, f *fragmentState) error {
 	if in.s.getFaults().WithholdAcks && (typ == ackReceived || typ == ackPersisted) {
 		return nil
 	}
+	in.s.delayAck() // Faults.AckDelay (faults.go)
 	return in.acks.send(ack{EventType: typ, FragmentTimecode: f.tc, FragmentNumber: f.number})
 }

@@ -285,13 +285,14 @@ func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
 		writeError(w, newErr("InternalFailure", "full-duplex HTTP is not available: "+err.Error()))
 		return
 	}
-	var body io.Reader = r.Body
+	var body io.Reader = s.faultBody(r.Body) // Faults.DropAfterBytes (faults.go)
+	defer s.dropIfFaulted(body)
 	if s.cfg.CaptureBodies {
 		if f, err := s.captureFile(name); err != nil {
 			s.log.Error("creating the capture file", "stream", name, "error", err)
 		} else {
 			defer f.Close()
-			body = io.TeeReader(r.Body, &captureWriter{s: s, w: f})
+			body = io.TeeReader(body, &captureWriter{s: s, w: f})
 		}
 	}
 	// The first read answers Expect: 100-continue. Only then the 200 goes

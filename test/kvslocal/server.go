@@ -36,6 +36,22 @@ type Faults struct {
 	// WithholdAcks stops RECEIVED and PERSISTED acknowledgements (BUFFERING
 	// and IDLE still flow), as a service that never confirms storage.
 	WithholdAcks bool
+	// DropAfterBytes, when positive, closes a PutMedia connection (no
+	// ERROR ack, no clean end) once that many body bytes have arrived,
+	// as a network failure would (faults.go).
+	DropAfterBytes int64
+	// AckDelay holds each acknowledgement back this long before it is
+	// sent (the ingest waits too, as a slow service would).
+	AckDelay time.Duration
+	// ErrorAck, when ID is non-zero, answers the Fragment-th fragment
+	// (0-based, counted per PutMedia connection) with an ERROR ack of that
+	// ErrorId instead of storing it, ending the connection.
+	ErrorAck ErrorAck
+	// Refuse closes every new request's TCP connection without answering.
+	Refuse bool
+	// ClockSkew is added to Config.Now: signatures, Date and server
+	// timestamps all see the skewed clock.
+	ClockSkew time.Duration
 }
 
 // Config configures a Server. New fills the defaults.
@@ -56,6 +72,9 @@ type Config struct {
 	// fragment for this long (a real client reads until EOF); default 3 s.
 	GetMediaIdleTimeout time.Duration
 	Faults              Faults
+	// TLS, if set, serves HTTPS (HTTP/1.1 only) with this certificate, and
+	// URL becomes https://localhost:PORT (tls.go). Default: plain HTTP.
+	TLS *TLSConfig
 }
 
 // Defaults.
@@ -120,6 +139,7 @@ func New(cfg Config) (*Server, error) {
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, creds: map[string]Credential{}, store: st, faults: cfg.Faults,
 		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes}
+	s.cfg.Now = s.skewed(cfg.Now) // Faults.ClockSkew (faults.go)
 	for _, c := range cfg.Credentials {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return nil, errors.New("kvslocal: a credential needs an access key ID and a secret access key")
@@ -184,11 +204,15 @@ func (s *Server) prepare(l net.Listener) (*http.Server, error) {
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 	}
+	if err := s.setupTLS(s.srv, l); err != nil { // tls.go
+		s.srv = nil
+		return nil, err
+	}
 	return s.srv, nil
 }
 
 func (s *Server) serve(srv *http.Server, l net.Listener) error {
-	if err := srv.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+	if err := srv.Serve(tlsListener(srv, l)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("kvslocal: %w", err)
 	}
 	return nil
@@ -230,6 +254,9 @@ func (s *Server) Close() error {
 // path, as the service does. Every response carries Date from the
 // endpoint's clock (SDKs correct clock skew from it) and a request ID.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.refused(w) { // Faults.Refuse (faults.go)
+		return
+	}
 	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("x-amzn-RequestId", newRequestID())
 	streaming := r.URL.Path == "/putMedia"

@@ -3,6 +3,10 @@
 // KVSLOCAL_URL=<base URL>; it serves until SIGINT or SIGTERM.
 //
 //	kvslocal -listen 127.0.0.1:4567 -dir /tmp/kvs -access-key AKID -secret-key SECRET
+//
+// With -tls-dir DIR it serves HTTPS (HTTP/1.1 only) at https://localhost:PORT
+// with a test CA kept in DIR; clients trust DIR/ca.pem (for kvsgo:
+// KVSSINK_CA_CERT_PATH=DIR/ca.pem).
 package main
 
 import (
@@ -31,6 +35,7 @@ func main() {
 	idleAck := flag.Duration("idle-ack", kvslocal.DefaultIdleAckInterval, "send IDLE acks after this long without PutMedia data")
 	getMediaIdle := flag.Duration("getmedia-idle", kvslocal.DefaultGetMediaIdleTimeout, "end GetMedia after this long without a new fragment")
 	verbose := flag.Bool("v", false, "log every request (never secrets)")
+	tlsDir := flag.String("tls-dir", "", "serve HTTPS at https://localhost:PORT with the test CA in `directory` (ca.pem, server.pem, server.key; generated if absent)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(2, "unexpected arguments %q", flag.Args())
@@ -54,7 +59,16 @@ func main() {
 		level = slog.LevelDebug
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: level}))
-	srv, err := kvslocal.New(kvslocal.Config{Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
+	var tlsCfg *kvslocal.TLSConfig
+	if *tlsDir != "" {
+		ca, err := kvslocal.OpenTestCA(*tlsDir)
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		tlsCfg = ca.TLS()
+		log.Info("TLS", "ca", ca.CAFile)
+	}
+	srv, err := kvslocal.New(kvslocal.Config{TLS: tlsCfg, Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
 		IdleAckInterval: *idleAck, GetMediaIdleTimeout: *getMediaIdle,
 		Credentials: []kvslocal.Credential{{AccessKeyID: *ak, SecretAccessKey: *sk, SessionToken: *token}}})
 	if err != nil {
