@@ -34,6 +34,24 @@ type Config struct {
 	MaxDuration time.Duration
 	// Track is the Matroska track number of the frames. It defaults to 1.
 	Track uint64
+	// Sealer, when set, encrypts every frame (end-to-end encryption) and
+	// supplies the block that starts every fragment on KeyTrack.
+	Sealer Sealer
+	// KeyTrack is the track number of the key blocks; required with Sealer.
+	KeyTrack uint64
+}
+
+// Sealer encrypts frames as they are added, so each frame is sealed exactly
+// once, before any buffering or retransmission.
+type Sealer interface {
+	// StartFragment is called before a fragment opens with its Cluster
+	// timecode and returns the payload of the key-track block that starts
+	// it. A sealer changes keys only here, at a fragment boundary.
+	StartFragment(timecode uint64) ([]byte, error)
+	// AppendSealed appends to dst the sealed form of a frame of track whose
+	// absolute timecode (Cluster timecode + relative timecode, in
+	// TimecodeScale units) is tc.
+	AppendSealed(dst []byte, track uint64, keyframe bool, tc uint64, plaintext []byte) ([]byte, error)
 }
 
 // Frame is one access unit with an absolute presentation time (the time
@@ -98,6 +116,8 @@ func NewBuilder(cfg Config) (*Builder, error) {
 		cfg.Track = 1
 	}
 	switch {
+	case cfg.Sealer != nil && (cfg.KeyTrack == 0 || cfg.KeyTrack == cfg.Track || cfg.KeyTrack > 126):
+		return nil, fmt.Errorf("fragment: key track %d must be 1..126 and differ from the frame track %d", cfg.KeyTrack, cfg.Track)
 	case cfg.TimecodeScale < time.Microsecond || cfg.TimecodeScale > time.Second:
 		return nil, fmt.Errorf("fragment: timecode scale %v outside 1µs..1s", cfg.TimecodeScale)
 	case cfg.MaxDuration > MaxServiceDuration:
@@ -147,8 +167,14 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 	}
 	tc := uint64(f.PTS / b.cfg.TimecodeScale)
 	if b.cur == nil || b.cutBefore(f, tc) {
+		var key []byte
+		if b.cfg.Sealer != nil {
+			if key, err = b.cfg.Sealer.StartFragment(tc); err != nil {
+				return nil, nil, fmt.Errorf("fragment: starting the fragment at pts %v: %w", f.PTS, err)
+			}
+		}
 		closed = b.closeCurrent()
-		b.open(f, tc)
+		b.open(f, tc, key)
 	}
 	c := b.cur
 	ctc := c.Timecode
@@ -160,7 +186,19 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 	if f.Keyframe {
 		flags = mkv.FlagKeyframe
 	}
-	c.Data = mkv.AppendSimpleBlock(c.Data, b.cfg.Track, int16(rel), flags, f.Data)
+	if b.cfg.Sealer == nil {
+		c.Data = mkv.AppendSimpleBlock(c.Data, b.cfg.Track, int16(rel), flags, f.Data)
+	} else {
+		at := len(c.Data)
+		c.Data = mkv.AppendSimpleBlockHeader(c.Data, b.cfg.Track, int16(rel), flags, 0)
+		sealed, err := b.cfg.Sealer.AppendSealed(c.Data, b.cfg.Track, f.Keyframe, tc, f.Data)
+		if err != nil {
+			c.Data = c.Data[:at]
+			return nil, closed, fmt.Errorf("fragment: sealing the frame at pts %v: %w", f.PTS, err)
+		}
+		c.Data = sealed
+		mkv.SetSimpleBlockPayloadSize(c.Data[at:], len(c.Data)-at-mkv.SimpleBlockHeaderSize)
+	}
 	c.Frames++
 	if f.PTS > c.Last {
 		c.Last = f.PTS
@@ -191,7 +229,7 @@ func (b *Builder) cutBefore(f Frame, tc uint64) bool {
 	return span >= b.cfg.FragmentDuration
 }
 
-func (b *Builder) open(f Frame, tc uint64) {
+func (b *Builder) open(f Frame, tc uint64, key []byte) {
 	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Keyframe: f.Keyframe, Forced: !f.Keyframe}
 	b.seq++
 	// Size the buffer from the previous fragment so that frames are copied
@@ -206,6 +244,9 @@ func (b *Builder) open(f Frame, tc uint64) {
 		b.pending = b.pending[:0]
 	}
 	c.Data = mkv.AppendClusterStart(c.Data, tc)
+	if b.cfg.Sealer != nil {
+		c.Data = mkv.AppendSimpleBlock(c.Data, b.cfg.KeyTrack, 0, mkv.FlagKeyframe, key)
+	}
 	b.cur = c
 }
 

@@ -761,6 +761,9 @@ func (r *Reader) headerField(e Element, parent uint32) error {
 		t.CodecPrivate = append([]byte(nil), d...)
 	case IDDefaultDuration:
 		t.DefaultDuration, err = r.uint(e)
+	case IDFlagDefault:
+		v, err = r.uint(e)
+		t.NotDefault = v == 0
 	case IDPixelWidth:
 		v, err = r.uint(e)
 		t.PixelWidth = int(min(v, math.MaxInt32))

@@ -33,6 +33,9 @@ type Track struct {
 	Channels          int
 	BitDepth          int // written when > 0
 	DefaultDuration   uint64
+	// NotDefault writes FlagDefault 0: players do not select the track on
+	// their own (the E2EE key track).
+	NotDefault bool
 }
 
 // DefaultTimecodeScale is 1 ms, the Kinesis Video Streams default.
@@ -109,6 +112,9 @@ func appendTrack(dst []byte, t *Track) []byte {
 		b = AppendUint(b, IDTrackNumber, t.Number)
 		b = AppendUintWidth(b, IDTrackUID, t.UID, 8)
 		b = AppendUint(b, IDTrackType, uint64(t.Type))
+		if t.NotDefault {
+			b = AppendUint(b, IDFlagDefault, 0)
+		}
 		if t.Name != "" {
 			b = AppendString(b, IDName, t.Name)
 		}
@@ -164,6 +170,17 @@ func AppendSimpleBlockHeader(dst []byte, track uint64, relTimecode int16, flags 
 	dst = AppendID(dst, IDSimpleBlock)
 	dst = AppendSizeWidth(dst, int64(n)+4, 8)
 	return append(dst, 0x80|byte(track), byte(uint16(relTimecode)>>8), byte(uint16(relTimecode)), flags)
+}
+
+// SimpleBlockHeaderSize is the length of what AppendSimpleBlockHeader
+// writes: the ID, an 8-byte size, the track number, timecode and flags.
+const SimpleBlockHeaderSize = 1 + 8 + 4
+
+// SetSimpleBlockPayloadSize rewrites the size of the SimpleBlock that starts
+// block (as written by AppendSimpleBlockHeader) for a payload of n bytes,
+// for payloads whose length is known only once they are appended.
+func SetSimpleBlockPayloadSize(block []byte, n int) {
+	AppendSizeWidth(block[:1], int64(n)+4, 8)
 }
 
 // AppendSimpleBlock appends a whole SimpleBlock.
