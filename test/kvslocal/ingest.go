@@ -327,6 +327,10 @@ func (in *ingest) finish() error {
 	}
 	// The fragment is stored even if the producer no longer reads acks.
 	received := in.ack(ackReceived, f)
+	if m, e := in.s.store.get(streamRef{StreamName: in.p.stream.Name}); e == nil && m.RetentionHours == 0 {
+		f.file.abort() // no retention: nothing is kept after RECEIVED (retention.go)
+		return received
+	}
 	if err := in.s.store.commit(f.file, rec); err != nil {
 		if errors.Is(err, errStreamGone) {
 			return ingestErr(errStreamNotActive, f.tc, "the stream was deleted")
@@ -337,9 +341,6 @@ func (in *ingest) finish() error {
 	in.s.log.Debug("fragment stored", "stream", in.p.stream.Name, "fragment", f.number, "timecode", f.tc, "frames", f.frames)
 	if received != nil {
 		return received
-	}
-	if in.p.stream.RetentionHours == 0 {
-		return nil // no retention: nothing is persisted, so no PERSISTED
 	}
 	return in.ack(ackPersisted, f)
 }

@@ -140,6 +140,7 @@ func New(cfg Config) (*Server, error) {
 	s := &Server{cfg: cfg, log: cfg.Logger, creds: map[string]Credential{}, store: st, faults: cfg.Faults,
 		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes}
 	s.cfg.Now = s.skewed(cfg.Now) // Faults.ClockSkew (faults.go)
+	st.now = s.cfg.Now            // retention (retention.go)
 	for _, c := range cfg.Credentials {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return nil, errors.New("kvslocal: a credential needs an access key ID and a secret access key")
@@ -212,6 +213,7 @@ func (s *Server) prepare(l net.Listener) (*http.Server, error) {
 }
 
 func (s *Server) serve(srv *http.Server, l net.Listener) error {
+	go s.sweep() // retention.go
 	if err := srv.Serve(tlsListener(srv, l)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("kvslocal: %w", err)
 	}

@@ -76,6 +76,7 @@ type store struct {
 	next     uint64                // last fragment counter handed out
 	reserved uint64                // highest counter persisted in fragment-counter
 	changed  chan struct{}         // closed and replaced when a fragment is stored
+	now      func() time.Time      // the server's clock, for retention (retention.go)
 }
 
 // Fragment numbers are this prefix and a 34-digit counter: 47 digits, like
@@ -388,6 +389,7 @@ func (st *store) commit(ff *fragmentFile, f fragment) error {
 func (st *store) fragments(stream string) ([]fragment, <-chan struct{}) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.expireLocked(stream) // retention.go
 	return append([]fragment(nil), st.frags[stream]...), st.changed
 }
 
