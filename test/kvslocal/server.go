@@ -75,6 +75,9 @@ type Config struct {
 	// TLS, if set, serves HTTPS (HTTP/1.1 only) with this certificate, and
 	// URL becomes https://localhost:PORT (tls.go). Default: plain HTTP.
 	TLS *TLSConfig
+	// AuditLog, if set, is a file to which a CloudTrail-shaped event of
+	// every API call is appended as a JSON line (audit.go).
+	AuditLog string
 }
 
 // Defaults.
@@ -108,6 +111,7 @@ type Server struct {
 	active   map[string]bool // streams with a PutMedia connection
 
 	maxFragment int64 // bytes per fragment (4001 beyond); a test seam
+	audit       *auditLog // Config.AuditLog, or nil (audit.go)
 }
 
 // New opens (or creates) the storage in cfg.Dir.
@@ -146,6 +150,11 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("kvslocal: a credential needs an access key ID and a secret access key")
 		}
 		s.creds[c.AccessKeyID] = c
+	}
+	if cfg.AuditLog != "" {
+		if s.audit, err = openAuditLog(cfg.AuditLog); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -249,6 +258,11 @@ func (s *Server) Close() error {
 	case <-time.After(closeWait):
 		return errors.New("kvslocal: handlers still running after Close")
 	}
+	if s.audit != nil {
+		if aerr := s.audit.close(); err == nil {
+			err = aerr
+		}
+	}
 	return err
 }
 
@@ -259,6 +273,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.refused(w) { // Faults.Refuse (faults.go)
 		return
 	}
+	w = s.auditStart(w, r) // Config.AuditLog (audit.go)
+	defer s.auditEnd(w)
 	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("x-amzn-RequestId", newRequestID())
 	streaming := r.URL.Path == "/putMedia"
@@ -274,6 +290,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = b
+		auditBody(w, body)
 	}
 	id, e := s.verify(r, body, streaming)
 	if e != nil {
