@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -78,6 +79,11 @@ type Config struct {
 	// AuditLog, if set, is a file to which a CloudTrail-shaped event of
 	// every API call is appended as a JSON line (audit.go).
 	AuditLog string
+	// MasterKeyFile holds the master key of encryption at rest (kms.go):
+	// 32 bytes, hex. It is created (0600) when absent and Dir holds no
+	// keys yet. It defaults to Dir + ".master-key", beside Dir and never
+	// inside it: Dir alone reveals no fragment.
+	MasterKeyFile string
 }
 
 // Defaults.
@@ -112,6 +118,7 @@ type Server struct {
 
 	maxFragment int64 // bytes per fragment (4001 beyond); a test seam
 	audit       *auditLog // Config.AuditLog, or nil (audit.go)
+	kms         *KMS      // encryption at rest (kms.go)
 }
 
 // New opens (or creates) the storage in cfg.Dir.
@@ -150,6 +157,13 @@ func New(cfg Config) (*Server, error) {
 			return nil, errors.New("kvslocal: a credential needs an access key ID and a secret access key")
 		}
 		s.creds[c.AccessKeyID] = c
+	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Clean(cfg.Dir) + ".master-key"
+		s.cfg.MasterKeyFile = cfg.MasterKeyFile
+	}
+	if s.kms, err = openKMS(cfg.Dir, cfg.MasterKeyFile, cfg.Region, cfg.AccountID, s.cfg.Now); err != nil {
+		return nil, err
 	}
 	if cfg.AuditLog != "" {
 		if s.audit, err = openAuditLog(cfg.AuditLog); err != nil {

@@ -61,6 +61,9 @@ type fragment struct {
 	File       string `json:"file"`
 	HeaderSize int64  `json:"headerSize"` // EBML header … Tracks, as received
 	TagsSize   int64  `json:"tagsSize"`   // the producer's Tags before the Cluster
+	// DataKey is the wrapped key the file is sealed with (seal.go); nil
+	// for fragments stored before encryption at rest.
+	DataKey *wrappedKey `json:"dataKey,omitempty"`
 }
 
 // errStreamGone reports a stream deleted while a fragment was written.
@@ -304,6 +307,7 @@ func (st *store) nextNumber() (string, error) {
 type fragmentFile struct {
 	*os.File
 	stream, dir, tmp, final string
+	sealer                  *sealer // seal.go
 }
 
 // createFragment opens the temporary file of a new fragment.
@@ -340,7 +344,10 @@ func (ff *fragmentFile) abort() {
 // commit makes a written fragment durable and visible: fsync, rename, fsync
 // the directory, append the index record and fsync it.
 func (st *store) commit(ff *fragmentFile, f fragment) error {
-	err := ff.Sync()
+	err := ff.sealRest() // seal.go: the last records, before the fsync
+	if err == nil {
+		err = ff.Sync()
+	}
 	if cerr := ff.Close(); err == nil {
 		err = cerr
 	}
