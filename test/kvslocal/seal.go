@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 )
 
 // A sealed fragment file (kms.go has the key hierarchy):
@@ -142,7 +141,7 @@ type openReader struct {
 	err    error
 }
 
-func openSealed(f *os.File, dk []byte, number string) (io.ReadCloser, error) {
+func openSealed(f io.ReadCloser, dk []byte, number string) (io.ReadCloser, error) {
 	r := bufio.NewReaderSize(f, 64<<10)
 	magic := make([]byte, len(sealMagic))
 	if _, err := io.ReadFull(r, magic); err != nil || string(magic) != sealMagic {

@@ -95,6 +95,10 @@ const (
 	// maxControlBody bounds the body of every call but PutMedia: the
 	// largest real request (50 tags) is a few KiB.
 	maxControlBody = 1 << 20
+	// headerTimeout and controlBodyTimeout bound slow clients: a real
+	// request's headers and body (a few KiB) take milliseconds.
+	headerTimeout      = 10 * time.Second
+	controlBodyTimeout = 20 * time.Second
 	// closeWait bounds how long Close waits for handlers to return once
 	// their connections are closed.
 	closeWait = 5 * time.Second
@@ -119,6 +123,10 @@ type Server struct {
 	maxFragment int64 // bytes per fragment (4001 beyond); a test seam
 	audit       *auditLog // Config.AuditLog, or nil (audit.go)
 	kms         *KMS      // encryption at rest (kms.go)
+	// headerTimeout and bodyTimeout bound how long a client may take to
+	// send its headers, and the body of a call other than PutMedia; test
+	// seams.
+	headerTimeout, bodyTimeout time.Duration
 }
 
 // New opens (or creates) the storage in cfg.Dir.
@@ -149,7 +157,8 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, creds: map[string]Credential{}, store: st, faults: cfg.Faults,
-		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes}
+		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes,
+		headerTimeout: headerTimeout, bodyTimeout: controlBodyTimeout}
 	s.cfg.Now = s.skewed(cfg.Now) // Faults.ClockSkew (faults.go)
 	st.now = s.cfg.Now            // retention (retention.go)
 	for _, c := range cfg.Credentials {
@@ -223,7 +232,7 @@ func (s *Server) prepare(l net.Listener) (*http.Server, error) {
 	s.url = "http://" + l.Addr().String()
 	s.srv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second, // headers must arrive promptly
+		ReadHeaderTimeout: s.headerTimeout, // headers must arrive promptly (slow clients)
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -294,6 +303,8 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	streaming := r.URL.Path == "/putMedia"
 	var body []byte
 	if !streaming {
+		// A client that dribbles its body must not hold a handler.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
 		if err != nil {
 			writeError(w, newErr("SerializationException", "Could not read the request body."))
