@@ -77,7 +77,9 @@ type KMSError struct {
 	Msg string
 }
 
-func (e *KMSError) Error() string { return fmt.Sprintf("kvslocal: KMS key %s: %s (%d)", e.Key, e.Msg, e.ID) }
+func (e *KMSError) Error() string {
+	return fmt.Sprintf("kvslocal: KMS key %s: %s (%d)", e.Key, e.Msg, e.ID)
+}
 
 // KeyInfo describes a key of the local KMS.
 type KeyInfo struct {
@@ -324,8 +326,12 @@ func (k *KMS) DescribeKey(ref string) (KeyInfo, error) {
 // DisableKey, EnableKey and ScheduleKeyDeletion change a key's state;
 // RotateKey adds a key version used from now on (old ones still decrypt);
 // DeleteKey removes a key and its material: what it protected is lost.
-func (k *KMS) DisableKey(ref string) error { return k.change(ref, func(key *kmsKey) { key.State = KeyDisabled }) }
-func (k *KMS) EnableKey(ref string) error  { return k.change(ref, func(key *kmsKey) { key.State = KeyEnabled }) }
+func (k *KMS) DisableKey(ref string) error {
+	return k.change(ref, func(key *kmsKey) { key.State = KeyDisabled })
+}
+func (k *KMS) EnableKey(ref string) error {
+	return k.change(ref, func(key *kmsKey) { key.State = KeyEnabled })
+}
 func (k *KMS) ScheduleKeyDeletion(ref string) error {
 	return k.change(ref, func(key *kmsKey) { key.State = KeyPendingDeletion })
 }

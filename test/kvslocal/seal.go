@@ -32,7 +32,7 @@ const (
 	sealRecordSize = 64 << 10
 	// maxSealedRecord bounds a record on reading: the head is at most the
 	// reader's header limit plus the Tags limit (ingest.go).
-	maxSealedRecord = 4 << 20
+	maxSealedRecord  = 4 << 20
 	sealHeadOverhead = len(sealMagic) + 1 + 4
 )
 

@@ -120,7 +120,7 @@ type Server struct {
 	handlers sync.WaitGroup  // PutMedia and GetMedia handlers
 	active   map[string]bool // streams with a PutMedia connection
 
-	maxFragment int64 // bytes per fragment (4001 beyond); a test seam
+	maxFragment int64     // bytes per fragment (4001 beyond); a test seam
 	audit       *auditLog // Config.AuditLog, or nil (audit.go)
 	kms         *KMS      // encryption at rest (kms.go)
 	// headerTimeout and bodyTimeout bound how long a client may take to
