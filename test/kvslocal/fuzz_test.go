@@ -236,7 +236,7 @@ func FuzzPutMediaIngest(f *testing.F) {
 // nothing else.
 func checkStoredFragment(t *testing.T, s *Server, stream string, fr fragment) {
 	t.Helper()
-	file, err := s.store.open(stream, fr)
+	file, err := s.openFragment(stream, fr) // the plaintext of a sealed fragment
 	if err != nil {
 		t.Fatal(err)
 	}

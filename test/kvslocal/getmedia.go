@@ -3,6 +3,7 @@ package kvslocal
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -181,8 +182,13 @@ const (
 // writeChunk writes one stored fragment as a chunk, streaming it from its
 // file.
 func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKind) error {
-	file, err := s.store.open(stream, f)
+	file, err := s.openFragment(stream, f) // seal.go
 	if err != nil {
+		var kerr *KMSError
+		if errors.As(err, &kerr) {
+			// The service ends the response with a chunk naming the error.
+			w.Write(errorChunk(f.Number, kerr.ID))
+		}
 		return fmt.Errorf("fragment %s: %w", f.Number, err)
 	}
 	defer file.Close()
@@ -196,9 +202,9 @@ func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKi
 	}
 	head := f.HeaderSize + f.TagsSize
 	sections := []any{
-		io.NewSectionReader(file, 0, head),
+		head,
 		appendTags(nil, meta),
-		io.NewSectionReader(file, head, f.Size-head),
+		f.Size - head,
 	}
 	if kind == chunkGetMedia {
 		behind := max(s.cfg.Now().Sub(f.ServerTimestamp).Milliseconds(), 0)
@@ -211,10 +217,10 @@ func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKi
 		switch v := sec.(type) {
 		case []byte:
 			_, err = w.Write(v)
-		case *io.SectionReader:
+		case int64: // that many bytes of the stored fragment
 			var n int64
-			n, err = io.Copy(w, v)
-			if err == nil && n != v.Size() {
+			n, err = io.Copy(w, io.LimitReader(file, v))
+			if err == nil && n != v {
 				err = fmt.Errorf("fragment %s is truncated on disk", f.Number)
 			}
 		}
@@ -223,6 +229,21 @@ func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKi
 		}
 	}
 	return nil
+}
+
+// errorChunk is the chunk GetMedia ends with when a fragment cannot be
+// read: an EBML header, a Segment and Tags with the fragment number,
+// AWS_KINESISVIDEO_ERROR_CODE and AWS_KINESISVIDEO_ERROR_ID (local-aws.md
+// §5).
+func errorChunk(number string, id int) []byte {
+	b := mkv.AppendEBMLHeader(nil)
+	b = mkv.AppendID(b, mkv.IDSegment)
+	b = append(b, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF)
+	return appendTags(b, []mkv.SimpleTag{
+		{Name: mkv.TagFragmentNumber, Value: number},
+		{Name: "AWS_KINESISVIDEO_ERROR_CODE", Value: errorCodes[id]},
+		{Name: "AWS_KINESISVIDEO_ERROR_ID", Value: strconv.Itoa(id)},
+	})
 }
 
 // appendTags appends a Tags element with one Tag holding the SimpleTags,

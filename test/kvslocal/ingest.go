@@ -202,6 +202,12 @@ func (in *ingest) clusterStart(ev mkv.Event) error {
 		ie.number = number
 		return ie
 	}
+	dk, wrapped, kerr := in.s.kms.newDataKey(in.p.stream.KMSKeyID) // kms.go
+	if kerr != nil {
+		ie := ingestErr(kerr.ID, ev.Timecode, "%v", kerr)
+		ie.number = number
+		return ie
+	}
 	f := &fragmentState{number: number, tc: ev.Timecode, serverTS: in.s.cfg.Now(), minTC: ev.Timecode, maxTC: ev.Timecode, tracks: map[uint64]bool{}}
 	if f.file, err = in.s.store.createFragment(in.p.stream.Name, number); err != nil {
 		if errors.Is(err, errStreamGone) {
@@ -210,6 +216,7 @@ func (in *ingest) clusterStart(ev mkv.Event) error {
 		in.s.log.Error("creating a fragment file", "stream", in.p.stream.Name, "error", err)
 		return ingestErr(errArchival, ev.Timecode, "could not store the fragment")
 	}
+	f.file.seal(dk, wrapped, number) // seal.go
 	in.cur = f
 	// The Cluster header as received, to know where its payload starts.
 	hdr := in.rec.bytes(ev.Offset, in.rd.Offset())
@@ -323,10 +330,14 @@ func (in *ingest) finish() error {
 		FragmentInfo: FragmentInfo{Number: f.number, ProducerTimestamp: prod, ServerTimestamp: f.serverTS, Timecode: f.tc,
 			TimecodeScale: scale, DurationMillis: int64(time.Duration((f.maxTC-f.minTC)*scale) / time.Millisecond),
 			Frames: f.frames, Size: f.size},
-		HeaderSize: f.headerSize, TagsSize: f.tagsSize,
+		HeaderSize: f.headerSize, TagsSize: f.tagsSize, DataKey: f.file.dataKey(),
 	}
 	// The fragment is stored even if the producer no longer reads acks.
 	received := in.ack(ackReceived, f)
+	if m, e := in.s.store.get(streamRef{StreamName: in.p.stream.Name}); e == nil && m.RetentionHours == 0 {
+		f.file.abort() // no retention: nothing is kept after RECEIVED (retention.go)
+		return received
+	}
 	if err := in.s.store.commit(f.file, rec); err != nil {
 		if errors.Is(err, errStreamGone) {
 			return ingestErr(errStreamNotActive, f.tc, "the stream was deleted")
@@ -337,9 +348,6 @@ func (in *ingest) finish() error {
 	in.s.log.Debug("fragment stored", "stream", in.p.stream.Name, "fragment", f.number, "timecode", f.tc, "frames", f.frames)
 	if received != nil {
 		return received
-	}
-	if in.p.stream.RetentionHours == 0 {
-		return nil // no retention: nothing is persisted, so no PERSISTED
 	}
 	return in.ack(ackPersisted, f)
 }

@@ -147,8 +147,19 @@ func TestOfficialPutMediaAndGetMedia(t *testing.T) {
 		t.Log("ffprobe not installed (Debian package ffmpeg): skipping the independent decode")
 	}
 	if mkvinfo, err := exec.LookPath("mkvinfo"); err == nil {
-		m, _ := srv.store.get(streamRef{StreamName: "official"})
-		path := filepath.Join(srv.store.streamDir(&m), numbers[0]+".frag")
+		// Stored sealed (kms.go): mkvinfo reads the plaintext.
+		frags, _ := srv.store.fragments("official")
+		plain, err := srv.openFragment("official", frags[0])
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(plain)
+		plain.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(t.TempDir(), numbers[0]+".mkv")
+		os.WriteFile(path, b, 0o644)
 		out, err := exec.Command(mkvinfo, "-v", path).CombinedOutput()
 		if err != nil || strings.Count(string(out), "Simple block") != 30 {
 			t.Errorf("mkvinfo on a stored fragment: %v\n%s", err, out)

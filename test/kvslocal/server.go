@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"path/filepath"
 	"sync"
 	"time"
 )
@@ -75,6 +76,14 @@ type Config struct {
 	// TLS, if set, serves HTTPS (HTTP/1.1 only) with this certificate, and
 	// URL becomes https://localhost:PORT (tls.go). Default: plain HTTP.
 	TLS *TLSConfig
+	// AuditLog, if set, is a file to which a CloudTrail-shaped event of
+	// every API call is appended as a JSON line (audit.go).
+	AuditLog string
+	// MasterKeyFile holds the master key of encryption at rest (kms.go):
+	// 32 bytes, hex. It is created (0600) when absent and Dir holds no
+	// keys yet. It defaults to Dir + ".master-key", beside Dir and never
+	// inside it: Dir alone reveals no fragment.
+	MasterKeyFile string
 }
 
 // Defaults.
@@ -86,6 +95,10 @@ const (
 	// maxControlBody bounds the body of every call but PutMedia: the
 	// largest real request (50 tags) is a few KiB.
 	maxControlBody = 1 << 20
+	// headerTimeout and controlBodyTimeout bound slow clients: a real
+	// request's headers and body (a few KiB) take milliseconds.
+	headerTimeout      = 10 * time.Second
+	controlBodyTimeout = 20 * time.Second
 	// closeWait bounds how long Close waits for handlers to return once
 	// their connections are closed.
 	closeWait = 5 * time.Second
@@ -107,7 +120,13 @@ type Server struct {
 	handlers sync.WaitGroup  // PutMedia and GetMedia handlers
 	active   map[string]bool // streams with a PutMedia connection
 
-	maxFragment int64 // bytes per fragment (4001 beyond); a test seam
+	maxFragment int64     // bytes per fragment (4001 beyond); a test seam
+	audit       *auditLog // Config.AuditLog, or nil (audit.go)
+	kms         *KMS      // encryption at rest (kms.go)
+	// headerTimeout and bodyTimeout bound how long a client may take to
+	// send its headers, and the body of a call other than PutMedia; test
+	// seams.
+	headerTimeout, bodyTimeout time.Duration
 }
 
 // New opens (or creates) the storage in cfg.Dir.
@@ -138,13 +157,27 @@ func New(cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{cfg: cfg, log: cfg.Logger, creds: map[string]Credential{}, store: st, faults: cfg.Faults,
-		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes}
+		closing: make(chan struct{}), active: map[string]bool{}, maxFragment: maxFragmentBytes,
+		headerTimeout: headerTimeout, bodyTimeout: controlBodyTimeout}
 	s.cfg.Now = s.skewed(cfg.Now) // Faults.ClockSkew (faults.go)
+	st.now = s.cfg.Now            // retention (retention.go)
 	for _, c := range cfg.Credentials {
 		if c.AccessKeyID == "" || c.SecretAccessKey == "" {
 			return nil, errors.New("kvslocal: a credential needs an access key ID and a secret access key")
 		}
 		s.creds[c.AccessKeyID] = c
+	}
+	if cfg.MasterKeyFile == "" {
+		cfg.MasterKeyFile = filepath.Clean(cfg.Dir) + ".master-key"
+		s.cfg.MasterKeyFile = cfg.MasterKeyFile
+	}
+	if s.kms, err = openKMS(cfg.Dir, cfg.MasterKeyFile, cfg.Region, cfg.AccountID, s.cfg.Now); err != nil {
+		return nil, err
+	}
+	if cfg.AuditLog != "" {
+		if s.audit, err = openAuditLog(cfg.AuditLog); err != nil {
+			return nil, err
+		}
 	}
 	return s, nil
 }
@@ -199,7 +232,7 @@ func (s *Server) prepare(l net.Listener) (*http.Server, error) {
 	s.url = "http://" + l.Addr().String()
 	s.srv = &http.Server{
 		Handler:           s,
-		ReadHeaderTimeout: 10 * time.Second, // headers must arrive promptly
+		ReadHeaderTimeout: s.headerTimeout, // headers must arrive promptly (slow clients)
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
@@ -212,6 +245,7 @@ func (s *Server) prepare(l net.Listener) (*http.Server, error) {
 }
 
 func (s *Server) serve(srv *http.Server, l net.Listener) error {
+	go s.sweep() // retention.go
 	if err := srv.Serve(tlsListener(srv, l)); !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("kvslocal: %w", err)
 	}
@@ -247,6 +281,11 @@ func (s *Server) Close() error {
 	case <-time.After(closeWait):
 		return errors.New("kvslocal: handlers still running after Close")
 	}
+	if s.audit != nil {
+		if aerr := s.audit.close(); err == nil {
+			err = aerr
+		}
+	}
 	return err
 }
 
@@ -257,11 +296,15 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if s.refused(w) { // Faults.Refuse (faults.go)
 		return
 	}
+	w = s.auditStart(w, r) // Config.AuditLog (audit.go)
+	defer s.auditEnd(w)
 	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("x-amzn-RequestId", newRequestID())
 	streaming := r.URL.Path == "/putMedia"
 	var body []byte
 	if !streaming {
+		// A client that dribbles its body must not hold a handler.
+		http.NewResponseController(w).SetReadDeadline(time.Now().Add(s.bodyTimeout))
 		b, err := io.ReadAll(io.LimitReader(r.Body, maxControlBody+1))
 		if err != nil {
 			writeError(w, newErr("SerializationException", "Could not read the request body."))
@@ -272,6 +315,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		body = b
+		auditBody(w, body)
 	}
 	id, e := s.verify(r, body, streaming)
 	if e != nil {

@@ -61,6 +61,9 @@ type fragment struct {
 	File       string `json:"file"`
 	HeaderSize int64  `json:"headerSize"` // EBML header … Tracks, as received
 	TagsSize   int64  `json:"tagsSize"`   // the producer's Tags before the Cluster
+	// DataKey is the wrapped key the file is sealed with (seal.go); nil
+	// for fragments stored before encryption at rest.
+	DataKey *wrappedKey `json:"dataKey,omitempty"`
 }
 
 // errStreamGone reports a stream deleted while a fragment was written.
@@ -76,6 +79,7 @@ type store struct {
 	next     uint64                // last fragment counter handed out
 	reserved uint64                // highest counter persisted in fragment-counter
 	changed  chan struct{}         // closed and replaced when a fragment is stored
+	now      func() time.Time      // the server's clock, for retention (retention.go)
 }
 
 // Fragment numbers are this prefix and a 34-digit counter: 47 digits, like
@@ -303,6 +307,7 @@ func (st *store) nextNumber() (string, error) {
 type fragmentFile struct {
 	*os.File
 	stream, dir, tmp, final string
+	sealer                  *sealer // seal.go
 }
 
 // createFragment opens the temporary file of a new fragment.
@@ -339,7 +344,10 @@ func (ff *fragmentFile) abort() {
 // commit makes a written fragment durable and visible: fsync, rename, fsync
 // the directory, append the index record and fsync it.
 func (st *store) commit(ff *fragmentFile, f fragment) error {
-	err := ff.Sync()
+	err := ff.sealRest() // seal.go: the last records, before the fsync
+	if err == nil {
+		err = ff.Sync()
+	}
 	if cerr := ff.Close(); err == nil {
 		err = cerr
 	}
@@ -388,6 +396,7 @@ func (st *store) commit(ff *fragmentFile, f fragment) error {
 func (st *store) fragments(stream string) ([]fragment, <-chan struct{}) {
 	st.mu.Lock()
 	defer st.mu.Unlock()
+	st.expireLocked(stream) // retention.go
 	return append([]fragment(nil), st.frags[stream]...), st.changed
 }
 

@@ -36,6 +36,8 @@ func main() {
 	getMediaIdle := flag.Duration("getmedia-idle", kvslocal.DefaultGetMediaIdleTimeout, "end GetMedia after this long without a new fragment")
 	verbose := flag.Bool("v", false, "log every request (never secrets)")
 	tlsDir := flag.String("tls-dir", "", "serve HTTPS at https://localhost:PORT with the test CA in `directory` (ca.pem, server.pem, server.key; generated if absent)")
+	auditLog := flag.String("audit-log", "", "append a CloudTrail-shaped JSON event of every API call to `file` (never secrets)")
+	masterKey := flag.String("master-key", "", "`file` with the master key of encryption at rest (created 0600 if absent; default DIR.master-key, beside DIR)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(2, "unexpected arguments %q", flag.Args())
@@ -69,7 +71,7 @@ func main() {
 		log.Info("TLS", "ca", ca.CAFile)
 	}
 	srv, err := kvslocal.New(kvslocal.Config{TLS: tlsCfg, Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
-		IdleAckInterval: *idleAck, GetMediaIdleTimeout: *getMediaIdle,
+		IdleAckInterval: *idleAck, GetMediaIdleTimeout: *getMediaIdle, AuditLog: *auditLog, MasterKeyFile: *masterKey,
 		Credentials: []kvslocal.Credential{{AccessKeyID: *ak, SecretAccessKey: *sk, SessionToken: *token}}})
 	if err != nil {
 		fail(1, "%v", err)
