@@ -3,8 +3,11 @@ package credentials
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 )
@@ -20,9 +23,9 @@ func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, erro
 	if o.Region != "" {
 		opts = append(opts, config.WithRegion(o.Region))
 	}
-	if o.HTTPClient != nil {
-		opts = append(opts, config.WithHTTPClient(o.HTTPClient),
-			config.WithEndpointCredentialOptions(func(eo *endpointcreds.Options) { eo.HTTPClient = o.HTTPClient }))
+	if client := buildable(o); client != nil {
+		opts = append(opts, config.WithHTTPClient(client),
+			config.WithEndpointCredentialOptions(func(eo *endpointcreds.Options) { eo.HTTPClient = client }))
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
@@ -32,6 +35,31 @@ func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, erro
 		return nil, ErrNoCredentials
 	}
 	return chainProvider{cfg.Credentials}, nil
+}
+
+// buildable returns an SDK client that dials as Options asks. It must be an
+// awshttp.BuildableClient: the SDK adds AWS_CA_BUNDLE to it, and refuses a
+// plain *http.Client when that variable is set.
+func buildable(o Options) *awshttp.BuildableClient {
+	dial := o.DialContext
+	var proxy func(*http.Request) (*url.URL, error)
+	if c, ok := o.HTTPClient.(*http.Client); ok {
+		if tr, ok := c.Transport.(*http.Transport); ok {
+			if tr.DialContext != nil {
+				dial = tr.DialContext
+			}
+			proxy = tr.Proxy
+		}
+	}
+	if dial == nil {
+		return nil
+	}
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.DialContext = dial
+		if proxy != nil {
+			tr.Proxy = proxy
+		}
+	})
 }
 
 // chainProvider reports a failing default chain as ErrNoCredentials.

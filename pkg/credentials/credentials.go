@@ -58,9 +58,10 @@ type Options struct {
 	Getenv func(string) string
 	// Region is the region STS and the default chain use.
 	Region string
-	// HTTPClient carries STS, ECS container and instance metadata requests;
-	// default: the SDK's.
-	HTTPClient *http.Client
+	// HTTPClient carries STS requests; its transport's dialer and proxy
+	// also carry the default chain's (ECS container, instance metadata,
+	// web identity). Default: the SDK's.
+	HTTPClient HTTPClient
 	// DialContext dials the IoT credentials provider; default net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// STSEndpoint is the STS base URL; default AWS_ENDPOINT_URL_STS, then
@@ -70,6 +71,11 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one line naming the chosen source, and the warnings.
 	Logger *slog.Logger
+}
+
+// HTTPClient is the SDK's HTTP client interface (*http.Client is one).
+type HTTPClient interface {
+	Do(*http.Request) (*http.Response, error)
 }
 
 // Resolved is the outcome of Resolve.

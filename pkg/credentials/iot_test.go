@@ -13,6 +13,8 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io"
+	"log"
 	"math/big"
 	"net"
 	"net/http"
@@ -96,6 +98,7 @@ func newFakeIoT(t *testing.T) *fakeIoT {
 		}
 		f.answer(w, r)
 	}))
+	f.srv.Config.ErrorLog = log.New(io.Discard, "", 0) // refused handshakes are expected
 	f.srv.TLS = &tls.Config{Certificates: []tls.Certificate{cert}, ClientAuth: tls.RequireAnyClientCert, MinVersion: tls.VersionTLS12}
 	f.srv.StartTLS()
 	t.Cleanup(f.srv.Close)
