@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvsgo/kvsgo/test/kvslocal"
@@ -48,6 +49,8 @@ type Server struct {
 	iotPols map[string]Policy       // by name
 	certs   map[string]*certificate // by certificate id
 	things  map[string]*Thing       // by name
+
+	issued atomic.Int64
 
 	mu        sync.Mutex
 	sessions  map[string]*session // by access key id
@@ -233,6 +236,7 @@ func (s *Server) issue(role *Role, sessionName string, d time.Duration, vars map
 	ss.vars["aws:PrincipalArn"] = s.RoleARN(role.Name)
 	ss.vars["aws:PrincipalAccount"] = s.account
 	ss.vars["aws:userid"] = ss.userID
+	s.issued.Add(1)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for k, old := range s.sessions { // forget credentials that expired long ago
@@ -243,6 +247,9 @@ func (s *Server) issue(role *Role, sessionName string, d time.Duration, vars map
 	s.sessions[ss.cred.AccessKeyID] = ss
 	return ss
 }
+
+// Issued counts the temporary credentials issued so far (IoT and STS).
+func (s *Server) Issued() int { return int(s.issued.Load()) }
 
 // Close stops the IoT and STS endpoints.
 func (s *Server) Close() error {
