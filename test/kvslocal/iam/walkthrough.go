@@ -1,7 +1,9 @@
 package iam
 
 import (
+	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 )
 
@@ -32,6 +34,13 @@ func GuideRolePolicy(v string) Policy {
 	}}}
 }
 
+// Files Walkthrough writes besides the devices' (dir/<name>).
+const (
+	WalkthroughConfig    = "iam.json"
+	WalkthroughServerPEM = "iot-server.pem" // the IoT endpoint's certificate, for localhost and 127.0.0.1
+	WalkthroughServerKey = "iot-server.key"
+)
+
 // WalkthroughOptions shape Walkthrough.
 type WalkthroughOptions struct {
 	AccountID, Region string
@@ -46,8 +55,10 @@ type WalkthroughOptions struct {
 
 // Walkthrough sets up the guide's walkthrough in dir for the given things: a
 // CA, one device certificate and key per thing (dir/<thing>.pem, .key), the
-// role, role alias, IoT policy and things, written as dir/iam.json. It
-// returns the CA, the configuration and each thing's files.
+// role, role alias, IoT policy and things, written as dir/iam.json, and
+// the IoT endpoint's server certificate for localhost (iot-server.pem,
+// iot-server.key). It returns the CA, the configuration and each thing's
+// files.
 func Walkthrough(dir string, things []string, o WalkthroughOptions) (*CA, *File, map[string]DeviceFiles, error) {
 	if o.AccountID == "" {
 		o.AccountID = DefaultAccountID
@@ -88,7 +99,15 @@ func Walkthrough(dir string, things []string, o WalkthroughOptions) (*CA, *File,
 		f.Certificates = append(f.Certificates, Certificate{PEMFile: d.CertPath, Status: "ACTIVE", Policies: []string{GuideIoTPolicyName}})
 		f.Things = append(f.Things, Thing{Name: t, TypeName: GuideThingType, Principals: []string{d.ID}})
 	}
-	if err := f.Save(filepath.Join(dir, "iam.json")); err != nil {
+	srv, err := ca.Issue(IssueOptions{CommonName: "localhost", Hosts: []string{"localhost", "127.0.0.1", "::1"}})
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := errors.Join(os.WriteFile(filepath.Join(dir, WalkthroughServerPEM), srv.CertPEM, 0o644),
+		os.WriteFile(filepath.Join(dir, WalkthroughServerKey), srv.KeyPEM, 0o600)); err != nil {
+		return nil, nil, nil, err
+	}
+	if err := f.Save(filepath.Join(dir, WalkthroughConfig)); err != nil {
 		return nil, nil, nil, err
 	}
 	return ca, f, devs, nil
