@@ -344,3 +344,18 @@ func TestIoTPrecedence(t *testing.T) {
 		t.Fatalf("provider %T is not cached", r.Provider)
 	}
 }
+
+// The answer parser never panics and never accepts credentials with an empty
+// field or an expiration that is not in the future.
+func FuzzParseIoTResponse(f *testing.F) {
+	f.Add([]byte(`{"credentials":{"accessKeyId":"ASIA1","secretAccessKey":"s","sessionToken":"t","expiration":"2099-01-01T00:00:00Z"}}`))
+	f.Add([]byte(`<html>`))
+	f.Add([]byte(`{"credentials":{"accessKeyId":"ASIA1","secretAccessKey":"s","sess`))
+	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c, err := ParseIoTResponse(b, now)
+		if err == nil && (c.AccessKeyID == "" || c.SecretAccessKey == "" || c.SessionToken == "" || !c.Expires.After(now)) {
+			t.Fatalf("accepted %q as %+v", b, c)
+		}
+	})
+}
