@@ -225,3 +225,61 @@ func TestIoTCredentialsRotateDuringStream(t *testing.T) {
 		t.Fatalf("%d credential sets issued: the provider is asked in a loop", issued)
 	}
 }
+
+// A role that may describe the stream but not PutMedia: the upload is denied
+// by the endpoint the way KVS denies it (AccessDeniedException before any
+// acknowledgement) and the core stops at once with access denied instead of
+// reconnecting.
+func TestIoTPutMediaDenied(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	dir := t.TempDir()
+	admin := &iam.User{Name: "admin", AccessKeyID: accessKey, SecretAccessKey: secretKey, Policies: []iam.Policy{iam.AdminPolicy()}}
+	ca, f, devs, err := iam.Walkthrough(dir, []string{"cam1"}, iam.WalkthroughOptions{Admin: admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The guide's policy with DescribeStream and GetDataEndpoint only.
+	p := iam.GuideRolePolicy(iam.VarThingName)
+	p.Statement[0].Action = append(p.Statement[0].Action[:1:1], "kinesisvideo:GetDataEndpoint")
+	f.Roles[0].Policies = []iam.Policy{p}
+	w := &iotWorld{devs: devs}
+	if w.iam, err = iam.New(f, iam.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	defer w.iam.Close()
+	leaf, _ := ca.Issue(iam.IssueOptions{CommonName: "localhost", Hosts: []string{"localhost"}})
+	cert, _ := leaf.TLSCertificate()
+	if w.iotEP, err = w.iam.StartIoT("127.0.0.1:0", "localhost", cert); err != nil {
+		t.Fatal(err)
+	}
+	if w.kvs, err = kvslocal.New(kvslocal.Config{Dir: t.TempDir(), Authorizer: w.iam}); err != nil {
+		t.Fatal(err)
+	}
+	if w.url, err = w.kvs.Start("127.0.0.1:0"); err != nil {
+		t.Fatal(err)
+	}
+	defer w.kvs.Close()
+	ctl, _ := kvs.NewControl(kvs.ControlConfig{Endpoint: w.url, Region: "us-west-2",
+		Credentials: aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))})
+	if _, err := ctl.CreateStream(context.Background(), kvs.CreateStreamInput{Name: "cam1", RetentionHours: 2, MediaType: "video/h264"}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := iotConfig(t, w.settings("cam1", "", devs["cam1"]))
+	var lost atomic.Int32
+	cfg.OnEvent = func(e sink.Event) {
+		if e.Kind == sink.EventConnectionLost {
+			lost.Add(1)
+		}
+	}
+	start := time.Now()
+	err = stream(t, cfg, cpd, frames[:60])
+	if !errors.Is(err, kvs.ErrAccessDenied) || !strings.Contains(err.Error(), "kinesisvideo:PutMedia") {
+		t.Fatalf("stream = %v, want access denied on PutMedia", err)
+	}
+	if d := time.Since(start); d > 3*time.Second || lost.Load() > 0 {
+		t.Fatalf("took %v with %d reconnects: access denied must not be retried", d, lost.Load())
+	}
+	if frags, _ := w.kvs.Fragments("cam1"); len(frags) != 0 {
+		t.Fatalf("%d fragments stored", len(frags))
+	}
+}
