@@ -283,3 +283,33 @@ func TestIoTPutMediaDenied(t *testing.T) {
 		t.Fatalf("%d fragments stored", len(frags))
 	}
 }
+
+// A certificate the IoT endpoint does not know fails the TLS handshake; the
+// element's error says which file to check.
+func TestIoTUnregisteredCertificate(t *testing.T) {
+	dir := t.TempDir()
+	ca, f, _, err := iam.Walkthrough(dir, []string{"cam1"}, iam.WalkthroughOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stranger, err := ca.WriteDevice(dir, "stranger", iam.IssueOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	az, err := iam.New(f, iam.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer az.Close()
+	leaf, _ := ca.Issue(iam.IssueOptions{CommonName: "localhost", Hosts: []string{"localhost"}})
+	cert, _ := leaf.TLSCertificate()
+	w := &iotWorld{url: "http://127.0.0.1:9"}
+	if w.iotEP, err = az.StartIoT("127.0.0.1:0", "localhost", cert); err != nil {
+		t.Fatal(err)
+	}
+	_, err = w.settings("cam1", "", stranger).Config(os.Getenv)
+	if !errors.Is(err, sink.ErrSettings) || !strings.Contains(err.Error(), "refused the TLS handshake") || !strings.Contains(err.Error(), stranger.CertPath) {
+		t.Fatalf("err = %v", err)
+	}
+	t.Log(err)
+}
