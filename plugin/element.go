@@ -133,6 +133,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	}
 	cfg.Logger = newLogger(e.el)
 	cfg.OnEvent = e.onEvent
+	e.announceCredentials(cfg) // credentials.go
 	where := fmt.Sprintf("stream=%s region=%s endpoint=%s (from %s) credentials=%s",
 		cfg.StreamName, cfg.Region, cfg.Endpoint, cfg.EndpointSource, cfg.CredSource)
 	core, err := sink.New(cfg)

@@ -70,10 +70,11 @@ func get(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	creds, _, err := credentials.Resolve(credentials.Sources{}, os.Getenv)
+	cr, err := credentials.Resolve(ctx, credentials.Sources{}, credentials.Options{Region: rgn})
 	if err != nil {
 		return err
 	}
+	creds := cr.Provider
 	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: ep, Region: rgn, Credentials: creds})
 	if err != nil {
 		return err

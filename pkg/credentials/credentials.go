@@ -1,14 +1,22 @@
 // Package credentials chooses where kvssink's AWS credentials come from and
 // returns them as an aws.CredentialsProvider wrapped in aws-sdk-go-v2's
-// CredentialsCache. One file per source.
+// CredentialsCache. One file per source: static.go (properties and
+// environment), file.go (the official rotating credential file), iot.go and
+// iotconfig.go (the iot-certificate property and the AWS IoT credentials
+// provider), assume.go (STS AssumeRole on top of any source) and chain.go
+// (the SDK's default chain).
 //
-// It must not import GStreamer or glib, nor use cgo.
+// It imports the standard library and aws-sdk-go-v2 only: never GStreamer or
+// glib, and no cgo.
 package credentials
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
 	"os"
 	"time"
 
@@ -16,52 +24,153 @@ import (
 )
 
 // ErrNoCredentials is returned when no source yields credentials.
-var ErrNoCredentials = errors.New("credentials: no AWS credentials found: set the access-key and secret-key properties, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a credential-path file")
+var ErrNoCredentials = errors.New("credentials: no AWS credentials found: set iot-certificate, the access-key and secret-key properties, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a credential-path file, or configure the AWS default chain (~/.aws, web identity, ECS, EC2 instance metadata)")
 
-// Sources are the credential inputs of the element.
+// Sources are the credential inputs of the element. Resolve uses the first
+// one that is set, in this order (the official element's order, then the
+// SDK's default chain):
+//
+//  1. IoT: the iot-certificate property
+//  2. AccessKey/SecretKey/SessionToken: the static properties
+//  3. AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_SESSION_TOKEN
+//  4. CredentialPath: the official rotating credential file, when it exists
+//  5. the aws-sdk-go-v2 default chain: shared config and credentials files
+//     and profiles (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE),
+//     ECS container credentials, EC2 instance metadata
+//
+// Role, when set, wraps whichever of these won in STS AssumeRole.
 type Sources struct {
-	AccessKey    *string
-	SecretKey    *string
-	SessionToken *string
-	// CredentialPath is the official rotating credential file; it is used
-	// when it exists and nothing before it in the precedence gave keys.
+	IoT            *IoTCertificate
+	AccessKey      *string
+	SecretKey      *string
+	SessionToken   *string
 	CredentialPath *string
+	Role           *AssumeRole
+	// NoDefaultChain stops after the credential file, as the official
+	// element does.
+	NoDefaultChain bool
 }
 
-// Resolve picks the first source that is configured, in the documented
-// precedence: the static access-key/secret-key properties, then the
-// AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY/AWS_SESSION_TOKEN environment, then
-// the credential file (when it exists; it is read now, so that a bad file is
-// an error at start). It returns the provider and the name of the source it
-// chose.
-func Resolve(src Sources, getenv func(string) string) (aws.CredentialsProvider, string, error) {
-	if p, ok, err := fromProperties(src); err != nil || ok {
-		return cache(p), "properties", err
+// Options are the environment of Resolve.
+type Options struct {
+	// Getenv reads the environment; default os.Getenv. (The default chain
+	// is the SDK's and always reads the process environment.)
+	Getenv func(string) string
+	// Region is the region STS and the default chain use.
+	Region string
+	// HTTPClient carries STS requests; its transport's dialer and proxy
+	// also carry the default chain's (ECS container, instance metadata,
+	// web identity). Default: the SDK's.
+	HTTPClient HTTPClient
+	// DialContext dials the IoT credentials provider; default net.Dialer.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// STSEndpoint is the STS base URL; default AWS_ENDPOINT_URL_STS, then
+	// AWS_ENDPOINT_URL, then the region's.
+	STSEndpoint string
+	// Now is the clock; default time.Now.
+	Now func() time.Time
+	// Logger receives one line naming the chosen source, and the warnings.
+	Logger *slog.Logger
+}
+
+// HTTPClient is the SDK's HTTP client interface (*http.Client is one).
+type HTTPClient interface {
+	Do(*http.Request) (*http.Response, error)
+}
+
+// Resolved is the outcome of Resolve.
+type Resolved struct {
+	// Provider is cached (aws.CredentialsCache) and refreshes expiring
+	// credentials ExpiryWindow before they expire.
+	Provider aws.CredentialsProvider
+	// Source names the source, without any secret.
+	Source string
+	// CertificateID is the AWS IoT certificate id (SHA-256 of the DER
+	// certificate, hex) of the iot-certificate, if that was the source.
+	CertificateID string
+	// Warnings are problems that do not stop the element (a private key
+	// readable by other users).
+	Warnings []string
+}
+
+// ExpiryWindow is how long before expiry credentials are fetched again: the
+// official element's grace period (5 s + 30 s + 3 s). Streaming tokens need
+// at least 30 s of validity.
+const ExpiryWindow = 38 * time.Second
+
+// Resolve picks the first configured source in the documented precedence
+// (see Sources), wraps it in AssumeRole if Role is set, fetches credentials
+// once so that a bad source is an error at start (as the official element's
+// first IoT fetch is), and returns the cached provider.
+func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
+	if o.Getenv == nil {
+		o.Getenv = os.Getenv
 	}
-	if p, ok := fromEnv(getenv); ok {
-		return cache(p), "environment", nil
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	r, base, err := resolveBase(ctx, src, o)
+	if err != nil {
+		return Resolved{}, err
+	}
+	if src.Role != nil && src.Role.ARN != "" {
+		p, err := assumeRole(base, *src.Role, o)
+		if err != nil {
+			return Resolved{}, err
+		}
+		base = p
+		r.Source = "role " + src.Role.ARN + " assumed with " + r.Source
+	}
+	r.Provider = cache(base)
+	if _, err := r.Provider.Retrieve(ctx); err != nil {
+		return Resolved{}, fmt.Errorf("%s: %w", r.Source, err)
+	}
+	if o.Logger != nil {
+		o.Logger.Info("credentials", "source", r.Source)
+		for _, w := range r.Warnings {
+			o.Logger.Warn(w)
+		}
+	}
+	return r, nil
+}
+
+func resolveBase(ctx context.Context, src Sources, o Options) (Resolved, aws.CredentialsProvider, error) {
+	if src.IoT != nil {
+		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now})
+		if err != nil {
+			return Resolved{}, nil, err
+		}
+		return Resolved{Source: p.String(), CertificateID: p.CertificateID(), Warnings: warn}, p, nil
+	}
+	if p, ok, err := fromProperties(src); err != nil || ok {
+		return Resolved{Source: "properties"}, p, err
+	}
+	if p, ok := fromEnv(o.Getenv); ok {
+		return Resolved{Source: "environment"}, p, nil
 	}
 	if path := str(src.CredentialPath); path != "" {
 		if _, err := os.Stat(path); err == nil {
-			p := FileProvider{Path: path}
-			if _, err := p.Retrieve(context.Background()); err != nil {
-				return nil, "", err
-			}
-			return cache(p), "credential file " + path, nil
+			return Resolved{Source: "credential file " + path}, FileProvider{Path: path, Now: o.Now}, nil
 		}
 	}
-	return nil, "", ErrNoCredentials
+	if src.NoDefaultChain {
+		return Resolved{}, nil, ErrNoCredentials
+	}
+	p, err := defaultChain(ctx, o)
+	if err != nil {
+		return Resolved{}, nil, err
+	}
+	return Resolved{Source: "default chain"}, p, nil
 }
-
-// fileGrace is how long before expiry file credentials are read again, as
-// the official element does (5 s + 30 s + 3 s).
-const fileGrace = 38 * time.Second
 
 func cache(p aws.CredentialsProvider) aws.CredentialsProvider {
 	if p == nil {
 		return nil
 	}
-	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = fileGrace })
+	if _, ok := p.(*aws.CredentialsCache); ok {
+		return p
+	}
+	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = ExpiryWindow })
 }
 
 func str(p *string) string {
@@ -69,27 +178,6 @@ func str(p *string) string {
 		return ""
 	}
 	return *p
-}
-
-func fromProperties(src Sources) (aws.CredentialsProvider, bool, error) {
-	ak, sk := str(src.AccessKey), str(src.SecretKey)
-	switch {
-	case ak == "" && sk == "":
-		return nil, false, nil
-	case ak == "":
-		return nil, true, fmt.Errorf("credentials: secret-key is set but access-key is not")
-	case sk == "":
-		return nil, true, fmt.Errorf("credentials: access-key %s is set but secret-key is not", Redact(ak))
-	}
-	return static{aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk, SessionToken: str(src.SessionToken), Source: "kvssink properties"}}, true, nil
-}
-
-func fromEnv(getenv func(string) string) (aws.CredentialsProvider, bool) {
-	ak, sk := getenv("AWS_ACCESS_KEY_ID"), getenv("AWS_SECRET_ACCESS_KEY")
-	if ak == "" || sk == "" {
-		return nil, false
-	}
-	return static{aws.Credentials{AccessKeyID: ak, SecretAccessKey: sk, SessionToken: getenv("AWS_SESSION_TOKEN"), Source: "environment"}}, true
 }
 
 // Redact shows an access key id the way AWS consoles do: its first four

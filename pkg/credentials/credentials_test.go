@@ -32,7 +32,10 @@ func TestResolvePrecedence(t *testing.T) {
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			p, source, err := Resolve(c.src, c.getenv)
+			src := c.src
+			src.NoDefaultChain = true
+			r, err := Resolve(context.Background(), src, Options{Getenv: c.getenv})
+			p, source := r.Provider, r.Source
 			if c.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), c.wantErr) {
 					t.Fatalf("err = %v, want %q", err, c.wantErr)
@@ -51,7 +54,7 @@ func TestResolvePrecedence(t *testing.T) {
 			}
 		})
 	}
-	if _, _, err := Resolve(Sources{}, noenv); !errors.Is(err, ErrNoCredentials) {
+	if _, err := Resolve(context.Background(), Sources{NoDefaultChain: true}, Options{Getenv: noenv}); !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("err = %v", err)
 	}
 }
@@ -64,7 +67,7 @@ func TestSecretsNotPrinted(t *testing.T) {
 			t.Fatalf("secret in %q", s)
 		}
 	}
-	_, _, err := Resolve(Sources{AccessKey: ptr("AKIAEXAMPLEKEY")}, func(string) string { return "" })
+	_, err := Resolve(context.Background(), Sources{AccessKey: ptr("AKIAEXAMPLEKEY")}, Options{Getenv: func(string) string { return "" }})
 	if err == nil || strings.Contains(err.Error(), "EXAMPLEKEY") {
 		t.Fatalf("error %v shows the key", err)
 	}

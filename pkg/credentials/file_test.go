@@ -8,14 +8,16 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
 )
 
 func TestParseCredentialFile(t *testing.T) {
 	now := time.Date(2026, 11, 23, 10, 0, 0, 0, time.UTC)
 	cases := []struct {
-		name, text               string
+		name, text              string
 		key, secret, token, exp string
-		err                      string
+		err                     string
 	}{
 		{"key and secret", "CREDENTIALS AKID SECRET\n", "AKID", "SECRET", "", "2026-11-23T10:40:00Z", ""},
 		{"with expiration and token", "CREDENTIALS AKID 2026-11-23T10:10:00Z SECRET TOKEN", "AKID", "SECRET", "TOKEN", "2026-11-23T10:10:00Z", ""},
@@ -57,12 +59,16 @@ func TestCredentialFileSource(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "credential")
 	noenv := func(string) string { return "" }
-	p, src, err := Resolve(Sources{CredentialPath: &path}, noenv)
+	resolve := func(getenv func(string) string) (aws.CredentialsProvider, string, error) {
+		r, err := Resolve(context.Background(), Sources{CredentialPath: &path, NoDefaultChain: true}, Options{Getenv: getenv})
+		return r.Provider, r.Source, err
+	}
+	p, src, err := resolve(noenv)
 	if !errors.Is(err, ErrNoCredentials) {
 		t.Fatalf("missing file: %v %v %s", p, err, src)
 	}
 	os.WriteFile(path, []byte("CREDENTIALS AKIDFILE SECRETFILE"), 0o600)
-	p, src, err = Resolve(Sources{CredentialPath: &path}, noenv)
+	p, src, err = resolve(noenv)
 	if err != nil || !strings.Contains(src, path) {
 		t.Fatalf("%v %s", err, src)
 	}
@@ -71,11 +77,11 @@ func TestCredentialFileSource(t *testing.T) {
 		t.Fatalf("%+v %v", c, err)
 	}
 	env := map[string]string{"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"}
-	if _, src, _ := Resolve(Sources{CredentialPath: &path}, func(k string) string { return env[k] }); src != "environment" {
+	if _, src, _ := resolve(func(k string) string { return env[k] }); src != "environment" {
 		t.Fatalf("the environment should win over the file, got %s", src)
 	}
 	os.WriteFile(path, []byte("CREDENTIALS AKID 2000-01-01T00:00:00Z S T"), 0o600)
-	if _, _, err := Resolve(Sources{CredentialPath: &path}, noenv); !errors.Is(err, ErrCredentialFile) || !strings.Contains(err.Error(), path) {
+	if _, _, err := resolve(noenv); !errors.Is(err, ErrCredentialFile) || !strings.Contains(err.Error(), path) {
 		t.Fatalf("expired file: %v", err)
 	}
 }

@@ -1,8 +1,10 @@
 package sink
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"sort"
 	"time"
@@ -25,6 +27,12 @@ type Config struct {
 	EndpointSource string // which property or variable chose Endpoint
 	Credentials    kvs.CredentialsProvider
 	CredSource     string
+	// CertificateID is the AWS IoT id (SHA-256 of the DER, hex) of the
+	// iot-certificate's certificate, when that is the credential source.
+	CertificateID string
+	// CredentialWarnings are non-fatal problems of the credential source
+	// (a private key readable by other users) for the element to post.
+	CredentialWarnings []string
 	// HTTPClient carries every request. It defaults to a client whose dial
 	// timeout is ConnectionTimeout.
 	HTTPClient *http.Client
@@ -82,12 +90,9 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrSettings, err)
 	}
-	if st.IoTCertificate != nil {
-		return c, fmt.Errorf("%w: iot-certificate is not supported by this version of kvsgo yet; use access-key/secret-key or the AWS_* environment variables", ErrSettings)
-	}
-	creds, credSource, err := credentials.Resolve(credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken, CredentialPath: st.CredentialPath}, getenv)
+	cr, err := st.resolveCredentials(region, getenv)
 	if err != nil {
-		return c, fmt.Errorf("%w: %w", ErrSettings, err)
+		return c, err
 	}
 	tags, err := structureStrings(st.StreamTags, "stream-tags")
 	if err != nil {
@@ -104,8 +109,10 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		Region:                region,
 		Endpoint:              endpoint,
 		EndpointSource:        source,
-		Credentials:           creds,
-		CredSource:            credSource,
+		Credentials:           cr.Provider,
+		CredSource:            cr.Source,
+		CertificateID:         cr.CertificateID,
+		CredentialWarnings:    cr.Warnings,
 		UserAgent:             st.UserAgent,
 		RetentionHours:        int(st.RetentionHours),
 		AllowCreateStream:     st.AllowCreateStream,
@@ -132,6 +139,66 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		c.FileStartTime = time.Unix(int64(st.FileStartTime), 0)
 	}
 	return c, nil
+}
+
+// credentialTimeout bounds the first fetch of credentials at start (an IoT
+// request is bounded by its own completion-timeout as well).
+const credentialTimeout = 30 * time.Second
+
+// resolveCredentials turns the credential properties into sources, in the
+// precedence documented on credentials.Sources, and fetches credentials once.
+func (st Settings) resolveCredentials(region string, getenv func(string) string) (credentials.Resolved, error) {
+	src := credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken, CredentialPath: st.CredentialPath}
+	if st.IoTCertificate != nil {
+		iot, err := credentials.IoTFromFields(structureFields(st.IoTCertificate), st.StreamName)
+		if err != nil {
+			return credentials.Resolved{}, fmt.Errorf("%w: %w", ErrSettings, err)
+		}
+		src.IoT = &iot
+	}
+	if arn := deref(st.RoleARN); arn != "" {
+		src.Role = &credentials.AssumeRole{ARN: arn, SessionName: deref(st.RoleSessionName), ExternalID: deref(st.RoleExternalID),
+			Duration: time.Duration(st.RoleDurationSec) * time.Second}
+	}
+	loopbackOnly := getenv(LoopbackOnlyEnv) != ""
+	timeout := secs(st.ConnectionTimeoutSec)
+	if timeout <= 0 {
+		timeout = DefaultConnectionTimeoutSec * time.Second
+	}
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
+	if loopbackOnly {
+		loopbackOnlyDialer(d)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), credentialTimeout)
+	defer cancel()
+	r, err := credentials.Resolve(ctx, src, credentials.Options{
+		Getenv: getenv, Region: region, HTTPClient: newHTTPClient(timeout, loopbackOnly), DialContext: d.DialContext,
+	})
+	if err != nil {
+		return credentials.Resolved{}, fmt.Errorf("%w: %w", ErrSettings, err)
+	}
+	return r, nil
+}
+
+// structureFields lists a GstStructure's fields in their original order.
+func structureFields(s *Structure) []credentials.Field {
+	names := s.Order
+	if len(names) != len(s.Fields) {
+		names = names[:0:0]
+		for k := range s.Fields {
+			names = append(names, k)
+		}
+		sort.Strings(names)
+	}
+	out := make([]credentials.Field, 0, len(names))
+	for _, k := range names {
+		v, ok := s.Fields[k]
+		if !ok {
+			continue
+		}
+		out = append(out, credentials.Field{Name: k, Type: v.Type, Value: v.Value})
+	}
+	return out
 }
 
 func deref(p *string) string {

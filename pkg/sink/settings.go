@@ -123,6 +123,13 @@ type Settings struct {
 
 	// ControlPlaneURI is kvsgo's own control-plane-uri property.
 	ControlPlaneURI *string
+
+	// RoleARN, kvsgo's role-arn property, makes the element assume this
+	// IAM role (STS AssumeRole) with whichever credentials it found.
+	RoleARN         *string
+	RoleSessionName *string // role-session-name; default kvsgo-<unix time>
+	RoleExternalID  *string // role-external-id; shown as ***** like a secret
+	RoleDurationSec uint    // role-duration, seconds; 0 = STS's default (900)
 }
 
 // DefaultSettings returns the settings of a freshly created element.

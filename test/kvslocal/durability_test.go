@@ -134,7 +134,9 @@ func runProgram(t *testing.T, bin, dir string) (string, *exec.Cmd) {
 func listFragmentNumbers(t *testing.T, url, stream string) []string {
 	t.Helper()
 	resp := signedPost(t, url, "/listFragments", map[string]any{"StreamName": stream, "MaxResults": 1000})
-	var out struct{ Fragments []struct{ FragmentNumber string } }
+	var out struct {
+		Fragments []struct{ FragmentNumber string }
+	}
 	if err := json.NewDecoder(resp.Body).Decode(&out); resp.StatusCode != 200 || err != nil {
 		t.Fatalf("ListFragments: %d %v", resp.StatusCode, err)
 	}

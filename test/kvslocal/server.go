@@ -30,6 +30,9 @@ type Credential struct {
 	AccessKeyID     string
 	SecretAccessKey string
 	SessionToken    string
+	// Expires, if set, is when the credential stops being accepted
+	// (ExpiredTokenException), as temporary credentials do.
+	Expires time.Time
 }
 
 // Faults are test hooks that make the endpoint misbehave on purpose.
@@ -84,6 +87,10 @@ type Config struct {
 	// keys yet. It defaults to Dir + ".master-key", beside Dir and never
 	// inside it: Dir alone reveals no fragment.
 	MasterKeyFile string
+	// Authorizer, if set, is the endpoint's IAM: it supplies temporary
+	// credentials it issued, and every request whose signature verified is
+	// authorized by it before it runs (authz.go; test/kvslocal/iam).
+	Authorizer Authorizer
 }
 
 // Defaults.
@@ -324,6 +331,11 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Debug("request", "path", r.URL.Path, "access_key", id.AccessKeyID)
+	if e := s.authorize(r, body, id); e != nil { // authz.go
+		s.log.Info("request denied", "path", r.URL.Path, "error", e.code)
+		writeError(w, e)
+		return
+	}
 	if r.Method != http.MethodPost {
 		writeError(w, newErr("UnknownOperationException", fmt.Sprintf("%s %s is not an operation of this service.", r.Method, r.URL.Path)))
 		return

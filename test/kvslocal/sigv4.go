@@ -91,6 +91,9 @@ func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity,
 		return identity{}, e
 	}
 	c, ok := s.creds[a.accessKey]
+	if !ok && s.cfg.Authorizer != nil {
+		c, ok = s.cfg.Authorizer.Credential(a.accessKey)
+	}
 	if !ok || c.SessionToken != r.Header.Get("X-Amz-Security-Token") {
 		return identity{}, authErr("UnrecognizedClientException", msgUnrecognizedClient)
 	}
@@ -100,6 +103,9 @@ func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity,
 		return identity{}, authErr("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	}
 	now := s.cfg.Now().UTC()
+	if !c.Expires.IsZero() && !now.Before(c.Expires) {
+		return identity{}, &apiError{status: http.StatusForbidden, code: "ExpiredTokenException", msg: msgExpiredToken, coral: true}
+	}
 	if t.Before(now.Add(-maxClockSkew)) {
 		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
 			stamp, now.Add(-maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout)))

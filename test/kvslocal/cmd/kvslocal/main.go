@@ -70,7 +70,9 @@ func main() {
 		tlsCfg = ca.TLS()
 		log.Info("TLS", "ca", ca.CAFile)
 	}
-	srv, err := kvslocal.New(kvslocal.Config{TLS: tlsCfg, Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
+	authz, stopIAM := startIAM(log, *ak, *sk) // iam.go
+	defer stopIAM()
+	srv, err := kvslocal.New(kvslocal.Config{Authorizer: authz, TLS: tlsCfg, Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
 		IdleAckInterval: *idleAck, GetMediaIdleTimeout: *getMediaIdle, AuditLog: *auditLog, MasterKeyFile: *masterKey,
 		Credentials: []kvslocal.Credential{{AccessKeyID: *ak, SecretAccessKey: *sk, SessionToken: *token}}})
 	if err != nil {
@@ -86,6 +88,7 @@ func main() {
 	}
 	if *printURL {
 		fmt.Printf("KVSLOCAL_URL=%s\n", url)
+		announce()
 	}
 	log.Info("serving", "url", url, "dir", *dir, "region", *region)
 	s := <-sig

@@ -1,0 +1,74 @@
+package credentials
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"net/url"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
+)
+
+// defaultChain is aws-sdk-go-v2's default credential chain: environment,
+// shared config and credentials files (AWS_PROFILE, AWS_CONFIG_FILE,
+// AWS_SHARED_CREDENTIALS_FILE), web identity, ECS container credentials
+// (AWS_CONTAINER_CREDENTIALS_FULL_URI / _RELATIVE_URI) and EC2 instance
+// metadata (AWS_EC2_METADATA_SERVICE_ENDPOINT, disabled by
+// AWS_EC2_METADATA_DISABLED=true). Requests go through Options.HTTPClient.
+func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, error) {
+	opts := []func(*config.LoadOptions) error{}
+	if o.Region != "" {
+		opts = append(opts, config.WithRegion(o.Region))
+	}
+	if client := buildable(o); client != nil {
+		opts = append(opts, config.WithHTTPClient(client),
+			config.WithEndpointCredentialOptions(func(eo *endpointcreds.Options) { eo.HTTPClient = client }))
+	}
+	cfg, err := config.LoadDefaultConfig(ctx, opts...)
+	if err != nil {
+		return nil, fmt.Errorf("%w (the default chain: %v)", ErrNoCredentials, err)
+	}
+	if cfg.Credentials == nil {
+		return nil, ErrNoCredentials
+	}
+	return chainProvider{cfg.Credentials}, nil
+}
+
+// buildable returns an SDK client that dials as Options asks. It must be an
+// awshttp.BuildableClient: the SDK adds AWS_CA_BUNDLE to it, and refuses a
+// plain *http.Client when that variable is set.
+func buildable(o Options) *awshttp.BuildableClient {
+	dial := o.DialContext
+	var proxy func(*http.Request) (*url.URL, error)
+	if c, ok := o.HTTPClient.(*http.Client); ok {
+		if tr, ok := c.Transport.(*http.Transport); ok {
+			if tr.DialContext != nil {
+				dial = tr.DialContext
+			}
+			proxy = tr.Proxy
+		}
+	}
+	if dial == nil {
+		return nil
+	}
+	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+		tr.DialContext = dial
+		if proxy != nil {
+			tr.Proxy = proxy
+		}
+	})
+}
+
+// chainProvider reports a failing default chain as ErrNoCredentials.
+type chainProvider struct{ p aws.CredentialsProvider }
+
+func (c chainProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	v, err := c.p.Retrieve(ctx)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%w (the default chain: %v)", ErrNoCredentials, err)
+	}
+	return v, nil
+}

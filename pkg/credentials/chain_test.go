@@ -1,0 +1,176 @@
+package credentials
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// isolate points every default-chain source at nothing: no shared files, no
+// container or instance metadata, no web identity. Tests then enable one.
+func isolate(t *testing.T) string {
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_AUTHORIZATION_TOKEN",
+		"AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN", "AWS_ROLE_SESSION_NAME", "AWS_EC2_METADATA_SERVICE_ENDPOINT",
+		"AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_STS", "AWS_REGION", "AWS_DEFAULT_REGION"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	return dir
+}
+
+// fakeAWS answers as the ECS container endpoint, the instance metadata
+// service and STS, on loopback.
+type fakeAWS struct {
+	*httptest.Server
+	hits atomic.Int32
+	form atomic.Value
+}
+
+func newFakeAWS(t *testing.T) *fakeAWS {
+	f := &fakeAWS{}
+	exp := time.Now().Add(time.Hour).UTC().Format(time.RFC3339)
+	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f.hits.Add(1)
+		switch {
+		case r.URL.Path == "/ecs" && r.Header.Get("Authorization") == "ecs-token":
+			fmt.Fprintf(w, `{"AccessKeyId":"ASIAECS","SecretAccessKey":"s","Token":"t","Expiration":"%s"}`, exp)
+		case r.Method == "PUT" && r.URL.Path == "/latest/api/token":
+			w.Header().Set("X-Aws-Ec2-Metadata-Token-Ttl-Seconds", "21600")
+			fmt.Fprint(w, "imds-token")
+		case strings.HasPrefix(r.URL.Path, "/latest/meta-data/iam/security-credentials") && strings.HasSuffix(r.URL.Path, "/") && r.Header.Get("X-Aws-Ec2-Metadata-Token") == "imds-token":
+			fmt.Fprint(w, "instance-role")
+		case strings.HasPrefix(r.URL.Path, "/latest/meta-data/iam/security-credentials") && strings.HasSuffix(r.URL.Path, "/instance-role"):
+			fmt.Fprintf(w, `{"Code":"Success","Type":"AWS-HMAC","AccessKeyId":"ASIAIMDS","SecretAccessKey":"s","Token":"t","Expiration":"%s"}`, exp)
+		case r.Method == "POST" && r.URL.Path == "/":
+			b, _ := io.ReadAll(r.Body)
+			form, _ := url.ParseQuery(string(b))
+			f.form.Store(form)
+			op := form.Get("Action")
+			if op == "AssumeRole" && !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDBASE/") {
+				w.WriteHeader(403)
+				fmt.Fprint(w, `<ErrorResponse><Error><Type>Sender</Type><Code>AccessDenied</Code><Message>not the base key</Message></Error></ErrorResponse>`)
+				return
+			}
+			fmt.Fprintf(w, `<%sResponse xmlns="https://sts.amazonaws.com/doc/2011-06-15/"><%sResult><Credentials><AccessKeyId>ASIA%s</AccessKeyId><SecretAccessKey>s</SecretAccessKey><SessionToken>t</SessionToken><Expiration>%s</Expiration></Credentials><AssumedRoleUser><AssumedRoleId>AROA1:x</AssumedRoleId><Arn>arn:aws:sts::123456789012:assumed-role/R/x</Arn></AssumedRoleUser></%sResult></%sResponse>`,
+				op, op, strings.ToUpper(op[:6]), exp, op, op)
+		default:
+			http.Error(w, "not here", 404)
+		}
+	}))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func retrieveKey(t *testing.T, src Sources, o Options) (string, Resolved) {
+	t.Helper()
+	r, err := Resolve(context.Background(), src, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := r.Provider.Retrieve(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c.AccessKeyID, r
+}
+
+func TestDefaultChain(t *testing.T) {
+	f := newFakeAWS(t)
+	t.Run("nothing", func(t *testing.T) {
+		isolate(t)
+		_, err := Resolve(context.Background(), Sources{}, Options{Region: "us-west-2"})
+		if !errors.Is(err, ErrNoCredentials) {
+			t.Fatalf("err = %v", err)
+		}
+	})
+	t.Run("shared credentials file and profile", func(t *testing.T) {
+		dir := isolate(t)
+		os.WriteFile(filepath.Join(dir, "credentials"), []byte("[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s\n[cam]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n"), 0o600)
+		if k, r := retrieveKey(t, Sources{}, Options{Region: "us-west-2"}); k != "AKIDDEFAULT" || r.Source != "default chain" {
+			t.Fatalf("%s from %s", k, r.Source)
+		}
+		t.Setenv("AWS_PROFILE", "cam")
+		if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2"}); k != "AKIDPROFILE" {
+			t.Fatalf("profile: %s", k)
+		}
+		// The official sources come first.
+		path := filepath.Join(dir, "kvs-credential")
+		os.WriteFile(path, []byte("CREDENTIALS AKIDFILE SECRETFILE"), 0o600)
+		if k, _ := retrieveKey(t, Sources{CredentialPath: &path}, Options{Region: "us-west-2"}); k != "AKIDFILE" {
+			t.Fatalf("credential file should win: %s", k)
+		}
+	})
+	t.Run("ECS container credentials", func(t *testing.T) {
+		isolate(t)
+		t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f.URL+"/ecs")
+		t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-token")
+		if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2", HTTPClient: f.Client()}); k != "ASIAECS" {
+			t.Fatalf("%s", k)
+		}
+	})
+	t.Run("instance metadata", func(t *testing.T) {
+		isolate(t)
+		t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+		t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f.URL)
+		if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2", HTTPClient: f.Client()}); k != "ASIAIMDS" {
+			t.Fatalf("%s", k)
+		}
+	})
+	t.Run("web identity", func(t *testing.T) {
+		dir := isolate(t)
+		token := filepath.Join(dir, "token")
+		os.WriteFile(token, []byte("a-jwt"), 0o600)
+		t.Setenv("AWS_WEB_IDENTITY_TOKEN_FILE", token)
+		t.Setenv("AWS_ROLE_ARN", "arn:aws:iam::123456789012:role/Web")
+		t.Setenv("AWS_ENDPOINT_URL_STS", f.URL)
+		if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2", HTTPClient: f.Client()}); k != "ASIAASSUME" {
+			t.Fatalf("%s", k)
+		}
+		if form := f.form.Load().(url.Values); form.Get("WebIdentityToken") != "a-jwt" || form.Get("RoleArn") != "arn:aws:iam::123456789012:role/Web" {
+			t.Fatalf("%v", form)
+		}
+	})
+}
+
+// A role ARN wraps whichever source won; the base credentials sign the
+// AssumeRole call.
+func TestAssumeRole(t *testing.T) {
+	isolate(t)
+	f := newFakeAWS(t)
+	role := &AssumeRole{ARN: "arn:aws:iam::123456789012:role/Uploader", SessionName: "cam1", ExternalID: "ext-secret", Duration: 20 * time.Minute}
+	k, r := retrieveKey(t, Sources{AccessKey: ptr("AKIDBASE"), SecretKey: ptr("s"), Role: role}, Options{Region: "us-west-2", STSEndpoint: f.URL, HTTPClient: f.Client()})
+	if k != "ASIAASSUME" || r.Source != "role arn:aws:iam::123456789012:role/Uploader assumed with properties" {
+		t.Fatalf("%s from %s", k, r.Source)
+	}
+	form := f.form.Load().(url.Values)
+	if form.Get("RoleSessionName") != "cam1" || form.Get("ExternalId") != "ext-secret" || form.Get("DurationSeconds") != "1200" {
+		t.Fatalf("%v", form)
+	}
+	if strings.Contains(fmt.Sprint(role), "ext-secret") {
+		t.Fatal("external id shown")
+	}
+	_, err := Resolve(context.Background(), Sources{AccessKey: ptr("AKIDOTHER"), SecretKey: ptr("s"), Role: role}, Options{Region: "us-west-2", STSEndpoint: f.URL, HTTPClient: f.Client()})
+	if err == nil || !strings.Contains(err.Error(), "AccessDenied") || !strings.Contains(err.Error(), "role arn:aws:iam::123456789012:role/Uploader") {
+		t.Fatalf("denied: %v", err)
+	}
+	for _, bad := range []AssumeRole{{ARN: "Uploader"}, {ARN: role.ARN, Duration: time.Minute}, {ARN: role.ARN, SessionName: "x"}} {
+		if _, err := Resolve(context.Background(), Sources{AccessKey: ptr("AKIDBASE"), SecretKey: ptr("s"), Role: &bad}, Options{STSEndpoint: f.URL}); !errors.Is(err, ErrAssumeRole) {
+			t.Errorf("%+v: %v", bad, err)
+		}
+	}
+}

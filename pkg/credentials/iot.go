@@ -1,0 +1,386 @@
+package credentials
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+)
+
+// The AWS IoT credentials provider (kvssink.md §2.3, local-aws.md §3):
+//
+//	GET https://<endpoint>/role-aliases/<alias>/credentials
+//	x-amzn-iot-thingname: <thing>
+//
+// over mutual TLS (TLS 1.2 or later, the device certificate and key, the
+// endpoint verified with ca-path and by name). The answer is
+//
+//	{"credentials":{"accessKeyId":"ASIA…","secretAccessKey":"…","sessionToken":"…","expiration":"2026-11-23T12:00:00Z"}}
+
+// ErrIoTCredentials is wrapped by every failure to obtain credentials from
+// the IoT credentials provider.
+var ErrIoTCredentials = errors.New("credentials: IoT credentials provider")
+
+// maxIoTResponse bounds the provider's answer (a real one is ~1.5 KB).
+const maxIoTResponse = 64 << 10
+
+// IoTUserAgent is sent as the official producer sends it.
+const IoTUserAgent = "AWS-SDK-KVS"
+
+// IoTStatusError is a non-200 answer of the credentials provider.
+type IoTStatusError struct {
+	StatusCode int
+	Code       string // x-amzn-ErrorType, without namespace
+	Message    string // the body's message, when it is JSON
+}
+
+func (e *IoTStatusError) Error() string {
+	s := fmt.Sprintf("HTTP %d", e.StatusCode)
+	if e.Code != "" {
+		s += " " + e.Code
+	}
+	if e.Message != "" {
+		s += ": " + e.Message
+	}
+	return s
+}
+
+// IoTOptions are the test seams and environment of an IoT provider.
+type IoTOptions struct {
+	// DialContext replaces the dialer (the element passes its
+	// loopback-only dialer in tests). Default: a net.Dialer bounded by the
+	// connection timeout.
+	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
+	// Now is the clock used to check the certificate's validity and the
+	// expiration of credentials; default time.Now.
+	Now func() time.Time
+}
+
+// IoTProvider fetches temporary credentials with a device certificate. It
+// is an aws.CredentialsProvider; wrap it in aws.CredentialsCache (Resolve
+// does) so that it is asked only when the last credentials near expiry.
+type IoTProvider struct {
+	cfg    IoTCertificate
+	url    string
+	client *http.Client
+	now    func() time.Time
+	certID string
+}
+
+// NewIoTProvider reads and checks the certificate, its key and the CA (the
+// key must match the certificate, the certificate must be valid now) and
+// returns the provider, with warnings about unsafe files (a private key
+// readable by others). It does not contact the endpoint.
+func NewIoTProvider(c IoTCertificate, o IoTOptions) (*IoTProvider, []string, error) {
+	now := o.Now
+	if now == nil {
+		now = time.Now
+	}
+	var warnings []string
+	certPEM, err := readSmallFile("cert-path", c.CertPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	keyPEM, err := readSmallFile("key-path", c.KeyPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	if fi, err := os.Stat(c.KeyPath); err == nil && fi.Mode().Perm()&0o077 != 0 {
+		warnings = append(warnings, fmt.Sprintf("iot-certificate key-path %s is readable by other users (mode %04o); restrict it with chmod 600", c.KeyPath, fi.Mode().Perm()))
+	}
+	if !strings.Contains(string(certPEM), "-----BEGIN CERTIFICATE-----") {
+		return nil, nil, &IoTFieldError{Field: "cert-path", Reason: c.CertPath + " holds no PEM certificate"}
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		reason := err.Error()
+		if strings.Contains(reason, "does not match") {
+			reason = fmt.Sprintf("the private key in %s does not match the certificate in %s", c.KeyPath, c.CertPath)
+		} else {
+			reason = fmt.Sprintf("%s and %s: %v", c.CertPath, c.KeyPath, scrubKeyError(err))
+		}
+		return nil, nil, &IoTFieldError{Field: "key-path", Reason: reason}
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, nil, &IoTFieldError{Field: "cert-path", Reason: fmt.Sprintf("%s: %v", c.CertPath, err)}
+	}
+	t := now()
+	if t.After(leaf.NotAfter) {
+		return nil, nil, &IoTFieldError{Field: "cert-path", Reason: fmt.Sprintf("the certificate in %s expired at %s", c.CertPath, leaf.NotAfter.UTC().Format(time.RFC3339))}
+	}
+	if t.Before(leaf.NotBefore) {
+		return nil, nil, &IoTFieldError{Field: "cert-path", Reason: fmt.Sprintf("the certificate in %s is not valid before %s", c.CertPath, leaf.NotBefore.UTC().Format(time.RFC3339))}
+	}
+	roots, err := loadCAs(c.CAPath)
+	if err != nil {
+		return nil, nil, err
+	}
+	host := c.Endpoint
+	if h, _, err := net.SplitHostPort(c.Endpoint); err == nil {
+		host = h
+	}
+	d := &net.Dialer{Timeout: c.ConnectionTimeout, KeepAlive: 30 * time.Second}
+	dial := o.DialContext
+	if dial == nil {
+		dial = d.DialContext
+	}
+	tr := &http.Transport{
+		Proxy:       http.ProxyFromEnvironment,
+		DialContext: dial,
+		TLSClientConfig: &tls.Config{
+			MinVersion:   tls.VersionTLS12,
+			Certificates: []tls.Certificate{pair},
+			RootCAs:      roots,
+			ServerName:   host,
+			NextProtos:   []string{"http/1.1"},
+		},
+		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
+		TLSHandshakeTimeout: c.ConnectionTimeout,
+		MaxIdleConnsPerHost: 1,
+		IdleConnTimeout:     30 * time.Second,
+	}
+	p := &IoTProvider{
+		cfg:    c,
+		url:    "https://" + c.Endpoint + "/role-aliases/" + url.PathEscape(c.RoleAlias) + "/credentials",
+		client: &http.Client{Transport: tr, Timeout: c.CompletionTimeout},
+		now:    now,
+		certID: CertificateID(pair.Certificate[0]),
+	}
+	return p, warnings, nil
+}
+
+// CertificateID is AWS IoT's certificate id: the SHA-256 of the DER
+// certificate, in lower-case hex.
+func CertificateID(der []byte) string {
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:])
+}
+
+// CertificateIDFromPEM returns the CertificateID of the first certificate in
+// a PEM text.
+func CertificateIDFromPEM(b []byte) (string, error) {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return "", errors.New("no PEM certificate")
+		}
+		if blk.Type == "CERTIFICATE" {
+			return CertificateID(blk.Bytes), nil
+		}
+	}
+}
+
+// CertificateID is the id of the certificate the provider presents; with a
+// policy on stream/${credentials-iot:AwsCertificateId}/* it names the stream.
+func (p *IoTProvider) CertificateID() string { return p.certID }
+
+// String names the endpoint and alias, never a credential.
+func (p *IoTProvider) String() string { return p.cfg.String() }
+
+// URL is the address the provider asks.
+func (p *IoTProvider) URL() string { return p.url }
+
+// Retrieve asks the credentials provider for credentials.
+func (p *IoTProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, p.url, nil)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%w %s: %v", ErrIoTCredentials, p.url, err)
+	}
+	req.Header.Set("x-amzn-iot-thingname", p.cfg.ThingName)
+	req.Header.Set("User-Agent", IoTUserAgent)
+	resp, err := p.client.Do(req)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%w %s (thing %s): %v", ErrIoTCredentials, p.url, p.cfg.ThingName, explainTLS(err, p.cfg))
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, maxIoTResponse+1))
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("%w %s: reading the answer: %v", ErrIoTCredentials, p.url, err)
+	}
+	if len(body) > maxIoTResponse {
+		return aws.Credentials{}, fmt.Errorf("%w %s: the answer is larger than %d bytes", ErrIoTCredentials, p.url, maxIoTResponse)
+	}
+	ct, _, _ := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if resp.StatusCode != http.StatusOK {
+		se := &IoTStatusError{StatusCode: resp.StatusCode, Code: strings.SplitN(resp.Header.Get("x-amzn-ErrorType"), ":", 2)[0]}
+		var m struct {
+			Message  string `json:"message"`
+			Message2 string `json:"Message"`
+		}
+		if json.Unmarshal(body, &m) == nil {
+			se.Message = printable(m.Message + m.Message2)
+		} else if ct != "" {
+			se.Message = "a " + ct + " body"
+		}
+		return aws.Credentials{}, fmt.Errorf("%w %s (thing %s, role alias %s): %w", ErrIoTCredentials, p.url, p.cfg.ThingName, p.cfg.RoleAlias, se)
+	}
+	c, err := ParseIoTResponse(body, p.now())
+	if err != nil {
+		if ct != "" && ct != "application/json" {
+			err = fmt.Errorf("%v (Content-Type %s)", err, ct)
+		}
+		return aws.Credentials{}, fmt.Errorf("%w %s: %v", ErrIoTCredentials, p.url, err)
+	}
+	return c, nil
+}
+
+// ParseIoTResponse parses the credentials provider's JSON answer. The four
+// fields are required; expiration must be in the future. Errors name the
+// field but never quote a value.
+func ParseIoTResponse(body []byte, now time.Time) (aws.Credentials, error) {
+	var r struct {
+		Credentials *struct {
+			AccessKeyID     string `json:"accessKeyId"`
+			SecretAccessKey string `json:"secretAccessKey"`
+			SessionToken    string `json:"sessionToken"`
+			Expiration      string `json:"expiration"`
+		} `json:"credentials"`
+	}
+	if err := json.Unmarshal(body, &r); err != nil {
+		var se *json.SyntaxError
+		switch {
+		case errors.As(err, &se) && len(body) > 0 && body[0] == '<':
+			return aws.Credentials{}, errors.New("the answer is HTML, not JSON: is the endpoint the iot:CredentialProvider endpoint?")
+		case errors.Is(err, io.ErrUnexpectedEOF) || strings.Contains(err.Error(), "unexpected end of JSON"):
+			return aws.Credentials{}, fmt.Errorf("the JSON answer is truncated (%d bytes)", len(body))
+		}
+		var te *json.UnmarshalTypeError
+		if errors.As(err, &te) {
+			return aws.Credentials{}, fmt.Errorf("field %s of the answer has the wrong type", te.Field)
+		}
+		return aws.Credentials{}, errors.New("the answer is not JSON")
+	}
+	if r.Credentials == nil {
+		return aws.Credentials{}, errors.New(`the answer has no "credentials" object`)
+	}
+	c := r.Credentials
+	for _, f := range []struct{ name, v string }{{"accessKeyId", c.AccessKeyID}, {"secretAccessKey", c.SecretAccessKey}, {"sessionToken", c.SessionToken}, {"expiration", c.Expiration}} {
+		if f.v == "" {
+			return aws.Credentials{}, fmt.Errorf("the answer has no credentials.%s", f.name)
+		}
+	}
+	exp, err := time.Parse(time.RFC3339, c.Expiration)
+	if err != nil {
+		return aws.Credentials{}, fmt.Errorf("credentials.expiration %q is not an RFC 3339 time (YYYY-MM-DDTHH:MM:SSZ)", printable(c.Expiration))
+	}
+	if !exp.After(now) {
+		return aws.Credentials{}, fmt.Errorf("credentials.expiration %s is not in the future (now %s): check the clock", exp.UTC().Format(time.RFC3339), now.UTC().Format(time.RFC3339))
+	}
+	return aws.Credentials{
+		AccessKeyID: c.AccessKeyID, SecretAccessKey: c.SecretAccessKey, SessionToken: c.SessionToken,
+		CanExpire: true, Expires: exp, Source: "IoT credentials provider",
+	}, nil
+}
+
+// explainTLS turns the usual TLS failures into advice naming the field.
+func explainTLS(err error, c IoTCertificate) error {
+	var ue x509.UnknownAuthorityError
+	var he x509.HostnameError
+	var ce x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &ue):
+		return fmt.Errorf("ca-path %s does not verify the endpoint's certificate: %v", c.CAPath, err)
+	case errors.As(err, &he):
+		return fmt.Errorf("the endpoint's certificate is not valid for %s (endpoint): %v", c.Endpoint, err)
+	case errors.As(err, &ce):
+		return fmt.Errorf("the endpoint's certificate is invalid: %v", err)
+	case strings.Contains(err.Error(), "remote error: tls"), strings.Contains(err.Error(), "connection reset"):
+		return fmt.Errorf("the endpoint refused the TLS handshake: is the certificate in %s registered and ACTIVE, and the endpoint the iot:CredentialProvider one? (%v)", c.CertPath, err)
+	}
+	return err
+}
+
+func readSmallFile(field, path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, &IoTFieldError{Field: field, Reason: err.Error()}
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, 1<<20+1))
+	if err != nil {
+		return nil, &IoTFieldError{Field: field, Reason: fmt.Sprintf("%s: %v", path, err)}
+	}
+	if len(b) > 1<<20 {
+		return nil, &IoTFieldError{Field: field, Reason: path + " is larger than 1 MiB"}
+	}
+	return b, nil
+}
+
+// loadCAs reads a PEM file, or every file of a directory, into a pool.
+func loadCAs(path string) (*x509.CertPool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, &IoTFieldError{Field: "ca-path", Reason: err.Error()}
+	}
+	pool := x509.NewCertPool()
+	files := []string{path}
+	if fi.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return nil, &IoTFieldError{Field: "ca-path", Reason: err.Error()}
+		}
+		files = files[:0]
+		for _, e := range ents {
+			if !e.IsDir() {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+	}
+	n := 0
+	for _, f := range files {
+		b, err := readSmallFile("ca-path", f)
+		if err != nil {
+			return nil, err
+		}
+		if pool.AppendCertsFromPEM(b) {
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, &IoTFieldError{Field: "ca-path", Reason: path + " holds no PEM certificate"}
+	}
+	return pool, nil
+}
+
+// scrubKeyError keeps the kind of a key-parsing failure without echoing any
+// bytes of the key.
+func scrubKeyError(err error) string {
+	s := err.Error()
+	if len(s) > 120 {
+		s = s[:120]
+	}
+	return printable(s)
+}
+
+// printable drops control characters from text quoted from a remote answer
+// and bounds its length.
+func printable(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x20 || r == 0x7f {
+			return -1
+		}
+		return r
+	}, s)
+	if len(s) > 200 {
+		s = s[:200] + "…"
+	}
+	return s
+}

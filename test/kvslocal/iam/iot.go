@@ -1,0 +1,141 @@
+package iam
+
+import (
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// The AWS IoT credentials provider (local-aws.md §3): GET
+// /role-aliases/<alias>/credentials over mutual TLS. The client certificate
+// is looked up by its id (SHA-256 of the DER); an unknown or inactive one
+// fails the handshake, as does a server name other than the endpoint's. The
+// checks then run in AWS's order: thing, IoT policy, alias, role.
+
+// StartIoT serves the credentials provider on addr (e.g. 127.0.0.1:0) with
+// the server certificate cert, answering for the host name host (SNI; e.g.
+// localhost). It returns the endpoint as the iot-certificate property wants
+// it: host:port.
+func (s *Server) StartIoT(addr, host string, cert tls.Certificate) (string, error) {
+	l, err := net.Listen("tcp", addr)
+	if err != nil {
+		return "", fmt.Errorf("iam: %w", err)
+	}
+	cfg := &tls.Config{
+		MinVersion: tls.VersionTLS12,
+		NextProtos: []string{"http/1.1"},
+		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
+			if !strings.EqualFold(hello.ServerName, host) {
+				s.log.Info("iot: handshake refused", "reason", "server name", "sni", hello.ServerName)
+				return nil, fmt.Errorf("iam: server name %q is not the credentials endpoint", hello.ServerName)
+			}
+			return nil, nil
+		},
+		Certificates: []tls.Certificate{cert},
+		ClientAuth:   tls.RequireAnyClientCert,
+		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
+			id := certID(raw[0])
+			if c, ok := s.certs[id]; !ok || !c.active {
+				s.log.Info("iot: handshake refused", "reason", "certificate not registered or not ACTIVE", "certificate_id", id)
+				return errors.New("iam: certificate not registered or not ACTIVE")
+			}
+			return nil
+		},
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /role-aliases/{alias}/credentials", s.iotCredentials)
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeIoTError(w, http.StatusNotFound, "", map[string]string{"message": "Not Found", "traceId": requestID()})
+	})
+	s.serve(l, mux, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
+	_, port, _ := net.SplitHostPort(l.Addr().String())
+	return net.JoinHostPort(host, port), nil
+}
+
+func certID(der []byte) string {
+	h := sha256.Sum256(der)
+	return hex.EncodeToString(h[:])
+}
+
+func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
+	if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+		writeIoTError(w, http.StatusForbidden, "AccessDeniedException", map[string]string{"message": "Access Denied"})
+		return
+	}
+	id := certID(r.TLS.PeerCertificates[0].Raw)
+	cert := s.certs[id]
+	alias := r.PathValue("alias")
+	vars := map[string]string{"credentials-iot:AwsCertificateId": id}
+	if name := r.Header.Get("x-amzn-iot-thingname"); name != "" {
+		t, ok := s.things[name]
+		if !ok || !contains(t.Principals, id) {
+			s.log.Info("iot: refused", "reason", "thing", "thing", name, "certificate_id", id)
+			writeIoTError(w, http.StatusForbidden, "AccessDeniedException", map[string]string{"message": "Invalid thing name passed"})
+			return
+		}
+		vars["credentials-iot:ThingName"] = t.Name
+		if t.TypeName != "" {
+			vars["credentials-iot:ThingTypeName"] = t.TypeName
+		}
+	}
+	var pols []Policy
+	for _, p := range cert.policies {
+		pols = append(pols, s.iotPols[p])
+	}
+	if Evaluate(pols, Request{Action: "iot:AssumeRoleWithCertificate", Resource: s.RoleAliasARN(alias), Context: vars}) != Allowed {
+		s.log.Info("iot: refused", "reason", "policy", "alias", alias, "certificate_id", id)
+		writeIoTError(w, http.StatusForbidden, "AccessDeniedException", map[string]string{"message": "Access Denied"})
+		return
+	}
+	a, ok := s.aliases[alias]
+	if !ok {
+		writeIoTError(w, http.StatusNotFound, "ResourceNotFoundException", map[string]string{"message": "Role alias does not exist"})
+		return
+	}
+	role, ok := s.roles[a.RoleARN]
+	if !ok || !trusts(role.TrustPolicy, "sts:AssumeRole", iotServicePrincipal, true, vars, s.account) {
+		writeIoTError(w, http.StatusBadRequest, "InvalidRequestException", map[string]string{"message": "Unable to assume the role, or the role to assume does not exist"})
+		return
+	}
+	if a.CredentialDurationSeconds > role.MaxSessionDuration {
+		writeIoTError(w, http.StatusBadRequest, "InvalidRequestException", map[string]string{"message": "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for the role"})
+		return
+	}
+	ss := s.issue(role, id, time.Duration(a.CredentialDurationSeconds)*time.Second, vars)
+	s.log.Info("iot: credentials issued", "alias", alias, "thing", vars["credentials-iot:ThingName"], "certificate_id", id,
+		"access_key", ss.cred.AccessKeyID[:4]+"****", "expires", ss.cred.Expires)
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("x-amzn-RequestId", requestID())
+	json.NewEncoder(w).Encode(map[string]any{"credentials": map[string]string{
+		"accessKeyId": ss.cred.AccessKeyID, "secretAccessKey": ss.cred.SecretAccessKey, "sessionToken": ss.cred.SessionToken,
+		"expiration": ss.cred.Expires.UTC().Format("2006-01-02T15:04:05Z"), // never fractional: producer-c needs exactly 20 characters
+	}})
+}
+
+func writeIoTError(w http.ResponseWriter, status int, code string, body map[string]string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("x-amzn-RequestId", requestID())
+	if code != "" {
+		w.Header().Set("x-amzn-ErrorType", code)
+	}
+	w.WriteHeader(status)
+	b, _ := json.Marshal(body)
+	w.Write(b) // {"message":"Access Denied"} is 27 bytes, as AWS sends it
+}
+
+func contains(list []string, s string) bool {
+	for _, v := range list {
+		if v == s {
+			return true
+		}
+	}
+	return false
+}

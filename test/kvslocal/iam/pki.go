@@ -1,0 +1,148 @@
+package iam
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+)
+
+// CA is a test certificate authority that signs the IoT endpoint's server
+// certificate and device certificates.
+type CA struct {
+	Cert    *x509.Certificate
+	key     *ecdsa.PrivateKey
+	CertPEM []byte
+}
+
+// NewCA makes a CA valid for a day.
+func NewCA(name string) (*CA, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: name, Organization: []string{"kvsgo test"}},
+		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		return nil, err
+	}
+	c, _ := x509.ParseCertificate(der)
+	return &CA{Cert: c, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+}
+
+// Leaf is a certificate the CA issued, with its key.
+type Leaf struct {
+	CertPEM, KeyPEM []byte
+	// ID is the AWS IoT certificate id: SHA-256 of the DER, hex.
+	ID string
+}
+
+// IssueOptions shape a leaf certificate.
+type IssueOptions struct {
+	CommonName string
+	Hosts      []string // DNS names or IP addresses: makes a server certificate
+	NotBefore  time.Time
+	NotAfter   time.Time // default: a day from now
+}
+
+// Issue signs a new key.
+func (ca *CA) Issue(o IssueOptions) (Leaf, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return Leaf{}, err
+	}
+	if o.NotBefore.IsZero() {
+		o.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if o.NotAfter.IsZero() {
+		o.NotAfter = time.Now().Add(24 * time.Hour)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial(), Subject: pkix.Name{CommonName: o.CommonName},
+		NotBefore: o.NotBefore, NotAfter: o.NotAfter, KeyUsage: x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}
+	if len(o.Hosts) > 0 {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		for _, h := range o.Hosts {
+			if ip := net.ParseIP(h); ip != nil {
+				tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+			} else {
+				tmpl.DNSNames = append(tmpl.DNSNames, h)
+			}
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	if err != nil {
+		return Leaf{}, err
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		return Leaf{}, err
+	}
+	h := sha256.Sum256(der)
+	return Leaf{
+		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
+		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}),
+		ID:      hex.EncodeToString(h[:]),
+	}, nil
+}
+
+// TLSCertificate is the leaf as a tls.Certificate (for a server).
+func (l Leaf) TLSCertificate() (tls.Certificate, error) { return tls.X509KeyPair(l.CertPEM, l.KeyPEM) }
+
+// DeviceFiles are a device's files as the iot-certificate property names them.
+type DeviceFiles struct {
+	CertPath, KeyPath, CAPath string
+	ID                        string
+}
+
+// WriteDevice issues a device certificate and writes dir/name.pem,
+// dir/name.key (mode 0600) and dir/ca.pem.
+func (ca *CA) WriteDevice(dir, name string, o IssueOptions) (DeviceFiles, error) {
+	if o.CommonName == "" {
+		o.CommonName = name
+	}
+	l, err := ca.Issue(o)
+	if err != nil {
+		return DeviceFiles{}, err
+	}
+	f := DeviceFiles{CertPath: filepath.Join(dir, name+".pem"), KeyPath: filepath.Join(dir, name+".key"), CAPath: filepath.Join(dir, "ca.pem"), ID: l.ID}
+	err = errors.Join(os.WriteFile(f.CertPath, l.CertPEM, 0o644), os.WriteFile(f.KeyPath, l.KeyPEM, 0o600), os.WriteFile(f.CAPath, ca.CertPEM, 0o644))
+	return f, err
+}
+
+func serial() *big.Int {
+	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
+	return n.Add(n, big.NewInt(1))
+}
+
+func certificateIDFromPEM(b []byte) (string, error) {
+	for {
+		var blk *pem.Block
+		blk, b = pem.Decode(b)
+		if blk == nil {
+			return "", errors.New("no PEM certificate")
+		}
+		if blk.Type == "CERTIFICATE" {
+			h := sha256.Sum256(blk.Bytes)
+			return hex.EncodeToString(h[:]), nil
+		}
+	}
+}
