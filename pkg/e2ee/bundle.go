@@ -186,6 +186,21 @@ func (b *Bundle) Verify(pinned []*DeviceKey) error {
 	return fmt.Errorf("%w: epoch=%#08x signer=%v is not a pinned device key", ErrBundleSignature, b.EpochID, b.Signer)
 }
 
+// verifyRaw returns the pinned device whose key verifies the signature at
+// the end of raw, or nil. It reads no field of raw.
+func verifyRaw(raw []byte, pinned []*DeviceKey) *DeviceKey {
+	if len(raw) < ed25519.SignatureSize {
+		return nil
+	}
+	msg := sigMessage(raw[:len(raw)-ed25519.SignatureSize])
+	for _, d := range pinned {
+		if ed25519.Verify(d.pk, msg, raw[len(raw)-ed25519.SignatureSize:]) {
+			return d
+		}
+	}
+	return nil
+}
+
 func wrapInfo(suite Suite, epochID uint32, stream string, signer SignerID) []byte {
 	info := make([]byte, 0, len(wrapLabel)+2+4+2+len(stream)+8)
 	info = append(info, wrapLabel...)

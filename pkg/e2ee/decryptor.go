@@ -108,12 +108,25 @@ func (d *Decryptor) AddBundle(raw []byte) (EpochInfo, error) {
 }
 
 func (d *Decryptor) addBundle(raw []byte, h [32]byte) (EpochInfo, error) {
+	// Verify before parsing anything but the magic: no field of an
+	// unauthenticated bundle is used, so any flipped byte after the magic
+	// is ErrBundleSignature.
+	if len(raw) >= len(BundleMagic) && string(raw[:len(BundleMagic)]) != BundleMagic {
+		return EpochInfo{}, fmt.Errorf("%w: magic %q, want %q", ErrUnsupported, raw[:len(BundleMagic)], BundleMagic)
+	}
+	if len(raw) < BundleFixedSize {
+		return EpochInfo{}, bundleErr("%d bytes, shorter than the smallest bundle (%d)", len(raw), BundleFixedSize)
+	}
+	signer := verifyRaw(raw, d.cfg.Devices)
+	if signer == nil {
+		return EpochInfo{}, fmt.Errorf("%w: no pinned device key (%d pinned) verifies it", ErrBundleSignature, len(d.cfg.Devices))
+	}
 	b, err := ParseBundle(raw)
 	if err != nil {
 		return EpochInfo{}, err
 	}
-	if err := b.Verify(d.cfg.Devices); err != nil {
-		return EpochInfo{}, err
+	if b.Signer != signer.id {
+		return EpochInfo{}, fmt.Errorf("%w: signed by device %v but names signer %v", ErrBundleSignature, signer.id, b.Signer)
 	}
 	if b.Stream != d.cfg.Stream {
 		return EpochInfo{}, fmt.Errorf("%w: bundle epoch=%#08x is for stream %q, expected %q", ErrWrongStream, b.EpochID, b.Stream, d.cfg.Stream)
