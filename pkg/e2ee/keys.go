@@ -458,6 +458,40 @@ func deviceFromEntry(e entry) (*DeviceKey, error) {
 	return NewDeviceKey(e.data)
 }
 
+// LoadDeviceKeys resolves a list of pinned device keys as LoadRecipients
+// does: comma- or newline-separated "ed25519:BASE64" entries or paths of
+// files holding them.
+func LoadDeviceKeys(spec string) ([]*DeviceKey, error) {
+	var out []*DeviceKey
+	for i, item := range strings.FieldsFunc(spec, func(r rune) bool { return r == ',' || r == '\n' }) {
+		item = strings.TrimSpace(item)
+		if item == "" {
+			continue
+		}
+		if kind, _, ok := strings.Cut(item, ":"); ok && knownKinds[strings.ToLower(kind)] {
+			d, err := ParseDeviceKey(item)
+			if err != nil {
+				return nil, fmt.Errorf("device keys item %d: %w", i+1, err)
+			}
+			out = append(out, d)
+			continue
+		}
+		text, err := os.ReadFile(item)
+		if err != nil {
+			return nil, fmt.Errorf("device keys item %d: neither an ed25519:BASE64 entry nor a readable file: %w", i+1, err)
+		}
+		ds, err := ParseDeviceKeys(item, text)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, ds...)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("%w: no device key given", ErrKeyFormat)
+	}
+	return out, nil
+}
+
 // ParseDeviceKeys parses a file of pinned device keys (ed25519 entries).
 func ParseDeviceKeys(src string, text []byte) ([]*DeviceKey, error) {
 	es, err := parseEntries(src, text)

@@ -222,3 +222,21 @@ func secretLine(file []byte) string {
 	lines := strings.Split(strings.TrimSpace(string(file)), "\n")
 	return lines[len(lines)-1]
 }
+
+func TestLoadDeviceKeys(t *testing.T) {
+	testKeys(t)
+	path := filepath.Join(t.TempDir(), "devices")
+	if err := WritePublicKeyFile(path, tDevice.Public().Entry()+" cam-1"); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := LoadDeviceKeys(path + "," + tOtherDevice.Public().Entry())
+	if err != nil || len(ds) != 2 || ds[0].ID() != tDevice.ID() || ds[1].ID() != tOtherDevice.ID() {
+		t.Fatalf("LoadDeviceKeys = %v, %v", ds, err)
+	}
+	if _, err := LoadDeviceKeys(tX25519.Public().Entry()); !errors.Is(err, ErrKeyKind) {
+		t.Errorf("recipient key as device key: %v", err)
+	}
+	if _, err := LoadDeviceKeys(""); !errors.Is(err, ErrKeyFormat) {
+		t.Errorf("empty: %v", err)
+	}
+}
