@@ -78,11 +78,11 @@ type sendEpoch struct {
 // uses it. Seal allocates nothing once each track's key exists (the first
 // frame of a track in an epoch derives it).
 type Encryptor struct {
-	cfg      EncryptorConfig
-	epoch    *sendEpoch
-	prevID   uint32
-	changed  bool
-	meta     [MetadataLen]byte
+	cfg     EncryptorConfig
+	epoch   *sendEpoch
+	prevID  uint32
+	changed bool
+	meta    [MetadataLen]byte
 }
 
 // NewEncryptor validates cfg and fills its defaults. It starts no epoch.

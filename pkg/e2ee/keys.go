@@ -16,31 +16,6 @@ import (
 	"strings"
 )
 
-// Key text format (version 1).
-//
-// Every key is one line "KIND:BASE64", where BASE64 is standard, padded
-// base64 (RFC 4648 §4) of the key's bytes, optionally followed by
-// whitespace and a free-text label (public entries only):
-//
-//	x25519:BASE64           recipient public key, DHKEM(X25519, HKDF-SHA256), 32 bytes
-//	xwing:BASE64            recipient public key, MLKEM768-X25519 (X-Wing), 1216 bytes
-//	ed25519:BASE64          device public key (pinned by consumers), 32 bytes
-//	x25519-private:BASE64   recipient private key, 32 bytes
-//	xwing-private:BASE64    recipient private key, the 32-byte seed
-//	ed25519-private:BASE64  device signing key, the 32-byte RFC 8032 seed
-//
-// A key file holds such lines; blank lines and lines starting with '#' are
-// ignored. A private key file holds exactly one private entry and is
-// written with mode 0600; loading one that group or others can read fails
-// with ErrKeyPermissions. A recipients file (the e2ee-recipients property)
-// holds any number of public recipient entries. "mlkem768x25519" is
-// accepted as another name for "xwing".
-//
-// Recipient and signer ids are the first 8 bytes of SHA-256 over
-// BE16(kem_id) || public key (recipients) or over the Ed25519 public key
-// (signers), printed as 16 lowercase hex digits; they are what key bundles
-// carry and what messages print.
-
 // KEM is an HPKE KEM identifier of a recipient key.
 type KEM uint16
 
