@@ -233,7 +233,7 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	rd := mkv.NewReader(r)
 	var key, clusterTC uint64
-	var buf, ct []byte
+	var buf []byte
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
@@ -275,11 +275,13 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 			if b.Keyframe {
 				flags |= 0x80
 			}
-			ct, err = enc.Seal(ct[:0], uint8(b.Track), b.Keyframe, pts(clusterTC, b.RelTimecode), b.Data)
+			// As the streaming core does: the block header first, then the
+			// frame sealed straight after it.
+			buf = mkv.AppendSimpleBlockHeader(buf[:0], b.Track, b.RelTimecode, flags, enc.SealedSize(uint8(b.Track), len(b.Data)))
+			buf, err = enc.Seal(buf, uint8(b.Track), b.Keyframe, pts(clusterTC, b.RelTimecode), b.Data)
 			if err != nil {
 				return fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(clusterTC, b.RelTimecode), err)
 			}
-			buf = mkv.AppendSimpleBlock(buf[:0], b.Track, b.RelTimecode, flags, ct)
 		}
 		if _, err := bw.Write(buf); err != nil {
 			return err
