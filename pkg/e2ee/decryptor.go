@@ -3,6 +3,7 @@ package e2ee
 import (
 	"crypto/sha256"
 	"fmt"
+	"io"
 )
 
 // DefaultMaxEpochs is how many epochs a Decryptor keeps keys for: enough for
@@ -244,6 +245,10 @@ func (d *Decryptor) Open(dst []byte, track uint8, keyframe bool, pts uint64, pay
 	return out, nil
 }
 
-func (d *Decryptor) String() string {
+func (d Decryptor) String() string {
 	return fmt.Sprintf("e2ee decryptor stream=%q devices=%d keys=%d epochs=%d", d.cfg.Stream, len(d.cfg.Devices), len(d.cfg.Keys), len(d.epochs))
 }
+
+// Format prints String for every verb, so that no formatting can reveal
+// a secret.
+func (d Decryptor) Format(f fmt.State, _ rune) { io.WriteString(f, d.String()) }

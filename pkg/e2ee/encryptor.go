@@ -274,6 +274,10 @@ func (e *Encryptor) Close() {
 	}
 }
 
-func (e *Encryptor) String() string {
+func (e Encryptor) String() string {
 	return fmt.Sprintf("e2ee encryptor stream=%q suite=%v recipients=%d", e.cfg.Stream, e.cfg.Suite, len(e.cfg.Recipients))
 }
+
+// Format prints String for every verb, so that no formatting can reveal
+// a secret.
+func (e Encryptor) Format(f fmt.State, _ rune) { io.WriteString(f, e.String()) }

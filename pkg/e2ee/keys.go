@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"strings"
@@ -152,12 +153,13 @@ func (k *PrivateKey) KEM() KEM { return k.pub.kem }
 func (k *PrivateKey) ID() RecipientID { return k.pub.id }
 
 // String names the key without revealing it.
-func (k *PrivateKey) String() string {
+func (k PrivateKey) String() string {
 	return k.pub.kem.String() + " private key of recipient " + k.pub.id.String()
 }
 
-// GoString is String, so that %#v cannot print the secret either.
-func (k *PrivateKey) GoString() string { return k.String() }
+// Format prints String for every verb, so that no formatting can reveal
+// the key.
+func (k PrivateKey) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 // MarshalFile returns the contents of a private key file (keep it at mode
 // 0600, see WritePrivateKeyFile).
@@ -239,10 +241,11 @@ func (s *SigningKey) Public() *DeviceKey { return s.pub }
 // ID returns the signer id.
 func (s *SigningKey) ID() SignerID { return s.pub.id }
 
-func (s *SigningKey) String() string { return "ed25519 signing key of device " + s.pub.id.String() }
+func (s SigningKey) String() string { return "ed25519 signing key of device " + s.pub.id.String() }
 
-// GoString is String, so that %#v cannot print the secret either.
-func (s *SigningKey) GoString() string { return s.String() }
+// Format prints String for every verb, so that no formatting can reveal
+// the key.
+func (s SigningKey) Format(f fmt.State, _ rune) { io.WriteString(f, s.String()) }
 
 // MarshalFile returns the contents of a signing key file (mode 0600).
 func (s *SigningKey) MarshalFile() []byte {

@@ -169,7 +169,9 @@ func TestNoSecretsInText(t *testing.T) {
 	testKeys(t)
 	var secrets []string
 	addSecret := func(b []byte) {
-		secrets = append(secrets, hex.EncodeToString(b), base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b), fmt.Sprint(b))
+		goSyntax := strings.TrimSuffix(strings.TrimPrefix(fmt.Sprintf("%#v", b), "[]byte{"), "}")
+		secrets = append(secrets, hex.EncodeToString(b), base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
+			strings.Trim(fmt.Sprint(b), "[]"), goSyntax)
 	}
 	for _, k := range []*PrivateKey{tX25519, tXWing} {
 		b, _ := k.sk.Bytes()
@@ -189,8 +191,8 @@ func TestNoSecretsInText(t *testing.T) {
 	d.AddBundle(bundle)
 
 	var texts []string
-	for _, v := range []any{tX25519, tXWing, tDevice, e, d, k, e.Epoch()} {
-		texts = append(texts, fmt.Sprint(v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprintf("%s", v))
+	for _, v := range []any{tX25519, tXWing, tDevice, e, d, k, e.Epoch(), *k, *tX25519, *tDevice, *e, *d, []any{k, tDevice}} {
+		texts = append(texts, fmt.Sprint(v), fmt.Sprintf("%+v", v), fmt.Sprintf("%#v", v), fmt.Sprintf("%s", v), fmt.Sprintf("%d", v), fmt.Sprintf("%x", v))
 	}
 	privFile, _ := tX25519.MarshalFile()
 	badFile := strings.Replace(string(privFile), "x25519-private:", "x25519-private:!", 1)

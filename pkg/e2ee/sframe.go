@@ -11,6 +11,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash"
+	"io"
 	"math/bits"
 	"strconv"
 	"strings"
@@ -355,7 +356,11 @@ func (k *Key) KID() uint64 { return k.kid }
 // Overhead is the number of bytes Seal adds for counter ctr.
 func (k *Key) Overhead(ctr uint64) int { return HeaderLen(k.kid, ctr) + k.aead.Overhead() }
 
-func (k *Key) String() string { return fmt.Sprintf("sframe key %v kid=%#x", k.suite, k.kid) }
+func (k Key) String() string { return fmt.Sprintf("sframe key %v kid=%#x", k.suite, k.kid) }
+
+// Format prints String for every verb (%#v, %d, %x included), so that no
+// formatting can reveal the salt or key.
+func (k Key) Format(f fmt.State, _ rune) { io.WriteString(f, k.String()) }
 
 func (k *Key) setNonce(ctr uint64) {
 	k.nonce = k.salt
