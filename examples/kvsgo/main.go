@@ -3,6 +3,12 @@
 //
 //	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
 //	          [-after N] [-timestamp RFC3339] [-token T] [-o out.mkv]
+//	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE     (writes FILE, mode 0600, and FILE.pub)
+//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict]
+//	kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-suite S] [-i in.mkv] [-o out.mkv]
+//
+// keygen, decrypt and encrypt handle end-to-end encrypted streams
+// (pkg/e2ee): decrypt takes what "get -raw" wrote.
 //
 // The endpoint, region and credentials come from the same places as the
 // element's: AWS_ENDPOINT_URL_KINESIS_VIDEO, CONTROL_PLANE_URI or
@@ -33,6 +39,12 @@ func main() {
 	switch os.Args[1] {
 	case "get":
 		err = get(ctx, os.Args[2:])
+	case "keygen":
+		err = keygen(os.Args[2:], os.Stdout)
+	case "decrypt":
+		err = decrypt(os.Args[2:], os.Stderr)
+	case "encrypt":
+		err = encrypt(os.Args[2:])
 	default:
 		usage()
 	}
@@ -44,6 +56,9 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: kvsgo get -stream NAME [-start EARLIEST] [-o out.mkv]")
+	fmt.Fprintln(os.Stderr, "       kvsgo keygen -kind x25519|xwing|ed25519 -o FILE")
+	fmt.Fprintln(os.Stderr, "       kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-i in.mkv] [-o out.mkv]")
+	fmt.Fprintln(os.Stderr, "       kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-i in.mkv] [-o out.mkv]")
 	os.Exit(2)
 }
 

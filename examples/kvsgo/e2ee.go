@@ -1,0 +1,190 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
+)
+
+// keygen writes a new key pair: the private key file (mode 0600, never
+// overwritten) and NAME.pub holding the public entry to hand out (a
+// recipient's to the camera's e2ee-recipients, a device's to consumers).
+func keygen(args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keygen", flag.ExitOnError)
+	kind := fs.String("kind", "x25519", "x25519 or xwing (recipient key pair), ed25519 (device signing key)")
+	out := fs.String("o", "", "private key file to create; the public entry goes to FILE.pub (required)")
+	fs.Parse(args)
+	if *out == "" {
+		return errors.New("keygen: -o is required")
+	}
+	var priv []byte
+	var entry, id string
+	switch strings.ToLower(*kind) {
+	case "x25519", "xwing", "mlkem768x25519":
+		kem := e2ee.KEMX25519
+		if *kind != "x25519" {
+			kem = e2ee.KEMXWing
+		}
+		k, err := e2ee.GenerateKey(kem)
+		if err != nil {
+			return err
+		}
+		if priv, err = k.MarshalFile(); err != nil {
+			return err
+		}
+		entry, id = k.Public().Entry(), "recipient "+k.ID().String()
+	case "ed25519":
+		s, err := e2ee.GenerateSigningKey()
+		if err != nil {
+			return err
+		}
+		priv, entry, id = s.MarshalFile(), s.Public().Entry(), "device "+s.ID().String()
+	default:
+		return fmt.Errorf("keygen: -kind %q: want x25519, xwing or ed25519", *kind)
+	}
+	defer clear(priv)
+	if err := e2ee.WritePrivateKeyFile(*out, priv); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	if err := e2ee.WritePublicKeyFile(*out+".pub", entry); err != nil {
+		return fmt.Errorf("keygen: %w", err)
+	}
+	fmt.Fprintf(stdout, "%s: wrote %s (private, 0600) and %s.pub\n%s\n", id, *out, *out, entry)
+	return nil
+}
+
+type listFlag []string
+
+func (l *listFlag) String() string     { return strings.Join(*l, ",") }
+func (l *listFlag) Set(s string) error { *l = append(*l, s); return nil }
+
+func openIn(name string) (io.ReadCloser, error) {
+	if name == "-" {
+		return io.NopCloser(os.Stdin), nil
+	}
+	return os.Open(name)
+}
+
+// decrypt turns an encrypted GetMedia response (kvsgo get -raw) or PutMedia
+// body into plain Matroska; without -raw the segments are joined into one
+// playable file, as kvsgo get does.
+func decrypt(args []string, stderr io.Writer) error {
+	fs := flag.NewFlagSet("decrypt", flag.ExitOnError)
+	stream := fs.String("stream", "", "stream name the media was read from (required; bundles for other streams are refused)")
+	devices := fs.String("device", "", "pinned device public keys: ed25519:BASE64 entries or files of them, comma-separated (required)")
+	var keys listFlag
+	fs.Var(&keys, "key", "recipient private key file (repeatable; required)")
+	in := fs.String("i", "-", "encrypted Matroska input (- for stdin)")
+	out := fs.String("o", "out.mkv", "plain Matroska output")
+	raw := fs.Bool("raw", false, "keep one segment per fragment instead of joining")
+	strict := fs.Bool("strict", false, "fail on the first frame or bundle that does not decrypt instead of dropping it")
+	fs.Parse(args)
+	if *stream == "" || *devices == "" || len(keys) == 0 {
+		return errors.New("decrypt: -stream, -device and -key are required")
+	}
+	cfg := e2ee.DecryptorConfig{Stream: *stream}
+	var err error
+	if cfg.Devices, err = e2ee.LoadDeviceKeys(*devices); err != nil {
+		return err
+	}
+	for _, path := range keys {
+		k, err := e2ee.LoadPrivateKey(path)
+		if err != nil {
+			return err
+		}
+		cfg.Keys = append(cfg.Keys, k)
+	}
+	src, err := openIn(*in)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	rep, err := decryptTo(f, src, cfg, mkvstream.Options{Strict: *strict}, *raw)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if rep != nil {
+		fmt.Fprintf(stderr, "kvsgo: %d fragments, %d of %d frames decrypted, %d/%d key bundles accepted\n",
+			rep.Clusters, rep.Opened, rep.Frames, rep.BundlesAccepted, rep.Bundles)
+		for c, n := range rep.Counts {
+			fmt.Fprintf(stderr, "kvsgo: %d× %v (first: %v)\n", n, c, rep.First[c])
+		}
+	}
+	return err
+}
+
+func decryptTo(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts mkvstream.Options, raw bool) (*mkvstream.Report, error) {
+	if raw {
+		return mkvstream.Decrypt(w, r, cfg, opts)
+	}
+	pr, pw := io.Pipe()
+	done := make(chan error, 1)
+	go func() {
+		_, err := join(w, pr)
+		pr.CloseWithError(err)
+		done <- err
+	}()
+	rep, err := mkvstream.Decrypt(pw, r, cfg, opts)
+	pw.CloseWithError(err)
+	if jerr := <-done; err == nil && jerr != nil && !errors.Is(jerr, io.ErrClosedPipe) {
+		err = jerr
+	}
+	return rep, err
+}
+
+// encrypt seals a plain Matroska file for a stream, as kvssink would, for
+// tests and demos.
+func encrypt(args []string) error {
+	fs := flag.NewFlagSet("encrypt", flag.ExitOnError)
+	stream := fs.String("stream", "", "stream name the media will be written to (required)")
+	signing := fs.String("signing-key", "", "device signing key file (required)")
+	recipients := fs.String("recipients", "", "recipient entries (x25519:/xwing:BASE64) or files of them, comma-separated (required)")
+	suite := fs.String("suite", "AES_256_GCM_SHA512_128", "SFrame cipher suite: AES_256_GCM_SHA512_128 (5) or AES_128_GCM_SHA256_128 (4)")
+	in := fs.String("i", "-", "plain Matroska input (- for stdin)")
+	out := fs.String("o", "encrypted.mkv", "encrypted Matroska output")
+	fs.Parse(args)
+	if *stream == "" || *signing == "" || *recipients == "" {
+		return errors.New("encrypt: -stream, -signing-key and -recipients are required")
+	}
+	sk, err := e2ee.LoadSigningKey(*signing)
+	if err != nil {
+		return err
+	}
+	rs, err := e2ee.LoadRecipients(*recipients)
+	if err != nil {
+		return err
+	}
+	s, err := e2ee.ParseSuite(*suite)
+	if err != nil {
+		return err
+	}
+	enc, err := e2ee.NewEncryptor(e2ee.EncryptorConfig{Stream: *stream, Suite: s, SigningKey: sk, Recipients: rs})
+	if err != nil {
+		return err
+	}
+	defer enc.Close()
+	src, err := openIn(*in)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	f, err := os.Create(*out)
+	if err != nil {
+		return err
+	}
+	err = mkvstream.Encrypt(f, src, enc)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}

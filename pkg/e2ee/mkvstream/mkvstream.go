@@ -1,0 +1,291 @@
+// Package mkvstream converts between plain Matroska and KVS-E2EE Matroska
+// (e2ee.md §6.4): Decrypt turns a GetMedia/PutMedia stream with a key track
+// and SFrame payloads into plain Matroska without the key track, as the
+// kvsdecrypt element and "kvsgo decrypt" do; Encrypt does the reverse for
+// tests and tools (the streaming core seals frames itself, at the fragment
+// builder).
+//
+// Its one job is that stream transform. It imports pkg/e2ee, pkg/mkv and the
+// standard library only; pkg/e2ee and pkg/mkv must not import it.
+package mkvstream
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+)
+
+// Errors of the transform itself; per-frame and per-bundle causes are the
+// e2ee sentinels, counted in Report.
+var (
+	// ErrNotEncrypted: a segment has no key track. Decrypt never passes
+	// plaintext through silently.
+	ErrNotEncrypted = errors.New("mkvstream: segment has no KVS-E2EE key track")
+	// ErrContextMismatch: bundles were accepted but every frame failed
+	// authentication, i.e. the context differs from the producer's
+	// (rewritten timecodes, another stream): e2ee.md §4.4 item 8.
+	ErrContextMismatch = errors.New("mkvstream: every frame failed authentication although its key bundle was valid (context mismatch: rewritten timecodes or stream?)")
+	// ErrNothingDecrypted: the stream had frames but none decrypted; it
+	// wraps the most frequent cause.
+	ErrNothingDecrypted = errors.New("mkvstream: no frame could be decrypted")
+)
+
+// causes are the e2ee sentinels Report counts, in §6.5 order.
+var causes = []error{
+	e2ee.ErrBundleMalformed, e2ee.ErrUnsupported, e2ee.ErrBundleSignature, e2ee.ErrWrongStream,
+	e2ee.ErrNotRecipient, e2ee.ErrUnwrap, e2ee.ErrMalformed, e2ee.ErrTrackMismatch,
+	e2ee.ErrMissingKey, e2ee.ErrReplay, e2ee.ErrAuth, e2ee.ErrGap, e2ee.ErrStaleEpoch,
+}
+
+// Cause returns the e2ee sentinel err matches, or err itself.
+func Cause(err error) error {
+	for _, c := range causes {
+		if errors.Is(err, c) {
+			return c
+		}
+	}
+	return err
+}
+
+// Report counts what Decrypt did. Errors and warnings are counted per cause
+// (an e2ee sentinel) rather than reported one by one (e2ee.md §6.5:
+// rate-limited, one counter per cause); First keeps the first full error of
+// each cause for messages.
+type Report struct {
+	Segments, Clusters int
+	Bundles            int // key-track blocks read
+	BundlesAccepted    int
+	Frames             int // A/V blocks read
+	Opened             int // A/V blocks decrypted and written
+	Counts             map[error]int
+	First              map[error]error
+	Gaps               []e2ee.FrameGap
+}
+
+func (r *Report) count(err error) {
+	c := Cause(err)
+	if r.Counts == nil {
+		r.Counts, r.First = map[error]int{}, map[error]error{}
+	}
+	if r.Counts[c] == 0 {
+		r.First[c] = err
+	}
+	r.Counts[c]++
+}
+
+// Dropped is the number of A/V blocks not written.
+func (r *Report) Dropped() int { return r.Frames - r.Opened }
+
+// Options tune Decrypt.
+type Options struct {
+	// Strict makes the first bundle or frame error fail Decrypt instead of
+	// dropping the frame and counting the cause.
+	Strict bool
+	// Reader configures the Matroska reader (limits, resync).
+	Reader mkv.ReaderOptions
+}
+
+func keyTrack(h *mkv.SegmentHeader) (uint64, []mkv.Track) {
+	var key uint64
+	var av []mkv.Track
+	for _, t := range h.Tracks {
+		if t.CodecID == e2ee.KeyTrackCodecID {
+			key = t.Number
+			continue
+		}
+		av = append(av, t)
+	}
+	return key, av
+}
+
+func header(h *mkv.SegmentHeader, tracks []mkv.Track, app string) *mkv.Header {
+	out := &mkv.Header{TimecodeScale: h.TimecodeScale, Title: h.Title, MuxingApp: h.MuxingApp, WritingApp: app, Tracks: tracks}
+	copy(out.SegmentUID[:], h.SegmentUID)
+	return out
+}
+
+func pts(clusterTC uint64, rel int16) uint64 { return uint64(int64(clusterTC) + int64(rel)) }
+
+// Decrypt reads a KVS-E2EE Matroska stream (one or more segments, as
+// GetMedia returns them) from r and writes plain Matroska to w: each segment
+// head without the key track, Tags as received, every Cluster with its
+// timecode, and each A/V block with its plaintext. A block that does not
+// decrypt is dropped and its cause counted (or, with Options.Strict,
+// returned). cfg configures the e2ee.Decryptor; its Warn, if set, still
+// receives the warnings after Report has counted them.
+func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (*Report, error) {
+	rep := &Report{}
+	userWarn := cfg.Warn
+	cfg.Warn = func(err error) {
+		rep.count(err)
+		var g *e2ee.FrameGap
+		if errors.As(err, &g) && len(rep.Gaps) < 1000 {
+			rep.Gaps = append(rep.Gaps, *g)
+		}
+		if userWarn != nil {
+			userWarn(err)
+		}
+	}
+	d, err := e2ee.NewDecryptor(cfg)
+	if err != nil {
+		return rep, err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	rd := mkv.NewReaderOptions(r, opts.Reader)
+	var key uint64
+	var clusterTC uint64
+	var buf, pt []byte
+	for {
+		ev, err := rd.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			bw.Flush()
+			return rep, fmt.Errorf("mkvstream: reading: %w", err)
+		}
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			rep.Segments++
+			var av []mkv.Track
+			key, av = keyTrack(ev.Header)
+			if key == 0 || len(av) == 0 {
+				bw.Flush()
+				return rep, fmt.Errorf("%w (segment %d at offset %d)", ErrNotEncrypted, rep.Segments, ev.Offset)
+			}
+			buf = mkv.AppendHeader(buf[:0], header(ev.Header, av, "kvsgo decrypt"))
+		case mkv.EventTags:
+			buf = append(buf[:0], ev.TagsRaw...)
+		case mkv.EventClusterStart:
+			rep.Clusters++
+			clusterTC = ev.Timecode
+			buf = mkv.AppendClusterStart(buf[:0], clusterTC)
+		case mkv.EventBlock:
+			b := ev.Block
+			buf = buf[:0]
+			if b.Track == key {
+				rep.Bundles++
+				if _, err := d.AddBundle(b.Data); err != nil {
+					rep.count(err)
+					if opts.Strict {
+						bw.Flush()
+						return rep, fmt.Errorf("mkvstream: key bundle in cluster %d (timecode %d): %w", rep.Clusters, clusterTC, err)
+					}
+				} else {
+					rep.BundlesAccepted++
+				}
+				continue
+			}
+			rep.Frames++
+			if b.Track > e2ee.MaxTrack {
+				err = fmt.Errorf("%w: track %d", e2ee.ErrTrackMismatch, b.Track)
+			} else {
+				pt, err = d.Open(pt[:0], uint8(b.Track), b.Keyframe, pts(clusterTC, b.RelTimecode), b.Data)
+			}
+			if err != nil {
+				rep.count(err)
+				if opts.Strict {
+					bw.Flush()
+					return rep, fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(clusterTC, b.RelTimecode), err)
+				}
+				continue
+			}
+			rep.Opened++
+			flags := b.Flags
+			if b.Keyframe {
+				flags |= 0x80
+			}
+			buf = mkv.AppendSimpleBlock(buf, b.Track, b.RelTimecode, flags, pt)
+		}
+		if _, err := bw.Write(buf); err != nil {
+			return rep, err
+		}
+	}
+	if err := bw.Flush(); err != nil {
+		return rep, err
+	}
+	if rep.Frames > 0 && rep.Opened == 0 {
+		if rep.BundlesAccepted > 0 && rep.Counts[e2ee.ErrAuth] == rep.Frames {
+			return rep, ErrContextMismatch
+		}
+		var top error
+		for _, c := range causes {
+			if top == nil || rep.Counts[c] > rep.Counts[top] {
+				top = c
+			}
+		}
+		return rep, fmt.Errorf("%w of %d: %w (first: %v)", ErrNothingDecrypted, rep.Frames, top, rep.First[top])
+	}
+	return rep, nil
+}
+
+// Encrypt reads plain Matroska (one or more segments) from r and writes
+// KVS-E2EE Matroska to w: each segment head gains the key track (the next
+// free track number, TrackType 17, CodecID e2ee.KeyTrackCodecID), every
+// Cluster starts with the key-track block holding the current bundle, and
+// each A/V block payload is sealed. A new epoch starts at a Cluster
+// whenever enc.RotationDue says so. A/V track numbers must be 1..15.
+func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	rd := mkv.NewReader(r)
+	var key, clusterTC uint64
+	var buf []byte
+	for {
+		ev, err := rd.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("mkvstream: reading: %w", err)
+		}
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			tracks := append([]mkv.Track(nil), ev.Header.Tracks...)
+			key = 0
+			for _, t := range tracks {
+				if t.CodecID == e2ee.KeyTrackCodecID {
+					return fmt.Errorf("mkvstream: input is already encrypted (track %d is a key track)", t.Number)
+				}
+				if t.Number == 0 || t.Number > e2ee.MaxTrack {
+					return fmt.Errorf("mkvstream: track number %d outside 1..%d", t.Number, e2ee.MaxTrack)
+				}
+				key = max(key, t.Number)
+			}
+			key++
+			tracks = append(tracks, mkv.Track{Number: key, UID: key, Type: e2ee.KeyTrackType, Name: e2ee.KeyTrackName, CodecID: e2ee.KeyTrackCodecID})
+			buf = mkv.AppendHeader(buf[:0], header(ev.Header, tracks, ev.Header.WritingApp))
+		case mkv.EventTags:
+			buf = append(buf[:0], ev.TagsRaw...)
+		case mkv.EventClusterStart:
+			clusterTC = ev.Timecode
+			if enc.RotationDue() {
+				if _, err := enc.NewEpoch(clusterTC); err != nil {
+					return err
+				}
+			}
+			buf = mkv.AppendClusterStart(buf[:0], clusterTC)
+			buf = mkv.AppendSimpleBlock(buf, key, 0, 0x80, enc.Bundle())
+		case mkv.EventBlock:
+			b := ev.Block
+			flags := b.Flags
+			if b.Keyframe {
+				flags |= 0x80
+			}
+			// As the streaming core does: the block header first, then the
+			// frame sealed straight after it.
+			buf = mkv.AppendSimpleBlockHeader(buf[:0], b.Track, b.RelTimecode, flags, enc.SealedSize(uint8(b.Track), len(b.Data)))
+			buf, err = enc.Seal(buf, uint8(b.Track), b.Keyframe, pts(clusterTC, b.RelTimecode), b.Data)
+			if err != nil {
+				return fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(clusterTC, b.RelTimecode), err)
+			}
+		}
+		if _, err := bw.Write(buf); err != nil {
+			return err
+		}
+	}
+	return bw.Flush()
+}
