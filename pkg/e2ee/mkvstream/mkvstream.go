@@ -256,7 +256,7 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 				key = max(key, t.Number)
 			}
 			key++
-			tracks = append(tracks, mkv.Track{Number: key, UID: key, Type: e2ee.KeyTrackType, Name: e2ee.KeyTrackName, CodecID: e2ee.KeyTrackCodecID})
+			tracks = append(tracks, mkv.Track{Number: key, UID: key, Type: e2ee.KeyTrackType, Name: e2ee.KeyTrackName, CodecID: e2ee.KeyTrackCodecID, NotDefault: true})
 			buf = mkv.AppendHeader(buf[:0], header(ev.Header, tracks, ev.Header.WritingApp))
 		case mkv.EventTags:
 			buf = append(buf[:0], ev.TagsRaw...)
