@@ -11,6 +11,7 @@ import (
 
 	"github.com/kvsgo/kvsgo/pkg/clock"
 	"github.com/kvsgo/kvsgo/pkg/credentials"
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	StopStreamTimeout time.Duration // wait for the last ack at EOS; default 120 s
 	// StorageSize bounds the bytes held for upload and replay; default 128 MiB.
 	StorageSize int64
+
+	// E2EE, if set, encrypts every frame end to end (e2ee.go).
+	E2EE *E2EEConfig
 
 	Clock  clock.Clock
 	Logger *slog.Logger
@@ -138,7 +142,54 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if st.FileStartTime != 0 {
 		c.FileStartTime = time.Unix(int64(st.FileStartTime), 0)
 	}
+	if c.E2EE, err = st.e2eeConfig(); err != nil {
+		return c, err
+	}
 	return c, nil
+}
+
+// e2eeConfig loads the e2ee-* properties: nil when end-to-end encryption
+// is off. Recipients without a signing key (or the reverse) is an error,
+// never a plaintext stream.
+func (st Settings) e2eeConfig() (*E2EEConfig, error) {
+	rcpt, key := deref(st.E2EERecipients), deref(st.E2EESigningKey)
+	if rcpt == "" && key == "" {
+		return nil, nil
+	}
+	if rcpt == "" {
+		return nil, fmt.Errorf("%w: e2ee-signing-key is set but e2ee-recipients is not: end-to-end encryption needs at least one recipient", ErrSettings)
+	}
+	if key == "" {
+		return nil, fmt.Errorf("%w: e2ee-recipients is set but e2ee-signing-key is not: the device must sign its key bundles", ErrSettings)
+	}
+	rs, err := LoadRecipients(rcpt)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := e2ee.LoadSigningKey(key)
+	if err != nil {
+		return nil, fmt.Errorf("%w: e2ee-signing-key: %w", ErrSettings, err)
+	}
+	suite := e2ee.DefaultSuite
+	if st.E2EESuite != "" {
+		if suite, err = e2ee.ParseSuite(st.E2EESuite); err != nil {
+			return nil, fmt.Errorf("%w: e2ee-suite: %w", ErrSettings, err)
+		}
+	}
+	if st.E2EERotationSec < 60 {
+		return nil, fmt.Errorf("%w: e2ee-rotation-interval %d s is under the 60 s minimum", ErrSettings, st.E2EERotationSec)
+	}
+	return &E2EEConfig{Recipients: rs, SigningKey: sk, Suite: suite, RotationInterval: secs(st.E2EERotationSec)}, nil
+}
+
+// LoadRecipients parses an e2ee-recipients value (comma-separated inline
+// entries and/or key files). An empty set is an error.
+func LoadRecipients(spec string) ([]*e2ee.PublicKey, error) {
+	rs, err := e2ee.LoadRecipients(spec)
+	if err != nil {
+		return nil, fmt.Errorf("%w: e2ee-recipients: %w", ErrSettings, err)
+	}
+	return rs, nil
 }
 
 // credentialTimeout bounds the first fetch of credentials at start (an IoT

@@ -3,6 +3,8 @@ package sink
 import (
 	"fmt"
 	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
 )
 
 // EventKind tells what an Event reports.
@@ -15,6 +17,7 @@ const (
 	EventWarning                         // something the user should know (skipped frames, a forced cut)
 	EventConnected                       // a PutMedia connection was established
 	EventConnectionLost                  // a PutMedia connection ended abnormally
+	EventEpoch                           // a new end-to-end encryption epoch (Epoch is set)
 )
 
 // Event is an observation from the core, for element messages and signals.
@@ -27,6 +30,7 @@ type Event struct {
 	ErrorName        string // e.g. INVALID_MKV_DATA
 	Message          string
 	At               time.Time
+	Epoch            *e2ee.EpochInfo // EventEpoch: ids only, never a secret
 }
 
 func (e Event) String() string {

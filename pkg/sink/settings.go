@@ -130,12 +130,27 @@ type Settings struct {
 	RoleSessionName *string // role-session-name; default kvsgo-<unix time>
 	RoleExternalID  *string // role-external-id; shown as ***** like a secret
 	RoleDurationSec uint    // role-duration, seconds; 0 = STS's default (900)
+
+	// End-to-end encryption (kvsgo's e2ee-* properties): on when
+	// E2EERecipients is set. See E2EEConfig.
+	E2EERecipients  *string // comma-separated public key entries and/or key files
+	E2EESigningKey  *string // the device's Ed25519 private key file
+	E2EESuite       string  // SFrame suite name or number
+	E2EERotationSec uint    // epoch lifetime, seconds
 }
+
+// E2EE defaults.
+const (
+	DefaultE2EESuite       = "aes-256-gcm"
+	DefaultE2EERotationSec = 3600
+)
 
 // DefaultSettings returns the settings of a freshly created element.
 func DefaultSettings() Settings {
 	return Settings{
 		StreamName:            DefaultStreamName,
+		E2EESuite:             DefaultE2EESuite,
+		E2EERotationSec:       DefaultE2EERotationSec,
 		UserAgent:             DefaultUserAgent,
 		RetentionHours:        DefaultRetentionHours,
 		StreamingType:         DefaultStreamingType,

@@ -82,6 +82,7 @@ type Sink struct {
 	longGOPWarned bool
 	segmentUID    [16]byte
 	persistent    map[string]string // persistent fragment metadata
+	sealer        *sealer           // end-to-end encryption, or nil
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -102,15 +103,18 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.FileStartTime.IsZero() {
 		cfg.FileStartTime = cfg.Clock.Now()
 	}
-	b, err := fragment.NewBuilder(fragment.Config{
-		TimecodeScale:         cfg.TimecodeScale,
-		KeyFrameFragmentation: cfg.KeyFrameFragmentation,
-		FragmentDuration:      cfg.FragmentDuration,
-	})
+	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), changed: make(chan struct{}), done: make(chan struct{})}
+	if cfg.E2EE != nil {
+		var err error
+		if s.sealer, err = newSealer(cfg, s.emit); err != nil {
+			return nil, err
+		}
+	}
+	b, err := fragment.NewBuilder(s.fragmentConfig(cfg.KeyFrameFragmentation))
 	if err != nil {
 		return nil, fmt.Errorf("%w: %v", ErrSettings, err)
 	}
-	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), builder: b, changed: make(chan struct{}), done: make(chan struct{})}
+	s.builder = b
 	if _, err := randRead(s.segmentUID[:]); err != nil {
 		return nil, err
 	}
@@ -203,10 +207,23 @@ func (s *Sink) newHeaderLocked() {
 	}
 	h := &mkv.Header{SegmentUID: s.segmentUID, TimecodeScale: uint64(s.cfg.TimecodeScale), Title: "kvsgo",
 		MuxingApp: "kvsgo", WritingApp: "kvsgo " + s.cfg.UserAgent, Tracks: []mkv.Track{s.track.entry}}
+	if s.sealer != nil {
+		h.Tracks = append(h.Tracks, s.sealer.keyTrack())
+	}
 	if !s.track.video {
-		s.builder = mustBuilder(fragment.Config{TimecodeScale: s.cfg.TimecodeScale, KeyFrameFragmentation: false, FragmentDuration: s.cfg.FragmentDuration}, s.builder)
+		s.builder = mustBuilder(s.fragmentConfig(false), s.builder)
 	}
 	s.hdr = &header{bytes: mkv.AppendHeader(nil, h)}
+}
+
+// fragmentConfig is the fragmentation policy, with the sealer when the
+// stream is encrypted.
+func (s *Sink) fragmentConfig(keyFrames bool) fragment.Config {
+	c := fragment.Config{TimecodeScale: s.cfg.TimecodeScale, KeyFrameFragmentation: keyFrames, FragmentDuration: s.cfg.FragmentDuration}
+	if s.sealer != nil {
+		c.Sealer, c.KeyTrack = s.sealer, s.sealer.track
+	}
+	return c
 }
 
 // mustBuilder swaps the policy for audio-only streams (every frame is a key
@@ -274,11 +291,11 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		return err
 	}
 	cur, closed, err := s.builder.Add(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
+	if closed != nil {
+		s.closeFragmentLocked(closed) // even when f itself failed
+	}
 	if err != nil {
 		return err
-	}
-	if closed != nil {
-		s.closeFragmentLocked(closed)
 	}
 	if cur == nil {
 		s.warnSkipLocked(f)
