@@ -41,6 +41,9 @@ var causes = []error{
 	e2ee.ErrMissingKey, e2ee.ErrReplay, e2ee.ErrAuth, e2ee.ErrGap, e2ee.ErrStaleEpoch,
 }
 
+// bundleCauses are the causes of a key bundle's rejection.
+var bundleCauses = causes[:6]
+
 // Cause returns the e2ee sentinel err matches, or err itself.
 func Cause(err error) error {
 	for _, c := range causes {
@@ -212,8 +215,20 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 		if rep.BundlesAccepted > 0 && rep.Counts[e2ee.ErrAuth] == rep.Frames {
 			return rep, ErrContextMismatch
 		}
+		// The most frequent cause; when no bundle was accepted, the
+		// bundles' root cause (not a recipient, bad signature, ...)
+		// rather than the frames' ErrMissingKey that follows from it.
+		candidates := causes
+		if rep.BundlesAccepted == 0 {
+			for _, c := range bundleCauses {
+				if rep.Counts[c] > 0 {
+					candidates = bundleCauses
+					break
+				}
+			}
+		}
 		var top error
-		for _, c := range causes {
+		for _, c := range candidates {
 			if top == nil || rep.Counts[c] > rep.Counts[top] {
 				top = c
 			}

@@ -1,0 +1,260 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
+	"github.com/kvsgo/kvsgo/pkg/kvs"
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/pkg/sink"
+)
+
+type e2eeKeys struct {
+	device          *e2ee.SigningKey
+	alice, bob, eve *e2ee.PrivateKey // bob uses X-Wing; eve is not a recipient
+}
+
+func newE2EEKeys(t *testing.T) e2eeKeys {
+	t.Helper()
+	var k e2eeKeys
+	var err error
+	if k.device, err = e2ee.GenerateSigningKey(); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		dst **e2ee.PrivateKey
+		kem e2ee.KEM
+	}{{&k.alice, e2ee.KEMX25519}, {&k.bob, e2ee.KEMXWing}, {&k.eve, e2ee.KEMX25519}} {
+		if *p.dst, err = e2ee.GenerateKey(p.kem); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return k
+}
+
+// getMediaRaw returns the GetMedia response of a stream from start.
+func getMediaRaw(t *testing.T, url, name string, start kvs.StartSelector) []byte {
+	t.Helper()
+	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ep, err := ctl.GetDataEndpoint(ctx, name, "GET_MEDIA")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: name, Region: "us-west-2", Credentials: creds, Start: start})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer body.Close()
+	b, err := io.ReadAll(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// decryptFrames decrypts a GetMedia response as recipient key and returns
+// the plain frames and the report.
+func decryptFrames(t *testing.T, raw []byte, stream string, dev *e2ee.DeviceKey, key *e2ee.PrivateKey) ([]frame, *mkvstream.Report, error) {
+	t.Helper()
+	var out bytes.Buffer
+	rep, err := mkvstream.Decrypt(&out, bytes.NewReader(raw), e2ee.DecryptorConfig{Stream: stream, Devices: []*e2ee.DeviceKey{dev}, Keys: []*e2ee.PrivateKey{key}}, mkvstream.Options{})
+	if err != nil {
+		return nil, rep, err
+	}
+	r := mkv.NewReader(&out)
+	var frames []frame
+	for {
+		ev, err := r.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			for _, tr := range ev.Header.Tracks {
+				if tr.CodecID == e2ee.KeyTrackCodecID {
+					t.Fatal("decrypted output still has the key track")
+				}
+			}
+		case mkv.EventBlock:
+			frames = append(frames, frame{key: ev.Block.Keyframe, data: append([]byte(nil), ev.Block.Data...)})
+		}
+	}
+	return frames, rep, nil
+}
+
+// An encrypted stream through the core and the endpoint: the endpoint
+// never sees a frame in clear, both recipients (X25519 and X-Wing) decrypt
+// every frame byte for byte across a rotation, a non-recipient gets
+// ErrNotRecipient, and a consumer starting mid-stream decrypts from its
+// first fragment.
+func TestE2EEStream(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	srv, url := startEndpoint(t)
+	k := newE2EEKeys(t)
+	const name = "e2ee-cam"
+	cfg := config(url, name)
+	cfg.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public(), k.bob.Public()}, SigningKey: k.device}
+	var mu sync.Mutex
+	var epochs []e2ee.EpochInfo
+	cfg.OnEvent = func(ev sink.Event) {
+		if ev.Kind == sink.EventEpoch {
+			mu.Lock()
+			epochs = append(epochs, *ev.Epoch)
+			mu.Unlock()
+		}
+	}
+	s := startSink(t, cfg, cpd)
+	put(t, s, frames[:150])
+	// A recipient change (here: the same two, in another order) starts a
+	// new epoch at the next fragment.
+	if err := s.SetRecipients([]*e2ee.PublicKey{k.bob.Public(), k.alice.Public()}); err != nil {
+		t.Fatal(err)
+	}
+	put(t, s, frames[150:])
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	if len(epochs) != 2 || epochs[0].ID == epochs[1].ID || len(epochs[1].Recipients) != 2 {
+		t.Fatalf("epochs %+v, want two distinct, each for two recipients", epochs)
+	}
+	mu.Unlock()
+
+	raw := getMediaRaw(t, url, name, kvs.StartSelector{Type: "EARLIEST"})
+	// What the endpoint holds and serves has no frame in clear: not one
+	// 16-byte window of any frame payload.
+	for i, f := range frames {
+		for off := 0; off+16 <= len(f.data); off += 64 {
+			if bytes.Contains(raw, f.data[off:off+16]) {
+				t.Fatalf("frame %d bytes %d..%d appear in clear in the stored stream", i, off, off+16)
+			}
+		}
+	}
+	for _, key := range []*e2ee.PrivateKey{k.alice, k.bob} {
+		got, rep, err := decryptFrames(t, raw, name, k.device.Public(), key)
+		if err != nil {
+			t.Fatalf("%v decrypting: %v (report %+v)", key.KEM(), err, rep)
+		}
+		if rep.Dropped() != 0 || len(rep.Gaps) != 0 || len(got) != len(frames) {
+			t.Fatalf("%v: %d frames, %d dropped, gaps %v; want %d, none", key.KEM(), len(got), rep.Dropped(), rep.Gaps, len(frames))
+		}
+		for i := range frames {
+			if !bytes.Equal(got[i].data, frames[i].data) || got[i].key != frames[i].key {
+				t.Fatalf("%v: frame %d differs after decryption", key.KEM(), i)
+			}
+		}
+	}
+	if _, _, err := decryptFrames(t, raw, name, k.device.Public(), k.eve); !errors.Is(err, e2ee.ErrNotRecipient) {
+		t.Fatalf("a non-recipient got %v, want ErrNotRecipient", err)
+	}
+
+	// A consumer that starts at the sixth fragment decrypts all it gets.
+	frags, err := srv.Fragments(name)
+	if err != nil || len(frags) != 10 {
+		t.Fatalf("%d fragments stored (%v), want 10", len(frags), err)
+	}
+	late := getMediaRaw(t, url, name, kvs.StartSelector{Type: "FRAGMENT_NUMBER", AfterFragmentNumber: frags[5].Number})
+	got, rep, err := decryptFrames(t, late, name, k.device.Public(), k.alice)
+	if err != nil || rep.Dropped() != 0 || len(got) != 150 || !bytes.Equal(got[0].data, frames[150].data) {
+		t.Fatalf("late joiner: %d frames, err %v, report %+v", len(got), err, rep)
+	}
+}
+
+// Restarting the producer many times on one stream never reuses a
+// (key, nonce): every restart starts a new epoch, and no (KID, CTR) pair
+// appears twice in the stored stream.
+func TestE2EERestartsNeverRepeatANonce(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	_, url := startEndpoint(t)
+	k := newE2EEKeys(t)
+	const name = "e2ee-restarts"
+	const restarts = 12
+	base := time.Duration(0)
+	for i := 0; i < restarts; i++ {
+		cfg := config(url, name)
+		cfg.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public()}, SigningKey: k.device}
+		s := startSink(t, cfg, cpd)
+		// Two fragments per run, at increasing times.
+		var fs []frame
+		for _, f := range frames[:60] {
+			fs = append(fs, frame{pts: base + f.pts, key: f.key, data: f.data})
+		}
+		put(t, s, fs)
+		if err := s.Finish(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		s.Close()
+		base += 3 * time.Second
+	}
+	raw := getMediaRaw(t, url, name, kvs.StartSelector{Type: "EARLIEST"})
+	seen := map[[2]uint64]bool{}
+	epochs := map[uint64]bool{}
+	blocks := 0
+	r := mkv.NewReader(bytes.NewReader(raw))
+	for {
+		ev, err := r.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind != mkv.EventBlock || ev.Block.Track != 1 {
+			continue
+		}
+		kid, ctr, _, err := e2ee.ParseHeader(ev.Block.Data)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := [2]uint64{kid, ctr}
+		if seen[p] {
+			t.Fatalf("(KID %#x, CTR %d) used twice", kid, ctr)
+		}
+		seen[p] = true
+		epochs[kid>>4] = true
+		blocks++
+	}
+	if blocks != restarts*60 || len(epochs) != restarts {
+		t.Fatalf("%d frames in %d epochs, want %d in %d", blocks, len(epochs), restarts*60, restarts)
+	}
+	got, rep, err := decryptFrames(t, raw, name, k.device.Public(), k.alice)
+	if err != nil || len(got) != restarts*60 {
+		t.Fatalf("decrypted %d frames: %v %s", len(got), err, fmt.Sprint(rep))
+	}
+}
+
+// E2EE needs absolute fragment times and at least one recipient.
+func TestE2EEBadConfig(t *testing.T) {
+	k := newE2EEKeys(t)
+	cfg := config("http://127.0.0.1:1", "e2ee-bad")
+	cfg.AbsoluteFragmentTimes = false
+	cfg.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public()}, SigningKey: k.device}
+	if _, err := sink.New(cfg); !errors.Is(err, sink.ErrSettings) || !errors.Is(err, sink.ErrE2EE) {
+		t.Fatalf("relative fragment times: %v", err)
+	}
+	cfg = config("http://127.0.0.1:1", "e2ee-bad")
+	cfg.E2EE = &sink.E2EEConfig{SigningKey: k.device}
+	if _, err := sink.New(cfg); !errors.Is(err, e2ee.ErrNoRecipients) {
+		t.Fatalf("no recipients: %v", err)
+	}
+}
