@@ -89,6 +89,33 @@ func (e *element) SetProperty(_ *glib.Object, id uint, value *glib.Value) {
 	if first {
 		e.log(levelInfo, fmt.Sprintf("property %s: accepted for compatibility with the official kvssink; it has no effect in kvsgo", p.name))
 	}
+	if p.playing {
+		e.changedWhilePlaying(p.name)
+	}
+}
+
+// changedWhilePlaying hands a property that may change while playing to the
+// running core (before start, Settings alone carries it).
+func (e *element) changedWhilePlaying(name string) {
+	e.mu.Lock()
+	core, st := e.core, e.settings
+	e.mu.Unlock()
+	if core == nil || name != "e2ee-recipients" {
+		return
+	}
+	spec := ""
+	if st.E2EERecipients != nil {
+		spec = *st.E2EERecipients
+	}
+	if st.E2EESigningKey == nil {
+		e.fail("Cannot turn end-to-end encryption on while streaming", fmt.Errorf("%w: set e2ee-recipients and e2ee-signing-key before start", sink.ErrSettings), "")
+		return
+	}
+	if err := core.ChangeRecipients(spec); err != nil {
+		e.fail("Cannot change the E2EE recipients; the stream stops rather than keep encrypting to the previous set", err, "")
+		return
+	}
+	e.log(levelInfo, "e2ee-recipients changed: the next fragment starts a new epoch")
 }
 
 // GetProperty never returns secret-key or session-token: a set secret reads

@@ -48,6 +48,10 @@ func kvsgoPluginInit(plugin *C.GstPlugin) C.gboolean {
 	if C.kvsgo_register(plugin, C.CString(aliasFactoryName), C.guint(gst.RankNone), C.GType(a)) == 0 {
 		return C.FALSE
 	}
+	d := glib.RegisterGoType(decryptTypeName, &decryptElement{}, gst.ExtendsElement)
+	if C.kvsgo_register(plugin, C.CString(decryptFactoryName), C.guint(gst.RankNone), C.GType(d)) == 0 {
+		return C.FALSE
+	}
 	return C.TRUE
 }
 

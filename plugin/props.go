@@ -44,6 +44,9 @@ type prop struct {
 	noEffect bool
 	// secret properties read back as "*****" when set, NULL when unset.
 	secret bool
+	// playing properties may change while PLAYING (GST_PARAM_MUTABLE_PLAYING);
+	// the element hands the new value to the running core.
+	playing bool
 
 	str  func(*sink.Settings) **string         // nullable string
 	strv func(*sink.Settings) *string          // string with a non-NULL default; NULL restores it
@@ -198,6 +201,18 @@ var props = []prop{
 	{name: "control-plane-uri", nick: "Control plane URI", kind: kString,
 		str:   func(s *sink.Settings) **string { return &s.ControlPlaneURI },
 		blurb: "kvsgo only: the control-plane URL, e.g. http://127.0.0.1:4567 (plain http only for loopback hosts). Default: NULL, which means AWS_ENDPOINT_URL_KINESIS_VIDEO, else CONTROL_PLANE_URI, else AWS_ENDPOINT_URL, else https://kinesisvideo.<region>.amazonaws.com"},
+	{name: "e2ee-recipients", nick: "E2EE recipients", kind: kString, playing: true,
+		str:   func(s *sink.Settings) **string { return &s.E2EERecipients },
+		blurb: "kvsgo only: end-to-end encryption. Comma-separated recipient public keys, inline (x25519:BASE64, xwing:BASE64) and/or key files written by `kvsgo keygen` (FILE.pub); only their holders can decrypt the video. Setting it turns E2EE on (with e2ee-signing-key); zero valid recipients is an error, never a plaintext stream. May change while playing: the next fragment starts a new epoch for the new set. Default: NULL (no encryption)"},
+	{name: "e2ee-signing-key", nick: "E2EE signing key", kind: kString,
+		str:   func(s *sink.Settings) **string { return &s.E2EESigningKey },
+		blurb: "kvsgo only: path of this device's Ed25519 private key file (`kvsgo keygen -kind ed25519`); it signs every key bundle, and consumers pin its public key. Required with e2ee-recipients. Default: NULL"},
+	{name: "e2ee-suite", nick: "E2EE cipher suite", kind: kString, defStr: sp(sink.DefaultE2EESuite),
+		strv:  func(s *sink.Settings) *string { return &s.E2EESuite },
+		blurb: "kvsgo only: SFrame cipher suite of end-to-end encryption: aes-256-gcm (RFC 9605 suite 5) or aes-128-gcm (suite 4). Default: aes-256-gcm"},
+	{name: "e2ee-rotation-interval", nick: "E2EE rotation interval", kind: kUint, defU: sink.DefaultE2EERotationSec,
+		u:     func(s *sink.Settings) *uint { return &s.E2EERotationSec },
+		blurb: "kvsgo only: longest life of an encryption epoch; a new epoch (fresh key, new bundle) starts at the first fragment after it. Range: 60 to 4294967295. Unit: seconds. Default: 3600"},
 	{name: "sync", kind: kSync},
 }
 
@@ -206,6 +221,10 @@ func paramSpecs() []*glib.ParamSpec {
 	flags := glib.ParameterReadWrite | glib.ParameterFlags(gst.ParameterMutableReady)
 	out := make([]*glib.ParamSpec, len(props))
 	for i, p := range props {
+		flags := flags
+		if p.playing {
+			flags |= glib.ParameterFlags(gst.ParameterMutablePlaying)
+		}
 		switch p.kind {
 		case kString:
 			out[i] = glib.NewStringParam(p.name, p.nick, p.blurb, p.defStr, flags)

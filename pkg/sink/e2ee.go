@@ -121,3 +121,19 @@ func (s *Sink) SetRecipients(rs []*e2ee.PublicKey) error {
 	}
 	return s.sealer.setRecipients(rs)
 }
+
+// ChangeRecipients is SetRecipients for an e2ee-recipients value changed
+// while streaming. A value that gives no valid recipient stops the stream
+// with an error rather than keep encrypting to the previous set (which may
+// hold a recipient being revoked).
+func (s *Sink) ChangeRecipients(spec string) error {
+	rs, err := LoadRecipients(spec)
+	if err == nil {
+		err = s.SetRecipients(rs)
+	}
+	if err != nil {
+		err = fmt.Errorf("changing the recipients: %w", err)
+		s.fail(err)
+	}
+	return err
+}

@@ -67,9 +67,12 @@ type Report struct {
 	Counts             map[error]int
 	First              map[error]error
 	Gaps               []e2ee.FrameGap
+
+	last error // the latest counted, for Options.OnProblem
 }
 
 func (r *Report) count(err error) {
+	r.last = err
 	c := Cause(err)
 	if r.Counts == nil {
 		r.Counts, r.First = map[error]int{}, map[error]error{}
@@ -90,6 +93,13 @@ type Options struct {
 	Strict bool
 	// Reader configures the Matroska reader (limits, resync).
 	Reader mkv.ReaderOptions
+	// Live writes every block as soon as it is decrypted instead of
+	// buffering output (a live pipeline must not wait for a megabyte).
+	Live bool
+	// OnProblem, if set, is called after each error or warning is counted,
+	// with the Report so far: a live consumer reports causes as they come
+	// and may stop by returning an error, which Decrypt then returns.
+	OnProblem func(err error, rep *Report) error
 }
 
 func keyTrack(h *mkv.SegmentHeader) (uint64, []mkv.Track) {
@@ -137,8 +147,20 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	if err != nil {
 		return rep, err
 	}
-	bw := bufio.NewWriterSize(w, 1<<20)
+	size := 1 << 20
+	if opts.Live {
+		size = 64 << 10
+	}
+	bw := bufio.NewWriterSize(w, size)
 	rd := mkv.NewReaderOptions(r, opts.Reader)
+	problem := func() error {
+		if opts.OnProblem == nil || rep.last == nil {
+			return nil
+		}
+		err := rep.last
+		rep.last = nil
+		return opts.OnProblem(err, rep)
+	}
 	var key uint64
 	var clusterTC uint64
 	var buf, pt []byte
@@ -181,7 +203,7 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 				} else {
 					rep.BundlesAccepted++
 				}
-				continue
+				break // out of the switch: nothing to write
 			}
 			rep.Frames++
 			if b.Track > e2ee.MaxTrack {
@@ -195,7 +217,7 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 					bw.Flush()
 					return rep, fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(clusterTC, b.RelTimecode), err)
 				}
-				continue
+				break // out of the switch: nothing to write
 			}
 			rep.Opened++
 			flags := b.Flags
@@ -204,8 +226,17 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 			}
 			buf = mkv.AppendSimpleBlock(buf, b.Track, b.RelTimecode, flags, pt)
 		}
+		if err := problem(); err != nil {
+			bw.Flush()
+			return rep, err
+		}
 		if _, err := bw.Write(buf); err != nil {
 			return rep, err
+		}
+		if opts.Live {
+			if err := bw.Flush(); err != nil {
+				return rep, err
+			}
 		}
 	}
 	if err := bw.Flush(); err != nil {

@@ -326,3 +326,32 @@ func TestAttacksOnStreams(t *testing.T) {
 		}
 	})
 }
+
+// A live consumer hears of each problem as it is counted, and can stop;
+// with Live every block is written as soon as it is decrypted.
+func TestLiveProblemsAsTheyCome(t *testing.T) {
+	keys(t)
+	plain := testenv.ReadFixture(t, "official-putmedia.mkv")
+	encd := encrypt(t, plain, "cam-1", device)
+	var causes []error
+	stop := errors.New("stop here")
+	_, err := Decrypt(io.Discard, bytes.NewReader(encd), cfg("cam-2", alice), Options{Live: true, OnProblem: func(err error, rep *Report) error {
+		causes = append(causes, Cause(err))
+		if len(causes) == 3 {
+			return stop
+		}
+		return nil
+	}})
+	if !errors.Is(err, stop) || len(causes) != 3 || causes[0] != e2ee.ErrWrongStream || causes[1] != e2ee.ErrMissingKey {
+		t.Fatalf("err %v, causes %v", err, causes)
+	}
+	w := &countingWriter{}
+	rep, err := Decrypt(w, bytes.NewReader(encd), cfg("cam-1", alice), Options{Live: true})
+	if err != nil || rep.Opened != 300 || w.writes < 300 {
+		t.Fatalf("live: %v, %d opened, %d writes", err, rep.Opened, w.writes)
+	}
+}
+
+type countingWriter struct{ writes int }
+
+func (w *countingWriter) Write(p []byte) (int, error) { w.writes++; return len(p), nil }
