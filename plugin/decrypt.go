@@ -76,7 +76,9 @@ func (d *decryptElement) InstanceInit(obj *glib.Object) {
 
 // Constructed names instances kvsdecrypt0, kvsdecrypt1, ... after the
 // factory rather than the GType.
-func (d *decryptElement) Constructed(*glib.Object) { d.msg().rename("kvsgodecrypt", decryptFactoryName) }
+func (d *decryptElement) Constructed(*glib.Object) {
+	d.msg().rename("kvsgodecrypt", decryptFactoryName)
+}
 
 // msg posts element messages through the same helpers as kvssink.
 func (d *decryptElement) msg() *element { return &element{el: d.el} }
