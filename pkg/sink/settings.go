@@ -123,6 +123,13 @@ type Settings struct {
 
 	// ControlPlaneURI is kvsgo's own control-plane-uri property.
 	ControlPlaneURI *string
+	// CACertPath is kvsgo's ca-cert-path property: a PEM file or a
+	// directory of PEM files trusted instead of the system roots. Unset
+	// means KVSSINK_CA_CERT_PATH, else the system roots.
+	CACertPath *string
+	// MetricsIntervalMs is kvsgo's metrics-interval property: how often a
+	// kvs-metrics element message is posted; 0 = never.
+	MetricsIntervalMs uint
 }
 
 // DefaultSettings returns the settings of a freshly created element.

@@ -54,7 +54,9 @@ type entry struct {
 	frag  *fragment.Fragment
 	hdr   *header
 	state ackState
-	sent  bool // completely written on some session
+	sent  bool      // completely written on some session
+	tried bool      // written (at least partly) on some session
+	putAt time.Time // when its first frame was put (latency)
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -83,6 +85,14 @@ type Sink struct {
 	segmentUID    [16]byte
 	persistent    map[string]string // persistent fragment metadata
 
+	inflight         *entry // the entry the writer is in the middle of (never dropped)
+	acked            uint64 // fragments received by the service: progress of a session
+	metrics          Metrics
+	queued           []Event // emitted by unlockAndFlush, outside the lock
+	endpointAt       time.Time
+	endpointStale    bool
+	lastLatencyReset time.Time
+
 	dataEndpoint string
 	runCtx       context.Context
 	cancel       context.CancelFunc
@@ -101,6 +111,13 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.FileStartTime.IsZero() {
 		cfg.FileStartTime = cfg.Clock.Now()
+	}
+	if cfg.HTTPClient == nil {
+		c, err := newHTTPClient(cfg.ConnectionTimeout, cfg.LoopbackOnly, cfg.CACertPath)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HTTPClient = c
 	}
 	b, err := fragment.NewBuilder(fragment.Config{
 		TimecodeScale:         cfg.TimecodeScale,
@@ -153,10 +170,13 @@ func (s *Sink) Start(ctx context.Context) error {
 	if err != nil {
 		return s.startErr("GetDataEndpoint", err, bound)
 	}
-	s.dataEndpoint = ep
+	s.dataEndpoint, s.endpointAt = ep, s.cfg.Clock.Now()
 	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
+	if s.cfg.MetricsInterval > 0 {
+		go s.metricsLoop(s.runCtx)
+	}
 	return nil
 }
 
@@ -224,9 +244,15 @@ func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
 
 // Put adds one frame. It blocks while the store is full (backpressure) until
 // space frees up or ctx is cancelled; cancellation returns ctx.Err().
+//
+// The store holds fragments until the service acknowledged them. When it is
+// full (StorageSize bytes, or BufferDuration of stream), Offline blocks as
+// above; Realtime and NearRealtime drop the oldest fragment not being sent,
+// reporting the frames lost (EventDropped), and block only while nothing
+// can be dropped (every stored fragment is in flight or still open).
 func (s *Sink) Put(ctx context.Context, f Frame) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndFlush()
 	if s.err != nil {
 		return s.err
 	}
@@ -239,19 +265,8 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	if s.track == nil {
 		return ErrNoFormat
 	}
-	for s.stored+int64(len(f.Data)) > s.cfg.StorageSize && len(s.entries) > 0 {
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.mu.Lock()
-			return ctx.Err()
-		}
-		s.mu.Lock()
-		if s.err != nil {
-			return s.err
-		}
+	if err := s.makeRoomLocked(ctx, int64(len(f.Data))+16); err != nil {
+		return err
 	}
 	key := f.Keyframe || !s.track.video
 	data, cpd, err := s.track.convert(s.conv, f.Data, key)
@@ -285,13 +300,18 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		return nil
 	}
 	if len(s.entries) == 0 || s.entries[len(s.entries)-1].frag != cur {
-		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr})
+		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr, putAt: s.cfg.Clock.Now()})
 		if cur.Forced && !s.longGOPWarned {
 			s.longGOPWarned = true
-			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
+			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
 		}
 	}
 	s.stored += int64(len(data)) + 16
+	s.metrics.FramesPut++
+	s.metrics.FramePTS = ts
+	if key && s.cfg.MetricsOnKeyFrame {
+		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked()})
+	}
 	s.wakeLocked()
 	return nil
 }
@@ -299,7 +319,7 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 func (s *Sink) warnSkipLocked(f Frame) {
 	if !s.skipWarned {
 		s.skipWarned = true
-		s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
+		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
 	}
 }
 
