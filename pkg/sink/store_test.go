@@ -1,0 +1,126 @@
+package sink
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/clock"
+)
+
+// storeSink is a started-looking Sink without a network: AAC frames every
+// 100 ms cut into 1 s fragments of ten 1000-byte frames.
+func storeSink(t *testing.T, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event) {
+	t.Helper()
+	var mu sync.Mutex
+	var evs []Event
+	s, err := New(Config{StreamName: "s", Endpoint: "http://127.0.0.1:1", Region: "us-west-2", Credentials: nopCreds{},
+		FrameTimecodes: true, AbsoluteFragmentTimes: true, FragmentDuration: time.Second, FragmentAcks: true,
+		StreamingType: st, StorageSize: storage, BufferDuration: bufDur,
+		Clock: clock.NewFake(time.Unix(1_800_000_000, 0)),
+		OnEvent: func(e Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.runCtx = context.Background()
+	if err := s.SetFormat(Format{Codec: "aac", StreamFormat: "raw", CodecData: []byte{0x11, 0x90}, Rate: 48000, Channels: 2}); err != nil {
+		t.Fatal(err)
+	}
+	return s, &evs
+}
+
+func aacFrame(i int) Frame {
+	return Frame{PTS: time.Duration(i) * 100 * time.Millisecond, DTS: NoTime, Duration: NoTime, Keyframe: true, Data: make([]byte, 1000)}
+}
+
+// Realtime: a full store drops the oldest fragments, never blocks, and
+// every dropped frame is reported with its time range.
+func TestRealtimeDropsOldestWhenFull(t *testing.T) {
+	for _, c := range []struct {
+		name    string
+		storage int64
+		bufDur  time.Duration
+		reason  string
+	}{
+		{"storage-size", 35_000, time.Hour, "storage-size"},
+		{"buffer-duration", 1 << 30, 3 * time.Second, "buffer-duration"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			s, evs := storeSink(t, Realtime, c.storage, c.bufDur)
+			for i := range 100 {
+				if err := s.Put(context.Background(), aacFrame(i)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			dropped := 0
+			var last time.Duration = -1
+			for _, e := range *evs {
+				if e.Kind != EventDropped {
+					continue
+				}
+				if e.Dropped.Reason != c.reason || e.Dropped.From <= last || e.Dropped.To < e.Dropped.From {
+					t.Fatalf("drop report %+v", e.Dropped)
+				}
+				last = e.Dropped.To
+				dropped += e.Dropped.Frames
+			}
+			kept := 0
+			for _, e := range s.entries {
+				kept += e.frag.Frames
+			}
+			m := s.Metrics()
+			if dropped == 0 || dropped+kept != 100 || m.FramesDropped != uint64(dropped) || m.FramesPut != 100 {
+				t.Fatalf("dropped %d (metrics %d) + kept %d frames, want 100 in all", dropped, m.FramesDropped, kept)
+			}
+			if s.stored > c.storage {
+				t.Fatalf("store holds %d bytes, over %d", s.stored, c.storage)
+			}
+		})
+	}
+}
+
+// Offline: a full store blocks Put (backpressure) until ctx ends; nothing
+// is dropped.
+func TestOfflineBlocksWhenFull(t *testing.T) {
+	s, evs := storeSink(t, Offline, 35_000, time.Hour)
+	ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+	defer cancel()
+	var err error
+	n := 0
+	for ; n < 100 && err == nil; n++ {
+		err = s.Put(ctx, aacFrame(n))
+	}
+	if !errors.Is(err, context.DeadlineExceeded) || n >= 100 {
+		t.Fatalf("Put returned %v after %d frames, want a block and the context's error", err, n)
+	}
+	for _, e := range *evs {
+		if e.Kind == EventDropped {
+			t.Fatalf("offline dropped frames: %+v", e.Dropped)
+		}
+	}
+}
+
+// A fragment acknowledged RECEIVED is not reported when it leaves a full
+// realtime store: the service has it.
+func TestRealtimeEvictsReceivedSilently(t *testing.T) {
+	s, evs := storeSink(t, Realtime, 35_000, time.Hour)
+	for i := range 100 {
+		s.mu.Lock()
+		for _, e := range s.entries {
+			if e.frag.Closed {
+				e.state = stateReceived
+			}
+		}
+		s.mu.Unlock()
+		if err := s.Put(context.Background(), aacFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range *evs {
+		if e.Kind == EventDropped {
+			t.Fatalf("received fragments reported as dropped: %+v", e.Dropped)
+		}
+	}
+}
