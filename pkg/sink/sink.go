@@ -184,6 +184,9 @@ func (s *Sink) startErr(what string, err error, bound time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: no answer from %s within %v (connection-timeout + completion-timeout): %w", what, s.cfg.Endpoint, bound, err)
 	}
+	if kvs.IsTLSError(err) {
+		return fmt.Errorf("%s: %w (if the endpoint's certificate comes from a private CA, give its PEM file or directory in ca-cert-path or %s)", what, err, CACertEnv)
+	}
 	return fmt.Errorf("%s: %w", what, err)
 }
 
