@@ -29,6 +29,11 @@ type Event struct {
 	ErrorName        string // e.g. INVALID_MKV_DATA
 	Message          string
 	At               time.Time
+	// Restored is set on EventConnected after an earlier connection was
+	// lost (FragmentTimecode is where the replay starts).
+	Restored bool
+	// Reason says why a connection was lost or reset (EventConnectionLost).
+	Reason string
 	// Retriable is set on EventStreamError: the fragment is resent (true)
 	// or skipped (false).
 	Retriable bool

@@ -88,11 +88,12 @@ func (s *Sink) run() {
 		s.endpointStale = true
 		connected := s.metrics.Connections > 0
 		s.mu.Unlock()
-		var why string
+		why, reason := "lost", "network"
+		var ae *kvs.AckError
 		if r := (*errReset)(nil); errors.As(err, &r) {
-			why = "reset"
-		} else {
-			why = "lost"
+			why, reason = "reset", r.reason.String()
+		} else if errors.As(err, &ae) {
+			why, reason = "ended by an ERROR acknowledgement", "error-ack"
 		}
 		if !connected && failures >= maxConnectAttempts {
 			s.fail(s.withPending(fmt.Errorf("giving up after %d failed PutMedia attempts: %w", failures, err)))
@@ -102,7 +103,7 @@ func (s *Sink) run() {
 			s.fail(s.withPending(fmt.Errorf("giving up: no working PutMedia connection for %v (buffer-duration), %d attempts: %w", now.Sub(outageStart).Round(time.Millisecond), failures, err)))
 			return
 		}
-		s.emit(Event{Kind: EventConnectionLost, Message: fmt.Sprintf("PutMedia connection %s (attempt %d): %v", why, failures, err)})
+		s.emit(Event{Kind: EventConnectionLost, Reason: reason, Message: fmt.Sprintf("PutMedia connection %s (attempt %d): %v", why, failures, err)})
 		select {
 		case <-s.cfg.Clock.After(backoff(failures, rnd)):
 		case <-ctx.Done():
@@ -304,7 +305,7 @@ func (s *Sink) session(ctx context.Context, start int) error {
 	if restored {
 		msg = fmt.Sprintf("PutMedia connection restored to %s, resending from fragment timecode %d", endpoint, resumeTC)
 	}
-	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Message: msg})
+	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Restored: restored, Message: msg})
 
 	werr := make(chan error, 1)
 	go func() { werr <- s.write(sctx, pm, ss, start) }()
