@@ -149,4 +149,3 @@ func (e *element) metrics(m sink.Metrics) {
 }
 
 var cSignalMetric = C.CString("stream-client-metric")
-

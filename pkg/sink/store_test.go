@@ -19,7 +19,7 @@ func storeSink(t *testing.T, st StreamingType, storage int64, bufDur time.Durati
 	s, err := New(Config{StreamName: "s", Endpoint: "http://127.0.0.1:1", Region: "us-west-2", Credentials: nopCreds{},
 		FrameTimecodes: true, AbsoluteFragmentTimes: true, FragmentDuration: time.Second, FragmentAcks: true,
 		StreamingType: st, StorageSize: storage, BufferDuration: bufDur,
-		Clock: clock.NewFake(time.Unix(1_800_000_000, 0)),
+		Clock:   clock.NewFake(time.Unix(1_800_000_000, 0)),
 		OnEvent: func(e Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
