@@ -77,6 +77,7 @@ type Sink struct {
 	lastPTS       time.Duration
 	producerStart time.Time
 	eos           bool // Finish called
+	closed        bool // Close called
 	eofrSent      bool
 	err           error // terminal
 	conv          []byte
@@ -262,7 +263,7 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	if s.runCtx == nil {
 		return ErrNotStarted
 	}
-	if s.eos {
+	if s.eos || s.closed {
 		return ErrClosed
 	}
 	if s.track == nil {
@@ -499,6 +500,11 @@ func (s *Sink) Close() error {
 			s.cancel()
 			<-s.done
 		}
+		// Wake a Put or Finish still waiting for room or acks.
+		s.mu.Lock()
+		s.closed = true
+		s.wakeLocked()
+		s.mu.Unlock()
 	})
 	return nil
 }

@@ -56,6 +56,9 @@ func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
 		if s.err != nil {
 			return s.err
 		}
+		if s.closed {
+			return ErrClosed
+		}
 	}
 }
 

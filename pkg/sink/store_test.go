@@ -124,3 +124,29 @@ func TestRealtimeEvictsReceivedSilently(t *testing.T) {
 		}
 	}
 }
+
+// Close wakes a Put blocked on a full offline store.
+func TestCloseWakesBlockedPut(t *testing.T) {
+	s, _ := storeSink(t, Offline, 35_000, time.Hour)
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		for i := 0; err == nil; i++ {
+			err = s.Put(context.Background(), aacFrame(i))
+		}
+		done <- err
+	}()
+	for {
+		s.mu.Lock()
+		full, _ := s.fullLocked(1016)
+		s.mu.Unlock()
+		if full {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	s.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Put = %v, want ErrClosed", err)
+	}
+}

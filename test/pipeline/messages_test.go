@@ -144,7 +144,9 @@ int main(int argc, char **argv) {
 }
 `
 
-func buildSignalHost(t *testing.T) string {
+func buildSignalHost(t *testing.T) string { return buildHost(t, signalHost) }
+
+func buildHost(t *testing.T, source string) string {
 	t.Helper()
 	cc, err := exec.LookPath("cc")
 	if err != nil {
@@ -152,7 +154,7 @@ func buildSignalHost(t *testing.T) string {
 	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "host.c")
-	if err := os.WriteFile(src, []byte(signalHost), 0o644); err != nil {
+	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "gstreamer-1.0").Output()
