@@ -59,7 +59,9 @@ type Config struct {
 	// StorageSize bounds the bytes held for upload and replay; default 128 MiB.
 	StorageSize int64
 	// BufferDuration bounds the stretch of stream (first to last frame) held
-	// in the store; default 120 s. StorageSize and BufferDuration are the
+	// in the store, once its oldest fragment has also waited that long in
+	// wall time (a faster-than-realtime source is bounded by StorageSize
+	// only); default 120 s. StorageSize and BufferDuration are the
 	// two limits of the store: when either is reached, Realtime and
 	// NearRealtime drop the oldest fragment not yet received by the service
 	// (an EventDropped), Offline blocks Put until acknowledgements free

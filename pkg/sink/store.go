@@ -24,7 +24,11 @@ func (s *Sink) fullLocked(n int64) (bool, string) {
 	if s.stored+n > s.cfg.StorageSize {
 		return true, "storage-size"
 	}
-	if s.metrics.FramePTS-s.entries[0].frag.Start > s.cfg.BufferDuration {
+	// buffer-duration counts stream time, but a source faster than real
+	// time (a file) covers minutes of stream in seconds: the limit is
+	// reached only when the oldest fragment has also waited that long.
+	if s.metrics.FramePTS-s.entries[0].frag.Start > s.cfg.BufferDuration &&
+		s.cfg.Clock.Now().Sub(s.entries[0].putAt) > s.cfg.BufferDuration {
 		return true, "buffer-duration"
 	}
 	return false, ""

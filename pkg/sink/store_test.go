@@ -13,13 +13,19 @@ import (
 // storeSink is a started-looking Sink without a network: AAC frames every
 // 100 ms cut into 1 s fragments of ten 1000-byte frames.
 func storeSink(t *testing.T, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event) {
+	s, evs, _ := storeSinkClock(t, st, storage, bufDur)
+	return s, evs
+}
+
+func storeSinkClock(t *testing.T, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event, *clock.Fake) {
 	t.Helper()
 	var mu sync.Mutex
 	var evs []Event
+	fc := clock.NewFake(time.Unix(1_800_000_000, 0))
 	s, err := New(Config{StreamName: "s", Endpoint: "http://127.0.0.1:1", Region: "us-west-2", Credentials: nopCreds{},
 		FrameTimecodes: true, AbsoluteFragmentTimes: true, FragmentDuration: time.Second, FragmentAcks: true,
 		StreamingType: st, StorageSize: storage, BufferDuration: bufDur,
-		Clock:   clock.NewFake(time.Unix(1_800_000_000, 0)),
+		Clock:   fc,
 		OnEvent: func(e Event) { mu.Lock(); evs = append(evs, e); mu.Unlock() }})
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +34,7 @@ func storeSink(t *testing.T, st StreamingType, storage int64, bufDur time.Durati
 	if err := s.SetFormat(Format{Codec: "aac", StreamFormat: "raw", CodecData: []byte{0x11, 0x90}, Rate: 48000, Channels: 2}); err != nil {
 		t.Fatal(err)
 	}
-	return s, &evs
+	return s, &evs, fc
 }
 
 func aacFrame(i int) Frame {
@@ -48,8 +54,9 @@ func TestRealtimeDropsOldestWhenFull(t *testing.T) {
 		{"buffer-duration", 1 << 30, 3 * time.Second, "buffer-duration"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			s, evs := storeSink(t, Realtime, c.storage, c.bufDur)
+			s, evs, fc := storeSinkClock(t, Realtime, c.storage, c.bufDur)
 			for i := range 100 {
+				fc.Advance(100 * time.Millisecond) // a live source
 				if err := s.Put(context.Background(), aacFrame(i)); err != nil {
 					t.Fatal(err)
 				}
@@ -148,5 +155,22 @@ func TestCloseWakesBlockedPut(t *testing.T) {
 	s.Close()
 	if err := <-done; !errors.Is(err, ErrClosed) {
 		t.Fatalf("Put = %v, want ErrClosed", err)
+	}
+}
+
+// A source faster than real time (a file) is not limited by
+// buffer-duration, only by storage-size: nothing is dropped while the
+// store has room.
+func TestFastSourceNotLimitedByBufferDuration(t *testing.T) {
+	s, evs := storeSink(t, Realtime, 1<<30, 3*time.Second)
+	for i := range 100 { // 10 s of stream at once
+		if err := s.Put(context.Background(), aacFrame(i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, e := range *evs {
+		if e.Kind == EventDropped {
+			t.Fatalf("dropped %+v", e.Dropped)
+		}
 	}
 }
