@@ -92,6 +92,7 @@ func (s *Sink) removeLocked(i int, reason, why string) {
 		s.stored = 0
 	}
 	s.wakeLocked()
+	defer s.builder.Recycle(e.frag) // never the fragment being written (inflight)
 	if e.state >= stateReceived || e.state == stateFailed {
 		return
 	}

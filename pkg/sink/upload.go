@@ -21,6 +21,13 @@ func rnd(n int64) int64 {
 	return rand.Int64N(n)
 }
 
+// Write coalescing: a chunk smaller than coalesceMin of a fragment still
+// being built waits coalesceWait for more frames before it is written.
+const (
+	coalesceMin  = 64 << 10
+	coalesceWait = 2 * time.Millisecond
+)
+
 // errSessionEnded means the session finished its work cleanly (EOS, a new
 // header needs a new session, or the connection was rotated).
 var errSessionEnded = errors.New("session ended")
@@ -226,6 +233,9 @@ func (s *Sink) trimLocked() {
 		s.stored -= int64(len(s.entries[n].frag.Data))
 		n++
 	}
+	for _, e := range s.entries[:n] {
+		s.builder.Recycle(e.frag) // acknowledged and not being written
+	}
 	if n > 0 {
 		s.entries = append(s.entries[:0], s.entries[n:]...)
 		if s.stored < 0 || len(s.entries) == 0 {
@@ -315,8 +325,13 @@ func (s *Sink) session(ctx context.Context, start int) error {
 	tick := s.cfg.Clock.After(watchdogTick)
 	writing := true
 	for {
+		// While the writer runs, store changes (a frame per Put) are its
+		// business; the session waits on them only to notice the end.
+		var changed <-chan struct{}
 		s.mu.Lock()
-		changed := s.changed
+		if !writing {
+			changed = s.changed
+		}
 		done := !writing && s.sessionDoneLocked(hdr)
 		s.mu.Unlock()
 		if done && drainDeadline == nil {
@@ -437,6 +452,7 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 		return errSessionEnded
 	}
 	off := 0
+	coalesced := false
 	for {
 		s.mu.Lock()
 		e := s.entryLocked(next)
@@ -492,6 +508,20 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 		}
 		ch := s.changed
 		s.mu.Unlock()
+		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced {
+			// A source faster than real time puts frames back to back:
+			// wait a moment so that they go out in one write (one chunk,
+			// one wake-up) instead of one each. A live source loses at
+			// most coalesceWait of latency.
+			coalesced = true
+			select {
+			case <-s.cfg.Clock.After(coalesceWait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		coalesced = false
 		if len(chunk) > 0 {
 			if _, err := pm.Write(chunk); err != nil {
 				return err
