@@ -97,7 +97,12 @@ func (b *badEndpoint) putMedia(w http.ResponseWriter, r *http.Request, mode stri
 		b.mu.Unlock()
 		switch mode {
 		case "reorder": // PERSISTED first, duplicates, and an ack for a fragment never sent
-			send(func() { ack(w, "PERSISTED", cur); ack(w, "RECEIVED", cur); ack(w, "PERSISTED", cur); ack(w, "RECEIVED", 42) })
+			send(func() {
+				ack(w, "PERSISTED", cur)
+				ack(w, "RECEIVED", cur)
+				ack(w, "PERSISTED", cur)
+				ack(w, "RECEIVED", 42)
+			})
 		default:
 			send(func() { ack(w, "RECEIVED", cur); ack(w, "PERSISTED", cur) })
 		}
