@@ -14,6 +14,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -40,6 +41,10 @@ type element struct {
 	structs  map[string]string // serialisation of the GstStructure properties that are set
 	logged   map[string]bool   // no-effect properties already logged
 	core     *sink.Sink        // between start and stop
+
+	acks    ackCounts
+	started time.Time // when the core started (metrics uptime)
+	first   atomic.Bool
 
 	ctxMu  sync.Mutex
 	ctx    context.Context // every blocking core call; cancelled by unlock, re-armed by unlock_stop and start
@@ -174,6 +179,8 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 		return false
 	}
 	e.log(levelInfo, "started: "+where)
+	e.started = time.Now()
+	e.first.Store(true)
 	e.mu.Lock()
 	e.core = core
 	e.mu.Unlock()
@@ -334,11 +341,15 @@ func (e *element) context() context.Context {
 
 // ---- core events: signals and messages ----
 
-// onEvent runs on the core's upload goroutine; it must not block.
+// onEvent runs on the core's upload goroutine (or the streaming thread for
+// drops and per-key-frame metrics); it must not block. Every event becomes
+// an element message (readable from any language); acks, metrics and
+// fatal errors also raise the official signals.
 func (e *element) onEvent(ev sink.Event) {
 	defer e.recoverPanic("event callback", nil)
 	switch ev.Kind {
 	case sink.EventAck:
+		e.acks.count(ev.AckType)
 		result := 200 // SERVICE_CALL_RESULT_OK
 		if ev.ErrorID != 0 {
 			result = ev.ErrorID
@@ -350,12 +361,34 @@ func (e *element) onEvent(ev sink.Event) {
 		defer C.free(unsafe.Pointer(typ))
 		C.kvsgo_post_fragment_ack(e.el, typ, C.guint64(ev.FragmentTimecode), num, C.gint(ev.ErrorID))
 	case sink.EventStreamError:
+		e.acks.count("ERROR")
+		num := C.CString(ev.FragmentNumber)
+		defer C.free(unsafe.Pointer(num))
+		C.kvsgo_emit_fragment_ack(e.el, C.gint(ackType("ERROR")), C.guint64(ev.FragmentTimecode), num, C.gint(ev.ErrorID))
+		e.message("kvs-stream-error",
+			str("error-name", ev.ErrorName), i32("error-id", ev.ErrorID), u64("status", sink.AckStatus(ev.ErrorID)),
+			u64("timecode", ev.FragmentTimecode), str("fragment-number", ev.FragmentNumber),
+			boolean("retriable", ev.Retriable), str("message", ev.Message))
 		e.post(kindWarning, domainStream, int(gst.StreamErrorFailed),
 			fmt.Sprintf("Kinesis Video Streams error %d %s: %s", ev.ErrorID, ev.ErrorName, ev.Message), "")
-	case sink.EventWarning, sink.EventConnectionLost:
+	case sink.EventConnectionLost:
+		e.message("kvs-connection-lost", str("reason", ev.Reason), str("message", ev.Message))
 		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), ev.Message, "")
 	case sink.EventConnected:
+		if ev.Restored {
+			e.message("kvs-connection-restored", u64("resume-timecode", ev.FragmentTimecode), str("message", ev.Message))
+		}
 		e.log(levelInfo, ev.String())
+	case sink.EventDropped:
+		d := ev.Dropped
+		e.message("kvs-dropped-frames", u64("frames", uint64(d.Frames)), u64("fragments", uint64(d.Fragments)),
+			u64("from", uint64(d.From)), u64("to", uint64(d.To)), str("reason", d.Reason))
+		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite),
+			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message), "")
+	case sink.EventMetrics:
+		e.metrics(ev.Metrics)
+	case sink.EventWarning:
+		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), ev.Message, "")
 	}
 }
 
@@ -383,7 +416,8 @@ func ackType(t string) int {
 func (e *element) fail(text string, err error, dbg string) {
 	domain, code := errorCode(err)
 	e.postAt(1, kindError, domain, code, fmt.Sprintf("%s: %v", text, err), dbg)
-	C.kvsgo_emit_stream_error(e.el, C.guint64(errorStatus(err)))
+	e.message("kvs-stream-failed", u64("status", sink.Status(err)), str("message", err.Error()))
+	C.kvsgo_emit_stream_error(e.el, C.guint64(sink.Status(err)))
 }
 
 // recoverPanic turns a panic in a virtual method into an element error; then

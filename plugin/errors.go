@@ -33,19 +33,3 @@ func errorCode(err error) (domain, code int) {
 	}
 	return domainStream, int(gst.StreamErrorFailed)
 }
-
-// errorStatus is the guint64 of the stream-error signal: the KVS ErrorId
-// (4000–7000) for an ERROR acknowledgement, the HTTP status for an error
-// answer of the service, else 1. (The official element passes its SDK's
-// STATUS codes, which kvsgo does not have.)
-func errorStatus(err error) uint64 {
-	var ackErr *kvs.AckError
-	var apiErr *kvs.APIError
-	switch {
-	case errors.As(err, &ackErr):
-		return uint64(ackErr.Ack.ErrorID)
-	case errors.As(err, &apiErr):
-		return uint64(apiErr.StatusCode)
-	}
-	return 1
-}

@@ -189,6 +189,15 @@ void kvsgo_post_fragment_ack(GstElement *el, const char *type, guint64 timecode,
   gst_element_post_message(el, gst_message_new_element(GST_OBJECT(el), s));
 }
 
+GstStructure *kvsgo_msg_new(const char *name) { return gst_structure_new_empty(name); }
+void kvsgo_msg_set_string(GstStructure *s, const char *f, const char *v) { gst_structure_set(s, f, G_TYPE_STRING, v, NULL); }
+void kvsgo_msg_set_uint64(GstStructure *s, const char *f, guint64 v) { gst_structure_set(s, f, G_TYPE_UINT64, v, NULL); }
+void kvsgo_msg_set_int(GstStructure *s, const char *f, gint v) { gst_structure_set(s, f, G_TYPE_INT, v, NULL); }
+void kvsgo_msg_set_boolean(GstStructure *s, const char *f, gboolean v) { gst_structure_set(s, f, G_TYPE_BOOLEAN, v, NULL); }
+void kvsgo_msg_post(GstElement *el, GstStructure *s) {
+  gst_element_post_message(el, gst_message_new_element(GST_OBJECT(el), s));
+}
+
 /* ---- logging ---- */
 
 gboolean kvsgo_log_enabled(int level) {

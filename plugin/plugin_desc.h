@@ -65,6 +65,69 @@ gboolean kvsgo_has_handler(GstElement *el, const char *signal);
 
 /* Bus messages. */
 void kvsgo_post_fragment_ack(GstElement *el, const char *type, guint64 timecode, const char *number, gint error_id);
+/* Element messages built field by field from Go (cgo cannot call varargs). */
+GstStructure *kvsgo_msg_new(const char *name);
+void kvsgo_msg_set_string(GstStructure *s, const char *field, const char *v);
+void kvsgo_msg_set_uint64(GstStructure *s, const char *field, guint64 v);
+void kvsgo_msg_set_int(GstStructure *s, const char *field, gint v);
+void kvsgo_msg_set_boolean(GstStructure *s, const char *field, gboolean v);
+void kvsgo_msg_post(GstElement *el, GstStructure *s); /* takes s */
+
+/* The payload of stream-client-metric: the official KvsSinkMetric's layout
+ * (gstkvssink.h: KinesisVideoStreamMetrics wraps PIC StreamMetrics v3,
+ * KinesisVideoProducerMetrics wraps ClientMetrics v1, then frame_pts and a
+ * C++ bool), so handlers written for the official element read it
+ * unchanged. Durations are in 100 ns units as in PIC; fields kvsgo has no
+ * value for are 0. */
+typedef struct {
+  guint32 version;              /* 3 */
+  guint64 current_view_duration; /* not yet received by the service, 100 ns */
+  guint64 overall_view_duration; /* whole store, 100 ns */
+  guint64 current_view_size;
+  guint64 overall_view_size;
+  gdouble current_frame_rate;
+  guint64 current_transfer_rate;
+  guint64 uptime;
+  guint64 transferred_bytes;
+  guint64 total_sessions;
+  guint64 total_active_sessions;
+  guint64 avg_session_duration;
+  guint64 buffered_acks;
+  guint64 received_acks;
+  guint64 persisted_acks;
+  guint64 error_acks;
+  guint64 dropped_frames;
+  guint64 dropped_fragments;
+  guint64 skipped_frames;
+  guint64 storage_pressures;
+  guint64 latency_pressures;
+  guint64 buffer_pressures;
+  guint64 stale_events;
+  guint64 put_frame_errors;
+  guint64 cpl_api_call_latency;
+  guint64 data_api_call_latency;
+  gdouble elementary_frame_rate;
+  guint32 stream_api_call_retry_count;
+} KvsgoStreamMetrics;
+
+typedef struct {
+  guint32 version; /* 1 */
+  gdouble client_avg_api_call_retry_count;
+  guint64 content_store_size;
+  guint64 content_store_available_size;
+  guint64 content_store_allocated_size;
+  guint64 total_content_views_size;
+  guint64 total_frame_rate;
+  guint64 total_transfer_rate;
+  gdouble total_elementary_frame_rate;
+} KvsgoClientMetrics;
+
+typedef struct {
+  KvsgoStreamMetrics stream_metrics;
+  KvsgoClientMetrics client_metrics;
+  guint64 frame_pts;
+  guint8 on_first_frame; /* C++ bool */
+} KvsgoSinkMetric;
 
 /* The kvssink debug category (GST_DEBUG=kvssink:5). level is a GstDebugLevel. */
 void kvsgo_log(int level, const char *file, const char *func, int line, GstElement *el, const char *msg);

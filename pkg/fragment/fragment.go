@@ -92,7 +92,8 @@ type Builder struct {
 	cfg      Config
 	cur      *Fragment
 	seq      uint64
-	lastTC   uint64 // greatest frame timecode emitted so far
+	lastTC   uint64   // greatest frame timecode emitted so far
+	free     [][]byte // recycled fragment buffers (Recycle)
 	started  bool
 	skipped  int
 	pending  []mkv.SimpleTag
@@ -238,7 +239,9 @@ func (b *Builder) open(f Frame, tc uint64, key []byte) {
 	if size < 64<<10 {
 		size = 64 << 10
 	}
-	c.Data = make([]byte, 0, size)
+	// A recycled buffer will do if it holds a fragment like the last one
+	// with some room to spare.
+	c.Data = b.buffer(b.lastSize+b.lastSize/8+len(f.Data), size)
 	if len(b.pending)+len(b.persistent) > 0 {
 		c.Data = mkv.AppendTags(c.Data, append(append([]mkv.SimpleTag(nil), b.persistent...), b.pending...))
 		b.pending = b.pending[:0]
@@ -258,6 +261,37 @@ func (b *Builder) closeCurrent() *Fragment {
 		b.cur = nil
 	}
 	return c
+}
+
+// maxFree bounds the recycled buffers a Builder keeps: enough for the
+// fragments acknowledged between two new ones, without holding memory
+// when the stream shrinks.
+const maxFree = 4
+
+// Recycle hands back the buffer of a fragment nobody uses any more (it
+// was acknowledged or dropped, and is no longer being written): the next
+// fragments reuse it instead of allocating, zeroing and faulting in fresh
+// memory for every fragment. f must not be used after Recycle.
+func (b *Builder) Recycle(f *Fragment) {
+	if f == nil || f == b.cur || cap(f.Data) < 64<<10 || len(b.free) >= maxFree {
+		return
+	}
+	b.free = append(b.free, f.Data[:0])
+	f.Data = nil
+}
+
+// buffer returns an empty buffer: a recycled one of at least need bytes,
+// else a new one of size bytes.
+func (b *Builder) buffer(need, size int) []byte {
+	for i, buf := range b.free {
+		if cap(buf) >= need {
+			b.free[i] = b.free[len(b.free)-1]
+			b.free[len(b.free)-1] = nil
+			b.free = b.free[:len(b.free)-1]
+			return buf
+		}
+	}
+	return make([]byte, 0, size)
 }
 
 // Flush closes the open fragment and returns it (nil if none).

@@ -112,6 +112,14 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 		o.MaxAttempts = cfg.MaxAttempts
 		o.MaxBackoff = cfg.RetryMaxBackoff
 		o.RateLimiter = ratelimit.None
+		// A certificate the client does not trust stays untrusted: fail
+		// at once with the TLS error instead of retrying to the deadline.
+		o.Retryables = append([]retry.IsErrorRetryable{retry.IsErrorRetryableFunc(func(err error) aws.Ternary {
+			if IsTLSError(err) {
+				return aws.FalseTernary
+			}
+			return aws.UnknownTernary
+		})}, o.Retryables...)
 	})
 	client := kinesisvideo.New(kinesisvideo.Options{
 		Region:       cfg.Region,

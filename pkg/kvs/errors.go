@@ -259,3 +259,11 @@ func transportError(op, endpoint string, err error) error {
 func timeoutError(op, endpoint, what string, d time.Duration) error {
 	return fmt.Errorf("%s: %s from %s within %v: %w", op, what, endpoint, d, context.DeadlineExceeded)
 }
+
+// IsTLSError reports whether err is a failed TLS handshake (an untrusted or
+// invalid certificate, a TLS alert, a server that does not speak TLS):
+// retrying the same connection cannot succeed.
+func IsTLSError(err error) bool {
+	kind, _ := classifyTransport(err)
+	return kind == transportTLS
+}

@@ -176,7 +176,7 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 	sctx, cancel := context.WithCancelCause(context.Background())
 	stopCtx := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
 	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(sctx, http.MethodPost, cfg.Endpoint+"/putMedia", pr)
+	req, err := http.NewRequestWithContext(sctx, http.MethodPost, cfg.Endpoint+"/putMedia", bodyReader{pr})
 	if err != nil {
 		stopCtx()
 		cancel(err)
@@ -261,6 +261,41 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 	}
 	go p.readAcks(sctx, r.resp.Body, stopCtx)
 	return p, nil
+}
+
+// bodyChunk bounds one read of the body by the transport: a Write of up to
+// this many bytes goes out as one HTTP chunk (one or two syscalls) instead
+// of the 32 KiB pieces of io.Copy's default buffer.
+const bodyChunk = 256 << 10
+
+// bodyReader is the request body. net/http copies a body to the connection
+// with io.Copy, which uses WriteTo when the body has one: this one reads
+// the pipe with a bodyChunk buffer, so each Write of the uploader becomes
+// one chunk on the wire.
+type bodyReader struct{ pr *io.PipeReader }
+
+func (b bodyReader) Read(p []byte) (int, error) { return b.pr.Read(p) }
+func (b bodyReader) Close() error               { return b.pr.Close() }
+
+func (b bodyReader) WriteTo(w io.Writer) (int64, error) {
+	buf := make([]byte, bodyChunk)
+	var n int64
+	for {
+		k, err := b.pr.Read(buf)
+		if k > 0 {
+			m, werr := w.Write(buf[:k])
+			n += int64(m)
+			if werr != nil {
+				return n, werr
+			}
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
 }
 
 // responseError builds an *APIError from a non-200 answer: the code from

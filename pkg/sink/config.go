@@ -67,6 +67,45 @@ type Config struct {
 	StopStreamTimeout time.Duration // wait for the last ack at EOS; default 120 s
 	// StorageSize bounds the bytes held for upload and replay; default 128 MiB.
 	StorageSize int64
+	// BufferDuration bounds the stretch of stream (first to last frame) held
+	// in the store, once its oldest fragment has also waited that long in
+	// wall time (a faster-than-realtime source is bounded by StorageSize
+	// only); default 120 s. StorageSize and BufferDuration are the
+	// two limits of the store: when either is reached, Realtime and
+	// NearRealtime drop the oldest fragment not yet received by the service
+	// (an EventDropped), Offline blocks Put until acknowledgements free
+	// space.
+	BufferDuration time.Duration
+	// ReplayDuration bounds how far back a new connection resends fragments
+	// that were sent but never acknowledged (Realtime and NearRealtime; an
+	// Offline stream resends everything it holds); default 40 s. Older ones
+	// are reported as dropped.
+	ReplayDuration time.Duration
+	// MaxLatency resets the connection when the oldest fragment the
+	// service has not yet received was put this long ago (wall clock), at
+	// most once per MaxLatency; 0 turns the check off. Not in Offline mode.
+	MaxLatency time.Duration
+	// ConnectionStaleness resets the connection when fragments were sent
+	// but no BUFFERING acknowledgement arrived for this long; 0 turns the
+	// check off (it is off without fragment acks).
+	ConnectionStaleness time.Duration
+	// MaxConnectionDuration rotates the PutMedia connection (at a fragment
+	// boundary, without replay) before the service's 40-minute limit; it is
+	// also kept under the credentials' expiry. It defaults to 40 min minus
+	// up to 3 min of jitter, as the official SDK does.
+	MaxConnectionDuration time.Duration
+	// DataEndpointTTL is how long a GetDataEndpoint answer is reused; after
+	// that, or after a failed connection, the endpoint is looked up again.
+	// It defaults to 40 min.
+	DataEndpointTTL time.Duration
+	// CACertPath, if set, replaces the system roots for TLS: a PEM file or
+	// a directory of PEM files (the official KVSSINK_CA_CERT_PATH).
+	CACertPath string
+	// MetricsInterval, if positive, emits an EventMetrics that often.
+	MetricsInterval time.Duration
+	// MetricsOnKeyFrame emits an EventMetrics on every key frame (the
+	// official get-kvs-metrics).
+	MetricsOnKeyFrame bool
 
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).
 	E2EE *E2EEConfig
@@ -137,6 +176,13 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		CompletionTimeout:     secs(st.CompletionTimeoutSec),
 		StopStreamTimeout:     secs(st.StopStreamTimeoutSec),
 		StorageSize:           int64(st.StorageSizeMB) << 20,
+		BufferDuration:        secs(st.BufferDurationSec),
+		ReplayDuration:        secs(st.ReplayDurationSec),
+		MaxLatency:            secs(st.MaxLatencySec),
+		ConnectionStaleness:   secs(st.ConnectionStaleSec),
+		MetricsInterval:       time.Duration(st.MetricsIntervalMs) * time.Millisecond,
+		MetricsOnKeyFrame:     st.GetKVSMetrics,
+		CACertPath:            caCertPath(st.CACertPath, getenv),
 		LoopbackOnly:          getenv(LoopbackOnlyEnv) != "",
 	}
 	if st.FileStartTime != 0 {
@@ -220,10 +266,15 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 	if loopbackOnly {
 		loopbackOnlyDialer(d)
 	}
+	// STS and the default chain's endpoints trust the same CAs as KVS.
+	hc, err := newHTTPClient(timeout, loopbackOnly, caCertPath(st.CACertPath, getenv))
+	if err != nil {
+		return credentials.Resolved{}, err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), credentialTimeout)
 	defer cancel()
 	r, err := credentials.Resolve(ctx, src, credentials.Options{
-		Getenv: getenv, Region: region, HTTPClient: newHTTPClient(timeout, loopbackOnly), DialContext: d.DialContext,
+		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
 	})
 	if err != nil {
 		return credentials.Resolved{}, fmt.Errorf("%w: %w", ErrSettings, err)
@@ -250,6 +301,17 @@ func structureFields(s *Structure) []credentials.Field {
 		out = append(out, credentials.Field{Name: k, Type: v.Type, Value: v.Value})
 	}
 	return out
+}
+
+// CACertEnv is the official element's custom CA variable: a PEM file or a
+// directory of PEM files. The ca-cert-path property wins over it.
+const CACertEnv = "KVSSINK_CA_CERT_PATH"
+
+func caCertPath(prop *string, getenv func(string) string) string {
+	if prop != nil && *prop != "" {
+		return *prop
+	}
+	return getenv(CACertEnv)
 }
 
 func deref(p *string) string {
@@ -316,8 +378,17 @@ func (c Config) withDefaults() Config {
 	if c.UserAgent == "" {
 		c.UserAgent = DefaultUserAgent
 	}
-	if c.HTTPClient == nil {
-		c.HTTPClient = newHTTPClient(c.ConnectionTimeout, c.LoopbackOnly)
+	if c.BufferDuration <= 0 {
+		c.BufferDuration = DefaultBufferDurationSec * time.Second
+	}
+	if c.ReplayDuration <= 0 {
+		c.ReplayDuration = DefaultReplayDurationSec * time.Second
+	}
+	if c.ReplayDuration > c.BufferDuration {
+		c.ReplayDuration = c.BufferDuration
+	}
+	if c.DataEndpointTTL <= 0 {
+		c.DataEndpointTTL = MaxConnectionLifetime
 	}
 	return c
 }

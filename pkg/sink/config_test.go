@@ -86,3 +86,33 @@ func TestSettingsConfigValues(t *testing.T) {
 		t.Fatalf("config = %+v", cfg)
 	}
 }
+
+// The store, replay, watchdog and metrics settings reach the Config; the
+// CA path comes from ca-cert-path, else KVSSINK_CA_CERT_PATH.
+func TestSettingsConfigStoreAndTLS(t *testing.T) {
+	base := map[string]string{"AWS_ACCESS_KEY_ID": "AKIDX", "AWS_SECRET_ACCESS_KEY": "s"}
+	st := DefaultSettings()
+	st.BufferDurationSec, st.ReplayDurationSec, st.MaxLatencySec, st.ConnectionStaleSec = 30, 10, 20, 5
+	st.StorageSizeMB, st.MetricsIntervalMs, st.GetKVSMetrics = 16, 500, true
+	e := map[string]string{CACertEnv: "/etc/kvs/ca.pem"}
+	for k, v := range base {
+		e[k] = v
+	}
+	cfg, err := st.Config(env(e))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.BufferDuration != 30*time.Second || cfg.ReplayDuration != 10*time.Second || cfg.MaxLatency != 20*time.Second ||
+		cfg.ConnectionStaleness != 5*time.Second || cfg.StorageSize != 16<<20 || cfg.MetricsInterval != 500*time.Millisecond ||
+		!cfg.MetricsOnKeyFrame || cfg.CACertPath != "/etc/kvs/ca.pem" {
+		t.Fatalf("buffer %v replay %v latency %v stale %v storage %d metrics %v/%v ca %q", cfg.BufferDuration, cfg.ReplayDuration, cfg.MaxLatency, cfg.ConnectionStaleness, cfg.StorageSize, cfg.MetricsInterval, cfg.MetricsOnKeyFrame, cfg.CACertPath)
+	}
+	st.CACertPath = ptr("/opt/ca")
+	if cfg, _ := st.Config(env(e)); cfg.CACertPath != "/opt/ca" {
+		t.Fatalf("ca-cert-path does not win over %s: %q", CACertEnv, cfg.CACertPath)
+	}
+	// replay-duration is at most buffer-duration.
+	if c := (Config{BufferDuration: 5 * time.Second, ReplayDuration: time.Minute}).withDefaults(); c.ReplayDuration != 5*time.Second {
+		t.Fatalf("replay %v", c.ReplayDuration)
+	}
+}

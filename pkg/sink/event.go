@@ -18,6 +18,8 @@ const (
 	EventConnected                       // a PutMedia connection was established
 	EventConnectionLost                  // a PutMedia connection ended abnormally
 	EventEpoch                           // a new end-to-end encryption epoch (Epoch is set)
+	EventDropped                         // frames were dropped from the store (Dropped says which)
+	EventMetrics                         // periodic or per-key-frame metrics (Metrics)
 )
 
 // Event is an observation from the core, for element messages and signals.
@@ -31,6 +33,49 @@ type Event struct {
 	Message          string
 	At               time.Time
 	Epoch            *e2ee.EpochInfo // EventEpoch: ids only, never a secret
+	// Restored is set on EventConnected after an earlier connection was
+	// lost (FragmentTimecode is where the replay starts).
+	Restored bool
+	// Reason says why a connection was lost or reset (EventConnectionLost).
+	Reason string
+	// Retriable is set on EventStreamError: the fragment is resent (true)
+	// or skipped (false).
+	Retriable bool
+	// Dropped describes an EventDropped.
+	Dropped Dropped
+	// Metrics is set on EventMetrics.
+	Metrics Metrics
+}
+
+// Dropped describes frames removed from the store before the service
+// received them.
+type Dropped struct {
+	Frames    int
+	Fragments int
+	// From and To are the stream times (as sent: epoch or relative) of the
+	// first and last dropped frame.
+	From, To time.Duration
+	Reason   string // "storage-size", "buffer-duration", "replay-duration"
+}
+
+// Metrics are the running totals of a stream.
+type Metrics struct {
+	BytesSent      uint64 // body bytes written to PutMedia connections (replays included)
+	FramesPut      uint64 // frames accepted into fragments
+	FramesDropped  uint64 // frames dropped before the service received them
+	FragmentsSent  uint64 // fragments completely written (replays counted once)
+	FragmentsAcked uint64 // fragments finally acknowledged (PERSISTED, or RECEIVED without retention)
+	Connections    uint64 // PutMedia connections established
+	// Latency is how long ago the oldest fragment the service has not yet
+	// received was put (0 when none is waiting).
+	Latency time.Duration
+	// StoreBytes and StoreSize: the store's fill and capacity in bytes.
+	StoreBytes, StoreSize int64
+	// StoreDuration is the stretch of stream held (first to last frame),
+	// against BufferDuration.
+	StoreDuration, BufferDuration time.Duration
+	// FramePTS is the stream time of the last frame put.
+	FramePTS time.Duration
 }
 
 func (e Event) String() string {
@@ -39,6 +84,11 @@ func (e Event) String() string {
 		return fmt.Sprintf("ack %s timecode=%d fragment=%s", e.AckType, e.FragmentTimecode, e.FragmentNumber)
 	case EventStreamError:
 		return fmt.Sprintf("stream error %d %s: %s", e.ErrorID, e.ErrorName, e.Message)
+	case EventDropped:
+		return fmt.Sprintf("dropped %d frame(s) in %d fragment(s), stream time %v..%v (%s): %s", e.Dropped.Frames, e.Dropped.Fragments, e.Dropped.From, e.Dropped.To, e.Dropped.Reason, e.Message)
+	case EventMetrics:
+		m := e.Metrics
+		return fmt.Sprintf("metrics bytes=%d frames=%d dropped=%d fragments-sent=%d acked=%d latency=%v store=%d/%d", m.BytesSent, m.FramesPut, m.FramesDropped, m.FragmentsSent, m.FragmentsAcked, m.Latency, m.StoreBytes, m.StoreSize)
 	default:
 		return e.Message
 	}

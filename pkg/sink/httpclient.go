@@ -3,9 +3,14 @@ package sink
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
 	"syscall"
 	"time"
 )
@@ -15,21 +20,86 @@ import (
 // bounded by the connection timeout, proxies from HTTPS_PROXY/NO_PROXY. It has
 // no overall timeout: PutMedia streams for as long as the pipeline runs, and
 // control-plane calls are bounded by their contexts.
-func newHTTPClient(connectTimeout time.Duration, loopbackOnly bool) *http.Client {
+// A non-empty caPath (a PEM file or a directory of PEM files) replaces the
+// system roots, as curl's CAINFO/CAPATH do for the official element.
+func newHTTPClient(connectTimeout time.Duration, loopbackOnly bool, caPath string) (*http.Client, error) {
 	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second}
 	if loopbackOnly {
 		loopbackOnlyDialer(d)
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
+	if caPath != "" {
+		pool, err := loadCAs(caPath)
+		if err != nil {
+			return nil, err
+		}
+		tc.RootCAs = pool
 	}
 	return &http.Client{Transport: &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
 		DialContext:           d.DialContext,
 		TLSHandshakeTimeout:   connectTimeout,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}},
+		TLSClientConfig:       tc,
 		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
 		ExpectContinueTimeout: time.Second,
 		MaxIdleConnsPerHost:   4,
 		IdleConnTimeout:       90 * time.Second,
-	}}
+	}}, nil
+}
+
+// loadCAs reads the certificates of a PEM file, or of every regular file
+// in a directory (hashed names such as 5a3f0c2e.0 included), into a pool.
+// Finding no certificate at all is an error naming the path.
+func loadCAs(path string) (*x509.CertPool, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: CA certificates (ca-cert-path or %s): %v", ErrSettings, CACertEnv, err)
+	}
+	files := []string{path}
+	if fi.IsDir() {
+		ents, err := os.ReadDir(path)
+		if err != nil {
+			return nil, fmt.Errorf("%w: CA certificates: %v", ErrSettings, err)
+		}
+		files = files[:0]
+		for _, e := range ents {
+			if e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0 {
+				files = append(files, filepath.Join(path, e.Name()))
+			}
+		}
+		sort.Strings(files)
+	}
+	pool := x509.NewCertPool()
+	n := 0
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			if fi.IsDir() {
+				continue
+			}
+			return nil, fmt.Errorf("%w: CA certificates: %v", ErrSettings, err)
+		}
+		for len(b) > 0 {
+			var blk *pem.Block
+			blk, b = pem.Decode(b)
+			if blk == nil {
+				break
+			}
+			if blk.Type != "CERTIFICATE" {
+				continue
+			}
+			c, err := x509.ParseCertificate(blk.Bytes)
+			if err != nil {
+				continue
+			}
+			pool.AddCert(c)
+			n++
+		}
+	}
+	if n == 0 {
+		return nil, fmt.Errorf("%w: CA certificates: no PEM certificate found in %s (ca-cert-path or %s)", ErrSettings, path, CACertEnv)
+	}
+	return pool, nil
 }
 
 // LoopbackOnlyEnv, when set, makes the element refuse to connect to anything

@@ -137,6 +137,13 @@ type Settings struct {
 	E2EESigningKey  *string // the device's Ed25519 private key file
 	E2EESuite       string  // SFrame suite name or number
 	E2EERotationSec uint    // epoch lifetime, seconds
+	// CACertPath is kvsgo's ca-cert-path property: a PEM file or a
+	// directory of PEM files trusted instead of the system roots. Unset
+	// means KVSSINK_CA_CERT_PATH, else the system roots.
+	CACertPath *string
+	// MetricsIntervalMs is kvsgo's metrics-interval property: how often a
+	// kvs-metrics element message is posted; 0 = never.
+	MetricsIntervalMs uint
 }
 
 // E2EE defaults.

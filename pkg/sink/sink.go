@@ -54,7 +54,9 @@ type entry struct {
 	frag  *fragment.Fragment
 	hdr   *header
 	state ackState
-	sent  bool // completely written on some session
+	sent  bool      // completely written on some session
+	tried bool      // written (at least partly) on some session
+	putAt time.Time // when its first frame was put (latency)
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -75,6 +77,7 @@ type Sink struct {
 	lastPTS       time.Duration
 	producerStart time.Time
 	eos           bool // Finish called
+	closed        bool // Close called
 	eofrSent      bool
 	err           error // terminal
 	conv          []byte
@@ -83,6 +86,14 @@ type Sink struct {
 	segmentUID    [16]byte
 	persistent    map[string]string // persistent fragment metadata
 	sealer        *sealer           // end-to-end encryption, or nil
+
+	inflight         *entry // the entry the writer is in the middle of (never dropped)
+	acked            uint64 // fragments received by the service: progress of a session
+	metrics          Metrics
+	queued           []Event // emitted by unlockAndFlush, outside the lock
+	endpointAt       time.Time
+	endpointStale    bool
+	lastLatencyReset time.Time
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -102,6 +113,13 @@ func New(cfg Config) (*Sink, error) {
 	}
 	if cfg.FileStartTime.IsZero() {
 		cfg.FileStartTime = cfg.Clock.Now()
+	}
+	if cfg.HTTPClient == nil {
+		c, err := newHTTPClient(cfg.ConnectionTimeout, cfg.LoopbackOnly, cfg.CACertPath)
+		if err != nil {
+			return nil, err
+		}
+		cfg.HTTPClient = c
 	}
 	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), changed: make(chan struct{}), done: make(chan struct{})}
 	if cfg.E2EE != nil {
@@ -157,16 +175,22 @@ func (s *Sink) Start(ctx context.Context) error {
 	if err != nil {
 		return s.startErr("GetDataEndpoint", err, bound)
 	}
-	s.dataEndpoint = ep
+	s.dataEndpoint, s.endpointAt = ep, s.cfg.Clock.Now()
 	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
+	if s.cfg.MetricsInterval > 0 {
+		go s.metricsLoop(s.runCtx)
+	}
 	return nil
 }
 
 func (s *Sink) startErr(what string, err error, bound time.Duration) error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return fmt.Errorf("%s: no answer from %s within %v (connection-timeout + completion-timeout): %w", what, s.cfg.Endpoint, bound, err)
+	}
+	if kvs.IsTLSError(err) {
+		return fmt.Errorf("%s: %w (if the endpoint's certificate comes from a private CA, give its PEM file or directory in ca-cert-path or %s)", what, err, CACertEnv)
 	}
 	return fmt.Errorf("%s: %w", what, err)
 }
@@ -241,34 +265,29 @@ func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
 
 // Put adds one frame. It blocks while the store is full (backpressure) until
 // space frees up or ctx is cancelled; cancellation returns ctx.Err().
+//
+// The store holds fragments until the service acknowledged them. When it is
+// full (StorageSize bytes, or BufferDuration of stream), Offline blocks as
+// above; Realtime and NearRealtime drop the oldest fragment not being sent,
+// reporting the frames lost (EventDropped), and block only while nothing
+// can be dropped (every stored fragment is in flight or still open).
 func (s *Sink) Put(ctx context.Context, f Frame) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndFlush()
 	if s.err != nil {
 		return s.err
 	}
 	if s.runCtx == nil {
 		return ErrNotStarted
 	}
-	if s.eos {
+	if s.eos || s.closed {
 		return ErrClosed
 	}
 	if s.track == nil {
 		return ErrNoFormat
 	}
-	for s.stored+int64(len(f.Data)) > s.cfg.StorageSize && len(s.entries) > 0 {
-		ch := s.changed
-		s.mu.Unlock()
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			s.mu.Lock()
-			return ctx.Err()
-		}
-		s.mu.Lock()
-		if s.err != nil {
-			return s.err
-		}
+	if err := s.makeRoomLocked(ctx, int64(len(f.Data))+16); err != nil {
+		return err
 	}
 	key := f.Keyframe || !s.track.video
 	data, cpd, err := s.track.convert(s.conv, f.Data, key)
@@ -302,13 +321,18 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		return nil
 	}
 	if len(s.entries) == 0 || s.entries[len(s.entries)-1].frag != cur {
-		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr})
+		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr, putAt: s.cfg.Clock.Now()})
 		if cur.Forced && !s.longGOPWarned {
 			s.longGOPWarned = true
-			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
+			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
 		}
 	}
 	s.stored += int64(len(data)) + 16
+	s.metrics.FramesPut++
+	s.metrics.FramePTS = ts
+	if key && s.cfg.MetricsOnKeyFrame {
+		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked()})
+	}
 	s.wakeLocked()
 	return nil
 }
@@ -316,7 +340,7 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 func (s *Sink) warnSkipLocked(f Frame) {
 	if !s.skipWarned {
 		s.skipWarned = true
-		s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
+		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
 	}
 }
 
@@ -493,6 +517,11 @@ func (s *Sink) Close() error {
 			s.cancel()
 			<-s.done
 		}
+		// Wake a Put or Finish still waiting for room or acks.
+		s.mu.Lock()
+		s.closed = true
+		s.wakeLocked()
+		s.mu.Unlock()
 	})
 	return nil
 }

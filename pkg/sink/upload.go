@@ -14,24 +14,38 @@ import (
 
 func randRead(b []byte) (int, error) { return crand.Read(b) }
 
-// Retry budget of the upload: a PutMedia connection that cannot be
-// (re-)established gives up after maxConnectAttempts consecutive failures,
-// with exponential backoff from backoffMin up to backoffMax (full jitter).
-// With the defaults that is at most ~5 attempts within ~10 s plus the
-// connection timeouts, so a dead endpoint becomes an element error instead of
-// an endless retry.
+func rnd(n int64) int64 {
+	if n <= 0 {
+		return 0
+	}
+	return rand.Int64N(n)
+}
+
+// Write coalescing: a chunk smaller than coalesceMin of a fragment still
+// being built waits coalesceWait for more frames before it is written.
 const (
-	maxConnectAttempts = 5
-	backoffMin         = 200 * time.Millisecond
-	backoffMax         = 5 * time.Second
-	// responseDrain bounds the wait for the service to end the response
-	// after the body is complete.
-	responseDrain = 10 * time.Second
+	coalesceMin  = 64 << 10
+	coalesceWait = 2 * time.Millisecond
 )
 
-// errSessionEnded means the session finished its work cleanly (EOS, or a new
-// header needs a new session).
+// errSessionEnded means the session finished its work cleanly (EOS, a new
+// header needs a new session, or the connection was rotated).
 var errSessionEnded = errors.New("session ended")
+
+// errReset is a connection ended by the watchdog (staleness, latency).
+type errReset struct {
+	reason resetReason
+	detail string
+}
+
+func (e *errReset) Error() string { return fmt.Sprintf("%s: %s", e.reason, e.detail) }
+
+// skipError is a non-retriable ERROR ack: the fragment is skipped and the
+// stream goes on at once on a new connection (the service closed this one).
+type skipError struct{ err error }
+
+func (e *skipError) Error() string { return e.err.Error() }
+func (e *skipError) Unwrap() error { return e.err }
 
 // run is the owner goroutine: one PutMedia session at a time, reconnect with
 // replay after a failure, until the stream is finished or fails.
@@ -39,43 +53,109 @@ func (s *Sink) run() {
 	defer close(s.done)
 	ctx := s.runCtx
 	failures := 0
+	var outageStart time.Time
 	for {
 		start, ok := s.waitForWork(ctx)
 		if !ok {
 			return
 		}
+		s.refreshEndpoint(ctx)
+		progress := s.progress()
 		err := s.session(ctx, start)
+		if s.progress() != progress {
+			failures, outageStart = 0, time.Time{}
+		}
+		var skip *skipError
 		switch {
 		case err == nil:
 			return // finished
 		case errors.Is(err, errSessionEnded):
-			failures = 0
+			failures, outageStart = 0, time.Time{}
 			continue
 		case ctx.Err() != nil:
 			return
+		case errors.As(err, &skip):
+			if !s.cfg.RestartOnError {
+				s.fail(err)
+				return
+			}
+			continue
 		}
 		var fatal *fatalError
 		if errors.As(err, &fatal) || !s.cfg.RestartOnError {
-			s.fail(err)
+			s.fail(s.withPending(err))
 			return
 		}
 		failures++
-		s.emit(Event{Kind: EventConnectionLost, Message: fmt.Sprintf("PutMedia connection lost (attempt %d of %d): %v", failures, maxConnectAttempts, err)})
-		if failures >= maxConnectAttempts {
-			s.fail(fmt.Errorf("giving up after %d failed PutMedia attempts: %w", failures, err))
+		now := s.cfg.Clock.Now()
+		if outageStart.IsZero() {
+			outageStart = now
+		}
+		s.mu.Lock()
+		s.endpointStale = true
+		connected := s.metrics.Connections > 0
+		s.mu.Unlock()
+		why, reason := "lost", "network"
+		var ae *kvs.AckError
+		if r := (*errReset)(nil); errors.As(err, &r) {
+			why, reason = "reset", r.reason.String()
+		} else if errors.As(err, &ae) {
+			why, reason = "ended by an ERROR acknowledgement", "error-ack"
+		}
+		if !connected && failures >= maxConnectAttempts {
+			s.fail(s.withPending(fmt.Errorf("giving up after %d failed PutMedia attempts: %w", failures, err)))
 			return
 		}
-		d := backoffMin << (failures - 1)
-		if d > backoffMax {
-			d = backoffMax
+		if connected && now.Sub(outageStart) >= s.cfg.BufferDuration {
+			s.fail(s.withPending(fmt.Errorf("giving up: no working PutMedia connection for %v (buffer-duration), %d attempts: %w", now.Sub(outageStart).Round(time.Millisecond), failures, err)))
+			return
 		}
-		d = d/2 + rand.N(d/2+1)
+		s.emit(Event{Kind: EventConnectionLost, Reason: reason, Message: fmt.Sprintf("PutMedia connection %s (attempt %d): %v", why, failures, err)})
 		select {
-		case <-s.cfg.Clock.After(d):
+		case <-s.cfg.Clock.After(backoff(failures, rnd)):
 		case <-ctx.Done():
 			return
 		}
 	}
+}
+
+// withPending adds the fragments not yet finally acknowledged to a terminal
+// error.
+func (s *Sink) withPending(err error) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.allFinalLocked() && (s.eofrSent || !s.eos) {
+		return err
+	}
+	return fmt.Errorf("%w (%s)", err, s.pendingLocked())
+}
+
+func (s *Sink) progress() uint64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.acked
+}
+
+// refreshEndpoint looks the data endpoint up again when the cached one is
+// older than DataEndpointTTL or a connection to it failed. A failed lookup
+// keeps the old endpoint (the connection attempt then decides).
+func (s *Sink) refreshEndpoint(ctx context.Context) {
+	s.mu.Lock()
+	stale := s.endpointStale || s.cfg.Clock.Now().Sub(s.endpointAt) >= s.cfg.DataEndpointTTL
+	s.mu.Unlock()
+	if !stale || s.ctl == nil {
+		return
+	}
+	cctx, cancel := context.WithTimeout(ctx, s.cfg.ConnectionTimeout+s.cfg.CompletionTimeout)
+	defer cancel()
+	ep, err := s.ctl.GetDataEndpoint(cctx, s.cfg.StreamName, "PUT_MEDIA")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err != nil {
+		s.log.Debug("GetDataEndpoint failed; keeping the cached endpoint", "err", err)
+		return
+	}
+	s.dataEndpoint, s.endpointAt, s.endpointStale = ep, s.cfg.Clock.Now(), false
 }
 
 // fatalError ends the stream without retry.
@@ -88,9 +168,10 @@ func (e *fatalError) Unwrap() error { return e.err }
 // false when the stream is finished (or ctx is done).
 func (s *Sink) waitForWork(ctx context.Context) (int, bool) {
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndFlush()
 	for {
 		s.trimLocked()
+		s.expireReplayLocked()
 		for i, e := range s.entries {
 			if e.state < stateReceived && !(e.sent && !s.cfg.FragmentAcks) {
 				return i, true
@@ -114,6 +195,28 @@ func (s *Sink) waitForWork(ctx context.Context) (int, bool) {
 	}
 }
 
+// expireReplayLocked drops fragments that were sent on an earlier
+// connection without being received, when they lie more than
+// ReplayDuration before the newest frame (Realtime and NearRealtime only):
+// the replay after a reconnect goes at most that far back.
+func (s *Sink) expireReplayLocked() {
+	if s.cfg.StreamingType == Offline || !s.cfg.FragmentAcks || len(s.entries) == 0 {
+		return
+	}
+	newest := s.entries[len(s.entries)-1].frag.Last
+	for i := 0; i < len(s.entries); i++ {
+		e := s.entries[i]
+		if e.state >= stateReceived || e.state == stateFailed {
+			continue
+		}
+		if !e.tried || !e.frag.Closed || newest-e.frag.Last <= s.cfg.ReplayDuration {
+			break
+		}
+		s.removeLocked(i, "replay-duration", "sent but not acknowledged before the connection failed, and older than replay-duration")
+		i--
+	}
+}
+
 func (s *Sink) allFinalLocked() bool {
 	for _, e := range s.entries {
 		if !s.finalLocked(e) {
@@ -126,9 +229,12 @@ func (s *Sink) allFinalLocked() bool {
 // trimLocked drops finally acknowledged fragments from the front of the store.
 func (s *Sink) trimLocked() {
 	n := 0
-	for n < len(s.entries) && s.finalLocked(s.entries[n]) && s.entries[n].frag.Closed {
+	for n < len(s.entries) && s.finalLocked(s.entries[n]) && s.entries[n].frag.Closed && s.entries[n] != s.inflight {
 		s.stored -= int64(len(s.entries[n].frag.Data))
 		n++
+	}
+	for _, e := range s.entries[:n] {
+		s.builder.Recycle(e.frag) // acknowledged and not being written
 	}
 	if n > 0 {
 		s.entries = append(s.entries[:0], s.entries[n:]...)
@@ -139,16 +245,30 @@ func (s *Sink) trimLocked() {
 	}
 }
 
+// sessState is what the session, its writer and the ack handler share;
+// guarded by Sink.mu.
+type sessState struct {
+	hdr    *header
+	rotate bool // end at the next fragment boundary (connection rotation)
+	// unackedSince is when the writer started a fragment with no BUFFERING
+	// ack since (zero when none is waiting): the staleness clock.
+	unackedSince time.Time
+	sentAny      bool
+}
+
 // session runs one PutMedia connection starting at entry index start.
 func (s *Sink) session(ctx context.Context, start int) error {
 	s.mu.Lock()
 	var hdr *header
+	var resumeTC uint64
 	if start < len(s.entries) {
 		hdr = s.entries[start].hdr
+		resumeTC = s.entries[start].frag.Timecode
 	} else if len(s.entries) > 0 {
 		hdr = s.entries[len(s.entries)-1].hdr
 	}
 	producerStart := s.producerStart
+	endpoint := s.dataEndpoint
 	s.mu.Unlock()
 	if hdr == nil {
 		return errSessionEnded
@@ -160,29 +280,58 @@ func (s *Sink) session(ctx context.Context, start int) error {
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
-		Endpoint: s.dataEndpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
+		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
 		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
 		TimecodeType: tcType, ProducerStart: producerStart, AckRequired: s.cfg.FragmentAcks,
 		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
 	}, hdr.bytes)
 	if err != nil {
-		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) {
-			return &fatalError{fmt.Errorf("PutMedia to %s: %w", s.dataEndpoint, err)}
+		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) || kvs.IsTLSError(err) {
+			return &fatalError{err}
 		}
-		return fmt.Errorf("PutMedia to %s: %w", s.dataEndpoint, err)
+		return err
 	}
 	defer pm.Abort()
-	s.emit(Event{Kind: EventConnected, Message: fmt.Sprintf("PutMedia connected to %s", s.dataEndpoint)})
+	now := s.cfg.Clock.Now()
+	var expires time.Time
+	canExpire := false
+	if c, err := s.cfg.Credentials.Retrieve(sctx); err == nil {
+		expires, canExpire = c.Expires, c.CanExpire
+	}
+	ss := &sessState{hdr: hdr}
+	s.mu.Lock()
+	s.metrics.Connections++
+	restored := s.metrics.Connections > 1
+	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire, rnd),
+		opened: now, lastReset: s.lastLatencyReset}
+	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
+		wd.maxLatency = s.cfg.MaxLatency
+	}
+	if !s.cfg.FragmentAcks {
+		wd.staleness = 0
+	}
+	s.mu.Unlock()
+	msg := fmt.Sprintf("PutMedia connected to %s", endpoint)
+	if restored {
+		msg = fmt.Sprintf("PutMedia connection restored to %s, resending from fragment timecode %d", endpoint, resumeTC)
+	}
+	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Restored: restored, Message: msg})
 
 	werr := make(chan error, 1)
-	go func() { werr <- s.write(sctx, pm, hdr, start) }()
+	go func() { werr <- s.write(sctx, pm, ss, start) }()
 
 	acks := pm.Acks()
 	var drainDeadline <-chan time.Time
+	tick := s.cfg.Clock.After(watchdogTick)
 	writing := true
 	for {
+		// While the writer runs, store changes (a frame per Put) are its
+		// business; the session waits on them only to notice the end.
+		var changed <-chan struct{}
 		s.mu.Lock()
-		changed := s.changed
+		if !writing {
+			changed = s.changed
+		}
 		done := !writing && s.sessionDoneLocked(hdr)
 		s.mu.Unlock()
 		if done && drainDeadline == nil {
@@ -202,7 +351,7 @@ func (s *Sink) session(ctx context.Context, start int) error {
 				}
 				return errors.New("the service ended the PutMedia response early")
 			}
-			if err := s.handleAck(a); err != nil {
+			if err := s.handleAck(a, ss); err != nil {
 				return err
 			}
 		case err := <-werr:
@@ -213,6 +362,28 @@ func (s *Sink) session(ctx context.Context, start int) error {
 				}
 				return err
 			}
+		case <-tick:
+			tick = s.cfg.Clock.After(watchdogTick)
+			now := s.cfg.Clock.Now()
+			s.mu.Lock()
+			r := wd.check(now, ss.unackedSince, s.oldestUnreceivedLocked())
+			switch r {
+			case resetRotate:
+				ss.rotate = true
+				wd.rotateAt = time.Time{}
+				s.wakeLocked()
+			case resetLatency:
+				s.lastLatencyReset = now
+			}
+			s.mu.Unlock()
+			switch r {
+			case resetStale:
+				return &errReset{r, fmt.Sprintf("no BUFFERING acknowledgement for %v", s.cfg.ConnectionStaleness)}
+			case resetLatency:
+				return &errReset{r, fmt.Sprintf("the oldest fragment not received by the service waited more than %v", s.cfg.MaxLatency)}
+			case resetRotate:
+				s.log.Info("rotating the PutMedia connection at the next fragment boundary")
+			}
 		case <-changed:
 		case <-drainDeadline:
 			return s.endResult()
@@ -220,6 +391,17 @@ func (s *Sink) session(ctx context.Context, start int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// oldestUnreceivedLocked is when the oldest fragment the service has not
+// yet received was started (zero if none).
+func (s *Sink) oldestUnreceivedLocked() time.Time {
+	for _, e := range s.entries {
+		if e.state < stateReceived {
+			return e.putAt
+		}
+	}
+	return time.Time{}
 }
 
 // endResult is what a cleanly closed session means: finished at EOS, or
@@ -246,9 +428,10 @@ func (s *Sink) sessionDoneLocked(hdr *header) bool {
 }
 
 // write streams fragment bytes as they are produced, from entry start on.
-// It returns errSessionEnded after the end-of-stream tag or before a fragment
-// that needs another header.
-func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, hdr *header, start int) error {
+// It returns errSessionEnded after the end-of-stream tag, before a fragment
+// that needs another header, and at the first fragment boundary after a
+// rotation was asked for.
+func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start int) error {
 	s.mu.Lock()
 	var next uint64
 	if start < len(s.entries) {
@@ -257,57 +440,106 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, hdr *header, start i
 		next = ^uint64(0)
 	}
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		s.inflight = nil
+		s.mu.Unlock()
+	}()
+	endTags := func() error {
+		if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
+			return err
+		}
+		return errSessionEnded
+	}
 	off := 0
+	coalesced := false
 	for {
 		s.mu.Lock()
 		e := s.entryLocked(next)
-		if e == nil && s.eos {
-			if s.nextPendingLocked(next) == nil {
-				s.mu.Unlock()
-				if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
-					return err
-				}
-				s.mu.Lock()
-				s.eofrSent = true
-				s.wakeLocked()
-				s.mu.Unlock()
-				return errSessionEnded
+		if e == nil {
+			// Dropped from the store, or not produced yet: go on with the
+			// first entry after it, if any.
+			if n := s.nextPendingLocked(next); n != nil && off == 0 {
+				e, next = n, n.frag.Seq
 			}
-			e = s.nextPendingLocked(next)
-			next, off = e.frag.Seq, 0
 		}
-		if e != nil && (e.state == stateFailed || e.state >= stateReceived) {
-			next, off = e.frag.Seq+1, 0
+		if e == nil && off == 0 && ss.rotate {
 			s.mu.Unlock()
-			continue
+			if ss.sentAny {
+				return endTags()
+			}
+			return errSessionEnded
 		}
-		if e != nil && e.hdr != hdr {
+		if e == nil && s.eos {
 			s.mu.Unlock()
-			// The next fragment needs another header: end this session with
-			// an end-of-fragment tag so the last fragment is acknowledged.
 			if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
 				return err
 			}
+			s.mu.Lock()
+			s.eofrSent = true
+			s.wakeLocked()
+			s.mu.Unlock()
 			return errSessionEnded
+		}
+		if e != nil && off == 0 && (e.state == stateFailed || e.state >= stateReceived) {
+			next = e.frag.Seq + 1
+			s.mu.Unlock()
+			continue
+		}
+		if e != nil && off == 0 && (e.hdr != ss.hdr || ss.rotate) {
+			s.mu.Unlock()
+			// The next fragment needs another header, or the connection is
+			// rotated: end this session with an end-of-fragment tag so the
+			// last fragment is acknowledged.
+			return endTags()
 		}
 		var chunk []byte
 		closed := false
 		if e != nil {
+			if off == 0 {
+				e.tried = true
+				s.inflight = e
+				if ss.unackedSince.IsZero() {
+					ss.unackedSince = s.cfg.Clock.Now()
+				}
+			}
 			chunk = e.frag.Data[off:len(e.frag.Data):len(e.frag.Data)]
 			closed = e.frag.Closed
 		}
 		ch := s.changed
 		s.mu.Unlock()
+		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced {
+			// A source faster than real time puts frames back to back:
+			// wait a moment so that they go out in one write (one chunk,
+			// one wake-up) instead of one each. A live source loses at
+			// most coalesceWait of latency.
+			coalesced = true
+			select {
+			case <-s.cfg.Clock.After(coalesceWait):
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+			continue
+		}
+		coalesced = false
 		if len(chunk) > 0 {
 			if _, err := pm.Write(chunk); err != nil {
 				return err
 			}
 			off += len(chunk)
+			s.mu.Lock()
+			s.metrics.BytesSent += uint64(len(chunk))
+			ss.sentAny = true
+			s.mu.Unlock()
 			continue
 		}
 		if e != nil && closed {
 			s.mu.Lock()
+			if !e.sent {
+				s.metrics.FragmentsSent++
+			}
 			e.sent = true
+			s.inflight = nil
 			s.wakeLocked()
 			s.mu.Unlock()
 			next, off = e.frag.Seq+1, 0
@@ -342,9 +574,11 @@ func (s *Sink) nextPendingLocked(seq uint64) *entry {
 
 // handleAck applies one acknowledgement. It returns an error to end the
 // session (ERROR acks: the service closes the connection after one).
-func (s *Sink) handleAck(a kvs.Ack) error {
+// Acknowledgements for fragments not in the store (never sent, or already
+// trimmed), duplicates and out-of-order ones never move a fragment back.
+func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 	ev := Event{Kind: EventAck, AckType: string(a.EventType), FragmentTimecode: a.FragmentTimecode, FragmentNumber: a.FragmentNumber}
-	if a.EventType == "IDLE" {
+	if a.EventType == kvs.AckIdle {
 		return nil
 	}
 	s.mu.Lock()
@@ -354,31 +588,48 @@ func (s *Sink) handleAck(a kvs.Ack) error {
 			e = x
 		}
 	}
+	if e == nil && a.EventType != kvs.AckErrorEvent {
+		s.log.Debug("acknowledgement for a fragment not in the store", "type", a.EventType, "timecode", a.FragmentTimecode)
+	}
 	var result error
+	before := e != nil && s.finalLocked(e)
 	switch a.EventType {
-	case "BUFFERING":
+	case kvs.AckBuffering:
+		ss.unackedSince = time.Time{}
 		if e != nil && e.state < stateBuffering {
 			e.state = stateBuffering
 		}
-	case "RECEIVED":
+	case kvs.AckReceived:
 		if e != nil && e.state < stateReceived {
 			e.state = stateReceived
+			s.acked++
 		}
-	case "PERSISTED":
-		if e != nil {
+	case kvs.AckPersisted:
+		if e != nil && e.state != stateFailed && e.state < statePersisted {
+			if e.state < stateReceived {
+				s.acked++
+			}
 			e.state = statePersisted
 		}
-	case "ERROR":
+	case kvs.AckErrorEvent:
 		info := kvs.LookupAckError(a.ErrorID)
+		what := "it is resent on a new connection"
+		if !info.Retriable {
+			what = "it is skipped"
+		}
 		ev = Event{Kind: EventStreamError, AckType: "ERROR", FragmentTimecode: a.FragmentTimecode, FragmentNumber: a.FragmentNumber,
-			ErrorID: a.ErrorID, ErrorName: info.Name, Message: fmt.Sprintf("the service rejected fragment at timecode %d", a.FragmentTimecode)}
-		if !info.Retriable && e != nil {
-			e.state = stateFailed // never resent
-		}
+			ErrorID: a.ErrorID, ErrorName: info.Name, Retriable: info.Retriable,
+			Message: fmt.Sprintf("the service rejected the fragment at timecode %d: %s", a.FragmentTimecode, what)}
 		result = &kvs.AckError{Ack: a}
-		if !info.Retriable && !s.cfg.RestartOnError {
-			result = &fatalError{result}
+		if !info.Retriable {
+			if e != nil {
+				e.state = stateFailed // never resent
+			}
+			result = &skipError{result}
 		}
+	}
+	if e != nil && !before && s.finalLocked(e) && e.state != stateFailed {
+		s.metrics.FragmentsAcked++
 	}
 	s.trimLocked()
 	s.wakeLocked()

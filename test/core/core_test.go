@@ -40,7 +40,7 @@ type frame struct {
 
 // officialFrames returns the 300 frames and the CodecPrivate of the official
 // producer's capture, with timestamps relative to its first frame.
-func officialFrames(t *testing.T) ([]byte, []frame) {
+func officialFrames(t testing.TB) ([]byte, []frame) {
 	t.Helper()
 	f, err := os.Open(testenv.Fixture(t, "official-putmedia.mkv"))
 	if err != nil {

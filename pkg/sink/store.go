@@ -1,0 +1,161 @@
+package sink
+
+import (
+	"context"
+	"fmt"
+)
+
+// The content store is s.entries: fragments in order, from the oldest not
+// yet finally acknowledged to the one being built. Its two limits are
+// Config.StorageSize (bytes) and Config.BufferDuration (stream time from the
+// first frame of the oldest fragment to the newest frame). A fragment leaves
+// it when the service acknowledged it (PERSISTED, or RECEIVED without
+// retention), when a non-retriable ERROR skipped it, or when Realtime and
+// NearRealtime drop it to make room.
+
+// fullLocked reports whether the store has no room for n more bytes, and
+// which limit is reached. The fragment being built never counts as
+// droppable room: a store holding only it is never full (it could not
+// drain otherwise).
+func (s *Sink) fullLocked(n int64) (bool, string) {
+	if len(s.entries) == 0 || !s.entries[0].frag.Closed {
+		return false, ""
+	}
+	if s.stored+n > s.cfg.StorageSize {
+		return true, "storage-size"
+	}
+	// buffer-duration counts stream time, but a source faster than real
+	// time (a file) covers minutes of stream in seconds: the limit is
+	// reached only when the oldest fragment has also waited that long.
+	if s.metrics.FramePTS-s.entries[0].frag.Start > s.cfg.BufferDuration &&
+		s.cfg.Clock.Now().Sub(s.entries[0].putAt) > s.cfg.BufferDuration {
+		return true, "buffer-duration"
+	}
+	return false, ""
+}
+
+// makeRoomLocked returns once a frame of n bytes fits: at once if the store
+// has room; else after dropping the oldest droppable fragments (Realtime,
+// NearRealtime); else after acknowledgements freed space. It returns
+// ctx.Err() when ctx is done first, and the terminal error if the stream
+// failed meanwhile.
+func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
+	for {
+		full, reason := s.fullLocked(n)
+		if !full {
+			return nil
+		}
+		if s.cfg.StreamingType != Offline && s.dropOldestLocked(reason) {
+			continue
+		}
+		ch := s.changed
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		if s.err != nil {
+			return s.err
+		}
+		if s.closed {
+			return ErrClosed
+		}
+	}
+}
+
+// dropOldestLocked removes the oldest closed fragment that the writer is
+// not in the middle of. It reports false when there is none.
+func (s *Sink) dropOldestLocked(reason string) bool {
+	for i, e := range s.entries {
+		if !e.frag.Closed {
+			return false
+		}
+		if e == s.inflight {
+			continue
+		}
+		s.removeLocked(i, reason, fmt.Sprintf("the store is full (%s)", reason))
+		return true
+	}
+	return false
+}
+
+// removeLocked takes entry i out of the store. Unless the service already
+// received it, its frames are counted as dropped and reported.
+func (s *Sink) removeLocked(i int, reason, why string) {
+	e := s.entries[i]
+	s.entries = append(s.entries[:i], s.entries[i+1:]...)
+	s.stored -= int64(len(e.frag.Data))
+	if s.stored < 0 || len(s.entries) == 0 {
+		s.stored = 0
+	}
+	s.wakeLocked()
+	defer s.builder.Recycle(e.frag) // never the fragment being written (inflight)
+	if e.state >= stateReceived || e.state == stateFailed {
+		return
+	}
+	s.metrics.FramesDropped += uint64(e.frag.Frames)
+	d := Dropped{Frames: e.frag.Frames, Fragments: 1, From: e.frag.Start, To: e.frag.Last, Reason: reason}
+	// Consecutive drops of one burst become one report.
+	if k := len(s.queued) - 1; k >= 0 && s.queued[k].Kind == EventDropped && s.queued[k].Dropped.Reason == reason && s.queued[k].Dropped.To < d.From {
+		q := &s.queued[k]
+		q.Dropped.Frames += d.Frames
+		q.Dropped.Fragments++
+		q.Dropped.To = d.To
+		q.FragmentTimecode = e.frag.Timecode
+		return
+	}
+	s.queue(Event{Kind: EventDropped, Dropped: d, FragmentTimecode: e.frag.Timecode, Message: why})
+}
+
+// queue records an event to emit once the lock is released.
+func (s *Sink) queue(e Event) {
+	if e.At.IsZero() {
+		e.At = s.cfg.Clock.Now()
+	}
+	s.queued = append(s.queued, e)
+}
+
+// unlockAndFlush releases s.mu, then emits the queued events: OnEvent never
+// runs under the lock, so it may call back into the Sink.
+func (s *Sink) unlockAndFlush() {
+	q := s.queued
+	s.queued = nil
+	s.mu.Unlock()
+	for _, e := range q {
+		s.emit(e)
+	}
+}
+
+// Metrics returns the stream's running totals.
+func (s *Sink) Metrics() Metrics {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.metricsLocked()
+}
+
+func (s *Sink) metricsLocked() Metrics {
+	m := s.metrics
+	m.StoreBytes, m.StoreSize, m.BufferDuration = s.stored, s.cfg.StorageSize, s.cfg.BufferDuration
+	if len(s.entries) > 0 {
+		m.StoreDuration = m.FramePTS - s.entries[0].frag.Start
+	}
+	if t := s.oldestUnreceivedLocked(); !t.IsZero() {
+		m.Latency = s.cfg.Clock.Now().Sub(t)
+	}
+	return m
+}
+
+// metricsLoop emits an EventMetrics every MetricsInterval until ctx ends.
+func (s *Sink) metricsLoop(ctx context.Context) {
+	for {
+		select {
+		case <-s.cfg.Clock.After(s.cfg.MetricsInterval):
+			s.emit(Event{Kind: EventMetrics, Metrics: s.Metrics()})
+		case <-ctx.Done():
+			return
+		}
+	}
+}

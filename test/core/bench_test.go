@@ -1,0 +1,90 @@
+package core
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/sink"
+	"github.com/kvsgo/kvsgo/test/kvslocal"
+)
+
+// BenchmarkStream streams synthetic frames of the sizes of the bench inputs
+// (720p 2 Mb/s: 7.6 KB; 1080p 8 Mb/s: 32.5 KB; GOP 60) through the core to
+// the local endpoint, offline, and reports throughput, allocations and the
+// time per frame. Each iteration is one stream of 600 frames (Start to
+// Finish).
+func BenchmarkStream(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		size int
+	}{{"720p-2Mbps", 7600}, {"1080p-8Mbps", 32500}} {
+		b.Run(c.name, func(b *testing.B) {
+			const n = 600
+			frames := make([]sink.Frame, n)
+			for i := range frames {
+				d := make([]byte, c.size)
+				for j := 0; j+4 <= len(d); j += 997 {
+					d[j], d[j+1], d[j+2], d[j+3] = 0, 0, 0, 1
+				}
+				frames[i] = sink.Frame{PTS: time.Duration(i) * time.Second / 30, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: i%60 == 0, Data: d}
+			}
+			benchCPD, _ := officialFrames(b)
+			srv, url := startEndpointB(b)
+			b.SetBytes(int64(n * c.size))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				cfg := config(url, fmt.Sprintf("bench-%s-%d", c.name, i))
+				cfg.StreamingType = sink.Offline
+				cfg.Logger = nil
+				s, err := sink.New(cfg)
+				if err != nil {
+					b.Fatal(err)
+				}
+				ctx := context.Background()
+				if err := s.Start(ctx); err != nil {
+					b.Fatal(err)
+				}
+				if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: benchCPD}); err != nil {
+					b.Fatal(err)
+				}
+				for _, f := range frames {
+					if err := s.Put(ctx, f); err != nil {
+						b.Fatal(err)
+					}
+				}
+				if err := s.Finish(ctx); err != nil {
+					b.Fatal(err)
+				}
+				s.Close()
+				b.StopTimer()
+				frags, _ := srv.Fragments(cfg.StreamName)
+				got := 0
+				for _, f := range frags {
+					got += f.Frames
+				}
+				if got != n {
+					b.Fatalf("stored %d of %d frames", got, n)
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/frame")
+		})
+	}
+}
+
+func startEndpointB(b *testing.B) (*kvslocal.Server, string) {
+	srv, err := kvslocal.New(kvslocal.Config{Dir: b.TempDir(),
+		Credentials: []kvslocal.Credential{{AccessKeyID: accessKey, SecretAccessKey: secretKey}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	url, err := srv.Start("127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { srv.Close() })
+	return srv, url
+}
