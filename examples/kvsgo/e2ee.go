@@ -13,15 +13,19 @@ import (
 )
 
 // keygen writes a new key pair: the private key file (mode 0600, never
-// overwritten) and NAME.pub holding the public entry to hand out (a
-// recipient's to the camera's e2ee-recipients, a device's to consumers).
+// overwritten) and FILE.pub (or -pub) holding the public entry to hand out
+// (a recipient's to the camera's e2ee-recipients, a device's to consumers).
 func keygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ExitOnError)
 	kind := fs.String("kind", "x25519", "x25519 or xwing (recipient key pair), ed25519 (device signing key)")
 	out := fs.String("o", "", "private key file to create; the public entry goes to FILE.pub (required)")
+	pubOut := fs.String("pub", "", "public key file to write (default: FILE.pub)")
 	fs.Parse(args)
 	if *out == "" {
 		return errors.New("keygen: -o is required")
+	}
+	if *pubOut == "" {
+		*pubOut = *out + ".pub"
 	}
 	var priv []byte
 	var entry, id string
@@ -52,10 +56,10 @@ func keygen(args []string, stdout io.Writer) error {
 	if err := e2ee.WritePrivateKeyFile(*out, priv); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	if err := e2ee.WritePublicKeyFile(*out+".pub", entry); err != nil {
+	if err := e2ee.WritePublicKeyFile(*pubOut, entry); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	fmt.Fprintf(stdout, "%s: wrote %s (private, 0600) and %s.pub\n%s\n", id, *out, *out, entry)
+	fmt.Fprintf(stdout, "%s: wrote %s (private, 0600) and %s\n%s\n", id, *out, *pubOut, entry)
 	return nil
 }
 

@@ -5,7 +5,7 @@
 //	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
 //	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict]]
 //	          [-raw] [-o out.mkv]
-//	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE     (writes FILE, mode 0600, and FILE.pub)
+//	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]   (writes FILE, mode 0600, and FILE.pub or PUBFILE)
 //	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict]
 //	kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-suite S] [-i in.mkv] [-o out.mkv]
 //
@@ -62,7 +62,7 @@ func main() {
 
 func usage() {
 	fmt.Fprintln(os.Stderr, "usage: kvsgo get -stream NAME [-start EARLIEST] [-key FILE -device ENTRY|FILE] [-o out.mkv]")
-	fmt.Fprintln(os.Stderr, "       kvsgo keygen -kind x25519|xwing|ed25519 -o FILE")
+	fmt.Fprintln(os.Stderr, "       kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]")
 	fmt.Fprintln(os.Stderr, "       kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-i in.mkv] [-o out.mkv]")
 	fmt.Fprintln(os.Stderr, "       kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-i in.mkv] [-o out.mkv]")
 	os.Exit(2)
