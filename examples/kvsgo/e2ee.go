@@ -13,15 +13,19 @@ import (
 )
 
 // keygen writes a new key pair: the private key file (mode 0600, never
-// overwritten) and NAME.pub holding the public entry to hand out (a
-// recipient's to the camera's e2ee-recipients, a device's to consumers).
+// overwritten) and FILE.pub (or -pub) holding the public entry to hand out
+// (a recipient's to the camera's e2ee-recipients, a device's to consumers).
 func keygen(args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keygen", flag.ExitOnError)
 	kind := fs.String("kind", "x25519", "x25519 or xwing (recipient key pair), ed25519 (device signing key)")
 	out := fs.String("o", "", "private key file to create; the public entry goes to FILE.pub (required)")
+	pubOut := fs.String("pub", "", "public key file to write (default: FILE.pub)")
 	fs.Parse(args)
 	if *out == "" {
 		return errors.New("keygen: -o is required")
+	}
+	if *pubOut == "" {
+		*pubOut = *out + ".pub"
 	}
 	var priv []byte
 	var entry, id string
@@ -52,10 +56,10 @@ func keygen(args []string, stdout io.Writer) error {
 	if err := e2ee.WritePrivateKeyFile(*out, priv); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	if err := e2ee.WritePublicKeyFile(*out+".pub", entry); err != nil {
+	if err := e2ee.WritePublicKeyFile(*pubOut, entry); err != nil {
 		return fmt.Errorf("keygen: %w", err)
 	}
-	fmt.Fprintf(stdout, "%s: wrote %s (private, 0600) and %s.pub\n%s\n", id, *out, *out, entry)
+	fmt.Fprintf(stdout, "%s: wrote %s (private, 0600) and %s\n%s\n", id, *out, *pubOut, entry)
 	return nil
 }
 
@@ -88,17 +92,9 @@ func decrypt(args []string, stderr io.Writer) error {
 	if *stream == "" || *devices == "" || len(keys) == 0 {
 		return errors.New("decrypt: -stream, -device and -key are required")
 	}
-	cfg := e2ee.DecryptorConfig{Stream: *stream}
-	var err error
-	if cfg.Devices, err = e2ee.LoadDeviceKeys(*devices); err != nil {
+	cfg, err := decryptConfig(*stream, *devices, keys)
+	if err != nil {
 		return err
-	}
-	for _, path := range keys {
-		k, err := e2ee.LoadPrivateKey(path)
-		if err != nil {
-			return err
-		}
-		cfg.Keys = append(cfg.Keys, k)
 	}
 	src, err := openIn(*in)
 	if err != nil {
@@ -109,37 +105,17 @@ func decrypt(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	rep, err := decryptTo(f, src, cfg, mkvstream.Options{Strict: *strict}, *raw)
+	rep, log, st, err := decryptTo(f, src, cfg, mkvstream.Options{Strict: *strict}, *raw, nil)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if rep != nil {
-		fmt.Fprintf(stderr, "kvsgo: %d fragments, %d of %d frames decrypted, %d/%d key bundles accepted\n",
-			rep.Clusters, rep.Opened, rep.Frames, rep.BundlesAccepted, rep.Bundles)
-		for c, n := range rep.Counts {
-			fmt.Fprintf(stderr, "kvsgo: %d× %v (first: %v)\n", n, c, rep.First[c])
-		}
+	printReport(stderr, rep, log, cfg)
+	if nothingDecrypted(err) {
+		os.Remove(*out)
+	} else if err == nil && !*raw {
+		fmt.Fprintf(stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
 	}
-	return err
-}
-
-func decryptTo(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts mkvstream.Options, raw bool) (*mkvstream.Report, error) {
-	if raw {
-		return mkvstream.Decrypt(w, r, cfg, opts)
-	}
-	pr, pw := io.Pipe()
-	done := make(chan error, 1)
-	go func() {
-		_, err := join(w, pr)
-		pr.CloseWithError(err)
-		done <- err
-	}()
-	rep, err := mkvstream.Decrypt(pw, r, cfg, opts)
-	pw.CloseWithError(err)
-	if jerr := <-done; err == nil && jerr != nil && !errors.Is(jerr, io.ErrClosedPipe) {
-		err = jerr
-	}
-	return rep, err
+	return explain(err, rep, log, cfg)
 }
 
 // encrypt seals a plain Matroska file for a stream, as kvssink would, for

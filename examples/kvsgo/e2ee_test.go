@@ -33,6 +33,13 @@ func TestKeygenEncryptDecrypt(t *testing.T) {
 			t.Fatalf("keygen overwrote %s", k.file)
 		}
 	}
+	// -pub names the public file, as the demo does (camera.key, camera.pub).
+	if err := keygen([]string{"-kind", "ed25519", "-o", p("camera.key"), "-pub", p("camera.pub")}, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	if pub, err := os.ReadFile(p("camera.pub")); err != nil || !strings.HasPrefix(string(pub), "ed25519:") {
+		t.Fatalf("camera.pub: %q %v", pub, err)
+	}
 	in := testenv.Fixture(t, "kvs-getmedia-real.mkv")
 	if err := encrypt([]string{"-stream", "cam-1", "-signing-key", p("cam"), "-recipients", p("alice.pub") + "," + p("bob.pub"),
 		"-i", in, "-o", p("enc.mkv")}); err != nil {

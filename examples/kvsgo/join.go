@@ -17,7 +17,10 @@ type joinStats struct{ segments, clusters, blocks int }
 // timecodes rebased so that the file starts at 0 (the stream's are epoch
 // times). A fragment whose tracks differ from the first
 // (a new CodecPrivate) ends the file with an error rather than mixing codecs.
-func join(w io.Writer, r io.Reader) (joinStats, error) {
+func join(w io.Writer, r io.Reader) (joinStats, error) { return joinProgress(w, r, nil) }
+
+// joinProgress is join, counting the fragments written in p (if not nil).
+func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 	var st joinStats
 	bw := bufio.NewWriterSize(w, 1<<20)
 	rd := mkv.NewReader(r)
@@ -65,6 +68,9 @@ func join(w io.Writer, r io.Reader) (joinStats, error) {
 				base = ev.Timecode
 			}
 			st.clusters++
+			if p != nil {
+				p.fragments.Add(1)
+			}
 			if ev.Timecode < base {
 				bw.Flush()
 				return st, fmt.Errorf("fragment %d starts before the first one (timecode %d < %d)", st.clusters, ev.Timecode, base)

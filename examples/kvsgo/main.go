@@ -1,14 +1,17 @@
 // Command kvsgo is the consumer side of kvsgo: it reads a Kinesis video
-// stream back (GetMedia) into a single playable Matroska file.
+// stream back (GetMedia) into a single playable Matroska file, decrypting
+// an end-to-end encrypted stream on the way when given -key and -device.
 //
 //	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
-//	          [-after N] [-timestamp RFC3339] [-token T] [-o out.mkv]
-//	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE     (writes FILE, mode 0600, and FILE.pub)
+//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict]]
+//	          [-raw] [-o out.mkv]
+//	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]   (writes FILE, mode 0600, and FILE.pub or PUBFILE)
 //	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict]
 //	kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-suite S] [-i in.mkv] [-o out.mkv]
 //
 // keygen, decrypt and encrypt handle end-to-end encrypted streams
-// (pkg/e2ee): decrypt takes what "get -raw" wrote.
+// (pkg/e2ee): "get -key" decrypts as it downloads; decrypt takes what
+// "get -raw" wrote or a PutMedia body.
 //
 // The endpoint, region and credentials come from the same places as the
 // element's: AWS_ENDPOINT_URL_KINESIS_VIDEO, CONTROL_PLANE_URI or
@@ -23,9 +26,12 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync/atomic"
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/credentials"
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 )
 
@@ -38,7 +44,7 @@ func main() {
 	var err error
 	switch os.Args[1] {
 	case "get":
-		err = get(ctx, os.Args[2:])
+		err = get(ctx, os.Args[2:], os.Stderr)
 	case "keygen":
 		err = keygen(os.Args[2:], os.Stdout)
 	case "decrypt":
@@ -55,14 +61,14 @@ func main() {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: kvsgo get -stream NAME [-start EARLIEST] [-o out.mkv]")
-	fmt.Fprintln(os.Stderr, "       kvsgo keygen -kind x25519|xwing|ed25519 -o FILE")
+	fmt.Fprintln(os.Stderr, "usage: kvsgo get -stream NAME [-start EARLIEST] [-key FILE -device ENTRY|FILE] [-o out.mkv]")
+	fmt.Fprintln(os.Stderr, "       kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]")
 	fmt.Fprintln(os.Stderr, "       kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-i in.mkv] [-o out.mkv]")
 	fmt.Fprintln(os.Stderr, "       kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-i in.mkv] [-o out.mkv]")
 	os.Exit(2)
 }
 
-func get(ctx context.Context, args []string) error {
+func get(ctx context.Context, args []string, stderr io.Writer) error {
 	fs := flag.NewFlagSet("get", flag.ExitOnError)
 	stream := fs.String("stream", "", "stream name (required)")
 	start := fs.String("start", "EARLIEST", "start selector type")
@@ -72,10 +78,25 @@ func get(ctx context.Context, args []string) error {
 	out := fs.String("o", "out.mkv", "output file")
 	endpoint := fs.String("endpoint", "", "control-plane URL (default: from the environment)")
 	region := fs.String("region", "", "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-west-2)")
-	raw := fs.Bool("raw", false, "write the GetMedia response as it came (one segment per fragment)")
+	raw := fs.Bool("raw", false, "write one segment per fragment, as GetMedia sends them (with -key: decrypted, not joined)")
+	var keys listFlag
+	fs.Var(&keys, "key", "recipient private key file of an end-to-end encrypted stream (repeatable; needs -device)")
+	devices := fs.String("device", "", "pinned device public keys of an encrypted stream: ed25519:BASE64 entries or files of them, comma-separated (needs -key)")
+	strict := fs.Bool("strict", false, "with -key: fail on the first frame or bundle that does not decrypt instead of dropping it")
 	fs.Parse(args)
 	if *stream == "" {
 		return errors.New("get: -stream is required")
+	}
+	if (len(keys) > 0) != (*devices != "") {
+		return errors.New("get: -key and -device go together: the recipient private key(s) and the camera's public key")
+	}
+	var dcfg *e2ee.DecryptorConfig
+	if len(keys) > 0 {
+		c, err := decryptConfig(*stream, *devices, keys)
+		if err != nil {
+			return err
+		}
+		dcfg = &c
 	}
 	rgn, err := kvs.ResolveRegion(*region, *region != "", os.Getenv)
 	if err != nil {
@@ -113,35 +134,54 @@ func get(ctx context.Context, args []string) error {
 	if err != nil {
 		return err
 	}
-	progress := &progress{w: os.Stderr, tty: isTerminal(os.Stderr), start: time.Now()}
+	tty := false
+	if sf, ok := stderr.(*os.File); ok {
+		tty = isTerminal(sf)
+	}
+	progress := &progress{w: stderr, tty: tty, start: time.Now(), counted: !*raw}
 	src := io.TeeReader(body, progress)
 	var st joinStats
-	if *raw {
+	switch {
+	case dcfg != nil:
+		var rep *mkvstream.Report
+		var log *bundleLog
+		rep, log, st, err = decryptTo(f, src, *dcfg, mkvstream.Options{Strict: *strict}, *raw, progress)
+		progress.done()
+		printReport(stderr, rep, log, *dcfg)
+		err = explain(err, rep, log, *dcfg)
+	case *raw:
 		_, err = io.Copy(f, src)
-	} else {
-		st, err = join(f, src)
+		progress.done()
+	default:
+		st, err = joinProgress(f, src, progress)
+		progress.done()
 	}
-	progress.done()
 	if cerr := f.Close(); err == nil {
 		err = cerr
+	}
+	if nothingDecrypted(err) {
+		os.Remove(*out)
 	}
 	if err != nil {
 		return err
 	}
 	if !*raw {
-		fmt.Fprintf(os.Stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
+		fmt.Fprintf(stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
 	}
 	return nil
 }
 
-// progress prints bytes received, at most once a second and only to a
-// terminal; done prints the total either way.
+// progress prints bytes and fragments received, at most once a second and
+// only to a terminal; done prints the total either way. fragments is counted
+// by the joiner, which may run in another goroutine.
 type progress struct {
-	w     io.Writer
-	tty   bool
-	n     int64
-	start time.Time
-	last  time.Time
+	w         io.Writer
+	tty       bool
+	counted   bool // fragments are counted (not with -raw)
+	n         int64
+	fragments atomic.Int64
+	start     time.Time
+	last      time.Time
 }
 
 func isTerminal(f *os.File) bool {
@@ -153,11 +193,18 @@ func (p *progress) Write(b []byte) (int, error) {
 	p.n += int64(len(b))
 	if now := time.Now(); p.tty && now.Sub(p.last) >= time.Second {
 		p.last = now
-		fmt.Fprintf(p.w, "\rkvsgo: %.1f MB received in %s", float64(p.n)/1e6, now.Sub(p.start).Round(time.Second))
+		fmt.Fprintf(p.w, "\rkvsgo: %s received in %s", p.amount(), now.Sub(p.start).Round(time.Second))
 	}
 	return len(b), nil
 }
 
+func (p *progress) amount() string {
+	if !p.counted {
+		return fmt.Sprintf("%.1f MB", float64(p.n)/1e6)
+	}
+	return fmt.Sprintf("%.1f MB, %d fragments", float64(p.n)/1e6, p.fragments.Load())
+}
+
 func (p *progress) done() {
-	fmt.Fprintf(p.w, "\rkvsgo: %.1f MB received in %s\n", float64(p.n)/1e6, time.Since(p.start).Round(time.Millisecond))
+	fmt.Fprintf(p.w, "\rkvsgo: %s received in %s\n", p.amount(), time.Since(p.start).Round(time.Millisecond))
 }
