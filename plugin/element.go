@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"runtime/debug"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -387,6 +388,15 @@ func (e *element) onEvent(ev sink.Event) {
 			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message), "")
 	case sink.EventMetrics:
 		e.metrics(ev.Metrics)
+	case sink.EventEpoch:
+		ep := ev.Epoch
+		ids := make([]string, len(ep.Recipients))
+		for i, r := range ep.Recipients {
+			ids[i] = fmt.Sprintf("%x", r[:])
+		}
+		e.message("kvs-e2ee-epoch", str("epoch-id", fmt.Sprintf("%08x", ep.ID)), u64("first-pts", ep.FirstPTS),
+			str("suite", ep.Suite.String()), str("recipients", strings.Join(ids, ",")), u64("bundle-size", uint64(ep.BundleSize)))
+		e.log(levelInfo, ev.Message)
 	case sink.EventWarning:
 		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), ev.Message, "")
 	}

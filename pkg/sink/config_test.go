@@ -1,7 +1,16 @@
 package sink
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -94,7 +103,8 @@ func TestSettingsConfigStoreAndTLS(t *testing.T) {
 	st := DefaultSettings()
 	st.BufferDurationSec, st.ReplayDurationSec, st.MaxLatencySec, st.ConnectionStaleSec = 30, 10, 20, 5
 	st.StorageSizeMB, st.MetricsIntervalMs, st.GetKVSMetrics = 16, 500, true
-	e := map[string]string{CACertEnv: "/etc/kvs/ca.pem"}
+	envCA, propCA := testCA(t), testCA(t)
+	e := map[string]string{CACertEnv: envCA}
 	for k, v := range base {
 		e[k] = v
 	}
@@ -104,15 +114,40 @@ func TestSettingsConfigStoreAndTLS(t *testing.T) {
 	}
 	if cfg.BufferDuration != 30*time.Second || cfg.ReplayDuration != 10*time.Second || cfg.MaxLatency != 20*time.Second ||
 		cfg.ConnectionStaleness != 5*time.Second || cfg.StorageSize != 16<<20 || cfg.MetricsInterval != 500*time.Millisecond ||
-		!cfg.MetricsOnKeyFrame || cfg.CACertPath != "/etc/kvs/ca.pem" {
+		!cfg.MetricsOnKeyFrame || cfg.CACertPath != envCA {
 		t.Fatalf("buffer %v replay %v latency %v stale %v storage %d metrics %v/%v ca %q", cfg.BufferDuration, cfg.ReplayDuration, cfg.MaxLatency, cfg.ConnectionStaleness, cfg.StorageSize, cfg.MetricsInterval, cfg.MetricsOnKeyFrame, cfg.CACertPath)
 	}
-	st.CACertPath = ptr("/opt/ca")
-	if cfg, _ := st.Config(env(e)); cfg.CACertPath != "/opt/ca" {
-		t.Fatalf("ca-cert-path does not win over %s: %q", CACertEnv, cfg.CACertPath)
+	st.CACertPath = ptr(propCA)
+	if cfg, err := st.Config(env(e)); err != nil || cfg.CACertPath != propCA {
+		t.Fatalf("ca-cert-path does not win over %s: %q %v", CACertEnv, cfg.CACertPath, err)
+	}
+	st.CACertPath = ptr(filepath.Join(t.TempDir(), "missing.pem"))
+	if _, err := st.Config(env(e)); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+		t.Fatalf("a missing CA file: %v", err)
 	}
 	// replay-duration is at most buffer-duration.
 	if c := (Config{BufferDuration: 5 * time.Second, ReplayDuration: time.Minute}).withDefaults(); c.ReplayDuration != 5*time.Second {
 		t.Fatalf("replay %v", c.ReplayDuration)
 	}
+}
+
+// testCA writes a self-signed CA certificate and returns its path.
+func testCA(t *testing.T) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "kvsgo test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true,
+		KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return path
 }

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -128,6 +129,15 @@ func TestE2EEPipeline(t *testing.T) {
 		kvssink(stream, "e2ee-recipients="+keys["alice.pub"]+","+keys["bob.pub"], "e2ee-signing-key="+keys["cam"]))
 	if r.rc != 0 {
 		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	// The epoch is announced with the recipients' ids and no secret.
+	rs, err := e2ee.LoadRecipients(keys["alice.pub"] + "," + keys["bob.pub"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := rs[0].ID(), rs[1].ID()
+	if !strings.Contains(r.output, "kvs-e2ee-epoch") || !strings.Contains(r.output, fmt.Sprintf("%x", a[:])) || !strings.Contains(r.output, fmt.Sprintf("%x", b[:])) {
+		t.Fatalf("no kvs-e2ee-epoch message naming both recipients:\n%s", r.output)
 	}
 	enc := ep.getMedia(t, stream)
 	stored, err := os.ReadFile(enc)
