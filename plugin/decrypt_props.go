@@ -69,6 +69,11 @@ func (d *decryptElement) GetProperty(_ *glib.Object, id uint) *glib.Value {
 	return v
 }
 
+// mismatchFrames is how many frames must fail authentication, with valid
+// key bundles and no frame opened, before kvsdecrypt declares a context
+// mismatch (rewritten timecodes, another stream): two seconds at 30 fps.
+const mismatchFrames = 60
+
 // transform loads the keys and returns the decryption of one stream, which
 // reports problems through report.
 func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) (func(io.Reader, io.Writer) error, error) {
@@ -98,7 +103,7 @@ func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) 
 	}
 	cfg := e2ee.DecryptorConfig{Stream: s.streamName, Devices: devs, Keys: keys}
 	return func(r io.Reader, w io.Writer) error {
-		_, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report})
+		_, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report, MismatchAfter: mismatchFrames})
 		return err
 	}, nil
 }

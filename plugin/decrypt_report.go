@@ -9,7 +9,6 @@ import (
 
 	"github.com/go-gst/go-gst/gst"
 
-	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
 )
 
@@ -17,11 +16,6 @@ import (
 // is posted at once, then at most one summary per cause per warnEvery, so
 // a stream of undecryptable frames cannot flood the bus.
 const warnEvery = 5 * time.Second
-
-// mismatchFrames is how many frames must fail authentication, with valid
-// key bundles and no frame opened, before the stream is declared a context
-// mismatch (rewritten timecodes, another stream): a fatal error.
-const mismatchFrames = 60
 
 // problemReporter turns mkvstream's counted problems into rate-limited
 // element warnings and, for a context mismatch, an error that stops the
@@ -39,9 +33,6 @@ func newProblemReporter(d *decryptElement) *problemReporter {
 }
 
 func (p *problemReporter) report(err error, rep *mkvstream.Report) error {
-	if rep.BundlesAccepted > 0 && rep.Opened == 0 && rep.Counts[e2ee.ErrAuth] >= mismatchFrames {
-		return mkvstream.ErrContextMismatch
-	}
 	cause := mkvstream.Cause(err)
 	p.mu.Lock()
 	t, warned := p.last[cause]

@@ -96,6 +96,11 @@ type Options struct {
 	// Live writes every block as soon as it is decrypted instead of
 	// buffering output (a live pipeline must not wait for a megabyte).
 	Live bool
+	// MismatchAfter, when positive, ends Decrypt with ErrContextMismatch as
+	// soon as that many frames failed authentication with their key bundles
+	// accepted and no frame opened yet: a live consumer cannot wait for the
+	// end of the stream to learn that every frame fails (e2ee.md §4.4).
+	MismatchAfter int
 	// OnProblem, if set, is called after each error or warning is counted,
 	// with the Report so far: a live consumer reports causes as they come
 	// and may stop by returning an error, which Decrypt then returns.
@@ -154,6 +159,9 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	bw := bufio.NewWriterSize(w, size)
 	rd := mkv.NewReaderOptions(r, opts.Reader)
 	problem := func() error {
+		if opts.MismatchAfter > 0 && rep.BundlesAccepted > 0 && rep.Opened == 0 && rep.Counts[e2ee.ErrAuth] >= opts.MismatchAfter {
+			return fmt.Errorf("%w (%d frames failed, none opened)", ErrContextMismatch, rep.Counts[e2ee.ErrAuth])
+		}
 		if opts.OnProblem == nil || rep.last == nil {
 			return nil
 		}

@@ -284,6 +284,18 @@ func TestAttacksOnStreams(t *testing.T) {
 		if !errors.Is(err, ErrContextMismatch) {
 			t.Fatalf("%v, want ErrContextMismatch", err)
 		}
+		// A live consumer learns it after MismatchAfter frames, having
+		// read only the first clusters.
+		shifted := join(chunks(t, encd, func(c, b int, ev *mkv.Event) bool {
+			if ev.Kind == mkv.EventClusterStart {
+				ev.Timecode++
+			}
+			return true
+		}))
+		rep, err := Decrypt(io.Discard, bytes.NewReader(shifted), cfg("cam-1", alice), Options{Live: true, MismatchAfter: 45})
+		if !errors.Is(err, ErrContextMismatch) || rep.Frames != 45 || rep.Clusters != 2 {
+			t.Fatalf("%v after %d frames in %d clusters, want ErrContextMismatch after 45 in 2", err, rep.Frames, rep.Clusters)
+		}
 	})
 	t.Run("flipped keyframe flag", func(t *testing.T) {
 		rep, _ := run(t, join(chunks(t, encd, func(c, b int, ev *mkv.Event) bool {
