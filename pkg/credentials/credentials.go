@@ -71,6 +71,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives one line naming the chosen source, and the warnings.
 	Logger *slog.Logger
+	// ExpiryWindow is how long before they expire credentials are fetched
+	// again. It defaults to ExpiryWindow; tests with short-lived
+	// credentials shrink it.
+	ExpiryWindow time.Duration
 }
 
 // HTTPClient is the SDK's HTTP client interface (*http.Client is one).
@@ -106,6 +110,9 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 	if o.Getenv == nil {
 		o.Getenv = os.Getenv
 	}
+	if o.ExpiryWindow <= 0 {
+		o.ExpiryWindow = ExpiryWindow
+	}
 	if o.Now == nil {
 		o.Now = time.Now
 	}
@@ -121,7 +128,7 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 		base = p
 		r.Source = "role " + src.Role.ARN + " assumed with " + r.Source
 	}
-	r.Provider = cache(base)
+	r.Provider = cache(base, o.ExpiryWindow)
 	if _, err := r.Provider.Retrieve(ctx); err != nil {
 		return Resolved{}, fmt.Errorf("%s: %w", r.Source, err)
 	}
@@ -163,14 +170,14 @@ func resolveBase(ctx context.Context, src Sources, o Options) (Resolved, aws.Cre
 	return Resolved{Source: "default chain"}, p, nil
 }
 
-func cache(p aws.CredentialsProvider) aws.CredentialsProvider {
+func cache(p aws.CredentialsProvider, window time.Duration) aws.CredentialsProvider {
 	if p == nil {
 		return nil
 	}
 	if _, ok := p.(*aws.CredentialsCache); ok {
 		return p
 	}
-	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = ExpiryWindow })
+	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = window })
 }
 
 func str(p *string) string {

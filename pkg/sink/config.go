@@ -94,6 +94,10 @@ type Config struct {
 	// also kept under the credentials' expiry. It defaults to 40 min minus
 	// up to 3 min of jitter, as the official SDK does.
 	MaxConnectionDuration time.Duration
+	// CredentialGrace rotates the PutMedia connection this long before the
+	// credentials it was signed with expire, so that the next one is signed
+	// with fresh ones. It defaults to 30 s.
+	CredentialGrace time.Duration
 	// DataEndpointTTL is how long a GetDataEndpoint answer is reused; after
 	// that, or after a failed connection, the endpoint is looked up again.
 	// It defaults to 40 min.

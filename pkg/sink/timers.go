@@ -60,15 +60,19 @@ func backoff(n int, rnd func(int64) int64) time.Duration {
 
 // rotationAt is when a connection opened at opened must be rotated: before
 // maxDur (MaxConnectionLifetime less jitter when maxDur is 0) and
-// credentialGrace before the credentials expire (if they do).
-func rotationAt(opened time.Time, maxDur time.Duration, expires time.Time, canExpire bool, rnd func(int64) int64) time.Time {
+// grace (default credentialGrace) before the credentials expire (if they
+// do).
+func rotationAt(opened time.Time, maxDur time.Duration, expires time.Time, canExpire bool, grace time.Duration, rnd func(int64) int64) time.Time {
+	if grace <= 0 {
+		grace = credentialGrace
+	}
 	if maxDur <= 0 {
 		j := min(rotationJitterMax, MaxConnectionLifetime/10)
 		maxDur = MaxConnectionLifetime - time.Duration(rnd(int64(j)+1))
 	}
 	at := opened.Add(maxDur)
 	if canExpire && !expires.IsZero() {
-		if e := expires.Add(-credentialGrace); e.Before(at) {
+		if e := expires.Add(-grace); e.Before(at) {
 			at = e
 		}
 	}

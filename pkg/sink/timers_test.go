@@ -28,17 +28,20 @@ func TestRotationAt(t *testing.T) {
 	opened := fc.Now()
 	noJitter := func(int64) int64 { return 0 }
 	maxJitter := func(n int64) int64 { return n - 1 }
-	if got := rotationAt(opened, 0, time.Time{}, false, noJitter); got.Sub(opened) != MaxConnectionLifetime {
+	if got := rotationAt(opened, 0, time.Time{}, false, 0, noJitter); got.Sub(opened) != MaxConnectionLifetime {
 		t.Fatalf("static credentials: rotate after %v", got.Sub(opened))
 	}
-	if got := rotationAt(opened, 0, time.Time{}, false, maxJitter); got.Sub(opened) != MaxConnectionLifetime-rotationJitterMax {
+	if got := rotationAt(opened, 0, time.Time{}, false, 0, maxJitter); got.Sub(opened) != MaxConnectionLifetime-rotationJitterMax {
 		t.Fatalf("max jitter: rotate after %v", got.Sub(opened))
 	}
 	exp := opened.Add(10 * time.Minute)
-	if got := rotationAt(opened, 0, exp, true, noJitter); !got.Equal(exp.Add(-credentialGrace)) {
+	if got := rotationAt(opened, 0, exp, true, 0, noJitter); !got.Equal(exp.Add(-credentialGrace)) {
 		t.Fatalf("expiring credentials: rotate at %v, want %v", got, exp.Add(-credentialGrace))
 	}
-	if got := rotationAt(opened, time.Second, exp, true, noJitter); got.Sub(opened) != time.Second {
+	if got := rotationAt(opened, 0, exp, true, 5*time.Second, noJitter); !got.Equal(exp.Add(-5 * time.Second)) {
+		t.Fatalf("grace 5 s: rotate at %v, want %v", got, exp.Add(-5*time.Second))
+	}
+	if got := rotationAt(opened, time.Second, exp, true, 0, noJitter); got.Sub(opened) != time.Second {
 		t.Fatalf("configured duration: %v", got.Sub(opened))
 	}
 }

@@ -256,6 +256,30 @@ type sessState struct {
 	sentAny      bool
 }
 
+// freshCredentials makes sure a new connection is not signed with
+// credentials that are already due for rotation: a cache (which reports its
+// credentials as expiring ExpiryWindow early) may still hand out the set the
+// previous connection was rotated away from, which would rotate the new
+// connection again at once. Such a cache is invalidated so that it fetches
+// the next set: one fetch, one rotation per refresh.
+func (s *Sink) freshCredentials(ctx context.Context) {
+	c, err := s.cfg.Credentials.Retrieve(ctx)
+	if err != nil || !c.CanExpire {
+		return
+	}
+	grace := s.cfg.CredentialGrace
+	if grace <= 0 {
+		grace = credentialGrace
+	}
+	if s.cfg.Clock.Now().Before(c.Expires.Add(-grace)) {
+		return
+	}
+	if inv, ok := s.cfg.Credentials.(interface{ Invalidate() }); ok {
+		s.log.Debug("credentials are due for rotation: fetching the next set before connecting")
+		inv.Invalidate()
+	}
+}
+
 // session runs one PutMedia connection starting at entry index start.
 func (s *Sink) session(ctx context.Context, start int) error {
 	s.mu.Lock()
@@ -279,6 +303,7 @@ func (s *Sink) session(ctx context.Context, start int) error {
 	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.freshCredentials(sctx)
 	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
 		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
 		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
@@ -302,7 +327,7 @@ func (s *Sink) session(ctx context.Context, start int) error {
 	s.mu.Lock()
 	s.metrics.Connections++
 	restored := s.metrics.Connections > 1
-	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire, rnd),
+	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire, s.cfg.CredentialGrace, rnd),
 		opened: now, lastReset: s.lastLatencyReset}
 	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
 		wd.maxLatency = s.cfg.MaxLatency
