@@ -161,9 +161,8 @@ func TestOfficialFramesRoundTrip(t *testing.T) {
 	}
 }
 
-// eachEvent reads a whole stream back with GetMedia (EARLIEST) and calls fn
-// for every Matroska event.
-func eachEvent(t *testing.T, url, name string, fn func(mkv.Event)) {
+// openGetMedia starts GetMedia on a stream from start.
+func openGetMedia(t *testing.T, url, name string, start kvs.StartSelector) io.ReadCloser {
 	t.Helper()
 	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
 	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
@@ -171,15 +170,23 @@ func eachEvent(t *testing.T, url, name string, fn func(mkv.Event)) {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	t.Cleanup(cancel)
 	ep, err := ctl.GetDataEndpoint(ctx, name, "GET_MEDIA")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: name, Region: "us-west-2", Credentials: creds, Start: kvs.StartSelector{Type: "EARLIEST"}})
+	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: name, Region: "us-west-2", Credentials: creds, Start: start})
 	if err != nil {
 		t.Fatal(err)
 	}
+	return body
+}
+
+// eachEvent reads a whole stream back with GetMedia (EARLIEST) and calls fn
+// for every Matroska event.
+func eachEvent(t *testing.T, url, name string, fn func(mkv.Event)) {
+	t.Helper()
+	body := openGetMedia(t, url, name, kvs.StartSelector{Type: "EARLIEST"})
 	defer body.Close()
 	r := mkv.NewReader(body)
 	for {

@@ -10,9 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
-
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
@@ -46,21 +43,7 @@ func newE2EEKeys(t *testing.T) e2eeKeys {
 // getMediaRaw returns the GetMedia response of a stream from start.
 func getMediaRaw(t *testing.T, url, name string, start kvs.StartSelector) []byte {
 	t.Helper()
-	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))
-	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: "us-west-2", Credentials: creds})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	ep, err := ctl.GetDataEndpoint(ctx, name, "GET_MEDIA")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: ep, StreamName: name, Region: "us-west-2", Credentials: creds, Start: start})
-	if err != nil {
-		t.Fatal(err)
-	}
+	body := openGetMedia(t, url, name, start)
 	defer body.Close()
 	b, err := io.ReadAll(body)
 	if err != nil {
