@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // keygen, encrypt and decrypt from the command line's point of view: the

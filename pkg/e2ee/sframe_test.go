@@ -8,7 +8,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 type hexBytes []byte

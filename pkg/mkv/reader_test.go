@@ -10,7 +10,7 @@ import (
 	"testing/iotest"
 	"time"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // What mkvinfo -v (mkvtoolnix 74) and ffprobe -count_frames report for the

@@ -5,7 +5,7 @@ import (
 	"io"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // The official producer's header, rebuilt field by field, must be byte-equal

@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // TestMain keeps every test on loopback: settings tests that find no

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/pkg/codec/h264"
 )
 

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // Each codec goes through kvssink from an encoded input file and must come

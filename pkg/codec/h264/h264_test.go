@@ -5,7 +5,7 @@ import (
 	"errors"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // The official producer's CodecPrivate (x264, High 4:4:4 Predictive, 320x240).

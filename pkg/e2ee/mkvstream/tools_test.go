@@ -8,7 +8,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/internal/testenv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // TestFFprobe: an independent demuxer sees the encrypted file as the h264
