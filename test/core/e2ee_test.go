@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsgo/kvsgo/pkg/clock"
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
@@ -239,5 +240,47 @@ func TestE2EEBadConfig(t *testing.T) {
 	cfg.E2EE = &sink.E2EEConfig{SigningKey: k.device}
 	if _, err := sink.New(cfg); !errors.Is(err, e2ee.ErrNoRecipients) {
 		t.Fatalf("no recipients: %v", err)
+	}
+}
+
+// e2ee-rotation-interval: a stream longer than the interval changes epoch
+// at fragment boundaries as the clock passes each interval, and a consumer
+// decrypts across every change without a gap.
+func TestE2EERotationInterval(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	_, url := startEndpoint(t)
+	k := newE2EEKeys(t)
+	const name = "e2ee-interval"
+	cfg := config(url, name)
+	fake := clock.NewFake(time.Now())
+	cfg.Clock = fake
+	cfg.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public()}, SigningKey: k.device, RotationInterval: 2500 * time.Millisecond}
+	var mu sync.Mutex
+	var firsts []uint64
+	cfg.OnEvent = func(ev sink.Event) {
+		if ev.Kind == sink.EventEpoch {
+			mu.Lock()
+			firsts = append(firsts, ev.Epoch.FirstPTS)
+			mu.Unlock()
+		}
+	}
+	s := startSink(t, cfg, cpd)
+	for _, f := range frames { // 10 s of stream time, one second per fragment
+		put(t, s, []frame{f})
+		fake.Advance(time.Second / 30)
+	}
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	n := len(firsts)
+	mu.Unlock()
+	// Epochs start at 0 s and at the first fragment after each 2.5 s.
+	if n != 4 {
+		t.Fatalf("%d epochs in 10 s with a 2.5 s interval, want 4 (first timecodes %v)", n, firsts)
+	}
+	got, rep, err := decryptFrames(t, getMediaRaw(t, url, name, kvs.StartSelector{Type: "EARLIEST"}), name, k.device.Public(), k.alice)
+	if err != nil || len(got) != 300 || rep.Dropped() != 0 || len(rep.Gaps) != 0 {
+		t.Fatalf("%d frames, %v, report %+v", len(got), err, rep)
 	}
 }
