@@ -9,8 +9,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // The real service's GetMedia response becomes one segment that starts at 0

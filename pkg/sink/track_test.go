@@ -6,8 +6,8 @@ import (
 	"os"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/pkg/codec/h264"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 func TestTrackFor(t *testing.T) {

@@ -15,11 +15,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 	"github.com/kvsgo/kvsgo/pkg/sink"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 const (

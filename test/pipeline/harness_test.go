@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 const (

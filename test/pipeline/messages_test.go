@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // Element messages, read the way any application reads them: gst-launch -m

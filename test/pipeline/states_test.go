@@ -8,14 +8,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // stateHost drives a live pipeline through PLAYING, PAUSED, PLAYING, READY
-// and NULL in a loop; each state change must complete within 10 s, or the
-// host reports a deadlock. A watchdog alarm ends a host that hangs outside
-// a state change.
+// and NULL in a loop; each state change must complete within 30 s, or the
+// host reports a deadlock (a change slower than 5 s is logged). A watchdog
+// alarm ends a host that hangs outside a state change.
 const stateHost = `
 #include <gst/gst.h>
 #include <stdio.h>
@@ -30,8 +30,11 @@ static int change(GstElement *p, GstState s, int round) {
     gst_element_set_state(p, GST_STATE_NULL);
     return 0;
   }
-  r = gst_element_get_state(p, NULL, NULL, 10 * GST_SECOND);
+  gint64 t0 = g_get_monotonic_time();
+  r = gst_element_get_state(p, NULL, NULL, 30 * GST_SECOND);
   if (r == GST_STATE_CHANGE_ASYNC) { printf("round %d: DEADLOCK going to %s\n", round, gst_element_state_get_name(s)); return 1; }
+  gint64 ms = (g_get_monotonic_time() - t0) / 1000;
+  if (ms > 5000) printf("round %d: SLOW going to %s: %" G_GINT64_FORMAT " ms\n", round, gst_element_state_get_name(s), ms);
   return 0;
 }
 int main(int argc, char **argv) {
@@ -95,6 +98,11 @@ func TestStateChangesDoNotDeadlock(t *testing.T) {
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "done 12 rounds") || strings.Contains(string(out), "CRITICAL") {
 				t.Fatalf("%v:\n%s", err, tail(out))
+			}
+			for _, l := range strings.Split(string(out), "\n") {
+				if strings.Contains(l, "SLOW") {
+					t.Log(l)
+				}
 			}
 		})
 	}

@@ -8,9 +8,9 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/kvsgo/kvsgo/test/testenv"
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 var (
