@@ -257,16 +257,25 @@ func (e *element) Render(_ *base.GstBaseSink, buf *gst.Buffer) (ret gst.FlowRetu
 		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
 		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
 	}
-	ctx := e.context()
-	err := core.Put(ctx, f)
-	switch {
-	case err == nil:
-		return gst.FlowOK
-	case ctx.Err() != nil: // unlock: flushing or shutting down, not an error
-		return gst.FlowFlushing
+	for {
+		ctx := e.context()
+		err := core.Put(ctx, f)
+		switch {
+		case err == nil:
+			return gst.FlowOK
+		case ctx.Err() != nil:
+			// Unlocked while blocked (a full store): a flush or a state
+			// change. As GstBaseSink asks, wait for preroll: back in
+			// PLAYING (unlock_stop re-armed the context) the frame is put
+			// again; a flush or shutdown ends the render, not as an error.
+			if r := C.kvsgo_base_sink_wait_preroll(e.el); r != C.GST_FLOW_OK {
+				return gst.FlowReturn(r)
+			}
+			continue
+		}
+		e.fail("Streaming failed", err, "")
+		return gst.FlowError
 	}
-	e.fail("Streaming failed", err, "")
-	return gst.FlowError
 }
 
 func clockTime(t C.guint64) time.Duration {

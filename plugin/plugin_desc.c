@@ -266,3 +266,5 @@ GstBuffer *kvsgo_structure_get_buffer(const GstStructure *s, const gchar *field)
 
 gchar *kvsgo_caps_to_string(const GstCaps *caps) { return gst_caps_to_string(caps); }
 const GstStructure *kvsgo_event_structure(GstEvent *ev) { return gst_event_get_structure(ev); }
+
+GstFlowReturn kvsgo_base_sink_wait_preroll(GstElement *el) { return gst_base_sink_wait_preroll(GST_BASE_SINK(el)); }

@@ -34,6 +34,9 @@ GParamSpec *kvsgo_pspec_structure(const char *name, const char *nick, const char
 GParamSpec *kvsgo_pspec_sync(void);
 void kvsgo_base_sink_set_sync(GstElement *el, gboolean sync);
 gboolean kvsgo_base_sink_get_sync(GstElement *el);
+/* gst_base_sink_wait_preroll: a render unlocked by a state change to PAUSED
+ * waits here; GST_FLOW_OK means PLAYING again (retry), else flushing. */
+GstFlowReturn kvsgo_base_sink_wait_preroll(GstElement *el);
 const gchar *kvsgo_value_get_string(const GValue *v);
 gboolean kvsgo_value_get_boolean(const GValue *v);
 guint kvsgo_value_get_uint(const GValue *v);
