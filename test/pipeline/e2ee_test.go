@@ -209,3 +209,51 @@ func TestE2EEBadProperties(t *testing.T) {
 		})
 	}
 }
+
+// A stream whose cluster timecodes were all rewritten (bundles intact,
+// every frame fails authentication) is a context mismatch: kvsdecrypt
+// stops with an error that says so instead of warning frame by frame.
+func TestE2EEContextMismatchIsAnError(t *testing.T) {
+	dir := t.TempDir()
+	keys := keyFiles(t, dir)
+	ep := startEndpoint(t)
+	const stream = "e2ee-mismatch"
+	if r := launch(t, ep, 120*time.Second, "videotestsrc num-buffers=150 ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc key-int-max=30 ! h264parse ! "+
+		kvssink(stream, "e2ee-recipients="+keys["alice.pub"], "e2ee-signing-key="+keys["cam"])); r.rc != 0 {
+		t.Fatalf("streaming: %s", r.output)
+	}
+	f, err := os.Open(ep.getMedia(t, stream))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var shifted []byte
+	r := mkv.NewReader(f)
+	for {
+		ev, err := r.NextEvent()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			shifted = append(shifted, ev.Header.Raw...)
+		case mkv.EventTags:
+			shifted = append(shifted, ev.TagsRaw...)
+		case mkv.EventClusterStart:
+			shifted = mkv.AppendClusterStart(shifted, ev.Timecode+1) // one millisecond later
+		case mkv.EventBlock:
+			shifted = mkv.AppendSimpleBlock(shifted, ev.Block.Track, ev.Block.RelTimecode, ev.Block.Flags, ev.Block.Data)
+		}
+	}
+	path := filepath.Join(dir, "shifted.mkv")
+	if err := os.WriteFile(path, shifted, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	res := launch(t, nil, 60*time.Second, "filesrc location="+path+" ! kvsdecrypt private-keys="+keys["alice"]+" device-keys="+keys["cam.pub"]+" stream-name="+stream+" ! fakesink")
+	if res.rc == 0 || !strings.Contains(res.output, "context mismatch") {
+		t.Fatalf("exit %d, want an error naming a context mismatch:\n%s", res.rc, res.output)
+	}
+}
