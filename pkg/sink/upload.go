@@ -280,6 +280,26 @@ func (s *Sink) freshCredentials(ctx context.Context) {
 	}
 }
 
+// expiredToken reports whether the service refused a connection because
+// its credentials had expired (a token revoked early, a clock off, a
+// refresh missed), and if so drops the cached credentials so that the next
+// attempt fetches new ones, as the official SDK does. Any other denial
+// stays fatal. The retry budget bounds a source that keeps handing out
+// expired credentials.
+func (s *Sink) expiredToken(err error) bool {
+	var ae *kvs.APIError
+	if !errors.As(err, &ae) || (ae.Code != "ExpiredTokenException" && ae.Code != "ExpiredToken") {
+		return false
+	}
+	inv, ok := s.cfg.Credentials.(interface{ Invalidate() })
+	if !ok {
+		return false
+	}
+	s.log.Info("the service says the credentials expired: fetching new ones before reconnecting")
+	inv.Invalidate()
+	return true
+}
+
 // session runs one PutMedia connection starting at entry index start.
 func (s *Sink) session(ctx context.Context, start int) error {
 	s.mu.Lock()
@@ -311,6 +331,9 @@ func (s *Sink) session(ctx context.Context, start int) error {
 		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
 	}, hdr.bytes)
 	if err != nil {
+		if s.expiredToken(err) {
+			return err // retried, signed with the credentials fetched again
+		}
 		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) || kvs.IsTLSError(err) {
 			return &fatalError{err}
 		}
