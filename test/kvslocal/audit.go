@@ -228,9 +228,24 @@ func (s *Server) auditIdentity(r *http.Request) auditIdentity {
 		return id
 	}
 	id.AccessKeyID = key
-	if _, ok := s.creds[key]; ok {
-		id.Type, id.UserName, id.PrincipalID = "IAMUser", auditUserName, key
-		id.ARN = fmt.Sprintf("arn:aws:iam::%s:user/%s", s.cfg.AccountID, auditUserName)
+	c, ok := s.creds[key]
+	if !ok && s.cfg.Authorizer != nil {
+		c, ok = s.cfg.Authorizer.Credential(key)
+	}
+	if !ok {
+		return id
+	}
+	id.Type, id.UserName, id.PrincipalID = "IAMUser", auditUserName, key
+	id.ARN = fmt.Sprintf("arn:aws:iam::%s:user/%s", s.cfg.AccountID, auditUserName)
+	switch {
+	case strings.Contains(c.ARN, ":assumed-role/"):
+		// arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
+		id.Type, id.UserName, id.ARN = "AssumedRole", "", c.ARN
+		if parts := strings.Split(c.ARN, "/"); len(parts) == 3 {
+			id.PrincipalID = key + ":" + parts[2]
+		}
+	case strings.Contains(c.ARN, ":user/"):
+		id.UserName, id.ARN = c.ARN[strings.LastIndex(c.ARN, "/")+1:], c.ARN
 	}
 	return id
 }

@@ -33,6 +33,11 @@ type Credential struct {
 	// Expires, if set, is when the credential stops being accepted
 	// (ExpiredTokenException), as temporary credentials do.
 	Expires time.Time
+	// ARN is the principal the audit log names: an IAM user
+	// (arn:aws:iam::ACCOUNT:user/NAME) or an assumed role
+	// (arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION). Empty means the
+	// endpoint's own IAM user.
+	ARN string
 }
 
 // Faults are test hooks that make the endpoint misbehave on purpose.

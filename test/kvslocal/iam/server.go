@@ -173,12 +173,15 @@ func (s *Server) RoleAliasARN(alias string) string {
 // this server issued (kvslocal.Authorizer).
 func (s *Server) Credential(accessKeyID string) (kvslocal.Credential, bool) {
 	if u, ok := s.users[accessKeyID]; ok {
-		return kvslocal.Credential{AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey}, true
+		return kvslocal.Credential{AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey,
+			ARN: "arn:aws:iam::" + s.account + ":user/" + u.Name}, true
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if ss, ok := s.sessions[accessKeyID]; ok {
-		return ss.cred, true
+		c := ss.cred
+		c.ARN = ss.arn
+		return c, true
 	}
 	return kvslocal.Credential{}, false
 }
