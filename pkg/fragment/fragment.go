@@ -39,7 +39,13 @@ type Config struct {
 	Sealer Sealer
 	// KeyTrack is the track number of the key blocks; required with Sealer.
 	KeyTrack uint64
+	// RecycleBytes bounds the buffers of finished fragments kept for reuse
+	// (Recycle). It defaults to DefaultRecycleBytes; negative keeps none.
+	RecycleBytes int
 }
+
+// DefaultRecycleBytes is the default Config.RecycleBytes.
+const DefaultRecycleBytes = 16 << 20
 
 // Sealer encrypts frames as they are added, so each frame is sealed exactly
 // once, before any buffering or retransmission.
@@ -94,6 +100,7 @@ type Builder struct {
 	seq      uint64
 	lastTC   uint64   // greatest frame timecode emitted so far
 	free     [][]byte // recycled fragment buffers (Recycle)
+	freeSize int      // their total capacity
 	started  bool
 	skipped  int
 	pending  []mkv.SimpleTag
@@ -115,6 +122,9 @@ func NewBuilder(cfg Config) (*Builder, error) {
 	}
 	if cfg.Track == 0 {
 		cfg.Track = 1
+	}
+	if cfg.RecycleBytes == 0 {
+		cfg.RecycleBytes = DefaultRecycleBytes
 	}
 	switch {
 	case cfg.Sealer != nil && (cfg.KeyTrack == 0 || cfg.KeyTrack == cfg.Track || cfg.KeyTrack > 126):
@@ -263,33 +273,39 @@ func (b *Builder) closeCurrent() *Fragment {
 	return c
 }
 
-// maxFree bounds the recycled buffers a Builder keeps: enough for the
-// fragments acknowledged between two new ones, without holding memory
-// when the stream shrinks.
-const maxFree = 4
-
 // Recycle hands back the buffer of a fragment nobody uses any more (it
 // was acknowledged or dropped, and is no longer being written): the next
 // fragments reuse it instead of allocating, zeroing and faulting in fresh
-// memory for every fragment. f must not be used after Recycle.
+// memory for every fragment, up to Config.RecycleBytes of buffers. f must
+// not be used after Recycle.
 func (b *Builder) Recycle(f *Fragment) {
-	if f == nil || f == b.cur || cap(f.Data) < 64<<10 || len(b.free) >= maxFree {
+	if f == nil || f == b.cur || cap(f.Data) < 64<<10 || b.freeSize+cap(f.Data) > b.cfg.RecycleBytes {
 		return
 	}
 	b.free = append(b.free, f.Data[:0])
+	b.freeSize += cap(f.Data)
 	f.Data = nil
 }
 
-// buffer returns an empty buffer: a recycled one of at least need bytes,
-// else a new one of size bytes.
+// buffer returns an empty buffer: the most recently recycled one of at
+// least need bytes (its memory is the likeliest to be in cache), else a
+// new one of size bytes.
 func (b *Builder) buffer(need, size int) []byte {
-	for i, buf := range b.free {
-		if cap(buf) >= need {
-			b.free[i] = b.free[len(b.free)-1]
+	for i := len(b.free) - 1; i >= 0; i-- {
+		if buf := b.free[i]; cap(buf) >= need {
+			copy(b.free[i:], b.free[i+1:])
 			b.free[len(b.free)-1] = nil
 			b.free = b.free[:len(b.free)-1]
+			b.freeSize -= cap(buf)
 			return buf
 		}
+	}
+	if len(b.free) > 0 {
+		// None fits (the fragments grew): let the oldest go, so buffers
+		// too small to be used again do not hold the budget.
+		b.freeSize -= cap(b.free[0])
+		b.free[0] = nil
+		b.free = b.free[1:]
 	}
 	return make([]byte, 0, size)
 }

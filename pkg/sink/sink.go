@@ -243,7 +243,11 @@ func (s *Sink) newHeaderLocked() {
 // fragmentConfig is the fragmentation policy, with the sealer when the
 // stream is encrypted.
 func (s *Sink) fragmentConfig(keyFrames bool) fragment.Config {
-	c := fragment.Config{TimecodeScale: s.cfg.TimecodeScale, KeyFrameFragmentation: keyFrames, FragmentDuration: s.cfg.FragmentDuration}
+	c := fragment.Config{TimecodeScale: s.cfg.TimecodeScale, KeyFrameFragmentation: keyFrames, FragmentDuration: s.cfg.FragmentDuration,
+		// Acknowledged fragments' memory is reused for new ones, up to a
+		// quarter of the store: enough for the fragments in flight at
+		// full speed, never more than the store may hold anyway.
+		RecycleBytes: int(max(s.cfg.StorageSize/4, 1<<20))}
 	if s.sealer != nil {
 		c.Sealer, c.KeyTrack = s.sealer, s.sealer.track
 	}
