@@ -66,7 +66,7 @@ type Sink struct {
 	ctl *kvs.Control
 
 	mu            sync.Mutex
-	changed       chan struct{} // closed and replaced on every state change
+	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
 	track         *track
 	hdr           *header
 	builder       *fragment.Builder
@@ -121,7 +121,7 @@ func New(cfg Config) (*Sink, error) {
 		}
 		cfg.HTTPClient = c
 	}
-	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), changed: make(chan struct{}), done: make(chan struct{})}
+	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{})}
 	if cfg.E2EE != nil {
 		var err error
 		if s.sealer, err = newSealer(cfg, s.emit); err != nil {
@@ -407,10 +407,21 @@ func (s *Sink) closeFragmentLocked(f *fragment.Fragment) {
 	s.wakeLocked()
 }
 
-// wakeLocked tells every waiter that the state changed.
+// changedLocked returns a channel closed at the next state change.
+func (s *Sink) changedLocked() <-chan struct{} {
+	if s.changed == nil {
+		s.changed = make(chan struct{})
+	}
+	return s.changed
+}
+
+// wakeLocked tells every waiter that the state changed. A change nobody
+// waits for (most frames) costs nothing.
 func (s *Sink) wakeLocked() {
-	close(s.changed)
-	s.changed = make(chan struct{})
+	if s.changed != nil {
+		close(s.changed)
+		s.changed = nil
+	}
 }
 
 func (s *Sink) emit(e Event) {

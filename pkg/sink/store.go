@@ -48,7 +48,7 @@ func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
 		if s.cfg.StreamingType != Offline && s.dropOldestLocked(reason) {
 			continue
 		}
-		ch := s.changed
+		ch := s.changedLocked()
 		s.mu.Unlock()
 		select {
 		case <-ch:

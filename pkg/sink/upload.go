@@ -183,7 +183,7 @@ func (s *Sink) waitForWork(ctx context.Context) (int, bool) {
 		if s.eos && !s.eofrSent && len(s.entries) > 0 {
 			return len(s.entries), true // only the end-of-stream tag is left to send
 		}
-		ch := s.changed
+		ch := s.changedLocked()
 		s.mu.Unlock()
 		select {
 		case <-ch:
@@ -378,7 +378,7 @@ func (s *Sink) session(ctx context.Context, start int) error {
 		var changed <-chan struct{}
 		s.mu.Lock()
 		if !writing {
-			changed = s.changed
+			changed = s.changedLocked()
 		}
 		done := !writing && s.sessionDoneLocked(hdr)
 		s.mu.Unlock()
@@ -554,7 +554,10 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 			chunk = e.frag.Data[off:len(e.frag.Data):len(e.frag.Data)]
 			closed = e.frag.Closed
 		}
-		ch := s.changed
+		var ch <-chan struct{}
+		if len(chunk) == 0 && !(e != nil && closed) {
+			ch = s.changedLocked() // nothing to do until the store changes
+		}
 		s.mu.Unlock()
 		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced {
 			// A source faster than real time puts frames back to back:
