@@ -9,6 +9,7 @@ package fragment
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/mkv"
@@ -46,6 +47,11 @@ type Config struct {
 
 // DefaultRecycleBytes is the default Config.RecycleBytes.
 const DefaultRecycleBytes = 16 << 20
+
+// SealSlack is the room Add leaves for what a Sealer adds to a frame
+// (a header and an authentication tag); a sealer that adds more still
+// works, at the cost of a copy of the fragment.
+const SealSlack = 64
 
 // Sealer encrypts frames as they are added, so each frame is sealed exactly
 // once, before any buffering or retransmission.
@@ -201,6 +207,12 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 		c.Data = mkv.AppendSimpleBlock(c.Data, b.cfg.Track, int16(rel), flags, f.Data)
 	} else {
 		at := len(c.Data)
+		// Room for the sealed frame, grown as append grows (by a share
+		// of what is there): a sealer that appends like cipher.AEAD.Seal
+		// allocates exactly what it needs when the room is short, which
+		// would copy the whole fragment again for every frame once the
+		// fragment outgrew its buffer.
+		c.Data = slices.Grow(c.Data, mkv.SimpleBlockHeaderSize+len(f.Data)+SealSlack)
 		c.Data = mkv.AppendSimpleBlockHeader(c.Data, b.cfg.Track, int16(rel), flags, 0)
 		sealed, err := b.cfg.Sealer.AppendSealed(c.Data, b.cfg.Track, f.Keyframe, tc, f.Data)
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"testing"
+	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
@@ -136,5 +137,46 @@ func TestSealerNeedsAKeyTrack(t *testing.T) {
 		if _, err := NewBuilder(Config{Sealer: &xorSealer{}, KeyTrack: kt}); err == nil {
 			t.Errorf("key track %d accepted", kt)
 		}
+	}
+}
+
+// aeadSealer appends the way cipher.AEAD.Seal does: when dst lacks the
+// room, it allocates exactly what it needs and copies dst there.
+type aeadSealer struct{ reallocs int }
+
+func (s *aeadSealer) StartFragment(uint64) ([]byte, error) { return []byte{'K'}, nil }
+
+func (s *aeadSealer) AppendSealed(dst []byte, _ uint64, _ bool, _ uint64, pt []byte) ([]byte, error) {
+	total := len(dst) + len(pt) + 24
+	if cap(dst) < total {
+		s.reallocs++
+		grown := make([]byte, len(dst), total)
+		copy(grown, dst)
+		dst = grown
+	}
+	dst = append(dst, make([]byte, 8)...)
+	dst = append(dst, pt...)
+	return append(dst, make([]byte, 16)...), nil
+}
+
+// A fragment that outgrows its buffer grows as append grows, not by one
+// exact reallocation (and a copy of the whole fragment) per sealed frame.
+func TestSealedFragmentGrowsAmortized(t *testing.T) {
+	s := &aeadSealer{}
+	b, err := NewBuilder(Config{KeyFrameFragmentation: true, Sealer: s, KeyTrack: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	frame := make([]byte, 30<<10)
+	for i := range 300 { // one 9 MB fragment, far past its first 64 KiB buffer
+		if _, _, err := b.Add(Frame{PTS: time.Duration(i) * 30 * time.Millisecond, Keyframe: i == 0, Data: frame}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.reallocs > 0 {
+		t.Fatalf("the sealer had to reallocate the fragment %d times for 300 frames", s.reallocs)
+	}
+	if got := b.Current().Frames; got != 300 {
+		t.Fatalf("fragment holds %d frames, want 300", got)
 	}
 }

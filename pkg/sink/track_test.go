@@ -7,6 +7,8 @@ import (
 	"testing"
 
 	"github.com/kvsgo/kvsgo/pkg/codec/h264"
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/fragment"
 	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
@@ -114,5 +116,13 @@ func TestH265AnnexB(t *testing.T) {
 	tr.setCodecPrivate(cpd)
 	if tr.entry.PixelWidth != 352 || tr.entry.PixelHeight != 288 || tr.entry.CodecID != "V_MPEGH/ISO/HEVC" {
 		t.Fatalf("track %+v", tr.entry)
+	}
+}
+
+// The fragment builder leaves room for what sealing adds to a frame, so
+// encrypted fragments grow without a copy per frame.
+func TestSealSlackCoversE2EEOverhead(t *testing.T) {
+	if e2ee.MaxOverhead > fragment.SealSlack {
+		t.Fatalf("SFrame adds up to %d bytes to a frame, fragment.SealSlack is %d", e2ee.MaxOverhead, fragment.SealSlack)
 	}
 }
