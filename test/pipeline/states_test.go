@@ -49,7 +49,11 @@ int main(int argc, char **argv) {
     if (change(p, GST_STATE_PLAYING, i)) return 1;
     g_usleep(((i % 4) * 60 + 20) * 1000);
     if (change(p, GST_STATE_PAUSED, i)) return 1;
-    if (i % 2 == 0) { if (change(p, GST_STATE_PLAYING, i)) return 1; g_usleep(50000); }
+    /* PAUSED then straight back to PLAYING, after a short pause: with no
+     * pause, GstBaseSrc 1.22 can lose a live source's task (its loop,
+     * woken by PAUSED, pauses the task just after PLAYING restarted it),
+     * and no buffer ever flows again, whatever the sink. */
+    if (i % 2 == 0) { g_usleep(30000); if (change(p, GST_STATE_PLAYING, i)) return 1; g_usleep(50000); }
     if (change(p, i % 3 == 0 ? GST_STATE_NULL : GST_STATE_READY, i)) return 1;
   }
   gst_element_set_state(p, GST_STATE_NULL);
