@@ -212,7 +212,7 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 		// allocates exactly what it needs when the room is short, which
 		// would copy the whole fragment again for every frame once the
 		// fragment outgrew its buffer.
-		c.Data = slices.Grow(c.Data, mkv.SimpleBlockHeaderSize+len(f.Data)+SealSlack)
+		c.Data = slices.Grow(c.Data, mkv.SimpleBlockHeaderLen+len(f.Data)+SealSlack)
 		c.Data = mkv.AppendSimpleBlockHeader(c.Data, b.cfg.Track, int16(rel), flags, 0)
 		sealed, err := b.cfg.Sealer.AppendSealed(c.Data, b.cfg.Track, f.Keyframe, tc, f.Data)
 		if err != nil {
@@ -220,7 +220,7 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 			return nil, closed, fmt.Errorf("fragment: sealing the frame at pts %v: %w", f.PTS, err)
 		}
 		c.Data = sealed
-		mkv.SetSimpleBlockPayloadSize(c.Data[at:], len(c.Data)-at-mkv.SimpleBlockHeaderSize)
+		mkv.SetSimpleBlockPayloadSize(c.Data[at:], len(c.Data)-at-mkv.SimpleBlockHeaderLen)
 	}
 	c.Frames++
 	if f.PTS > c.Last {

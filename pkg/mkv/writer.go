@@ -172,10 +172,6 @@ func AppendSimpleBlockHeader(dst []byte, track uint64, relTimecode int16, flags 
 	return append(dst, 0x80|byte(track), byte(uint16(relTimecode)>>8), byte(uint16(relTimecode)), flags)
 }
 
-// SimpleBlockHeaderSize is the length of what AppendSimpleBlockHeader
-// writes: the ID, an 8-byte size, the track number, timecode and flags.
-const SimpleBlockHeaderSize = 1 + 8 + 4
-
 // SetSimpleBlockPayloadSize rewrites the size of the SimpleBlock that starts
 // block (as written by AppendSimpleBlockHeader) for a payload of n bytes,
 // for payloads whose length is known only once they are appended.
