@@ -45,7 +45,7 @@ func TestRecycleReusesBuffers(t *testing.T) {
 	}
 }
 
-// fragments of n frames of size bytes each, closed, from a builder whose
+// closedFragments returns count fragments of frames frames of size bytes each, closed, from a builder whose
 // recycling budget is budget.
 func closedFragments(t *testing.T, budget, count, frames, size int) (*Builder, []*Fragment) {
 	t.Helper()
@@ -56,14 +56,13 @@ func closedFragments(t *testing.T, budget, count, frames, size int) (*Builder, [
 	frame := make([]byte, size)
 	var out []*Fragment
 	for i := range count*frames + 1 {
-		cur, closed, err := b.Add(Frame{PTS: time.Duration(i) * 10 * time.Millisecond, Keyframe: i%frames == 0, Data: frame})
+		_, closed, err := b.Add(Frame{PTS: time.Duration(i) * 10 * time.Millisecond, Keyframe: i%frames == 0, Data: frame})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if closed != nil {
 			out = append(out, closed)
 		}
-		_ = cur
 	}
 	return b, out
 }
