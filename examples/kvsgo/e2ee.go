@@ -29,10 +29,10 @@ func keygen(args []string, stdout io.Writer) error {
 	}
 	var priv []byte
 	var entry, id string
-	switch strings.ToLower(*kind) {
+	switch k := strings.ToLower(*kind); k {
 	case "x25519", "xwing", "mlkem768x25519":
 		kem := e2ee.KEMX25519
-		if *kind != "x25519" {
+		if k != "x25519" {
 			kem = e2ee.KEMXWing
 		}
 		k, err := e2ee.GenerateKey(kem)
