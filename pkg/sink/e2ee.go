@@ -35,14 +35,14 @@ var ErrE2EE = errors.New("sink: end-to-end encryption")
 // take effect at the next fragment.
 type sealer struct {
 	enc   *e2ee.Encryptor
-	emit  func(Event)
-	track uint64 // the key track's number
+	queue func(Event) // Sink.queue: StartFragment runs with Sink.mu held
+	track uint64      // the key track's number
 
 	mu      sync.Mutex
 	pending []*e2ee.PublicKey // a recipient change not yet applied
 }
 
-func newSealer(cfg Config, emit func(Event)) (*sealer, error) {
+func newSealer(cfg Config, queue func(Event)) (*sealer, error) {
 	c := cfg.E2EE
 	if !cfg.AbsoluteFragmentTimes {
 		// Frames are authenticated with their timecodes; relative
@@ -56,7 +56,7 @@ func newSealer(cfg Config, emit func(Event)) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %w", ErrSettings, ErrE2EE, err)
 	}
-	return &sealer{enc: enc, emit: emit, track: 2}, nil
+	return &sealer{enc: enc, queue: queue, track: 2}, nil
 }
 
 // keyTrack is the TrackEntry of the key track.
@@ -97,7 +97,7 @@ func (s *sealer) StartFragment(tc uint64) ([]byte, error) {
 		for i, r := range info.Recipients {
 			ids[i] = fmt.Sprintf("%x", r[:])
 		}
-		s.emit(Event{Kind: EventEpoch, Epoch: &info,
+		s.queue(Event{Kind: EventEpoch, Epoch: &info,
 			Message: fmt.Sprintf("E2EE epoch %08x from timecode %d for %d recipient(s): %s", info.ID, info.FirstPTS, len(ids), strings.Join(ids, ","))})
 	}
 	return s.enc.Bundle(), nil

@@ -124,7 +124,7 @@ func New(cfg Config) (*Sink, error) {
 	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{})}
 	if cfg.E2EE != nil {
 		var err error
-		if s.sealer, err = newSealer(cfg, s.emit); err != nil {
+		if s.sealer, err = newSealer(cfg, s.queue); err != nil {
 			return nil, err
 		}
 	}

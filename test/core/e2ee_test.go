@@ -284,3 +284,43 @@ func TestE2EERotationInterval(t *testing.T) {
 		t.Fatalf("%d frames, %v, report %+v", len(got), err, rep)
 	}
 }
+
+// The epoch event, like every event, reaches OnEvent after the core's lock
+// is released: a callback may call back into the Sink.
+func TestE2EEEpochEventMayCallBack(t *testing.T) {
+	cpd, frames := officialFrames(t)
+	_, url := startEndpoint(t)
+	k := newE2EEKeys(t)
+	cfg := config(url, "e2ee-callback")
+	cfg.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public()}, SigningKey: k.device}
+	var s *sink.Sink
+	epochs := 0
+	cfg.OnEvent = func(ev sink.Event) {
+		if ev.Kind == sink.EventEpoch {
+			epochs++
+			_ = s.Metrics() // takes the core's lock
+		}
+	}
+	s = startSink(t, cfg, cpd)
+	errc := make(chan error, 1)
+	go func() {
+		for _, f := range frames[:30] {
+			if err := s.Put(context.Background(), sink.Frame{PTS: f.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: f.key, Data: f.data}); err != nil {
+				errc <- err
+				return
+			}
+		}
+		errc <- nil
+	}()
+	select {
+	case err := <-errc:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("Put blocked: the epoch event was delivered with the core's lock held")
+	}
+	if epochs == 0 {
+		t.Fatal("no epoch event")
+	}
+}
