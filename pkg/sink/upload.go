@@ -367,11 +367,21 @@ func (s *Sink) session(ctx context.Context, start int) error {
 
 	werr := make(chan error, 1)
 	go func() { werr <- s.write(sctx, pm, ss, start) }()
+	writing := true
+	defer func() {
+		// One writer at a time: this session's must be gone before the
+		// next one starts, or its exit (which clears s.inflight) could
+		// release the next writer's fragment while it is being sent.
+		if writing {
+			cancel()
+			pm.Abort()
+			<-werr
+		}
+	}()
 
 	acks := pm.Acks()
 	var drainDeadline <-chan time.Time
 	tick := s.cfg.Clock.After(watchdogTick)
-	writing := true
 	for {
 		// While the writer runs, store changes (a frame per Put) are its
 		// business; the session waits on them only to notice the end.
