@@ -27,6 +27,9 @@ func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, erro
 		opts = append(opts, config.WithHTTPClient(client),
 			config.WithEndpointCredentialOptions(func(eo *endpointcreds.Options) { eo.HTTPClient = client }))
 	}
+	// The SDK caches the chain's credentials itself: that cache, with this
+	// package's expiry window, is the only one (see cache).
+	opts = append(opts, config.WithCredentialsCacheOptions(func(c *aws.CredentialsCacheOptions) { c.ExpiryWindow = o.ExpiryWindow }))
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
 		return nil, fmt.Errorf("%w (the default chain: %v)", ErrNoCredentials, err)
@@ -62,7 +65,8 @@ func buildable(o Options) *awshttp.BuildableClient {
 	})
 }
 
-// chainProvider reports a failing default chain as ErrNoCredentials.
+// chainProvider reports a failing default chain as ErrNoCredentials. It
+// wraps the SDK's credentials cache and passes Invalidate on to it.
 type chainProvider struct{ p aws.CredentialsProvider }
 
 func (c chainProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
@@ -71,4 +75,11 @@ func (c chainProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, fmt.Errorf("%w (the default chain: %v)", ErrNoCredentials, err)
 	}
 	return v, nil
+}
+
+// Invalidate makes the next Retrieve fetch credentials again.
+func (c chainProvider) Invalidate() {
+	if inv, ok := c.p.(interface{ Invalidate() }); ok {
+		inv.Invalidate()
+	}
 }

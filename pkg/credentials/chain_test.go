@@ -174,3 +174,29 @@ func TestAssumeRole(t *testing.T) {
 		}
 	}
 }
+
+// The default chain's credentials are cached once, by the SDK's cache:
+// Invalidate on the resolved provider reaches it, so the next Retrieve
+// fetches from the source again.
+func TestDefaultChainInvalidate(t *testing.T) {
+	f := newFakeAWS(t)
+	isolate(t)
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f.URL+"/ecs")
+	t.Setenv("AWS_CONTAINER_AUTHORIZATION_TOKEN", "ecs-token")
+	_, r := retrieveKey(t, Sources{}, Options{Region: "us-west-2", HTTPClient: f.Client()})
+	before := f.hits.Load()
+	if _, err := r.Provider.Retrieve(context.Background()); err != nil || f.hits.Load() != before {
+		t.Fatalf("a cached retrieve went to the source (err %v, %d fetches, %d before)", err, f.hits.Load(), before)
+	}
+	inv, ok := r.Provider.(interface{ Invalidate() })
+	if !ok {
+		t.Fatalf("the default chain's provider %T cannot be invalidated", r.Provider)
+	}
+	inv.Invalidate()
+	if _, err := r.Provider.Retrieve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if f.hits.Load() != before+1 {
+		t.Fatalf("after Invalidate: %d fetches from the source, want %d", f.hits.Load(), before+1)
+	}
+}

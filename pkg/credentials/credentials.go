@@ -174,7 +174,8 @@ func cache(p aws.CredentialsProvider, window time.Duration) aws.CredentialsProvi
 	if p == nil {
 		return nil
 	}
-	if _, ok := p.(*aws.CredentialsCache); ok {
+	switch p.(type) {
+	case *aws.CredentialsCache, chainProvider: // cached already
 		return p
 	}
 	return aws.NewCredentialsCache(p, func(o *aws.CredentialsCacheOptions) { o.ExpiryWindow = window })
