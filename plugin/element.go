@@ -174,14 +174,15 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err, where)
 		return false
 	}
+	// Set before the core starts: its metrics goroutine reads them.
+	e.started = time.Now()
+	e.first.Store(true)
 	if err := core.Start(e.context()); err != nil {
 		core.Close()
 		e.fail(fmt.Sprintf("Could not start streaming to %q", st.StreamName), err, where)
 		return false
 	}
 	e.log(levelInfo, "started: "+where)
-	e.started = time.Now()
-	e.first.Store(true)
 	e.mu.Lock()
 	e.core = core
 	e.mu.Unlock()
