@@ -1,8 +1,6 @@
 package main
 
 import (
-	"unsafe"
-
 	"github.com/go-gst/go-gst/gst"
 
 	"github.com/kvsgo/kvsgo/pkg/sink"
@@ -23,11 +21,5 @@ func (e *element) announceCredentials(cfg sink.Config) {
 		return
 	}
 	e.log(levelInfo, "iot-certificate: presenting certificate id "+cfg.CertificateID)
-	st := gst.NewStructure("kvs-iot-certificate")
-	if err := st.SetValue("certificate-id", cfg.CertificateID); err != nil {
-		return
-	}
-	st.SetValue("stream-name", cfg.StreamName)
-	el := gst.FromGstElementUnsafeNone(unsafe.Pointer(e.el))
-	el.PostMessage(gst.NewElementMessage(el, st))
+	e.message("kvs-iot-certificate", str("certificate-id", cfg.CertificateID), str("stream-name", cfg.StreamName))
 }

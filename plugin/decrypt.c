@@ -33,7 +33,6 @@ GstFlowReturn kvsgo_decrypt_push(GstPad *src, const guint8 *data, gsize size) {
   return gst_pad_push(src, b);
 }
 
-gboolean kvsgo_decrypt_push_event(GstPad *src, GstEvent *ev) { return gst_pad_push_event(src, ev); }
 
 gboolean kvsgo_decrypt_event_default(GstPad *pad, GstElement *parent, GstEvent *ev) {
   return gst_pad_event_default(pad, GST_OBJECT(parent), ev);
@@ -43,7 +42,6 @@ int kvsgo_event_kind(GstEvent *ev) {
   switch (GST_EVENT_TYPE(ev)) {
   case GST_EVENT_EOS: return KVSGO_EV_EOS;
   case GST_EVENT_FLUSH_STOP: return KVSGO_EV_FLUSH_STOP;
-  case GST_EVENT_FLUSH_START: return KVSGO_EV_FLUSH_START;
   default: return KVSGO_EV_OTHER;
   }
 }

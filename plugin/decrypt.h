@@ -12,12 +12,10 @@
 GstPad *kvsgo_decrypt_add_pads(GstElement *el);
 /* Pushes a copy of data as one buffer with no timestamps. */
 GstFlowReturn kvsgo_decrypt_push(GstPad *src, const guint8 *data, gsize size);
-/* Pushes ev (taking it) on src. */
-gboolean kvsgo_decrypt_push_event(GstPad *src, GstEvent *ev);
 /* gst_pad_event_default, taking ev. */
 gboolean kvsgo_decrypt_event_default(GstPad *pad, GstElement *parent, GstEvent *ev);
-/* Whether ev is EOS / FLUSH_STOP / CAPS. */
+/* Whether ev is EOS, FLUSH_STOP or another event. */
 int kvsgo_event_kind(GstEvent *ev);
-enum { KVSGO_EV_OTHER = 0, KVSGO_EV_EOS = 1, KVSGO_EV_FLUSH_STOP = 2, KVSGO_EV_FLUSH_START = 3 };
+enum { KVSGO_EV_OTHER = 0, KVSGO_EV_EOS = 1, KVSGO_EV_FLUSH_STOP = 2 };
 
 #endif

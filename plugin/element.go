@@ -360,17 +360,13 @@ func (e *element) onEvent(ev sink.Event) {
 	defer e.recoverPanic("event callback", nil)
 	switch ev.Kind {
 	case sink.EventAck:
+		// ERROR acks arrive as EventStreamError; these all succeeded.
 		e.acks.count(ev.AckType)
-		result := 200 // SERVICE_CALL_RESULT_OK
-		if ev.ErrorID != 0 {
-			result = ev.ErrorID
-		}
 		num := C.CString(ev.FragmentNumber)
 		defer C.free(unsafe.Pointer(num))
-		C.kvsgo_emit_fragment_ack(e.el, C.gint(ackType(ev.AckType)), C.guint64(ev.FragmentTimecode), num, C.gint(result))
-		typ := C.CString(ev.AckType)
-		defer C.free(unsafe.Pointer(typ))
-		C.kvsgo_post_fragment_ack(e.el, typ, C.guint64(ev.FragmentTimecode), num, C.gint(ev.ErrorID))
+		const resultOK = 200 // SERVICE_CALL_RESULT_OK
+		C.kvsgo_emit_fragment_ack(e.el, C.gint(ackType(ev.AckType)), C.guint64(ev.FragmentTimecode), num, resultOK)
+		e.message("kvs-fragment-ack", str("type", ev.AckType), u64("timecode", ev.FragmentTimecode), str("fragment-number", ev.FragmentNumber))
 	case sink.EventStreamError:
 		e.acks.count("ERROR")
 		num := C.CString(ev.FragmentNumber)

@@ -17,7 +17,7 @@ import (
 // Element messages. Each is a GstStructure named kvs-… on an element
 // message from the kvssink instance:
 //
-//	kvs-fragment-ack         type, timecode, fragment-number[, error-id]
+//	kvs-fragment-ack         type, timecode, fragment-number
 //	kvs-stream-error         error-name, error-id, status, timecode, fragment-number, retriable, message
 //	kvs-stream-failed        status, message (also the element error and the stream-error signal)
 //	kvs-connection-lost      reason (network, connection-staleness, max-latency, error-ack), message

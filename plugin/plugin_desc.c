@@ -182,13 +182,6 @@ void kvsgo_emit_stream_client_metric(GstElement *el, gpointer metric) {
 
 /* An element message per acknowledgement:
  * kvs-fragment-ack, type=(string)PERSISTED, timecode=(guint64)…, fragment-number=(string)…[, error-id=(int)…] */
-void kvsgo_post_fragment_ack(GstElement *el, const char *type, guint64 timecode, const char *number, gint error_id) {
-  GstStructure *s = gst_structure_new("kvs-fragment-ack", "type", G_TYPE_STRING, type, "timecode", G_TYPE_UINT64,
-                                      timecode, "fragment-number", G_TYPE_STRING, number, NULL);
-  if (error_id) gst_structure_set(s, "error-id", G_TYPE_INT, error_id, NULL);
-  gst_element_post_message(el, gst_message_new_element(GST_OBJECT(el), s));
-}
-
 GstStructure *kvsgo_msg_new(const char *name) { return gst_structure_new_empty(name); }
 void kvsgo_msg_set_string(GstStructure *s, const char *f, const char *v) { gst_structure_set(s, f, G_TYPE_STRING, v, NULL); }
 void kvsgo_msg_set_uint64(GstStructure *s, const char *f, guint64 v) { gst_structure_set(s, f, G_TYPE_UINT64, v, NULL); }

@@ -67,7 +67,6 @@ void kvsgo_emit_stream_client_metric(GstElement *el, gpointer metric);
 gboolean kvsgo_has_handler(GstElement *el, const char *signal);
 
 /* Bus messages. */
-void kvsgo_post_fragment_ack(GstElement *el, const char *type, guint64 timecode, const char *number, gint error_id);
 /* Element messages built field by field from Go (cgo cannot call varargs). */
 GstStructure *kvsgo_msg_new(const char *name);
 void kvsgo_msg_set_string(GstStructure *s, const char *field, const char *v);
