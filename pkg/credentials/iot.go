@@ -16,7 +16,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -324,38 +323,11 @@ func readSmallFile(field, path string) ([]byte, error) {
 	return b, nil
 }
 
-// loadCAs reads a PEM file, or every file of a directory, into a pool.
+// loadCAs is LoadCertPool with its errors naming ca-path.
 func loadCAs(path string) (*x509.CertPool, error) {
-	fi, err := os.Stat(path)
+	pool, err := LoadCertPool(path)
 	if err != nil {
 		return nil, &IoTFieldError{Field: "ca-path", Reason: err.Error()}
-	}
-	pool := x509.NewCertPool()
-	files := []string{path}
-	if fi.IsDir() {
-		ents, err := os.ReadDir(path)
-		if err != nil {
-			return nil, &IoTFieldError{Field: "ca-path", Reason: err.Error()}
-		}
-		files = files[:0]
-		for _, e := range ents {
-			if !e.IsDir() {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-	}
-	n := 0
-	for _, f := range files {
-		b, err := readSmallFile("ca-path", f)
-		if err != nil {
-			return nil, err
-		}
-		if pool.AppendCertsFromPEM(b) {
-			n++
-		}
-	}
-	if n == 0 {
-		return nil, &IoTFieldError{Field: "ca-path", Reason: path + " holds no PEM certificate"}
 	}
 	return pool, nil
 }

@@ -4,15 +4,13 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"fmt"
 	"net"
 	"net/http"
-	"os"
-	"path/filepath"
-	"sort"
 	"syscall"
 	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/credentials"
 )
 
 // newHTTPClient returns the client for both planes: HTTP/1.1 only (PutMedia
@@ -47,57 +45,11 @@ func newHTTPClient(connectTimeout time.Duration, loopbackOnly bool, caPath strin
 	}}, nil
 }
 
-// loadCAs reads the certificates of a PEM file, or of every regular file
-// in a directory (hashed names such as 5a3f0c2e.0 included), into a pool.
-// Finding no certificate at all is an error naming the path.
+// loadCAs is credentials.LoadCertPool with its errors naming the setting.
 func loadCAs(path string) (*x509.CertPool, error) {
-	fi, err := os.Stat(path)
+	pool, err := credentials.LoadCertPool(path)
 	if err != nil {
 		return nil, fmt.Errorf("%w: CA certificates (ca-cert-path or %s): %v", ErrSettings, CACertEnv, err)
-	}
-	files := []string{path}
-	if fi.IsDir() {
-		ents, err := os.ReadDir(path)
-		if err != nil {
-			return nil, fmt.Errorf("%w: CA certificates: %v", ErrSettings, err)
-		}
-		files = files[:0]
-		for _, e := range ents {
-			if e.Type().IsRegular() || e.Type()&os.ModeSymlink != 0 {
-				files = append(files, filepath.Join(path, e.Name()))
-			}
-		}
-		sort.Strings(files)
-	}
-	pool := x509.NewCertPool()
-	n := 0
-	for _, f := range files {
-		b, err := os.ReadFile(f)
-		if err != nil {
-			if fi.IsDir() {
-				continue
-			}
-			return nil, fmt.Errorf("%w: CA certificates: %v", ErrSettings, err)
-		}
-		for len(b) > 0 {
-			var blk *pem.Block
-			blk, b = pem.Decode(b)
-			if blk == nil {
-				break
-			}
-			if blk.Type != "CERTIFICATE" {
-				continue
-			}
-			c, err := x509.ParseCertificate(blk.Bytes)
-			if err != nil {
-				continue
-			}
-			pool.AddCert(c)
-			n++
-		}
-	}
-	if n == 0 {
-		return nil, fmt.Errorf("%w: CA certificates: no PEM certificate found in %s (ca-cert-path or %s)", ErrSettings, path, CACertEnv)
 	}
 	return pool, nil
 }
