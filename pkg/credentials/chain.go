@@ -2,6 +2,8 @@ package credentials
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"net/http"
 	"net/url"
@@ -40,18 +42,23 @@ func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, erro
 	return chainProvider{cfg.Credentials}, nil
 }
 
-// buildable returns an SDK client that dials as Options asks. It must be an
-// awshttp.BuildableClient: the SDK adds AWS_CA_BUNDLE to it, and refuses a
-// plain *http.Client when that variable is set.
+// buildable returns an SDK client that dials, proxies and trusts CAs as
+// Options asks. It must be an awshttp.BuildableClient: the SDK adds
+// AWS_CA_BUNDLE to it, and refuses a plain *http.Client when that variable
+// is set.
 func buildable(o Options) *awshttp.BuildableClient {
 	dial := o.DialContext
 	var proxy func(*http.Request) (*url.URL, error)
+	var roots *x509.CertPool
 	if c, ok := o.HTTPClient.(*http.Client); ok {
 		if tr, ok := c.Transport.(*http.Transport); ok {
 			if tr.DialContext != nil {
 				dial = tr.DialContext
 			}
 			proxy = tr.Proxy
+			if tr.TLSClientConfig != nil {
+				roots = tr.TLSClientConfig.RootCAs
+			}
 		}
 	}
 	if dial == nil {
@@ -61,6 +68,12 @@ func buildable(o Options) *awshttp.BuildableClient {
 		tr.DialContext = dial
 		if proxy != nil {
 			tr.Proxy = proxy
+		}
+		if roots != nil { // the same CAs as the caller's client
+			if tr.TLSClientConfig == nil {
+				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+			}
+			tr.TLSClientConfig.RootCAs = roots
 		}
 	})
 }

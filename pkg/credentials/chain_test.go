@@ -200,3 +200,17 @@ func TestDefaultChainInvalidate(t *testing.T) {
 		t.Fatalf("after Invalidate: %d fetches from the source, want %d", f.hits.Load(), before+1)
 	}
 }
+
+// The default chain trusts the CAs of Options.HTTPClient: container
+// credentials over HTTPS from an endpoint only those CAs verify.
+func TestDefaultChainTrustsTheClientsCAs(t *testing.T) {
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, `{"AccessKeyId":"ASIATLS","SecretAccessKey":"s","Token":"t","Expiration":"%s"}`, time.Now().Add(time.Hour).UTC().Format(time.RFC3339))
+	}))
+	t.Cleanup(srv.Close)
+	isolate(t)
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", srv.URL+"/ecs")
+	if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2", HTTPClient: srv.Client()}); k != "ASIATLS" {
+		t.Fatalf("%s", k)
+	}
+}
