@@ -137,7 +137,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrSettings, err)
 	}
-	cr, err := st.resolveCredentials(region, getenv)
+	cr, hc, err := st.resolveCredentials(region, getenv)
 	if err != nil {
 		return c, err
 	}
@@ -188,6 +188,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		MetricsOnKeyFrame:     st.GetKVSMetrics,
 		CACertPath:            caCertPath(st.CACertPath, getenv),
 		LoopbackOnly:          getenv(LoopbackOnlyEnv) != "",
+		HTTPClient:            hc, // the credentials' client: one transport, CAs read once
 	}
 	if st.FileStartTime != 0 {
 		c.FileStartTime = time.Unix(int64(st.FileStartTime), 0)
@@ -248,12 +249,12 @@ const credentialTimeout = 30 * time.Second
 
 // resolveCredentials turns the credential properties into sources, in the
 // precedence documented on credentials.Sources, and fetches credentials once.
-func (st Settings) resolveCredentials(region string, getenv func(string) string) (credentials.Resolved, error) {
+func (st Settings) resolveCredentials(region string, getenv func(string) string) (credentials.Resolved, *http.Client, error) {
 	src := credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken, CredentialPath: st.CredentialPath}
 	if st.IoTCertificate != nil {
 		iot, err := credentials.IoTFromFields(structureFields(st.IoTCertificate), st.StreamName)
 		if err != nil {
-			return credentials.Resolved{}, fmt.Errorf("%w: %w", ErrSettings, err)
+			return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
 		}
 		src.IoT = &iot
 	}
@@ -270,10 +271,11 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 	if loopbackOnly {
 		loopbackOnlyDialer(d)
 	}
-	// STS and the default chain's endpoints trust the same CAs as KVS.
+	// One client for KVS and the credential endpoints (STS, the default
+	// chain's): they trust the same CAs.
 	hc, err := newHTTPClient(timeout, loopbackOnly, caCertPath(st.CACertPath, getenv))
 	if err != nil {
-		return credentials.Resolved{}, err
+		return credentials.Resolved{}, nil, err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), credentialTimeout)
 	defer cancel()
@@ -281,9 +283,9 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
 	})
 	if err != nil {
-		return credentials.Resolved{}, fmt.Errorf("%w: %w", ErrSettings, err)
+		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
 	}
-	return r, nil
+	return r, hc, nil
 }
 
 // structureFields lists a GstStructure's fields in their original order.
