@@ -62,9 +62,9 @@ func (e *IoTStatusError) Error() string {
 
 // IoTOptions are the test seams and environment of an IoT provider.
 type IoTOptions struct {
-	// DialContext replaces the dialer (the element passes its
-	// loopback-only dialer in tests). Default: a net.Dialer bounded by the
-	// connection timeout.
+	// DialContext replaces the dialer (the element passes its own, which
+	// refuses all but loopback under KVSGO_LOOPBACK_ONLY). Default: a
+	// net.Dialer. Either way a dial is bounded by the connection timeout.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock used to check the certificate's validity and the
 	// expiration of credentials; default time.Now.
@@ -135,14 +135,20 @@ func NewIoTProvider(c IoTCertificate, o IoTOptions) (*IoTProvider, []string, err
 	if h, _, err := net.SplitHostPort(c.Endpoint); err == nil {
 		host = h
 	}
-	d := &net.Dialer{Timeout: c.ConnectionTimeout, KeepAlive: 30 * time.Second}
 	dial := o.DialContext
 	if dial == nil {
-		dial = d.DialContext
+		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
 	}
 	tr := &http.Transport{
-		Proxy:       http.ProxyFromEnvironment,
-		DialContext: dial,
+		Proxy: http.ProxyFromEnvironment,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			if c.ConnectionTimeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, c.ConnectionTimeout)
+				defer cancel()
+			}
+			return dial(ctx, network, addr)
+		},
 		TLSClientConfig: &tls.Config{
 			MinVersion:   tls.VersionTLS12,
 			Certificates: []tls.Certificate{pair},

@@ -359,3 +359,29 @@ func FuzzParseIoTResponse(f *testing.F) {
 		}
 	})
 }
+
+// The certificate's connection-timeout bounds a dial through any dialer,
+// the element's own included.
+func TestIoTConnectionTimeoutBoundsAGivenDialer(t *testing.T) {
+	f := newFakeIoT(t)
+	c, _ := f.config(t)
+	c.ConnectionTimeout = 2 * time.Second
+	var left time.Duration
+	var has bool
+	dial := func(ctx context.Context, network, addr string) (net.Conn, error) {
+		var deadline time.Time
+		deadline, has = ctx.Deadline()
+		left = time.Until(deadline)
+		return nil, errors.New("no dial in this test")
+	}
+	p, _, err := NewIoTProvider(c, IoTOptions{DialContext: dial})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Retrieve(context.Background()); err == nil {
+		t.Fatal("retrieve succeeded without a connection")
+	}
+	if !has || left > c.ConnectionTimeout {
+		t.Fatalf("the dial had a deadline: %v, %v away; want at most %v", has, left, c.ConnectionTimeout)
+	}
+}
