@@ -14,7 +14,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -69,8 +68,6 @@ type Options struct {
 	STSEndpoint string
 	// Now is the clock; default time.Now.
 	Now func() time.Time
-	// Logger receives one line naming the chosen source, and the warnings.
-	Logger *slog.Logger
 	// ExpiryWindow is how long before they expire credentials are fetched
 	// again. It defaults to ExpiryWindow; tests with short-lived
 	// credentials shrink it.
@@ -131,12 +128,6 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 	r.Provider = cache(base, o.ExpiryWindow)
 	if _, err := r.Provider.Retrieve(ctx); err != nil {
 		return Resolved{}, fmt.Errorf("%s: %w", r.Source, err)
-	}
-	if o.Logger != nil {
-		o.Logger.Info("credentials", "source", r.Source)
-		for _, w := range r.Warnings {
-			o.Logger.Warn(w)
-		}
 	}
 	return r, nil
 }

@@ -7,7 +7,6 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"io"
@@ -178,30 +177,12 @@ func CertificateID(der []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// CertificateIDFromPEM returns the CertificateID of the first certificate in
-// a PEM text.
-func CertificateIDFromPEM(b []byte) (string, error) {
-	for {
-		var blk *pem.Block
-		blk, b = pem.Decode(b)
-		if blk == nil {
-			return "", errors.New("no PEM certificate")
-		}
-		if blk.Type == "CERTIFICATE" {
-			return CertificateID(blk.Bytes), nil
-		}
-	}
-}
-
 // CertificateID is the id of the certificate the provider presents; with a
 // policy on stream/${credentials-iot:AwsCertificateId}/* it names the stream.
 func (p *IoTProvider) CertificateID() string { return p.certID }
 
 // String names the endpoint and alias, never a credential.
 func (p *IoTProvider) String() string { return p.cfg.String() }
-
-// URL is the address the provider asks.
-func (p *IoTProvider) URL() string { return p.url }
 
 // Retrieve asks the credentials provider for credentials.
 func (p *IoTProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
