@@ -511,8 +511,14 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 	}
 	off := 0
 	coalesced := false
+	wrote := 0 // bytes written since the lock was last held, counted under it
 	for {
 		s.mu.Lock()
+		if wrote > 0 {
+			s.metrics.BytesSent += uint64(wrote)
+			ss.sentAny = true
+			wrote = 0
+		}
 		e := s.entryLocked(next)
 		if e == nil {
 			// Dropped from the store, or not produced yet: go on with the
@@ -588,10 +594,7 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 				return err
 			}
 			off += len(chunk)
-			s.mu.Lock()
-			s.metrics.BytesSent += uint64(len(chunk))
-			ss.sentAny = true
-			s.mu.Unlock()
+			wrote = len(chunk)
 			continue
 		}
 		if e != nil && closed {
