@@ -245,10 +245,6 @@ func (e *Encryptor) Seal(dst []byte, track uint8, keyframe bool, pts uint64, pla
 	return k.Seal(dst, ctr, AppendMetadata(e.meta[:0], track, keyframe, pts), plaintext), nil
 }
 
-// Overhead is the most bytes Seal adds to a frame in the current epoch
-// (header and tag); 21 to 25 bytes in practice.
-func (e *Encryptor) Overhead() int { return MaxOverhead }
-
 // Close forgets the current epoch and clears its secret. Seal fails with
 // ErrNoEpoch until the next NewEpoch.
 func (e *Encryptor) Close() {
