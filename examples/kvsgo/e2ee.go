@@ -115,7 +115,7 @@ func decrypt(args []string, stderr io.Writer) error {
 	} else if err == nil && !*raw {
 		fmt.Fprintf(stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
 	}
-	return explain(err, rep, log, cfg)
+	return explain(err, log, cfg)
 }
 
 // encrypt seals a plain Matroska file for a stream, as kvssink would, for

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
@@ -70,5 +71,28 @@ func TestKeygenEncryptDecrypt(t *testing.T) {
 	if err := decrypt([]string{"-stream", "cam-2", "-device", p("cam.pub"), "-key", p("alice"), "-i", p("enc.mkv"), "-o", p("x.mkv")}, &log); err == nil ||
 		!strings.Contains(log.String(), "another stream") {
 		t.Fatalf("wrong stream: %v\n%s", err, log.String())
+	}
+}
+
+// -kind is case-insensitive everywhere: X25519 makes an x25519 key pair,
+// not the X-Wing one its other spellings share a branch with.
+func TestKeygenKindCase(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		kind string
+		kem  e2ee.KEM
+	}{{"X25519", e2ee.KEMX25519}, {"XWing", e2ee.KEMXWing}} {
+		path := filepath.Join(dir, c.kind)
+		if err := keygen([]string{"-kind", c.kind, "-o", path}, io.Discard); err != nil {
+			t.Fatal(err)
+		}
+		k, err := e2ee.LoadPrivateKey(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub, _ := os.ReadFile(path + ".pub")
+		if kind, _, _ := strings.Cut(string(pub), ":"); k.KEM() != c.kem || kind != strings.ToLower(c.kind) {
+			t.Fatalf("-kind %s wrote a %v key, public entry %q...", c.kind, k.KEM(), kind)
+		}
 	}
 }

@@ -148,7 +148,7 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		rep, log, st, err = decryptTo(f, src, *dcfg, mkvstream.Options{Strict: *strict}, *raw, progress)
 		progress.done()
 		printReport(stderr, rep, log, *dcfg)
-		err = explain(err, rep, log, *dcfg)
+		err = explain(err, log, *dcfg)
 	case *raw:
 		_, err = io.Copy(f, src)
 		progress.done()

@@ -222,33 +222,19 @@ func ptsString(pts, scale uint64) string {
 	return t.Format(time.RFC3339Nano)
 }
 
-// bundleCauses are the failures of key bundles, which leave every frame of
-// their epoch without a key (counted as e2ee.ErrMissingKey).
-var bundleCauses = []error{e2ee.ErrBundleSignature, e2ee.ErrWrongStream, e2ee.ErrNotRecipient, e2ee.ErrUnwrap,
-	e2ee.ErrUnsupported, e2ee.ErrBundleMalformed}
-
-// explain adds to a decryption failure its root cause (when frames had no
-// key because their bundle failed, the bundle's error) and what the user can
-// do about it.
-func explain(err error, rep *mkvstream.Report, log *bundleLog, cfg e2ee.DecryptorConfig) error {
+// explain adds to a decryption failure what the user can do about it. The
+// root cause is the e2ee sentinel err wraps: when nothing decrypted because
+// no key bundle was accepted, mkvstream.Decrypt wraps the bundles' cause
+// rather than the frames' ErrMissingKey.
+func explain(err error, log *bundleLog, cfg e2ee.DecryptorConfig) error {
 	if err == nil {
 		return nil
 	}
-	cause := err
-	if errors.Is(err, mkvstream.ErrNothingDecrypted) && rep != nil && rep.BundlesAccepted == 0 {
-		for _, c := range bundleCauses {
-			if rep.Counts[c] > 0 {
-				err = fmt.Errorf("%w\n  cause: %w", err, rep.First[c])
-				cause = c
-				break
-			}
-		}
-	}
 	var hint string
 	switch {
-	case errors.Is(cause, mkvstream.ErrNotEncrypted):
+	case errors.Is(err, mkvstream.ErrNotEncrypted):
 		hint = "the stream is not end-to-end encrypted: read it without -key and -device"
-	case errors.Is(cause, e2ee.ErrNotRecipient):
+	case errors.Is(err, e2ee.ErrNotRecipient):
 		var ids []string
 		for _, k := range cfg.Keys {
 			ids = append(ids, k.ID().String())
@@ -261,14 +247,14 @@ func explain(err error, rep *mkvstream.Report, log *bundleLog, cfg e2ee.Decrypto
 			}
 			hint += fmt.Sprintf(" (its latest epoch is for %s)", strings.Join(rs, ", "))
 		}
-	case errors.Is(cause, e2ee.ErrBundleSignature):
+	case errors.Is(err, e2ee.ErrBundleSignature):
 		hint = "no -device key signed this stream's key bundles: pin the camera's public key (the .pub of its e2ee-signing-key)"
-	case errors.Is(cause, e2ee.ErrWrongStream):
+	case errors.Is(err, e2ee.ErrWrongStream):
 		hint = "the key bundles were made for another stream name than -stream"
 		if log != nil && len(log.epochs) > 0 {
 			hint = fmt.Sprintf("the key bundles were made for stream %q, not %q", log.epochs[0].stream, cfg.Stream)
 		}
-	case errors.Is(cause, e2ee.ErrUnwrap):
+	case errors.Is(err, e2ee.ErrUnwrap):
 		hint = "a -key file matches a recipient id but does not open its wrapped key (a corrupted bundle or a mismatched key)"
 	default:
 		return err

@@ -247,7 +247,7 @@ func sealBundle(suite Suite, epochID uint32, firstPTS uint64, stream string, sk 
 }
 
 // unwrap opens our wrapped secret. Errors: ErrNotRecipient, ErrUnwrap.
-func (b *Bundle) unwrap(keys []*PrivateKey) ([]byte, *PrivateKey, error) {
+func (b *Bundle) unwrap(keys []*PrivateKey) ([]byte, error) {
 	for _, w := range b.Recipients {
 		for _, k := range keys {
 			if k.pub.id != w.Recipient || k.pub.kem != w.KEM {
@@ -255,14 +255,14 @@ func (b *Bundle) unwrap(keys []*PrivateKey) ([]byte, *PrivateKey, error) {
 			}
 			r, err := hpke.NewRecipient(w.Enc, k.sk, hpke.HKDFSHA256(), hpke.AES256GCM(), wrapInfo(b.Suite, b.EpochID, b.Stream, b.Signer))
 			if err != nil {
-				return nil, k, fmt.Errorf("%w: epoch=%#08x recipient=%v: bad encapsulation", ErrUnwrap, b.EpochID, k.pub.id)
+				return nil, fmt.Errorf("%w: epoch=%#08x recipient=%v: bad encapsulation", ErrUnwrap, b.EpochID, k.pub.id)
 			}
 			secret, err := r.Open(nil, w.Ciphertext)
 			if err != nil || len(secret) != EpochSecretSize {
-				return nil, k, fmt.Errorf("%w: epoch=%#08x recipient=%v: authentication failed", ErrUnwrap, b.EpochID, k.pub.id)
+				return nil, fmt.Errorf("%w: epoch=%#08x recipient=%v: authentication failed", ErrUnwrap, b.EpochID, k.pub.id)
 			}
-			return secret, k, nil
+			return secret, nil
 		}
 	}
-	return nil, nil, fmt.Errorf("%w: epoch=%#08x has %d recipients, none of them ours", ErrNotRecipient, b.EpochID, len(b.Recipients))
+	return nil, fmt.Errorf("%w: epoch=%#08x has %d recipients, none of them ours", ErrNotRecipient, b.EpochID, len(b.Recipients))
 }

@@ -132,7 +132,7 @@ func (d *Decryptor) addBundle(raw []byte, h [32]byte) (EpochInfo, error) {
 	if b.Stream != d.cfg.Stream {
 		return EpochInfo{}, fmt.Errorf("%w: bundle epoch=%#08x is for stream %q, expected %q", ErrWrongStream, b.EpochID, b.Stream, d.cfg.Stream)
 	}
-	secret, _, err := b.unwrap(d.cfg.Keys)
+	secret, err := b.unwrap(d.cfg.Keys)
 	if err != nil {
 		d.failedE[b.EpochID] = err
 		if len(d.failedE) > maxFailedBundles {

@@ -245,26 +245,6 @@ func (e *Encryptor) Seal(dst []byte, track uint8, keyframe bool, pts uint64, pla
 	return k.Seal(dst, ctr, AppendMetadata(e.meta[:0], track, keyframe, pts), plaintext), nil
 }
 
-// SealedSize is the exact length of what the next Seal for track appends for
-// a plaintext of n bytes (0 before NewEpoch or for a bad track), so that
-// the caller can write the SimpleBlock header first and seal straight into
-// the fragment buffer:
-//
-//	size := enc.SealedSize(track, len(au))
-//	buf = mkv.AppendSimpleBlockHeader(buf, track, rel, flags, size)
-//	buf, err = enc.Seal(buf, track, keyframe, clusterTC+rel, au)
-func (e *Encryptor) SealedSize(track uint8, n int) int {
-	ep := e.epoch
-	if ep == nil || track == 0 || track > MaxTrack {
-		return 0
-	}
-	return HeaderLen(KID(ep.info.ID, track), ep.next[track]) + n + e.cfg.Suite.TagSize()
-}
-
-// Overhead is the most bytes Seal adds to a frame in the current epoch
-// (header and tag); 21 to 25 bytes in practice.
-func (e *Encryptor) Overhead() int { return MaxOverhead }
-
 // Close forgets the current epoch and clears its secret. Seal fails with
 // ErrNoEpoch until the next NewEpoch.
 func (e *Encryptor) Close() {

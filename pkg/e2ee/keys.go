@@ -374,15 +374,38 @@ func ParsePublicKeys(src string, text []byte) ([]*PublicKey, error) {
 // "xwing:BASE64") or paths of recipients files. It fails on an empty
 // result, a duplicate, or any item that does not parse.
 func LoadRecipients(spec string) ([]*PublicKey, error) {
-	var out []*PublicKey
 	seen := map[RecipientID]bool{}
-	add := func(src string, ps ...*PublicKey) error {
-		for _, p := range ps {
-			if seen[p.id] {
-				return fmt.Errorf("e2ee-recipients %s: %w: recipient %v listed twice", src, ErrKeyFormat, p.id)
+	out, err := loadList(spec, "e2ee-recipients", "a KIND:BASE64", ParsePublicKey, ParsePublicKeys, func(src string, p *PublicKey) error {
+		if seen[p.id] {
+			return fmt.Errorf("e2ee-recipients %s: %w: recipient %v listed twice", src, ErrKeyFormat, p.id)
+		}
+		seen[p.id] = true
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("e2ee-recipients: %w", ErrNoRecipients)
+	}
+	return out, nil
+}
+
+// loadList resolves a comma- or newline-separated list whose items are
+// inline entries, parsed by one, or paths of files, parsed by file. check,
+// if not nil, vets each key before it is added; src names its item ("item
+// N" or the file's path). what and entry name the list and the entry form
+// in errors.
+func loadList[K any](spec, what, entry string, one func(string) (K, error), file func(string, []byte) ([]K, error), check func(src string, k K) error) ([]K, error) {
+	var out []K
+	add := func(src string, ks ...K) error {
+		for _, k := range ks {
+			if check != nil {
+				if err := check(src, k); err != nil {
+					return err
+				}
 			}
-			seen[p.id] = true
-			out = append(out, p)
+			out = append(out, k)
 		}
 		return nil
 	}
@@ -392,29 +415,26 @@ func LoadRecipients(spec string) ([]*PublicKey, error) {
 			continue
 		}
 		if kind, _, ok := strings.Cut(item, ":"); ok && knownKinds[strings.ToLower(kind)] {
-			p, err := ParsePublicKey(item)
+			k, err := one(item)
 			if err != nil {
-				return nil, fmt.Errorf("e2ee-recipients item %d: %w", i+1, err)
+				return nil, fmt.Errorf("%s item %d: %w", what, i+1, err)
 			}
-			if err := add(fmt.Sprintf("item %d", i+1), p); err != nil {
+			if err := add(fmt.Sprintf("item %d", i+1), k); err != nil {
 				return nil, err
 			}
 			continue
 		}
 		text, err := os.ReadFile(item)
 		if err != nil {
-			return nil, fmt.Errorf("e2ee-recipients item %d: neither a KIND:BASE64 entry nor a readable file: %w", i+1, err)
+			return nil, fmt.Errorf("%s item %d: neither %s entry nor a readable file: %w", what, i+1, entry, err)
 		}
-		ps, err := ParsePublicKeys(item, text)
+		ks, err := file(item, text)
 		if err != nil {
 			return nil, err
 		}
-		if err := add(item, ps...); err != nil {
+		if err := add(item, ks...); err != nil {
 			return nil, err
 		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("e2ee-recipients: %w", ErrNoRecipients)
 	}
 	return out, nil
 }
@@ -440,29 +460,9 @@ func deviceFromEntry(e entry) (*DeviceKey, error) {
 // does: comma- or newline-separated "ed25519:BASE64" entries or paths of
 // files holding them.
 func LoadDeviceKeys(spec string) ([]*DeviceKey, error) {
-	var out []*DeviceKey
-	for i, item := range strings.FieldsFunc(spec, func(r rune) bool { return r == ',' || r == '\n' }) {
-		item = strings.TrimSpace(item)
-		if item == "" {
-			continue
-		}
-		if kind, _, ok := strings.Cut(item, ":"); ok && knownKinds[strings.ToLower(kind)] {
-			d, err := ParseDeviceKey(item)
-			if err != nil {
-				return nil, fmt.Errorf("device keys item %d: %w", i+1, err)
-			}
-			out = append(out, d)
-			continue
-		}
-		text, err := os.ReadFile(item)
-		if err != nil {
-			return nil, fmt.Errorf("device keys item %d: neither an ed25519:BASE64 entry nor a readable file: %w", i+1, err)
-		}
-		ds, err := ParseDeviceKeys(item, text)
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, ds...)
+	out, err := loadList(spec, "device keys", "an ed25519:BASE64", ParseDeviceKey, ParseDeviceKeys, nil)
+	if err != nil {
+		return nil, err
 	}
 	if len(out) == 0 {
 		return nil, fmt.Errorf("%w: no device key given", ErrKeyFormat)

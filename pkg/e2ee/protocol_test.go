@@ -437,23 +437,3 @@ func TestSealOpenAllocs(t *testing.T) {
 		t.Errorf("a repeated bundle allocates %v times, want 0", n)
 	}
 }
-
-func TestSealedSize(t *testing.T) {
-	e := testEncryptor(t, "cam-1")
-	if e.SealedSize(1, 10) != 0 {
-		t.Error("SealedSize before NewEpoch")
-	}
-	e.NewEpoch(0)
-	for i := 0; i < 300; i++ {
-		for _, tr := range []uint8{1, 2} {
-			want := e.SealedSize(tr, i)
-			ct, err := e.Seal(make([]byte, 3), tr, false, uint64(i), make([]byte, i))
-			if err != nil || len(ct)-3 != want {
-				t.Fatalf("track %d frame %d: SealedSize %d, Seal appended %d (%v)", tr, i, want, len(ct)-3, err)
-			}
-		}
-	}
-	if e.SealedSize(0, 1) != 0 || e.SealedSize(16, 1) != 0 {
-		t.Error("SealedSize for a bad track")
-	}
-}

@@ -353,9 +353,6 @@ func (k *Key) Suite() Suite { return k.suite }
 // KID returns the key's KID.
 func (k *Key) KID() uint64 { return k.kid }
 
-// Overhead is the number of bytes Seal adds for counter ctr.
-func (k *Key) Overhead(ctr uint64) int { return HeaderLen(k.kid, ctr) + k.aead.Overhead() }
-
 func (k Key) String() string { return fmt.Sprintf("sframe key %v kid=%#x", k.suite, k.kid) }
 
 // Format prints String for every verb (%#v, %d, %x included), so that no

@@ -168,13 +168,27 @@ func TestSealedFragmentGrowsAmortized(t *testing.T) {
 		t.Fatal(err)
 	}
 	frame := make([]byte, 30<<10)
+	grows, last := 0, -1
 	for i := range 300 { // one 9 MB fragment, far past its first 64 KiB buffer
-		if _, _, err := b.Add(Frame{PTS: time.Duration(i) * 30 * time.Millisecond, Keyframe: i == 0, Data: frame}); err != nil {
+		cur, _, err := b.Add(Frame{PTS: time.Duration(i) * 30 * time.Millisecond, Keyframe: i == 0, Data: frame})
+		if err != nil {
 			t.Fatal(err)
+		}
+		if c := cap(cur.Data); c != last {
+			if last >= 0 {
+				grows++
+			}
+			last = c
 		}
 	}
 	if s.reallocs > 0 {
 		t.Fatalf("the sealer had to reallocate the fragment %d times for 300 frames", s.reallocs)
+	}
+	// The builder's own growth must be amortized too: growing by what one
+	// frame needs would change the capacity for nearly every frame.
+	t.Logf("capacity changed %d times over 300 frames", grows)
+	if grows >= 40 {
+		t.Fatalf("the fragment's buffer grew %d times over 300 frames, want a logarithmic count", grows)
 	}
 	if got := b.Current().Frames; got != 300 {
 		t.Fatalf("fragment holds %d frames, want 300", got)

@@ -330,12 +330,14 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 				flags |= 0x80
 			}
 			// As the streaming core does: the block header first, then the
-			// frame sealed straight after it.
-			buf = mkv.AppendSimpleBlockHeader(buf[:0], b.Track, b.RelTimecode, flags, enc.SealedSize(uint8(b.Track), len(b.Data)))
+			// frame sealed straight after it, then the header's size set to
+			// what the seal appended.
+			buf = mkv.AppendSimpleBlockHeader(buf[:0], b.Track, b.RelTimecode, flags, 0)
 			buf, err = enc.Seal(buf, uint8(b.Track), b.Keyframe, pts(clusterTC, b.RelTimecode), b.Data)
 			if err != nil {
 				return fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(clusterTC, b.RelTimecode), err)
 			}
+			mkv.SetSimpleBlockPayloadSize(buf, len(buf)-mkv.SimpleBlockHeaderLen)
 		}
 		if _, err := bw.Write(buf); err != nil {
 			return err
