@@ -107,7 +107,7 @@ type fixture struct {
 	eofr      int // offset of the final Tags (AWS_KINESISVIDEO_END_OF_FRAGMENT)
 }
 
-func loadFixture(t *testing.T) *fixture {
+func loadFixture(t testing.TB) *fixture {
 	t.Helper()
 	fx := &fixture{data: testenv.ReadFixture(t, "official-putmedia.mkv")}
 	r := mkv.NewReader(bytes.NewReader(fx.data))
