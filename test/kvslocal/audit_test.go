@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 )
@@ -57,10 +54,7 @@ func TestAuditLog(t *testing.T) {
 	// A success with a session token, whose signature we keep to look for.
 	b := []byte(`{"StreamName":"audited"}`)
 	req, _ := http.NewRequest(http.MethodPost, url+"/describeStream", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(b)
-	v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: tokenKey, SecretAccessKey: tokenSecret, SessionToken: token},
-		req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, time.Now())
+	signJSON(t, req, b, aws.Credentials{AccessKeyID: tokenKey, SecretAccessKey: tokenSecret, SessionToken: token}, time.Now())
 	signature := regexp.MustCompile(`Signature=([0-9a-f]{64})`).FindStringSubmatch(req.Header.Get("Authorization"))[1]
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {

@@ -3,36 +3,24 @@ package kvslocal
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"io"
 	"net"
-	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 )
 
-// signedRaw posts body bytes as they are, signed by the SDK's signer.
+// signedRaw posts body bytes as they are, signed by the SDK's signer, and
+// answers the status, the error type and the body.
 func signedRaw(t *testing.T, url, path string, body []byte) (int, string, string) {
 	t.Helper()
-	req, _ := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret},
-		req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, time.Now())
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := signedPostBytes(t, url, path, body, time.Now())
 	b, _ := io.ReadAll(resp.Body)
 	typ, _, _ := strings.Cut(resp.Header.Get("x-amzn-ErrorType"), ":")
 	return resp.StatusCode, typ, string(b)

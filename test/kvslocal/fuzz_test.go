@@ -2,9 +2,6 @@ package kvslocal
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,7 +13,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
@@ -40,13 +36,7 @@ func fuzzServer(f *testing.F) *Server {
 // sdkSigned returns a request to path signed by the SDK signer at fuzzNow.
 func sdkSigned(f testing.TB, path string, body []byte) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:4567"+path, bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret},
-		r, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, fuzzNow)
-	if err != nil {
-		f.Fatal(err)
-	}
+	signJSON(f, r, body, aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, fuzzNow)
 	return r
 }
 
