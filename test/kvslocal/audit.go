@@ -159,10 +159,7 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 		return
 	}
 	r := aw.r
-	name := strings.TrimPrefix(r.URL.Path, "/")
-	if name != "" {
-		name = strings.ToUpper(name[:1]) + name[1:]
-	}
+	name := operationName(r.URL.Path) // authz.go
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
@@ -228,10 +225,7 @@ func (s *Server) auditIdentity(r *http.Request) auditIdentity {
 		return id
 	}
 	id.AccessKeyID = key
-	c, ok := s.creds[key]
-	if !ok && s.cfg.Authorizer != nil {
-		c, ok = s.cfg.Authorizer.Credential(key)
-	}
+	c, ok := s.credential(key) // sigv4.go
 	if !ok {
 		return id
 	}

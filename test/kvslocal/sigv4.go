@@ -209,15 +209,19 @@ var sigV4Codes = map[SigV4Failure]string{
 	SigV4Mismatch:     "InvalidSignatureException",
 }
 
+// credential looks an access key up: Config.Credentials first, then the
+// Authorizer's.
+func (s *Server) credential(key string) (Credential, bool) {
+	c, ok := s.creds[key]
+	if !ok && s.cfg.Authorizer != nil {
+		c, ok = s.cfg.Authorizer.Credential(key)
+	}
+	return c, ok
+}
+
 // verify checks r's signature for the endpoint (SigV4Verifier.Verify).
 func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity, *apiError) {
-	v := SigV4Verifier{Service: signingName, Region: s.cfg.Region, Now: s.cfg.Now, Lookup: func(key string) (Credential, bool) {
-		c, ok := s.creds[key]
-		if !ok && s.cfg.Authorizer != nil {
-			c, ok = s.cfg.Authorizer.Credential(key)
-		}
-		return c, ok
-	}}
+	v := SigV4Verifier{Service: signingName, Region: s.cfg.Region, Now: s.cfg.Now, Lookup: s.credential}
 	key, e := v.Verify(r, body, streaming)
 	if e != nil {
 		return identity{}, authErr(sigV4Codes[e.Failure], e.Message)
