@@ -244,7 +244,8 @@ func (s *Server) auditIdentity(r *http.Request) auditIdentity {
 	return id
 }
 
-// scrub removes, at any depth, members whose names look secret.
+// scrub removes, at any depth (in objects and arrays), members whose names
+// look secret.
 func scrub(m map[string]any) map[string]any {
 	for k, v := range m {
 		l := strings.ToLower(k)
@@ -254,9 +255,20 @@ func scrub(m map[string]any) map[string]any {
 			m[k] = "HIDDEN_DUE_TO_SECURITY_REASONS"
 			continue
 		}
-		if sub, ok := v.(map[string]any); ok {
-			m[k] = scrub(sub)
-		}
+		m[k] = scrubValue(v)
 	}
 	return m
+}
+
+// scrubValue scrubs the objects in a JSON value.
+func scrubValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return scrub(v)
+	case []any:
+		for i := range v {
+			v[i] = scrubValue(v[i])
+		}
+	}
+	return v
 }

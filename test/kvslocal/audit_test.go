@@ -124,3 +124,24 @@ func TestAuditLog(t *testing.T) {
 		t.Errorf("PutMedia event: %v", put)
 	}
 }
+
+// scrub hides secret-looking members in nested objects and in arrays, and
+// leaves everything else as it was.
+func TestScrub(t *testing.T) {
+	var m map[string]any
+	in := `{"StreamName":"s","SecretAccessKey":"k1","Inner":{"SessionToken":"k2","Keep":1},` +
+		`"Tags":[{"Key":"a","Value":"b"},{"Password":"k3"}],"Nested":[[{"x":{"PrivateKey":"k4"}}],"plain"]}`
+	if err := json.Unmarshal([]byte(in), &m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(scrub(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h = `"HIDDEN_DUE_TO_SECURITY_REASONS"`
+	want := `{"Inner":{"Keep":1,"SessionToken":` + h + `},"Nested":[[{"x":{"PrivateKey":` + h + `}}],"plain"],` +
+		`"SecretAccessKey":` + h + `,"StreamName":"s","Tags":[{"Key":"a","Value":"b"},{"Password":` + h + `}]}`
+	if string(out) != want {
+		t.Fatalf("scrubbed\n%s\nwant\n%s", out, want)
+	}
+}
