@@ -7,7 +7,8 @@ import (
 )
 
 // Authorizer is the endpoint's IAM (test/kvslocal/iam implements it).
-// Credential supplies the temporary credentials it issued (Config.Credentials
+// Credential supplies the credentials it knows, such as its IAM users'
+// long-term keys and the temporary credentials it issued (Config.Credentials
 // are asked first); Authorize decides whether the caller, whose signature
 // verified, may perform the action on the resource. A non-nil error denies
 // the call with AccessDeniedException and the error's text as the message
