@@ -159,10 +159,7 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 		return
 	}
 	r := aw.r
-	name := strings.TrimPrefix(r.URL.Path, "/")
-	if name != "" {
-		name = strings.ToUpper(name[:1]) + name[1:]
-	}
+	name := operationName(r.URL.Path) // authz.go
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
@@ -228,10 +225,7 @@ func (s *Server) auditIdentity(r *http.Request) auditIdentity {
 		return id
 	}
 	id.AccessKeyID = key
-	c, ok := s.creds[key]
-	if !ok && s.cfg.Authorizer != nil {
-		c, ok = s.cfg.Authorizer.Credential(key)
-	}
+	c, ok := s.credential(key) // sigv4.go
 	if !ok {
 		return id
 	}
@@ -250,7 +244,8 @@ func (s *Server) auditIdentity(r *http.Request) auditIdentity {
 	return id
 }
 
-// scrub removes, at any depth, members whose names look secret.
+// scrub removes, at any depth (in objects and arrays), members whose names
+// look secret.
 func scrub(m map[string]any) map[string]any {
 	for k, v := range m {
 		l := strings.ToLower(k)
@@ -260,9 +255,20 @@ func scrub(m map[string]any) map[string]any {
 			m[k] = "HIDDEN_DUE_TO_SECURITY_REASONS"
 			continue
 		}
-		if sub, ok := v.(map[string]any); ok {
-			m[k] = scrub(sub)
-		}
+		m[k] = scrubValue(v)
 	}
 	return m
+}
+
+// scrubValue scrubs the objects in a JSON value.
+func scrubValue(v any) any {
+	switch v := v.(type) {
+	case map[string]any:
+		return scrub(v)
+	case []any:
+		for i := range v {
+			v[i] = scrubValue(v[i])
+		}
+	}
+	return v
 }

@@ -4,8 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -16,7 +14,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 )
@@ -57,10 +54,7 @@ func TestAuditLog(t *testing.T) {
 	// A success with a session token, whose signature we keep to look for.
 	b := []byte(`{"StreamName":"audited"}`)
 	req, _ := http.NewRequest(http.MethodPost, url+"/describeStream", bytes.NewReader(b))
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(b)
-	v4.NewSigner().SignHTTP(ctx, aws.Credentials{AccessKeyID: tokenKey, SecretAccessKey: tokenSecret, SessionToken: token},
-		req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, time.Now())
+	signJSON(t, req, b, aws.Credentials{AccessKeyID: tokenKey, SecretAccessKey: tokenSecret, SessionToken: token}, time.Now())
 	signature := regexp.MustCompile(`Signature=([0-9a-f]{64})`).FindStringSubmatch(req.Header.Get("Authorization"))[1]
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil || resp.StatusCode != 200 {
@@ -128,5 +122,26 @@ func TestAuditLog(t *testing.T) {
 	if pp["streamName"] != "audited" || pp["fragmentTimecodeType"] != "ABSOLUTE" || put["eventCategory"] != "Data" || put["managementEvent"] != false ||
 		put["errorCode"] != nil || put["userIdentity"].(map[string]any)["accessKeyId"] != testKey {
 		t.Errorf("PutMedia event: %v", put)
+	}
+}
+
+// scrub hides secret-looking members in nested objects and in arrays, and
+// leaves everything else as it was.
+func TestScrub(t *testing.T) {
+	var m map[string]any
+	in := `{"StreamName":"s","SecretAccessKey":"k1","Inner":{"SessionToken":"k2","Keep":1},` +
+		`"Tags":[{"Key":"a","Value":"b"},{"Password":"k3"}],"Nested":[[{"x":{"PrivateKey":"k4"}}],"plain"]}`
+	if err := json.Unmarshal([]byte(in), &m); err != nil {
+		t.Fatal(err)
+	}
+	out, err := json.Marshal(scrub(m))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const h = `"HIDDEN_DUE_TO_SECURITY_REASONS"`
+	want := `{"Inner":{"Keep":1,"SessionToken":` + h + `},"Nested":[[{"x":{"PrivateKey":` + h + `}}],"plain"],` +
+		`"SecretAccessKey":` + h + `,"StreamName":"s","Tags":[{"Key":"a","Value":"b"},{"Password":` + h + `}]}`
+	if string(out) != want {
+		t.Fatalf("scrubbed\n%s\nwant\n%s", out, want)
 	}
 }

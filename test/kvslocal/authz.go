@@ -7,7 +7,8 @@ import (
 )
 
 // Authorizer is the endpoint's IAM (test/kvslocal/iam implements it).
-// Credential supplies the temporary credentials it issued (Config.Credentials
+// Credential supplies the credentials it knows, such as its IAM users'
+// long-term keys and the temporary credentials it issued (Config.Credentials
 // are asked first); Authorize decides whether the caller, whose signature
 // verified, may perform the action on the resource. A non-nil error denies
 // the call with AccessDeniedException and the error's text as the message
@@ -29,6 +30,16 @@ type AuthzRequest struct {
 
 const msgExpiredToken = "The security token included in the request is expired"
 
+// operationName is the operation a request path names, as IAM actions and
+// CloudTrail spell it: /describeStream is DescribeStream.
+func operationName(path string) string {
+	p := strings.TrimPrefix(path, "/")
+	if p == "" {
+		return ""
+	}
+	return strings.ToUpper(p[:1]) + p[1:]
+}
+
 // authorize asks Config.Authorizer about a verified request; nil without one.
 func (s *Server) authorize(r *http.Request, body []byte, id identity) *apiError {
 	az := s.cfg.Authorizer
@@ -39,7 +50,7 @@ func (s *Server) authorize(r *http.Request, body []byte, id identity) *apiError 
 	if p == "" || strings.Contains(p, "/") {
 		return nil // not an operation: the handler answers
 	}
-	action := "kinesisvideo:" + strings.ToUpper(p[:1]) + p[1:]
+	action := "kinesisvideo:" + operationName(r.URL.Path)
 	var ref streamRef
 	if p == "putMedia" {
 		ref = streamRef{StreamName: r.Header.Get("x-amzn-stream-name"), StreamARN: r.Header.Get("x-amzn-stream-arn")}

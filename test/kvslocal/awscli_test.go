@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // awsCLI is Debian's awscli v2 (local-aws.md §7.1); a pip-installed aws
@@ -18,12 +20,7 @@ const awsCLI = "/usr/bin/aws"
 
 // (d) awscli against the endpoint: the control plane and get-media.
 func TestAWSCLI(t *testing.T) {
-	if _, err := os.Stat(awsCLI); err != nil {
-		if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
-			t.Fatalf("%s not found (Debian package awscli); scripts/setup installs it", awsCLI)
-		}
-		t.Skipf("%s not found (Debian package awscli); run scripts/setup", awsCLI)
-	}
+	testenv.Tool(t, awsCLI, "awscli") // a path: looked up as it is
 	fx := loadFixture(t)
 	_, url := start(t, t.TempDir())
 	home := t.TempDir()

@@ -123,10 +123,9 @@ print(json.dumps(res))
 // Debian's boto3 (python3-boto3): control plane, get_media read-back,
 // list_fragments and an error caught as botocore's ClientError.
 func TestBoto3(t *testing.T) {
-	python := "/usr/bin/python3" // Debian's, with python3-boto3; not a pyenv one
-	if _, err := os.Stat(python); err != nil {
-		testenv.Tool(t, "no-such-python3", "python3-boto3") // skips or fails as Tool does
-	}
+	// Debian's, with python3-boto3; not a pyenv one. A path: Tool looks
+	// it up as it is.
+	python := testenv.Tool(t, "/usr/bin/python3", "python3-boto3")
 	if err := exec.Command(python, "-c", "import boto3").Run(); err != nil {
 		if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
 			t.Fatalf("%s cannot import boto3 (Debian package python3-boto3); scripts/setup installs it", python)
@@ -223,12 +222,7 @@ func TestTLSWithRealClients(t *testing.T) {
 		t.Fatalf("curl without the CA: %v, want exit code 60 (peer certificate not trusted)\n%s", err, errOut)
 	}
 
-	if _, err := os.Stat(awsCLI); err != nil {
-		if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
-			t.Fatalf("%s not found (Debian package awscli); scripts/setup installs it", awsCLI)
-		}
-		t.Skipf("%s not found (Debian package awscli); run scripts/setup", awsCLI)
-	}
+	testenv.Tool(t, awsCLI, "awscli") // a path: looked up as it is
 	cli := []string{"--endpoint-url", url, "--region", testRegion, "--output", "json"}
 	out, errOut, err = runTool(t, awsCLI, append(cli, "--ca-bundle", ca.CAFile, "kinesisvideo", "describe-stream", "--stream-name", "secure")...)
 	if err != nil || !strings.Contains(out, `"StreamName": "secure"`) {

@@ -276,11 +276,16 @@ func (s *Server) tagStream(body []byte) (any, *apiError) {
 	if e := validTags(in.Tags); e != nil {
 		return nil, e
 	}
-	return map[string]any{}, s.store.update(in.streamRef, func(m *streamMeta) *apiError {
+	return map[string]any{}, s.addTags(in.streamRef, in.Tags)
+}
+
+// addTags adds or replaces tags of a stream (TagStream, TagResource).
+func (s *Server) addTags(ref streamRef, tags map[string]string) *apiError {
+	return s.store.update(ref, func(m *streamMeta) *apiError {
 		if m.Tags == nil {
 			m.Tags = map[string]string{}
 		}
-		for k, v := range in.Tags {
+		for k, v := range tags {
 			m.Tags[k] = v
 		}
 		if len(m.Tags) > maxTags {
@@ -298,8 +303,13 @@ func (s *Server) untagStream(body []byte) (any, *apiError) {
 	if e := decode(body, &in); e != nil {
 		return nil, e
 	}
-	return map[string]any{}, s.store.update(in.streamRef, func(m *streamMeta) *apiError {
-		for _, k := range in.TagKeyList {
+	return map[string]any{}, s.removeTags(in.streamRef, in.TagKeyList)
+}
+
+// removeTags removes tags of a stream by key (UntagStream, UntagResource).
+func (s *Server) removeTags(ref streamRef, keys []string) *apiError {
+	return s.store.update(ref, func(m *streamMeta) *apiError {
+		for _, k := range keys {
 			delete(m.Tags, k)
 		}
 		return nil

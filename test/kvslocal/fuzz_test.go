@@ -2,9 +2,6 @@ package kvslocal
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"io"
@@ -16,10 +13,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 
 	"github.com/kvsgo/kvsgo/pkg/mkv"
-	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // fuzzNow is the fixed clock of the fuzzed servers, so that a seed signed
@@ -41,13 +36,7 @@ func fuzzServer(f *testing.F) *Server {
 // sdkSigned returns a request to path signed by the SDK signer at fuzzNow.
 func sdkSigned(f testing.TB, path string, body []byte) *http.Request {
 	r := httptest.NewRequest(http.MethodPost, "http://127.0.0.1:4567"+path, bytes.NewReader(body))
-	r.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(body)
-	err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret},
-		r, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, fuzzNow)
-	if err != nil {
-		f.Fatal(err)
-	}
+	signJSON(f, r, body, aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, fuzzNow)
 	return r
 }
 
@@ -145,27 +134,7 @@ func FuzzControlPlaneBodies(f *testing.F) {
 // fuzzBodies are PutMedia seeds cut from the official producer's body:
 // its head, then two Clusters of three frames each, then the end tags.
 func fuzzBodies(tb testing.TB) [][]byte {
-	fx := &fixture{data: testenv.ReadFixture(tb, "official-putmedia.mkv")}
-	r := mkv.NewReader(bytes.NewReader(fx.data))
-	for {
-		ev, err := r.NextEvent()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			tb.Fatal(err)
-		}
-		switch ev.Kind {
-		case mkv.EventSegmentStart:
-			fx.headerLen = len(ev.Header.Raw)
-		case mkv.EventClusterStart:
-			fx.clusters = append(fx.clusters, int(ev.Offset))
-		case mkv.EventBlock:
-			fx.blocks = append(fx.blocks, int(ev.Offset))
-		case mkv.EventTags:
-			fx.eofr = int(ev.Offset)
-		}
-	}
+	fx := loadFixture(tb)
 	small := func(i, frames int) []byte { return fx.data[fx.clusters[i]:fx.blocks[30*i+frames]] }
 	two := body(fx, small(0, 3), small(1, 3), fx.data[fx.eofr:])
 	return [][]byte{

@@ -107,7 +107,7 @@ type fixture struct {
 	eofr      int // offset of the final Tags (AWS_KINESISVIDEO_END_OF_FRAGMENT)
 }
 
-func loadFixture(t *testing.T) *fixture {
+func loadFixture(t testing.TB) *fixture {
 	t.Helper()
 	fx := &fixture{data: testenv.ReadFixture(t, "official-putmedia.mkv")}
 	r := mkv.NewReader(bytes.NewReader(fx.data))
@@ -352,30 +352,42 @@ func writeChunked(w io.Writer, b []byte) error {
 
 // ---- GetMedia (there is no Go SDK for kinesis-video-media here) ----
 
-// signedPost sends a JSON POST signed with the SDK's v4 signer.
-func signedPost(t *testing.T, url, path string, body any) *http.Response {
-	t.Helper()
-	b, err := json.Marshal(body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
+// signJSON marks req as a JSON call and signs it for kinesisvideo with the
+// SDK's v4 signer, as creds at time at.
+func signJSON(tb testing.TB, req *http.Request, body []byte, creds aws.Credentials, at time.Time) {
+	tb.Helper()
 	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(b)
-	err = v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret},
-		req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, time.Now())
+	sum := sha256.Sum256(body)
+	if err := v4.NewSigner().SignHTTP(context.Background(), creds, req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, at); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// signedPostBytes sends body as it is in a JSON POST signed with the test
+// key at time at. The response body is closed when the test ends.
+func signedPostBytes(t *testing.T, url, path string, body []byte, at time.Time) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
+	signJSON(t, req, body, aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret}, at)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { resp.Body.Close() })
 	return resp
+}
+
+// signedPost sends body as JSON in a POST signed with the test key now.
+func signedPost(t *testing.T, url, path string, body any) *http.Response {
+	t.Helper()
+	b, err := json.Marshal(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signedPostBytes(t, url, path, b, time.Now())
 }
 
 // chunk is one GetMedia chunk as a consumer sees it.

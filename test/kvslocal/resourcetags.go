@@ -51,18 +51,7 @@ func (s *Server) tagResource(body []byte) (any, *apiError) {
 	if e := validTags(tags); e != nil {
 		return nil, e
 	}
-	return map[string]any{}, s.store.update(ref, func(m *streamMeta) *apiError {
-		if m.Tags == nil {
-			m.Tags = map[string]string{}
-		}
-		for k, v := range tags {
-			m.Tags[k] = v
-		}
-		if len(m.Tags) > maxTags {
-			return newErr("TagsPerResourceExceededLimitException", "A stream can have at most 50 tags.")
-		}
-		return nil
-	})
+	return map[string]any{}, s.addTags(ref, tags)
 }
 
 func (s *Server) untagResource(body []byte) (any, *apiError) {
@@ -80,12 +69,7 @@ func (s *Server) untagResource(body []byte) (any, *apiError) {
 	if len(in.TagKeyList) < 1 || len(in.TagKeyList) > maxTags {
 		return nil, newErr("InvalidArgumentException", fmt.Sprintf("TagKeyList must have between 1 and %d members.", maxTags))
 	}
-	return map[string]any{}, s.store.update(ref, func(m *streamMeta) *apiError {
-		for _, k := range in.TagKeyList {
-			delete(m.Tags, k)
-		}
-		return nil
-	})
+	return map[string]any{}, s.removeTags(ref, in.TagKeyList)
 }
 
 func (s *Server) listTagsForResource(body []byte) (any, *apiError) {

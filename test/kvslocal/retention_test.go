@@ -2,21 +2,14 @@ package kvslocal
 
 import (
 	"bytes"
-	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"io"
-	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
-
-	"github.com/aws/aws-sdk-go-v2/aws"
-	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
 )
 
 // fakeClock is a settable clock for Config.Now.
@@ -32,25 +25,12 @@ func (c *fakeClock) Add(d time.Duration) {
 	c.t = c.t.Add(d)
 }
 
-// signedPostAt is signedPost signed at a given time (the server's clock).
+// signedPostAt is signedPost signed at a given time (the server's clock),
+// answering the status and the body.
 func signedPostAt(t *testing.T, url, path string, body any, at time.Time) (int, []byte) {
 	t.Helper()
 	b, _ := json.Marshal(body)
-	req, err := http.NewRequest(http.MethodPost, url+path, bytes.NewReader(b))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	sum := sha256.Sum256(b)
-	if err := v4.NewSigner().SignHTTP(context.Background(), aws.Credentials{AccessKeyID: testKey, SecretAccessKey: testSecret},
-		req, hex.EncodeToString(sum[:]), "kinesisvideo", testRegion, at); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
+	resp := signedPostBytes(t, url, path, b, at)
 	out, _ := io.ReadAll(resp.Body)
 	return resp.StatusCode, out
 }

@@ -64,25 +64,19 @@ func (s *sealer) record(i uint64, flag byte, pt []byte) []byte {
 	return s.aead.Seal(out, recordNonce(i), pt, recordAAD(s.number, i, flag))
 }
 
-// seal makes ff write sealed with a fresh data key.
+// seal makes ff write sealed with a fresh data key. Every fragment is
+// sealed: it is called before the first write, and Write, WriteAt and
+// sealRest need it.
 func (ff *fragmentFile) seal(dk []byte, w *wrappedKey, number string) {
 	ff.sealer = &sealer{aead: newGCM(dk), number: number, wrapped: w, next: 1}
 }
 
-// dataKey is the wrapped data key of a sealed fragment, or nil.
-func (ff *fragmentFile) dataKey() *wrappedKey {
-	if ff.sealer == nil {
-		return nil
-	}
-	return ff.sealer.wrapped
-}
+// dataKey is the wrapped data key the fragment is sealed with.
+func (ff *fragmentFile) dataKey() *wrappedKey { return ff.sealer.wrapped }
 
 // Write appends plaintext to the fragment.
 func (ff *fragmentFile) Write(p []byte) (int, error) {
 	s := ff.sealer
-	if s == nil {
-		return ff.File.Write(p)
-	}
 	if !s.headSet {
 		s.head, s.headSet = append([]byte(nil), p...), true
 		if _, err := ff.File.Write(make([]byte, sealHeadOverhead+len(p)+s.aead.Overhead())); err != nil {
@@ -101,12 +95,9 @@ func (ff *fragmentFile) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// WriteAt patches plaintext already written; sealed, only within the head.
+// WriteAt patches plaintext already written, only within the head.
 func (ff *fragmentFile) WriteAt(p []byte, off int64) (int, error) {
 	s := ff.sealer
-	if s == nil {
-		return ff.File.WriteAt(p, off)
-	}
 	if off < 0 || off+int64(len(p)) > int64(len(s.head)) {
 		return 0, fmt.Errorf("kvslocal: a sealed fragment can only be patched in its head (%d bytes at %d)", len(p), off)
 	}
@@ -117,9 +108,6 @@ func (ff *fragmentFile) WriteAt(p []byte, off int64) (int, error) {
 // calls it before the fsync.
 func (ff *fragmentFile) sealRest() error {
 	s := ff.sealer
-	if s == nil {
-		return nil
-	}
 	if _, err := ff.File.Write(s.record(s.next, 1, s.buf)); err != nil {
 		return err
 	}

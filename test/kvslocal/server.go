@@ -92,8 +92,9 @@ type Config struct {
 	// keys yet. It defaults to Dir + ".master-key", beside Dir and never
 	// inside it: Dir alone reveals no fragment.
 	MasterKeyFile string
-	// Authorizer, if set, is the endpoint's IAM: it supplies temporary
-	// credentials it issued, and every request whose signature verified is
+	// Authorizer, if set, is the endpoint's IAM: it supplies the
+	// credentials it knows (its IAM users' long-term keys and the temporary
+	// credentials it issued), and every request whose signature verified is
 	// authorized by it before it runs (authz.go; test/kvslocal/iam).
 	Authorizer Authorizer
 }

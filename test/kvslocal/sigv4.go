@@ -32,6 +32,47 @@ type identity struct {
 	AccessKeyID string
 }
 
+// SigV4Verifier checks header-form SigV4 signatures for one service. The
+// endpoint verifies with it for kinesisvideo, and test/kvslocal/iam for sts;
+// each maps a SigV4Error to its own service's error shape.
+type SigV4Verifier struct {
+	Service string // the service the credential scope must name
+	Region  string // the region the credential scope must name; "" accepts any
+	// Lookup returns the credential of an access key ID.
+	Lookup func(accessKeyID string) (Credential, bool)
+	Now    func() time.Time
+}
+
+// SigV4Failure is why a signature was rejected.
+type SigV4Failure int
+
+const (
+	// SigV4MissingAuth: no Authorization header.
+	SigV4MissingAuth SigV4Failure = iota + 1
+	// SigV4Incomplete: the Authorization header is not a complete SigV4
+	// one, or X-Amz-Date is missing or malformed.
+	SigV4Incomplete
+	// SigV4UnknownKey: the access key is unknown, or the session token
+	// is not the credential's.
+	SigV4UnknownKey
+	// SigV4ExpiredToken: the credential has expired.
+	SigV4ExpiredToken
+	// SigV4Mismatch: the signature, the date window, the credential
+	// scope or the payload hash is wrong.
+	SigV4Mismatch
+)
+
+// SigV4Error is a rejected signature: why, and AWS's message for it (never a
+// secret or a signature).
+type SigV4Error struct {
+	Failure SigV4Failure
+	Message string
+}
+
+func (e *SigV4Error) Error() string { return e.Message }
+
+func sigErr(f SigV4Failure, msg string) *SigV4Error { return &SigV4Error{Failure: f, Message: msg} }
+
 // authHeader is a parsed Authorization header.
 type authHeader struct {
 	accessKey, date, region, service string
@@ -39,11 +80,11 @@ type authHeader struct {
 	signature                        string
 }
 
-func parseAuthorization(v string) (authHeader, *apiError) {
+func parseAuthorization(v, service string) (authHeader, *SigV4Error) {
 	var a authHeader
 	alg, rest, _ := strings.Cut(v, " ")
 	if alg != sigAlgorithm {
-		return a, authErr("IncompleteSignatureException", fmt.Sprintf("Authorization header requires the %s algorithm.", sigAlgorithm))
+		return a, sigErr(SigV4Incomplete, fmt.Sprintf("Authorization header requires the %s algorithm.", sigAlgorithm))
 	}
 	fields := map[string]string{}
 	for _, part := range strings.Split(rest, ",") {
@@ -59,11 +100,11 @@ func parseAuthorization(v string) (authHeader, *apiError) {
 		}
 	}
 	if len(missing) > 0 {
-		return a, authErr("IncompleteSignatureException", fmt.Sprintf("Authorization header requires '%s' parameter. Authorization=%s", strings.Join(missing, "', '"), sigAlgorithm))
+		return a, sigErr(SigV4Incomplete, fmt.Sprintf("Authorization header requires '%s' parameter. Authorization=%s", strings.Join(missing, "', '"), sigAlgorithm))
 	}
 	scope := strings.Split(cred, "/")
 	if len(scope) != 5 || scope[4] != "aws4_request" || len(scope[1]) != 8 {
-		return a, authErr("IncompleteSignatureException", "Credential should be scoped to a valid region, service and date, e.g. AKID/20261123/us-west-2/kinesisvideo/aws4_request.")
+		return a, sigErr(SigV4Incomplete, fmt.Sprintf("Credential should be scoped to a valid region, service and date, e.g. AKID/20261123/us-west-2/%s/aws4_request.", service))
 	}
 	a.accessKey, a.date, a.region, a.service = scope[0], scope[1], scope[2], scope[3]
 	a.signedHeaders = strings.Split(signed, ";")
@@ -73,55 +114,53 @@ func parseAuthorization(v string) (authHeader, *apiError) {
 		hasHost = hasHost || h == "host"
 	}
 	if !hasHost {
-		return a, authErr("IncompleteSignatureException", "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
+		return a, sigErr(SigV4Incomplete, "'Host' or ':authority' must be a 'SignedHeader' in the AWS Authorization.")
 	}
 	return a, nil
 }
 
-// verify checks r's signature. body is the whole body of calls that read
-// it; PutMedia's streamed body is hashed as the empty string (as producer-c
-// signs it) unless x-amz-content-sha256 says otherwise.
-func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity, *apiError) {
-	v := r.Header.Get("Authorization")
-	if v == "" {
-		return identity{}, authErr("MissingAuthenticationTokenException", msgMissingAuth)
+// Verify checks r's signature and returns the access key ID that made it.
+// body is the whole body of calls that read it; a streamed body
+// (streaming, PutMedia) is hashed as the empty string (as producer-c signs
+// it) unless x-amz-content-sha256 says otherwise.
+func (v SigV4Verifier) Verify(r *http.Request, body []byte, streaming bool) (string, *SigV4Error) {
+	h := r.Header.Get("Authorization")
+	if h == "" {
+		return "", sigErr(SigV4MissingAuth, msgMissingAuth)
 	}
-	a, e := parseAuthorization(v)
+	a, e := parseAuthorization(h, v.Service)
 	if e != nil {
-		return identity{}, e
+		return "", e
 	}
-	c, ok := s.creds[a.accessKey]
-	if !ok && s.cfg.Authorizer != nil {
-		c, ok = s.cfg.Authorizer.Credential(a.accessKey)
-	}
+	c, ok := v.Lookup(a.accessKey)
 	if !ok || c.SessionToken != r.Header.Get("X-Amz-Security-Token") {
-		return identity{}, authErr("UnrecognizedClientException", msgUnrecognizedClient)
+		return "", sigErr(SigV4UnknownKey, msgUnrecognizedClient)
 	}
 	stamp := r.Header.Get("X-Amz-Date")
 	t, err := time.Parse(amzDateLayout, stamp)
 	if err != nil {
-		return identity{}, authErr("IncompleteSignatureException", "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
+		return "", sigErr(SigV4Incomplete, "Authorization header requires existence of either a 'X-Amz-Date' or a 'Date' header.")
 	}
-	now := s.cfg.Now().UTC()
+	now := v.Now().UTC()
 	if !c.Expires.IsZero() && !now.Before(c.Expires) {
-		return identity{}, &apiError{status: http.StatusForbidden, code: "ExpiredTokenException", msg: msgExpiredToken, coral: true}
+		return "", sigErr(SigV4ExpiredToken, msgExpiredToken)
 	}
 	if t.Before(now.Add(-maxClockSkew)) {
-		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
+		return "", sigErr(SigV4Mismatch, fmt.Sprintf("Signature expired: %s is now earlier than %s (%s - 5 min.)",
 			stamp, now.Add(-maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout)))
 	}
 	if t.After(now.Add(maxClockSkew)) {
-		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
+		return "", sigErr(SigV4Mismatch, fmt.Sprintf("Signature not yet current: %s is still later than %s (%s + 5 min.)",
 			stamp, now.Add(maxClockSkew).Format(amzDateLayout), now.Format(amzDateLayout)))
 	}
 	if a.date != stamp[:8] {
-		return identity{}, authErr("InvalidSignatureException", "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '"+a.date+"' != '"+stamp[:8]+"'")
+		return "", sigErr(SigV4Mismatch, "Date in Credential scope does not match YYYYMMDD from ISO-8601 version of date from HTTP: '"+a.date+"' != '"+stamp[:8]+"'")
 	}
-	if a.region != s.cfg.Region {
-		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", a.region))
+	if v.Region != "" && a.region != v.Region {
+		return "", sigErr(SigV4Mismatch, fmt.Sprintf("Credential should be scoped to a valid region, not '%s'.", a.region))
 	}
-	if a.service != signingName {
-		return identity{}, authErr("InvalidSignatureException", fmt.Sprintf("Credential should be scoped to correct service: '%s'.", signingName))
+	if a.service != v.Service {
+		return "", sigErr(SigV4Mismatch, fmt.Sprintf("Credential should be scoped to correct service: '%s'.", v.Service))
 	}
 
 	payload := r.Header.Get("X-Amz-Content-Sha256")
@@ -132,7 +171,7 @@ func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity,
 		// commits to the value the client sent.
 	case payload != "":
 		if payload != sha256Hex(body) {
-			return identity{}, authErr("InvalidSignatureException", "The provided 'x-amz-content-sha256' header does not match what was computed.")
+			return "", sigErr(SigV4Mismatch, "The provided 'x-amz-content-sha256' header does not match what was computed.")
 		}
 	case streaming:
 		payload = emptySHA256
@@ -156,9 +195,38 @@ func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity,
 	k = hmacSHA256(k, "aws4_request")
 	want := hex.EncodeToString(hmacSHA256(k, sts))
 	if !hmac.Equal([]byte(want), []byte(a.signature)) {
-		return identity{}, authErr("InvalidSignatureException", msgBadSignature)
+		return "", sigErr(SigV4Mismatch, msgBadSignature)
 	}
-	return identity{AccessKeyID: a.accessKey}, nil
+	return a.accessKey, nil
+}
+
+// sigV4Codes are the endpoint's error codes for each SigV4Failure.
+var sigV4Codes = map[SigV4Failure]string{
+	SigV4MissingAuth:  "MissingAuthenticationTokenException",
+	SigV4Incomplete:   "IncompleteSignatureException",
+	SigV4UnknownKey:   "UnrecognizedClientException",
+	SigV4ExpiredToken: "ExpiredTokenException",
+	SigV4Mismatch:     "InvalidSignatureException",
+}
+
+// credential looks an access key up: Config.Credentials first, then the
+// Authorizer's.
+func (s *Server) credential(key string) (Credential, bool) {
+	c, ok := s.creds[key]
+	if !ok && s.cfg.Authorizer != nil {
+		c, ok = s.cfg.Authorizer.Credential(key)
+	}
+	return c, ok
+}
+
+// verify checks r's signature for the endpoint (SigV4Verifier.Verify).
+func (s *Server) verify(r *http.Request, body []byte, streaming bool) (identity, *apiError) {
+	v := SigV4Verifier{Service: signingName, Region: s.cfg.Region, Now: s.cfg.Now, Lookup: s.credential}
+	key, e := v.Verify(r, body, streaming)
+	if e != nil {
+		return identity{}, authErr(sigV4Codes[e.Failure], e.Message)
+	}
+	return identity{AccessKeyID: key}, nil
 }
 
 // canonicalHeaderValue returns a header as SigV4 canonicalises it: values

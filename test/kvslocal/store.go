@@ -307,7 +307,7 @@ func (st *store) nextNumber() (string, error) {
 type fragmentFile struct {
 	*os.File
 	stream, dir, tmp, final string
-	sealer                  *sealer // seal.go
+	sealer                  *sealer // seal.go; set by seal before the first write
 }
 
 // createFragment opens the temporary file of a new fragment.

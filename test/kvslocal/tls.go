@@ -35,9 +35,10 @@ const (
 	KeyFileName  = "server.key"
 )
 
-// testCertLifetime is how long generated certificates are valid: long enough
-// for a soak or a demo left running, short enough not to matter if leaked.
-const testCertLifetime = 30 * 24 * time.Hour
+// TestCertLifetime is how long generated certificates (NewTestCert) are
+// valid: long enough for a soak or a demo left running, short enough not to
+// matter if leaked.
+const TestCertLifetime = 30 * 24 * time.Hour
 
 // CA is a throwaway certificate authority and the server certificate it
 // signed, as files in a directory.
@@ -60,44 +61,23 @@ func NewTestCA(dir string) (*CA, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
 	}
-	now := time.Now()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          serial(),
+	caCert, caKey, err := NewTestCert(&x509.Certificate{
 		Subject:               pkix.Name{Organization: []string{"kvsgo test"}, CommonName: "kvslocal test CA"},
-		NotBefore:             now.Add(-time.Hour),
-		NotAfter:              now.Add(testCertLifetime),
 		KeyUsage:              x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
 		BasicConstraintsValid: true,
 		IsCA:                  true,
 		MaxPathLenZero:        true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
+	}, nil, nil)
 	if err != nil {
 		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
 	}
-	caCert, err := x509.ParseCertificate(caDER)
-	if err != nil {
-		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
-	}
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(),
-		Subject:      pkix.Name{Organization: []string{"kvsgo test"}, CommonName: "localhost"},
-		NotBefore:    now.Add(-time.Hour),
-		NotAfter:     now.Add(testCertLifetime),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		DNSNames:     []string{"localhost"},
-		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, caCert, &key.PublicKey, caKey)
+	cert, key, err := NewTestCert(&x509.Certificate{
+		Subject:     pkix.Name{Organization: []string{"kvsgo test"}, CommonName: "localhost"},
+		KeyUsage:    x509.KeyUsageDigitalSignature,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		DNSNames:    []string{"localhost"},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1), net.IPv6loopback},
+	}, caCert, caKey)
 	if err != nil {
 		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
 	}
@@ -114,8 +94,8 @@ func NewTestCA(dir string) (*CA, error) {
 		mode      os.FileMode
 	}{
 		{ca.KeyFile, "PRIVATE KEY", keyDER, 0o600},
-		{ca.CertFile, "CERTIFICATE", der, 0o644},
-		{ca.CAFile, "CERTIFICATE", caDER, 0o644},
+		{ca.CertFile, "CERTIFICATE", cert.Raw, 0o644},
+		{ca.CAFile, "CERTIFICATE", caCert.Raw, 0o644},
 	} {
 		if err := writePEM(f.path, f.typ, f.der, f.mode); err != nil {
 			return nil, err
@@ -124,8 +104,9 @@ func NewTestCA(dir string) (*CA, error) {
 	return ca, nil
 }
 
-// OpenTestCA uses the CA files in dir if all three are there and the server
-// certificate loads, and calls NewTestCA otherwise.
+// OpenTestCA uses the CA files in dir if all three are there, the server
+// certificate loads and neither it nor the CA has expired, and calls
+// NewTestCA otherwise.
 func OpenTestCA(dir string) (*CA, error) {
 	ca := &CA{CAFile: filepath.Join(dir, CAFileName), CertFile: filepath.Join(dir, CertFileName),
 		KeyFile: filepath.Join(dir, KeyFileName), Pool: x509.NewCertPool()}
@@ -136,16 +117,61 @@ func OpenTestCA(dir string) (*CA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("kvslocal: test CA: %w", err)
 	}
-	if _, err := tls.LoadX509KeyPair(ca.CertFile, ca.KeyFile); err != nil {
+	pair, err := tls.LoadX509KeyPair(ca.CertFile, ca.KeyFile)
+	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return NewTestCA(dir)
 		}
 		return nil, fmt.Errorf("kvslocal: test CA in %s: %w", dir, err)
 	}
-	if !ca.Pool.AppendCertsFromPEM(caPEM) {
+	blk, _ := pem.Decode(caPEM)
+	if blk == nil || !ca.Pool.AppendCertsFromPEM(caPEM) {
 		return nil, fmt.Errorf("kvslocal: test CA: no certificate in %s", ca.CAFile)
 	}
+	caCert, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return nil, fmt.Errorf("kvslocal: test CA in %s: %w", ca.CAFile, err)
+	}
+	leaf, err := x509.ParseCertificate(pair.Certificate[0])
+	if err != nil {
+		return nil, fmt.Errorf("kvslocal: test CA in %s: %w", ca.CertFile, err)
+	}
+	if now := time.Now(); now.After(caCert.NotAfter) || now.After(leaf.NotAfter) {
+		return NewTestCA(dir)
+	}
 	return ca, nil
+}
+
+// NewTestCert generates an ECDSA P-256 key and a certificate for it from
+// tmpl, signed by parent and parentKey (self-signed when parent is nil),
+// with a random serial number and, where tmpl leaves them zero, NotBefore an
+// hour ago (clock skew) and NotAfter TestCertLifetime from now.
+func NewTestCert(tmpl, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, nil, err
+	}
+	t := *tmpl
+	t.SerialNumber = serial()
+	now := time.Now()
+	if t.NotBefore.IsZero() {
+		t.NotBefore = now.Add(-time.Hour)
+	}
+	if t.NotAfter.IsZero() {
+		t.NotAfter = now.Add(TestCertLifetime)
+	}
+	if parent == nil {
+		parent, parentKey = &t, key
+	}
+	der, err := x509.CreateCertificate(rand.Reader, &t, parent, &key.PublicKey, parentKey)
+	if err != nil {
+		return nil, nil, err
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		return nil, nil, err
+	}
+	return cert, key, nil
 }
 
 func serial() *big.Int {

@@ -1,15 +1,19 @@
 package kvslocal
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -111,4 +115,61 @@ func TestTLSNegotiatesHTTP1(t *testing.T) {
 	if resp.ProtoMajor != 1 || resp.StatusCode != http.StatusForbidden {
 		t.Fatalf("%s %d, want HTTP/1.1 403 (unsigned)", resp.Proto, resp.StatusCode)
 	}
+}
+
+// OpenTestCA reuses a CA that is still valid and makes a new one once the
+// stored CA or server certificate has expired.
+func TestOpenTestCARenewsExpired(t *testing.T) {
+	dir := t.TempDir()
+	ca, err := NewTestCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{ca.CAFile, ca.CertFile} {
+		if na := readCert(t, f).NotAfter; na.Before(time.Now().Add(TestCertLifetime - time.Hour)) {
+			t.Fatalf("%s valid until %v, want about %v from now", f, na, TestCertLifetime)
+		}
+	}
+	caPEM, _ := os.ReadFile(ca.CAFile)
+	again, err := OpenTestCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, _ := os.ReadFile(again.CAFile); !bytes.Equal(b, caPEM) {
+		t.Fatal("a valid CA was replaced")
+	}
+	past := time.Now().Add(-48 * time.Hour)
+	old, _, err := NewTestCert(&x509.Certificate{IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign,
+		NotBefore: past, NotAfter: past.Add(24 * time.Hour)}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := writePEM(ca.CAFile, "CERTIFICATE", old.Raw, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	renewed, err := OpenTestCA(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(renewed.CAFile)
+	if bytes.Equal(b, caPEM) || readCert(t, renewed.CAFile).NotAfter.Before(time.Now()) {
+		t.Fatal("an expired CA was not replaced")
+	}
+}
+
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

@@ -351,10 +351,10 @@ func TestSTS(t *testing.T) {
 // The guide's curl command and awscli with the credentials it returns.
 func TestGuideCurlAndAWSCLI(t *testing.T) {
 	curl := testenv.Tool(t, "curl", "curl")
-	aws := testenv.Tool(t, "aws", "awscli")
+	awscli := testenv.Tool(t, "aws", "awscli")
 	e := setup(t, WalkthroughOptions{}, nil)
-	admin := kvsClient(e.kvsURL, awsCredentials(adminKey, adminSecret, ""))
-	if _, err := admin.CreateStream(context.Background(), &kinesisvideo.CreateStreamInput{StreamName: ptr("cam1"), DataRetentionInHours: aws32(1)}); err != nil {
+	admin := kvsClient(e.kvsURL, aws.Credentials{AccessKeyID: adminKey, SecretAccessKey: adminSecret})
+	if _, err := admin.CreateStream(context.Background(), &kinesisvideo.CreateStreamInput{StreamName: aws.String("cam1"), DataRetentionInHours: aws.Int32(1)}); err != nil {
 		t.Fatal(err)
 	}
 	dev := e.devs["cam1"]
@@ -373,7 +373,7 @@ func TestGuideCurlAndAWSCLI(t *testing.T) {
 	}
 	home := t.TempDir()
 	cli := func(stream string) (string, error) {
-		cmd := exec.Command(aws, "--endpoint-url", e.kvsURL, "--region", DefaultRegion, "--output", "json", "kinesisvideo", "describe-stream", "--stream-name", stream)
+		cmd := exec.Command(awscli, "--endpoint-url", e.kvsURL, "--region", DefaultRegion, "--output", "json", "kinesisvideo", "describe-stream", "--stream-name", stream)
 		cmd.Env = []string{"PATH=/usr/bin:/bin", "HOME=" + home, "AWS_EC2_METADATA_DISABLED=true", "AWS_PAGER=",
 			"AWS_CONFIG_FILE=" + filepath.Join(home, "config"), "AWS_SHARED_CREDENTIALS_FILE=" + filepath.Join(home, "credentials"),
 			"AWS_ACCESS_KEY_ID=" + r.Credentials.AccessKeyID, "AWS_SECRET_ACCESS_KEY=" + r.Credentials.SecretAccessKey, "AWS_SESSION_TOKEN=" + r.Credentials.SessionToken}
@@ -388,10 +388,4 @@ func TestGuideCurlAndAWSCLI(t *testing.T) {
 	if out, err := cli("cam2"); err == nil || !strings.Contains(out, "AccessDeniedException") {
 		t.Fatalf("describe-stream cam2: %v\n%s", err, out)
 	}
-}
-
-func ptr(s string) *string { return &s }
-func aws32(n int32) *int32 { return &n }
-func awsCredentials(k, s, tok string) aws.Credentials {
-	return aws.Credentials{AccessKeyID: k, SecretAccessKey: s, SessionToken: tok}
 }

@@ -73,7 +73,7 @@ func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
 	id := certID(r.TLS.PeerCertificates[0].Raw)
 	cert := s.certs[id]
 	alias := r.PathValue("alias")
-	vars := map[string]string{"credentials-iot:AwsCertificateId": id}
+	vars := map[string]string{VarCertificateID: id}
 	if name := r.Header.Get("x-amzn-iot-thingname"); name != "" {
 		t, ok := s.things[name]
 		if !ok || !contains(t.Principals, id) {
@@ -81,9 +81,9 @@ func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
 			writeIoTError(w, http.StatusForbidden, "AccessDeniedException", map[string]string{"message": "Invalid thing name passed"})
 			return
 		}
-		vars["credentials-iot:ThingName"] = t.Name
+		vars[VarThingName] = t.Name
 		if t.TypeName != "" {
-			vars["credentials-iot:ThingTypeName"] = t.TypeName
+			vars[VarThingTypeName] = t.TypeName
 		}
 	}
 	var pols []Policy

@@ -2,8 +2,6 @@ package iam
 
 import (
 	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
@@ -11,11 +9,12 @@ import (
 	"encoding/hex"
 	"encoding/pem"
 	"errors"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
 	"time"
+
+	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
 // CA is a test certificate authority that signs the IoT endpoint's server
@@ -26,24 +25,16 @@ type CA struct {
 	CertPEM []byte
 }
 
-// NewCA makes a CA valid for a day.
+// NewCA makes a CA valid for kvslocal.TestCertLifetime.
 func NewCA(name string) (*CA, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	c, key, err := kvslocal.NewTestCert(&x509.Certificate{
+		Subject: pkix.Name{CommonName: name, Organization: []string{"kvsgo test"}},
+		IsCA:    true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
+	}, nil, nil)
 	if err != nil {
 		return nil, err
 	}
-	now := time.Now()
-	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: name, Organization: []string{"kvsgo test"}},
-		NotBefore: now.Add(-time.Hour), NotAfter: now.Add(24 * time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageDigitalSignature,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		return nil, err
-	}
-	c, _ := x509.ParseCertificate(der)
-	return &CA{Cert: c, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}, nil
+	return &CA{Cert: c, key: key, CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})}, nil
 }
 
 // Leaf is a certificate the CA issued, with its key.
@@ -56,25 +47,15 @@ type Leaf struct {
 // IssueOptions shape a leaf certificate.
 type IssueOptions struct {
 	CommonName string
-	Hosts      []string // DNS names or IP addresses: makes a server certificate
-	NotBefore  time.Time
-	NotAfter   time.Time // default: a day from now
+	Hosts      []string  // DNS names or IP addresses: makes a server certificate
+	NotBefore  time.Time // default: an hour ago
+	NotAfter   time.Time // default: kvslocal.TestCertLifetime from now
 }
 
 // Issue signs a new key.
 func (ca *CA) Issue(o IssueOptions) (Leaf, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return Leaf{}, err
-	}
-	if o.NotBefore.IsZero() {
-		o.NotBefore = time.Now().Add(-time.Hour)
-	}
-	if o.NotAfter.IsZero() {
-		o.NotAfter = time.Now().Add(24 * time.Hour)
-	}
 	tmpl := &x509.Certificate{
-		SerialNumber: serial(), Subject: pkix.Name{CommonName: o.CommonName},
+		Subject:   pkix.Name{CommonName: o.CommonName},
 		NotBefore: o.NotBefore, NotAfter: o.NotAfter, KeyUsage: x509.KeyUsageDigitalSignature,
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
 	}
@@ -88,10 +69,11 @@ func (ca *CA) Issue(o IssueOptions) (Leaf, error) {
 			}
 		}
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
+	c, key, err := kvslocal.NewTestCert(tmpl, ca.Cert, ca.key)
 	if err != nil {
 		return Leaf{}, err
 	}
+	der := c.Raw
 	kder, err := x509.MarshalPKCS8PrivateKey(key)
 	if err != nil {
 		return Leaf{}, err
@@ -126,11 +108,6 @@ func (ca *CA) WriteDevice(dir, name string, o IssueOptions) (DeviceFiles, error)
 	f := DeviceFiles{CertPath: filepath.Join(dir, name+".pem"), KeyPath: filepath.Join(dir, name+".key"), CAPath: filepath.Join(dir, "ca.pem"), ID: l.ID}
 	err = errors.Join(os.WriteFile(f.CertPath, l.CertPEM, 0o644), os.WriteFile(f.KeyPath, l.KeyPEM, 0o600), os.WriteFile(f.CAPath, ca.CertPEM, 0o644))
 	return f, err
-}
-
-func serial() *big.Int {
-	n, _ := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 126))
-	return n.Add(n, big.NewInt(1))
 }
 
 func certificateIDFromPEM(b []byte) (string, error) {

@@ -52,10 +52,9 @@ type Server struct {
 
 	issued atomic.Int64
 
-	mu        sync.Mutex
-	sessions  map[string]*session // by access key id
-	servers   []*http.Server
-	listeners []net.Listener
+	mu       sync.Mutex
+	sessions map[string]*session // by access key id
+	servers  []*http.Server
 }
 
 type certificate struct {

@@ -1,19 +1,17 @@
 package iam
 
 import (
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/url"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
 // STS over awsquery (form in, XML out): AssumeRole and GetCallerIdentity,
@@ -182,93 +180,24 @@ func writeSTSError(w http.ResponseWriter, e stsError) {
 	w.Write(append([]byte(xml.Header), b...))
 }
 
-// verifySTS checks a SigV4 signature (header form) for the service sts.
+// verifySTS checks a SigV4 signature (header form) for the service sts,
+// in any region, with kvslocal's verifier, and answers failures in STS's
+// error shapes.
 func (s *Server) verifySTS(r *http.Request, body []byte) (string, *stsError) {
-	auth := r.Header.Get("Authorization")
-	alg, rest, _ := strings.Cut(auth, " ")
-	if alg != "AWS4-HMAC-SHA256" {
+	v := kvslocal.SigV4Verifier{Service: "sts", Lookup: s.Credential, Now: s.now}
+	akid, e := v.Verify(r, body, false)
+	if e == nil {
+		return akid, nil
+	}
+	switch e.Failure {
+	case kvslocal.SigV4MissingAuth:
 		return "", &stsError{400, "MissingAuthenticationToken", "Request is missing Authentication Token"}
+	case kvslocal.SigV4Incomplete:
+		return "", &stsError{400, "IncompleteSignature", e.Message}
+	case kvslocal.SigV4UnknownKey:
+		return "", &stsError{403, "InvalidClientTokenId", e.Message}
+	case kvslocal.SigV4ExpiredToken:
+		return "", &stsError{400, "ExpiredToken", e.Message}
 	}
-	f := map[string]string{}
-	for _, p := range strings.Split(rest, ",") {
-		if k, v, ok := strings.Cut(strings.TrimSpace(p), "="); ok {
-			f[k] = v
-		}
-	}
-	scope := strings.Split(f["Credential"], "/")
-	if len(scope) != 5 || scope[3] != "sts" || scope[4] != "aws4_request" || f["SignedHeaders"] == "" || f["Signature"] == "" {
-		return "", &stsError{400, "IncompleteSignature", "The request signature does not conform to AWS standards."}
-	}
-	c, ok := s.Credential(scope[0])
-	if !ok || c.SessionToken != r.Header.Get("X-Amz-Security-Token") {
-		return "", &stsError{403, "InvalidClientTokenId", "The security token included in the request is invalid."}
-	}
-	stamp := r.Header.Get("X-Amz-Date")
-	t, err := time.Parse("20060102T150405Z", stamp)
-	now := s.now()
-	if err != nil || len(scope[1]) != 8 || scope[1] != stamp[:8] || t.Sub(now).Abs() > 5*time.Minute {
-		return "", &stsError{403, "SignatureDoesNotMatch", "Signature expired or not yet current, or its date is malformed."}
-	}
-	if !c.Expires.IsZero() && !now.Before(c.Expires) {
-		return "", &stsError{400, "ExpiredToken", "The security token included in the request is expired"}
-	}
-	signed := strings.Split(f["SignedHeaders"], ";")
-	var ch strings.Builder
-	for _, h := range signed {
-		vals := r.Header.Values(h)
-		if h == "host" {
-			vals = []string{r.Host}
-		} else if h == "content-length" && len(vals) == 0 {
-			vals = []string{strconv.Itoa(len(body))}
-		}
-		for i, v := range vals {
-			vals[i] = strings.Join(strings.Fields(v), " ")
-		}
-		ch.WriteString(h + ":" + strings.Join(vals, ",") + "\n")
-	}
-	payload := r.Header.Get("X-Amz-Content-Sha256")
-	if payload == "" || payload != "UNSIGNED-PAYLOAD" {
-		payload = sha256Hex(body)
-	}
-	path := r.URL.EscapedPath()
-	if path == "" {
-		path = "/"
-	}
-	creq := strings.Join([]string{r.Method, path, canonicalQuery(r.URL), ch.String(), f["SignedHeaders"], payload}, "\n")
-	sts := "AWS4-HMAC-SHA256\n" + stamp + "\n" + strings.Join(scope[1:], "/") + "\n" + sha256Hex([]byte(creq))
-	k := hmacSHA256([]byte("AWS4"+c.SecretAccessKey), scope[1])
-	for _, p := range scope[2:] {
-		k = hmacSHA256(k, p)
-	}
-	if !hmac.Equal([]byte(hex.EncodeToString(hmacSHA256(k, sts))), []byte(f["Signature"])) {
-		return "", &stsError{403, "SignatureDoesNotMatch", "The request signature we calculated does not match the signature you provided. Check your AWS Secret Access Key and signing method. Consult the service documentation for details."}
-	}
-	return scope[0], nil
-}
-
-func canonicalQuery(u *url.URL) string {
-	q := u.Query()
-	keys := make([]string, 0, len(q))
-	for k := range q {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	var parts []string
-	for _, k := range keys {
-		for _, v := range q[k] {
-			parts = append(parts, url.QueryEscape(k)+"="+strings.ReplaceAll(url.QueryEscape(v), "+", "%20"))
-		}
-	}
-	return strings.Join(parts, "&")
-}
-
-func sha256Hex(b []byte) string {
-	h := sha256.Sum256(b)
-	return hex.EncodeToString(h[:])
-}
-
-func hmacSHA256(key []byte, data string) []byte {
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(data))
-	return m.Sum(nil)
+	return "", &stsError{403, "SignatureDoesNotMatch", e.Message}
 }

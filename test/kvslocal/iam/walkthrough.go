@@ -1,10 +1,13 @@
 package iam
 
 import (
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
+	"time"
 )
 
 // The names of the KVS developer guide's walkthrough "Controlling access to
@@ -111,6 +114,33 @@ func Walkthrough(dir string, things []string, o WalkthroughOptions) (*CA, *File,
 		return nil, nil, nil, err
 	}
 	return ca, f, devs, nil
+}
+
+// WalkthroughExpired reports whether a certificate of the walkthrough in dir
+// (its CA, the IoT endpoint's, or a device's that iam.json names) has expired
+// at now, so that the walkthrough must be made anew. Files that are missing
+// or unreadable are left to the code that loads them to report.
+func WalkthroughExpired(dir string, now time.Time) bool {
+	paths := []string{filepath.Join(dir, "ca.pem"), filepath.Join(dir, WalkthroughServerPEM)}
+	if f, err := Load(filepath.Join(dir, WalkthroughConfig)); err == nil {
+		for _, c := range f.Certificates {
+			if c.PEMFile != "" {
+				paths = append(paths, c.PEMFile)
+			}
+		}
+	}
+	for _, p := range paths {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue
+		}
+		if blk, _ := pem.Decode(b); blk != nil {
+			if c, err := x509.ParseCertificate(blk.Bytes); err == nil && now.After(c.NotAfter) {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // AdminPolicy allows everything.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/kvsgo/kvsgo/test/kvslocal"
 	"github.com/kvsgo/kvsgo/test/kvslocal/iam"
@@ -21,8 +22,9 @@ import (
 //	kvslocal -access-key AKID -secret-key SECRET -iot-walkthrough /tmp/iot -iot-things cam1,cam2
 //
 // writes the developer guide's walkthrough (CA, device certificates and keys,
-// role, role alias, policies) into /tmp/iot on first use; -access-key is
-// its administrator.
+// role, role alias, policies) into /tmp/iot on first use, and again (for the
+// same things) once its certificates have expired; -access-key is its
+// administrator.
 var (
 	iamFile        = flag.String("iam", "", "IAM/IoT configuration `file` (test/kvslocal/iam.File); enables policy evaluation, the IoT credentials provider and STS")
 	iotWalkthrough = flag.String("iot-walkthrough", "", "`directory` of the IoT walkthrough; created with -iot-things if it has no iam.json; implies -iam DIR/iam.json")
@@ -39,12 +41,27 @@ var (
 func startIAM(log *slog.Logger, adminKey, adminSecret string) (kvslocal.Authorizer, func()) {
 	if *iotWalkthrough != "" {
 		cfg := filepath.Join(*iotWalkthrough, iam.WalkthroughConfig)
-		if _, err := os.Stat(cfg); err != nil {
+		things := strings.Split(*iotThings, ",")
+		_, err := os.Stat(cfg)
+		create := err != nil
+		if !create && iam.WalkthroughExpired(*iotWalkthrough, time.Now()) {
+			// Its certificates are past NotAfter: every handshake would
+			// fail. Make it anew for the same things.
+			log.Warn("IoT walkthrough certificates expired; making the walkthrough anew", "dir", *iotWalkthrough)
+			if f, err := iam.Load(cfg); err == nil && len(f.Things) > 0 {
+				things = nil
+				for _, t := range f.Things {
+					things = append(things, t.Name)
+				}
+			}
+			create = true
+		}
+		if create {
 			if err := os.MkdirAll(*iotWalkthrough, 0o700); err != nil {
 				fail(1, "%v", err)
 			}
 			admin := &iam.User{Name: "admin", AccessKeyID: adminKey, SecretAccessKey: adminSecret, Policies: []iam.Policy{iam.AdminPolicy()}}
-			if _, _, _, err := iam.Walkthrough(*iotWalkthrough, strings.Split(*iotThings, ","), iam.WalkthroughOptions{Admin: admin}); err != nil {
+			if _, _, _, err := iam.Walkthrough(*iotWalkthrough, things, iam.WalkthroughOptions{Admin: admin}); err != nil {
 				fail(1, "%v", err)
 			}
 		}
