@@ -68,7 +68,7 @@ int main(int argc, char **argv) {
 // recipient can read what came before the change and the new one what
 // came after, and together they account for every frame.
 func TestE2EERecipientsChangeWhilePlaying(t *testing.T) {
-	host := buildHost(t, recipientsHost)
+	host := testenv.BuildGstHost(t, recipientsHost)
 	plugin := testenv.PluginDir(t)
 	dir := t.TempDir()
 	keys := keyFiles(t, dir)

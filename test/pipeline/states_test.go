@@ -66,7 +66,7 @@ int main(int argc, char **argv) {
 // endpoint, and with one that refuses every connection (the streaming
 // thread then waits in the core, and the state change must wake it).
 func TestStateChangesDoNotDeadlock(t *testing.T) {
-	host := buildHost(t, stateHost)
+	host := testenv.BuildGstHost(t, stateHost)
 	plugin := testenv.PluginDir(t)
 	for _, c := range []struct {
 		name   string
