@@ -1,9 +1,7 @@
 package pipeline
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"testing"
 	"time"
@@ -72,9 +70,7 @@ func TestOfficialSignals(t *testing.T) {
 	plugin := testenv.PluginDir(t)
 	cmd := exec.Command(host, "videotestsrc num-buffers=120 ! x264enc key-int-max=30 ! h264parse ! "+
 		"kvssink name=sink stream-name=signals restart-on-error=false get-kvs-metrics=true")
-	cmd.Env = append(os.Environ(), "GST_PLUGIN_PATH="+plugin, "GST_REGISTRY="+filepath.Join(plugin, "registry.bin"),
-		"AWS_ACCESS_KEY_ID="+testAccessKey, "AWS_SECRET_ACCESS_KEY="+testSecretKey, "KVSGO_LOOPBACK_ONLY=1",
-		"AWS_ENDPOINT_URL_KINESIS_VIDEO="+ep.url)
+	cmd.Env = gstEnv(plugin, ep)
 	out, _ := cmd.CombinedOutput()
 	s := string(out)
 	for _, re := range []string{
