@@ -19,7 +19,7 @@ import (
 // minutes to 8 s: refresh window 3 s, rotation 2 s before expiry.
 func TestIoTCredentialRefreshRotatesTheConnection(t *testing.T) {
 	cpd, frames := officialFrames(t)
-	w := startIoTWorld(t, iam.WalkthroughOptions{CredentialDuration: "8s"}, []string{"cam1"}, "cam1")
+	w := startIoTWorld(t, iam.WalkthroughOptions{CredentialDuration: "8s"}, nil, []string{"cam1"}, "cam1")
 	dev := w.devs["cam1"]
 	res, err := credentials.Resolve(context.Background(), credentials.Sources{IoT: &credentials.IoTCertificate{
 		Endpoint: w.iotEP, CertPath: dev.CertPath, KeyPath: dev.KeyPath, CAPath: dev.CAPath,
