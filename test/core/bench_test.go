@@ -60,12 +60,7 @@ func BenchmarkStream(b *testing.B) {
 				}
 				s.Close()
 				b.StopTimer()
-				frags, _ := srv.Fragments(cfg.StreamName)
-				got := 0
-				for _, f := range frags {
-					got += f.Frames
-				}
-				if got != n {
+				if got := summarise(b, srv, cfg.StreamName).allFrames; got != n {
 					b.Fatalf("stored %d of %d frames", got, n)
 				}
 				b.StartTimer()

@@ -149,11 +149,12 @@ func pacedPut(t *testing.T, s *sink.Sink, fs []frame) {
 // timecode order.
 type storedSummary struct {
 	distinct, frames, total, dups int
+	allFrames                     int // frames of all total fragments, duplicates included
 	inOrder                       bool
 	timecodes                     map[uint64]int // frames per distinct fragment
 }
 
-func summarise(t *testing.T, srv *kvslocal.Server, stream string) storedSummary {
+func summarise(t testing.TB, srv *kvslocal.Server, stream string) storedSummary {
 	t.Helper()
 	frags, err := srv.Fragments(stream)
 	if err != nil {
@@ -162,6 +163,7 @@ func summarise(t *testing.T, srv *kvslocal.Server, stream string) storedSummary 
 	s := storedSummary{inOrder: true, timecodes: map[uint64]int{}, total: len(frags)}
 	var last uint64
 	for _, f := range frags {
+		s.allFrames += f.Frames
 		if _, ok := s.timecodes[f.Timecode]; ok {
 			s.dups++
 			continue

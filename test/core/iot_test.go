@@ -206,22 +206,11 @@ func TestIoTCredentialsRotateDuringStream(t *testing.T) {
 	if err := s.Finish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	frags, err := w.kvs.Fragments("cam1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[uint64]bool{}
-	total := 0
-	for _, f := range frags {
-		if !seen[f.Timecode] {
-			seen[f.Timecode] = true
-			total += f.Frames
-		}
-	}
+	sum := summarise(t, w.kvs, "cam1")
 	issued := w.iam.Issued() - issued0
-	t.Logf("%d fragments stored (%d distinct), %d credential sets issued during the stream, %d events", len(frags), len(seen), issued, events.Load())
-	if total != 300 || len(seen) != 10 {
-		t.Fatalf("%d frames in %d distinct fragments stored, want 300 in 10", total, len(seen))
+	t.Logf("%d fragments stored (%d distinct), %d credential sets issued during the stream, %d events", sum.total, sum.distinct, issued, events.Load())
+	if sum.frames != 300 || sum.distinct != 10 {
+		t.Fatalf("%d frames in %d distinct fragments stored, want 300 in 10", sum.frames, sum.distinct)
 	}
 	if issued < 2 {
 		t.Fatalf("only %d credential sets issued during the stream: nothing was refreshed", issued)
