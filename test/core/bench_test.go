@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/sink"
-	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
 // BenchmarkStream streams synthetic frames of the sizes of the bench inputs
@@ -31,7 +30,7 @@ func BenchmarkStream(b *testing.B) {
 				frames[i] = sink.Frame{PTS: time.Duration(i) * time.Second / 30, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: i%60 == 0, Data: d}
 			}
 			benchCPD, _ := officialFrames(b)
-			srv, url := startEndpointB(b)
+			srv, url := startEndpoint(b, withoutCaptures)
 			b.SetBytes(int64(n * c.size))
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -68,18 +67,4 @@ func BenchmarkStream(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/frame")
 		})
 	}
-}
-
-func startEndpointB(b *testing.B) (*kvslocal.Server, string) {
-	srv, err := kvslocal.New(kvslocal.Config{Dir: b.TempDir(),
-		Credentials: []kvslocal.Credential{{AccessKeyID: accessKey, SecretAccessKey: secretKey}}})
-	if err != nil {
-		b.Fatal(err)
-	}
-	url, err := srv.Start("127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	b.Cleanup(func() { srv.Close() })
-	return srv, url
 }
