@@ -179,6 +179,22 @@ func summarise(t testing.TB, srv *kvslocal.Server, stream string) storedSummary 
 	return s
 }
 
+// putThroughOutage puts frames at their own pace while the endpoint is
+// restarted to refuse every connection during the middle third, then
+// finishes the stream.
+func putThroughOutage(t *testing.T, s *sink.Sink, fe *faultEndpoint, frames []frame) {
+	t.Helper()
+	third := len(frames) / 3
+	pacedPut(t, s, frames[:third])
+	fe.restart(0, kvslocal.Faults{Refuse: true})
+	pacedPut(t, s, frames[third:2*third])
+	fe.server().SetFaults(kvslocal.Faults{})
+	pacedPut(t, s, frames[2*third:])
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+}
+
 func faultConfig(url, stream string, ev *events) sink.Config {
 	cfg := config(url, stream)
 	cfg.OnEvent = ev.add
@@ -225,15 +241,7 @@ func TestFaultOutageWithinCapacity(t *testing.T) {
 	fe := newFaultEndpoint(t, kvslocal.Faults{})
 	ev := &events{}
 	s := startSink(t, faultConfig(fe.url, "outage", ev), cpd)
-	third := len(frames) / 3
-	pacedPut(t, s, frames[:third])
-	fe.restart(0, kvslocal.Faults{Refuse: true})
-	pacedPut(t, s, frames[third:2*third])
-	fe.server().SetFaults(kvslocal.Faults{})
-	pacedPut(t, s, frames[2*third:])
-	if err := s.Finish(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	putThroughOutage(t, s, fe, frames)
 	sum := summarise(t, fe.server(), "outage")
 	if sum.frames != len(frames) || len(ev.of(sink.EventDropped)) != 0 || !sum.inOrder {
 		t.Fatalf("stored %d of %d frames, %d drop reports", sum.frames, len(frames), len(ev.of(sink.EventDropped)))
@@ -249,15 +257,7 @@ func TestFaultOutageBeyondCapacity(t *testing.T) {
 	cfg := faultConfig(fe.url, "overflow", ev)
 	cfg.StorageSize = 600 << 10 // about three of these fragments
 	s := startSink(t, cfg, cpd)
-	third := len(frames) / 3
-	pacedPut(t, s, frames[:third])
-	fe.restart(0, kvslocal.Faults{Refuse: true})
-	pacedPut(t, s, frames[third:2*third])
-	fe.server().SetFaults(kvslocal.Faults{})
-	pacedPut(t, s, frames[2*third:])
-	if err := s.Finish(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	putThroughOutage(t, s, fe, frames)
 	sum := summarise(t, fe.server(), "overflow")
 	drops := ev.of(sink.EventDropped)
 	reported := 0
