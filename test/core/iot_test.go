@@ -142,8 +142,9 @@ func TestIoTCameraStreamsOnlyToItsOwnStream(t *testing.T) {
 	}
 	t.Logf("camera 1 on camera 2's stream: %v", err)
 
-	// Without the thing name header the policy variable is unresolved: the
-	// statement never matches, even on the camera's own stream.
+	// Camera 1's certificate presented as thing cam2, which it is not
+	// attached to: the credentials provider refuses the thing name ("Invalid
+	// thing name passed"), so the settings already fail in Config.
 	st := w.settings("cam1", "", w.devs["cam1"])
 	st.IoTCertificate.Fields["iot-thing-name"] = sink.TypedValue{Type: "gchararray", Value: "cam2"}
 	if _, err := st.Config(os.Getenv); err == nil || !strings.Contains(err.Error(), "Invalid thing name passed") {
