@@ -79,10 +79,16 @@ func officialFrames(t testing.TB) ([]byte, []frame) {
 	return cpd, frames
 }
 
-func startEndpoint(t *testing.T) (*kvslocal.Server, string) {
+// startEndpoint starts a local endpoint that accepts the test credentials
+// and captures PutMedia bodies; options adjust its configuration.
+func startEndpoint(t testing.TB, options ...func(*kvslocal.Config)) (*kvslocal.Server, string) {
 	t.Helper()
-	srv, err := kvslocal.New(kvslocal.Config{Dir: t.TempDir(), CaptureBodies: true,
-		Credentials: []kvslocal.Credential{{AccessKeyID: accessKey, SecretAccessKey: secretKey}}})
+	c := kvslocal.Config{Dir: t.TempDir(), CaptureBodies: true,
+		Credentials: []kvslocal.Credential{{AccessKeyID: accessKey, SecretAccessKey: secretKey}}}
+	for _, o := range options {
+		o(&c)
+	}
+	srv, err := kvslocal.New(c)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,6 +99,9 @@ func startEndpoint(t *testing.T) (*kvslocal.Server, string) {
 	t.Cleanup(func() { srv.Close() })
 	return srv, url
 }
+
+// withoutCaptures is an endpoint option: PutMedia bodies are not kept.
+func withoutCaptures(c *kvslocal.Config) { c.CaptureBodies = false }
 
 func config(url, stream string) sink.Config {
 	return sink.Config{

@@ -59,18 +59,11 @@ func TestExpiredTokenMidStreamRefetches(t *testing.T) {
 	if err := s.Finish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	frags, err := srv.Fragments("expired-token")
-	if err != nil {
-		t.Fatal(err)
-	}
-	total := 0
-	for _, f := range frags {
-		total += f.Frames
-	}
+	sum := summarise(t, srv, "expired-token")
 	p.mu.Lock()
 	calls := p.calls
 	p.mu.Unlock()
-	if total != 300 || len(frags) != 10 || calls != 2 {
-		t.Fatalf("%d frames in %d fragments stored, credentials fetched %d times; want 300 in 10, fetched twice", total, len(frags), calls)
+	if sum.allFrames != 300 || sum.total != 10 || calls != 2 {
+		t.Fatalf("%d frames in %d fragments stored, credentials fetched %d times; want 300 in 10, fetched twice", sum.allFrames, sum.total, calls)
 	}
 }

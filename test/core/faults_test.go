@@ -149,11 +149,12 @@ func pacedPut(t *testing.T, s *sink.Sink, fs []frame) {
 // timecode order.
 type storedSummary struct {
 	distinct, frames, total, dups int
+	allFrames                     int // frames of all total fragments, duplicates included
 	inOrder                       bool
 	timecodes                     map[uint64]int // frames per distinct fragment
 }
 
-func summarise(t *testing.T, srv *kvslocal.Server, stream string) storedSummary {
+func summarise(t testing.TB, srv *kvslocal.Server, stream string) storedSummary {
 	t.Helper()
 	frags, err := srv.Fragments(stream)
 	if err != nil {
@@ -162,6 +163,7 @@ func summarise(t *testing.T, srv *kvslocal.Server, stream string) storedSummary 
 	s := storedSummary{inOrder: true, timecodes: map[uint64]int{}, total: len(frags)}
 	var last uint64
 	for _, f := range frags {
+		s.allFrames += f.Frames
 		if _, ok := s.timecodes[f.Timecode]; ok {
 			s.dups++
 			continue
@@ -175,6 +177,22 @@ func summarise(t *testing.T, srv *kvslocal.Server, stream string) storedSummary 
 		s.frames += f.Frames
 	}
 	return s
+}
+
+// putThroughOutage puts frames at their own pace while the endpoint is
+// restarted to refuse every connection during the middle third, then
+// finishes the stream.
+func putThroughOutage(t *testing.T, s *sink.Sink, fe *faultEndpoint, frames []frame) {
+	t.Helper()
+	third := len(frames) / 3
+	pacedPut(t, s, frames[:third])
+	fe.restart(0, kvslocal.Faults{Refuse: true})
+	pacedPut(t, s, frames[third:2*third])
+	fe.server().SetFaults(kvslocal.Faults{})
+	pacedPut(t, s, frames[2*third:])
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func faultConfig(url, stream string, ev *events) sink.Config {
@@ -223,15 +241,7 @@ func TestFaultOutageWithinCapacity(t *testing.T) {
 	fe := newFaultEndpoint(t, kvslocal.Faults{})
 	ev := &events{}
 	s := startSink(t, faultConfig(fe.url, "outage", ev), cpd)
-	third := len(frames) / 3
-	pacedPut(t, s, frames[:third])
-	fe.restart(0, kvslocal.Faults{Refuse: true})
-	pacedPut(t, s, frames[third:2*third])
-	fe.server().SetFaults(kvslocal.Faults{})
-	pacedPut(t, s, frames[2*third:])
-	if err := s.Finish(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	putThroughOutage(t, s, fe, frames)
 	sum := summarise(t, fe.server(), "outage")
 	if sum.frames != len(frames) || len(ev.of(sink.EventDropped)) != 0 || !sum.inOrder {
 		t.Fatalf("stored %d of %d frames, %d drop reports", sum.frames, len(frames), len(ev.of(sink.EventDropped)))
@@ -247,15 +257,7 @@ func TestFaultOutageBeyondCapacity(t *testing.T) {
 	cfg := faultConfig(fe.url, "overflow", ev)
 	cfg.StorageSize = 600 << 10 // about three of these fragments
 	s := startSink(t, cfg, cpd)
-	third := len(frames) / 3
-	pacedPut(t, s, frames[:third])
-	fe.restart(0, kvslocal.Faults{Refuse: true})
-	pacedPut(t, s, frames[third:2*third])
-	fe.server().SetFaults(kvslocal.Faults{})
-	pacedPut(t, s, frames[2*third:])
-	if err := s.Finish(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	putThroughOutage(t, s, fe, frames)
 	sum := summarise(t, fe.server(), "overflow")
 	drops := ev.of(sink.EventDropped)
 	reported := 0

@@ -29,13 +29,18 @@ type iotWorld struct {
 	devs  map[string]iam.DeviceFiles
 }
 
-func startIoTWorld(t *testing.T, o iam.WalkthroughOptions, things []string, streams ...string) *iotWorld {
+// startIoTWorld sets up the walkthrough for things and creates streams. A
+// non-nil rolePolicy replaces the policy of the guide's role.
+func startIoTWorld(t *testing.T, o iam.WalkthroughOptions, rolePolicy *iam.Policy, things []string, streams ...string) *iotWorld {
 	t.Helper()
 	dir := t.TempDir()
 	o.Admin = &iam.User{Name: "admin", AccessKeyID: accessKey, SecretAccessKey: secretKey, Policies: []iam.Policy{iam.AdminPolicy()}}
 	ca, f, devs, err := iam.Walkthrough(dir, things, o)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if rolePolicy != nil {
+		f.Roles[0].Policies = []iam.Policy{*rolePolicy}
 	}
 	w := &iotWorld{devs: devs}
 	if w.iam, err = iam.New(f, iam.Options{}); err != nil {
@@ -109,7 +114,7 @@ func iotConfig(t *testing.T, st sink.Settings) sink.Config {
 // with access denied, without retrying.
 func TestIoTCameraStreamsOnlyToItsOwnStream(t *testing.T) {
 	cpd, frames := officialFrames(t)
-	w := startIoTWorld(t, iam.WalkthroughOptions{}, []string{"cam1", "cam2"}, "cam1", "cam2")
+	w := startIoTWorld(t, iam.WalkthroughOptions{}, nil, []string{"cam1", "cam2"}, "cam1", "cam2")
 	cfg := iotConfig(t, w.settings("cam1", "", w.devs["cam1"])) // thing name = stream name
 	if cfg.CertificateID != w.devs["cam1"].ID || !strings.Contains(cfg.CredSource, "iot-certificate") {
 		t.Fatalf("certificate id %q, source %q", cfg.CertificateID, cfg.CredSource)
@@ -137,8 +142,9 @@ func TestIoTCameraStreamsOnlyToItsOwnStream(t *testing.T) {
 	}
 	t.Logf("camera 1 on camera 2's stream: %v", err)
 
-	// Without the thing name header the policy variable is unresolved: the
-	// statement never matches, even on the camera's own stream.
+	// Camera 1's certificate presented as thing cam2, which it is not
+	// attached to: the credentials provider refuses the thing name ("Invalid
+	// thing name passed"), so the settings already fail in Config.
 	st := w.settings("cam1", "", w.devs["cam1"])
 	st.IoTCertificate.Fields["iot-thing-name"] = sink.TypedValue{Type: "gchararray", Value: "cam2"}
 	if _, err := st.Config(os.Getenv); err == nil || !strings.Contains(err.Error(), "Invalid thing name passed") {
@@ -150,7 +156,7 @@ func TestIoTCameraStreamsOnlyToItsOwnStream(t *testing.T) {
 // the policy on stream/${credentials-iot:AwsCertificateId}/*.
 func TestIoTStreamNamedAfterCertificate(t *testing.T) {
 	cpd, frames := officialFrames(t)
-	w := startIoTWorld(t, iam.WalkthroughOptions{StreamVariable: iam.VarCertificateID}, []string{"cam1", "cam2"})
+	w := startIoTWorld(t, iam.WalkthroughOptions{StreamVariable: iam.VarCertificateID}, nil, []string{"cam1", "cam2"})
 	id := w.devs["cam1"].ID
 	ctl, _ := kvs.NewControl(kvs.ControlConfig{Endpoint: w.url, Region: "us-west-2",
 		Credentials: aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))})
@@ -180,7 +186,7 @@ func TestIoTStreamNamedAfterCertificate(t *testing.T) {
 // stored, nothing fails, and the core does not spin.
 func TestIoTCredentialsRotateDuringStream(t *testing.T) {
 	cpd, frames := officialFrames(t)
-	w := startIoTWorld(t, iam.WalkthroughOptions{CredentialDuration: "40s"}, []string{"cam1"}, "cam1")
+	w := startIoTWorld(t, iam.WalkthroughOptions{CredentialDuration: "40s"}, nil, []string{"cam1"}, "cam1")
 	cfg := iotConfig(t, w.settings("cam1", "", w.devs["cam1"]))
 	var events atomic.Int32
 	cfg.OnEvent = func(sink.Event) { events.Add(1) }
@@ -201,22 +207,11 @@ func TestIoTCredentialsRotateDuringStream(t *testing.T) {
 	if err := s.Finish(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	frags, err := w.kvs.Fragments("cam1")
-	if err != nil {
-		t.Fatal(err)
-	}
-	seen := map[uint64]bool{}
-	total := 0
-	for _, f := range frags {
-		if !seen[f.Timecode] {
-			seen[f.Timecode] = true
-			total += f.Frames
-		}
-	}
+	sum := summarise(t, w.kvs, "cam1")
 	issued := w.iam.Issued() - issued0
-	t.Logf("%d fragments stored (%d distinct), %d credential sets issued during the stream, %d events", len(frags), len(seen), issued, events.Load())
-	if total != 300 || len(seen) != 10 {
-		t.Fatalf("%d frames in %d distinct fragments stored, want 300 in 10", total, len(seen))
+	t.Logf("%d fragments stored (%d distinct), %d credential sets issued during the stream, %d events", sum.total, sum.distinct, issued, events.Load())
+	if sum.frames != 300 || sum.distinct != 10 {
+		t.Fatalf("%d frames in %d distinct fragments stored, want 300 in 10", sum.frames, sum.distinct)
 	}
 	if issued < 2 {
 		t.Fatalf("only %d credential sets issued during the stream: nothing was refreshed", issued)
@@ -232,39 +227,11 @@ func TestIoTCredentialsRotateDuringStream(t *testing.T) {
 // reconnecting.
 func TestIoTPutMediaDenied(t *testing.T) {
 	cpd, frames := officialFrames(t)
-	dir := t.TempDir()
-	admin := &iam.User{Name: "admin", AccessKeyID: accessKey, SecretAccessKey: secretKey, Policies: []iam.Policy{iam.AdminPolicy()}}
-	ca, f, devs, err := iam.Walkthrough(dir, []string{"cam1"}, iam.WalkthroughOptions{Admin: admin})
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The guide's policy with DescribeStream and GetDataEndpoint only.
 	p := iam.GuideRolePolicy(iam.VarThingName)
 	p.Statement[0].Action = append(p.Statement[0].Action[:1:1], "kinesisvideo:GetDataEndpoint")
-	f.Roles[0].Policies = []iam.Policy{p}
-	w := &iotWorld{devs: devs}
-	if w.iam, err = iam.New(f, iam.Options{}); err != nil {
-		t.Fatal(err)
-	}
-	defer w.iam.Close()
-	leaf, _ := ca.Issue(iam.IssueOptions{CommonName: "localhost", Hosts: []string{"localhost"}})
-	cert, _ := leaf.TLSCertificate()
-	if w.iotEP, err = w.iam.StartIoT("127.0.0.1:0", "localhost", cert); err != nil {
-		t.Fatal(err)
-	}
-	if w.kvs, err = kvslocal.New(kvslocal.Config{Dir: t.TempDir(), Authorizer: w.iam}); err != nil {
-		t.Fatal(err)
-	}
-	if w.url, err = w.kvs.Start("127.0.0.1:0"); err != nil {
-		t.Fatal(err)
-	}
-	defer w.kvs.Close()
-	ctl, _ := kvs.NewControl(kvs.ControlConfig{Endpoint: w.url, Region: "us-west-2",
-		Credentials: aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(accessKey, secretKey, ""))})
-	if _, err := ctl.CreateStream(context.Background(), kvs.CreateStreamInput{Name: "cam1", RetentionHours: 2, MediaType: "video/h264"}); err != nil {
-		t.Fatal(err)
-	}
-	cfg := iotConfig(t, w.settings("cam1", "", devs["cam1"]))
+	w := startIoTWorld(t, iam.WalkthroughOptions{}, &p, []string{"cam1"}, "cam1")
+	cfg := iotConfig(t, w.settings("cam1", "", w.devs["cam1"]))
 	var lost atomic.Int32
 	cfg.OnEvent = func(e sink.Event) {
 		if e.Kind == sink.EventConnectionLost {
@@ -272,7 +239,7 @@ func TestIoTPutMediaDenied(t *testing.T) {
 		}
 	}
 	start := time.Now()
-	err = stream(t, cfg, cpd, frames[:60])
+	err := stream(t, cfg, cpd, frames[:60])
 	if !errors.Is(err, kvs.ErrAccessDenied) || !strings.Contains(err.Error(), "kinesisvideo:PutMedia") {
 		t.Fatalf("stream = %v, want access denied on PutMedia", err)
 	}

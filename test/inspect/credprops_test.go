@@ -11,17 +11,7 @@ import (
 )
 
 // credHost sets the credential properties kvsgo adds and reads them back.
-const credHost = `#include <gst/gst.h>
-static void show(GstElement *e, const char *prop) {
-  GValue v = G_VALUE_INIT;
-  g_object_get_property(G_OBJECT(e), prop, &v);
-  gchar *s = G_VALUE_HOLDS_STRING(&v) ? g_value_dup_string(&v)
-            : (G_VALUE_HOLDS_BOXED(&v) && !g_value_get_boxed(&v)) ? NULL : gst_value_serialize(&v);
-  g_print("%s=%s\n", prop, s ? s : "(null)");
-  g_free(s);
-  g_value_unset(&v);
-}
-int main(int argc, char **argv) {
+const credHost = showHeader + `int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   GstElement *e = gst_element_factory_make(argv[1], NULL);
   if (!e) { g_printerr("no element %s\n", argv[1]); return 2; }
@@ -42,20 +32,8 @@ int main(int argc, char **argv) {
 // iot-certificate properties round-trip.
 func TestCredentialPropertiesReadBack(t *testing.T) {
 	dir := testenv.PluginDir(t)
-	cc := testenv.Tool(t, "cc", "build-essential")
-	pc := testenv.Tool(t, "pkg-config", "pkg-config")
-	flags, err := exec.Command(pc, "--cflags", "--libs", "gstreamer-1.0").Output()
-	if err != nil {
-		t.Skipf("pkg-config gstreamer-1.0: %v (libgstreamer1.0-dev; run scripts/setup)", err)
-	}
+	bin := testenv.BuildGstHost(t, credHost)
 	tmp := t.TempDir()
-	src, bin := filepath.Join(tmp, "host.c"), filepath.Join(tmp, "host")
-	if err := os.WriteFile(src, []byte(credHost), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if out, err := exec.Command(cc, append([]string{"-o", bin, src}, strings.Fields(string(flags))...)...).CombinedOutput(); err != nil {
-		t.Fatalf("cc: %v\n%s", err, out)
-	}
 	cmd := exec.Command(bin, "kvssink")
 	cmd.Env = append(os.Environ(), "GST_PLUGIN_PATH="+dir, "GST_REGISTRY="+filepath.Join(tmp, "registry.bin"))
 	out, err := cmd.CombinedOutput()

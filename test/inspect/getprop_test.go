@@ -10,10 +10,10 @@ import (
 	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
-// host is a small C program that creates the element and reads properties
-// back through GObject, as an application does. gst-inspect cannot set a
-// property, and this test stays pure Go: the program is compiled with cc.
-const host = `#include <gst/gst.h>
+// showHeader includes GStreamer and defines show(element, property), which
+// prints property=value as the application reads it back through GObject
+// ((null) for a NULL string or boxed value).
+const showHeader = `#include <gst/gst.h>
 static void show(GstElement *e, const char *prop) {
   GValue v = G_VALUE_INIT;
   g_object_get_property(G_OBJECT(e), prop, &v);
@@ -23,7 +23,12 @@ static void show(GstElement *e, const char *prop) {
   g_free(s);
   g_value_unset(&v);
 }
-int main(int argc, char **argv) {
+`
+
+// host is a small C program that creates the element and reads properties
+// back through GObject, as an application does. gst-inspect cannot set a
+// property, and this test stays pure Go: the program is compiled with cc.
+const host = showHeader + `int main(int argc, char **argv) {
   gst_init(&argc, &argv);
   GstElement *e = gst_element_factory_make(argv[1], NULL);
   if (!e) { g_printerr("no element %s\n", argv[1]); return 2; }
@@ -41,32 +46,11 @@ int main(int argc, char **argv) {
 }
 `
 
-// buildHost compiles host with the GStreamer development files, or skips.
-func buildHost(t *testing.T) string {
-	t.Helper()
-	cc := testenv.Tool(t, "cc", "build-essential")
-	pc := testenv.Tool(t, "pkg-config", "pkg-config")
-	flags, err := exec.Command(pc, "--cflags", "--libs", "gstreamer-1.0").Output()
-	if err != nil {
-		t.Skipf("pkg-config gstreamer-1.0: %v (libgstreamer1.0-dev; run scripts/setup)", err)
-	}
-	dir := t.TempDir()
-	src, bin := filepath.Join(dir, "host.c"), filepath.Join(dir, "host")
-	if err := os.WriteFile(src, []byte(host), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	args := append([]string{"-o", bin, src}, strings.Fields(string(flags))...)
-	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-		t.Fatalf("cc: %v\n%s", err, out)
-	}
-	return bin
-}
-
 // Secrets never come back from get_property; defaults and round trips are
 // what an application of the official element expects.
 func TestGetProperty(t *testing.T) {
 	dir := testenv.PluginDir(t)
-	bin := buildHost(t)
+	bin := testenv.BuildGstHost(t, host)
 	for _, element := range []string{"kvssink", "kvsgosink"} {
 		t.Run(element, func(t *testing.T) {
 			cmd := exec.Command(bin, element)

@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -68,7 +67,7 @@ int main(int argc, char **argv) {
 // recipient can read what came before the change and the new one what
 // came after, and together they account for every frame.
 func TestE2EERecipientsChangeWhilePlaying(t *testing.T) {
-	host := buildHost(t, recipientsHost)
+	host := testenv.BuildGstHost(t, recipientsHost)
 	plugin := testenv.PluginDir(t)
 	dir := t.TempDir()
 	keys := keyFiles(t, dir)
@@ -78,9 +77,7 @@ func TestE2EERecipientsChangeWhilePlaying(t *testing.T) {
 		"x264enc tune=zerolatency key-int-max=15 speed-preset=ultrafast ! h264parse ! kvssink name=k stream-name=" + stream +
 		" e2ee-recipients=" + keys["alice.pub"] + " e2ee-signing-key=" + keys["cam"]
 	cmd := exec.Command(host, pipeline, "2000")
-	cmd.Env = append(os.Environ(), "GST_PLUGIN_PATH="+plugin, "GST_REGISTRY="+filepath.Join(plugin, "registry.bin"),
-		"AWS_ACCESS_KEY_ID="+testAccessKey, "AWS_SECRET_ACCESS_KEY="+testSecretKey, "KVSGO_LOOPBACK_ONLY=1",
-		"AWS_ENDPOINT_URL_KINESIS_VIDEO="+ep.url, "NEW_RECIPIENTS="+keys["bob.pub"])
+	cmd.Env = append(gstEnv(plugin, ep), "NEW_RECIPIENTS="+keys["bob.pub"])
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "recipients changed") || !strings.Contains(string(out), "EOS") {
 		t.Fatalf("%v:\n%s", err, tail(out))

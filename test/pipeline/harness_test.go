@@ -63,16 +63,10 @@ type result struct {
 	duration time.Duration
 }
 
-// launch runs gst-launch-1.0 -e with the plugin and the endpoint's
-// credentials, bounded by timeout.
-func launch(t *testing.T, ep *endpoint, timeout time.Duration, pipeline string, extraEnv ...string) result {
-	t.Helper()
-	plugin := testenv.PluginDir(t)
-	gst := testenv.Tool(t, "gst-launch-1.0", "gstreamer1.0-tools")
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	args := append([]string{"-e"}, strings.Fields(pipeline)...)
-	cmd := exec.CommandContext(ctx, gst, args...)
+// gstEnv is the environment of a GStreamer process that loads the plugin
+// from plugin and uses the test credentials, on loopback only, against ep
+// (when not nil).
+func gstEnv(plugin string, ep *endpoint) []string {
 	env := append(os.Environ(),
 		"GST_PLUGIN_PATH="+plugin,
 		"GST_REGISTRY="+filepath.Join(plugin, "registry.bin"),
@@ -84,7 +78,20 @@ func launch(t *testing.T, ep *endpoint, timeout time.Duration, pipeline string, 
 	if ep != nil {
 		env = append(env, "AWS_ENDPOINT_URL_KINESIS_VIDEO="+ep.url)
 	}
-	cmd.Env = append(env, extraEnv...)
+	return env
+}
+
+// launch runs gst-launch-1.0 -e with the plugin and the endpoint's
+// credentials, bounded by timeout.
+func launch(t *testing.T, ep *endpoint, timeout time.Duration, pipeline string, extraEnv ...string) result {
+	t.Helper()
+	plugin := testenv.PluginDir(t)
+	gst := testenv.Tool(t, "gst-launch-1.0", "gstreamer1.0-tools")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	args := append([]string{"-e"}, strings.Fields(pipeline)...)
+	cmd := exec.CommandContext(ctx, gst, args...)
+	cmd.Env = append(gstEnv(plugin, ep), extraEnv...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	start := time.Now()

@@ -1,11 +1,8 @@
 package pipeline
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
-	"strings"
 	"testing"
 	"time"
 
@@ -67,15 +64,13 @@ func TestDroppedFramesMessages(t *testing.T) {
 // FragmentAck pointer, stream-error with a guint64 STATUS,
 // stream-client-metric with a KvsSinkMetric pointer.
 func TestOfficialSignals(t *testing.T) {
-	host := buildSignalHost(t)
+	host := testenv.BuildGstHost(t, signalHost)
 	ep := startEndpoint(t)
 	ep.srv.SetFaults(kvslocal.Faults{ErrorAck: kvslocal.ErrorAck{ID: 4006, Fragment: 1}})
 	plugin := testenv.PluginDir(t)
 	cmd := exec.Command(host, "videotestsrc num-buffers=120 ! x264enc key-int-max=30 ! h264parse ! "+
 		"kvssink name=sink stream-name=signals restart-on-error=false get-kvs-metrics=true")
-	cmd.Env = append(os.Environ(), "GST_PLUGIN_PATH="+plugin, "GST_REGISTRY="+filepath.Join(plugin, "registry.bin"),
-		"AWS_ACCESS_KEY_ID="+testAccessKey, "AWS_SECRET_ACCESS_KEY="+testSecretKey, "KVSGO_LOOPBACK_ONLY=1",
-		"AWS_ENDPOINT_URL_KINESIS_VIDEO="+ep.url)
+	cmd.Env = gstEnv(plugin, ep)
 	out, _ := cmd.CombinedOutput()
 	s := string(out)
 	for _, re := range []string{
@@ -143,28 +138,3 @@ int main(int argc, char **argv) {
   return rc;
 }
 `
-
-func buildSignalHost(t *testing.T) string { return buildHost(t, signalHost) }
-
-func buildHost(t *testing.T, source string) string {
-	t.Helper()
-	cc, err := exec.LookPath("cc")
-	if err != nil {
-		t.Skip("no C compiler")
-	}
-	dir := t.TempDir()
-	src := filepath.Join(dir, "host.c")
-	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	flags, err := exec.Command("pkg-config", "--cflags", "--libs", "gstreamer-1.0").Output()
-	if err != nil {
-		t.Skip("no gstreamer-1.0 pkg-config")
-	}
-	bin := filepath.Join(dir, "host")
-	args := append([]string{"-o", bin, src}, strings.Fields(string(flags))...)
-	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
-		t.Fatalf("cc: %v\n%s", err, out)
-	}
-	return bin
-}

@@ -1,9 +1,7 @@
 package pipeline
 
 import (
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -66,7 +64,7 @@ int main(int argc, char **argv) {
 // endpoint, and with one that refuses every connection (the streaming
 // thread then waits in the core, and the state change must wake it).
 func TestStateChangesDoNotDeadlock(t *testing.T) {
-	host := buildHost(t, stateHost)
+	host := testenv.BuildGstHost(t, stateHost)
 	plugin := testenv.PluginDir(t)
 	for _, c := range []struct {
 		name   string
@@ -96,9 +94,7 @@ func TestStateChangesDoNotDeadlock(t *testing.T) {
 				args = append(args, "tolerate-failed-start")
 			}
 			cmd := exec.Command(host, args...)
-			cmd.Env = append(os.Environ(), "GST_PLUGIN_PATH="+plugin, "GST_REGISTRY="+filepath.Join(plugin, "registry.bin"),
-				"AWS_ACCESS_KEY_ID="+testAccessKey, "AWS_SECRET_ACCESS_KEY="+testSecretKey, "KVSGO_LOOPBACK_ONLY=1",
-				"AWS_ENDPOINT_URL_KINESIS_VIDEO="+ep.url)
+			cmd.Env = gstEnv(plugin, ep)
 			out, err := cmd.CombinedOutput()
 			if err != nil || !strings.Contains(string(out), "done 12 rounds") || strings.Contains(string(out), "CRITICAL") {
 				t.Fatalf("%v:\n%s", err, tail(out))

@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"testing"
 )
 
@@ -70,4 +71,28 @@ func PluginDir(t testing.TB) string {
 		t.Fatalf("building the plugin: %v\n%s", err, out)
 	}
 	return d
+}
+
+// BuildGstHost compiles source, a C program against GStreamer, with cc and
+// the flags pkg-config gives for gstreamer-1.0, and returns the binary's
+// path. It skips as Tool does when cc or pkg-config is missing, and skips
+// when the GStreamer development files are absent.
+func BuildGstHost(t testing.TB, source string) string {
+	t.Helper()
+	cc := Tool(t, "cc", "build-essential")
+	pc := Tool(t, "pkg-config", "pkg-config")
+	flags, err := exec.Command(pc, "--cflags", "--libs", "gstreamer-1.0").Output()
+	if err != nil {
+		t.Skipf("pkg-config gstreamer-1.0: %v (libgstreamer1.0-dev; run scripts/setup)", err)
+	}
+	dir := t.TempDir()
+	src, bin := filepath.Join(dir, "host.c"), filepath.Join(dir, "host")
+	if err := os.WriteFile(src, []byte(source), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := append([]string{"-o", bin, src}, strings.Fields(string(flags))...)
+	if out, err := exec.Command(cc, args...).CombinedOutput(); err != nil {
+		t.Fatalf("cc: %v\n%s", err, out)
+	}
+	return bin
 }
