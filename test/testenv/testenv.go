@@ -3,11 +3,13 @@
 package testenv
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -55,7 +57,8 @@ func Tool(t testing.TB, name, debianPackage string) string {
 
 // PluginDir returns the directory holding libgstkvsgo.so: $KVSGO_PLUGIN_DIR
 // (scripts/test builds it once per run) or build/plugin in the repository,
-// built here if missing (the first build compiles go-gst: ~3 minutes).
+// built by the first call of the test process (the first build ever
+// compiles go-gst: ~3 minutes).
 func PluginDir(t testing.TB) string {
 	t.Helper()
 	if d := os.Getenv("KVSGO_PLUGIN_DIR"); d != "" {
@@ -64,14 +67,23 @@ func PluginDir(t testing.TB) string {
 		}
 		return d
 	}
+	d, err := buildPlugin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+// buildPlugin builds build/plugin/libgstkvsgo.so once per test process.
+var buildPlugin = sync.OnceValues(func() (string, error) {
 	d := filepath.Join(Root(), "build", "plugin")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-o", filepath.Join(d, "libgstkvsgo.so"), "./plugin")
 	cmd.Dir = Root()
 	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the plugin: %v\n%s", err, out)
+		return "", fmt.Errorf("building the plugin: %v\n%s", err, out)
 	}
-	return d
-}
+	return d, nil
+})
 
 // BuildGstHost compiles source, a C program against GStreamer, with cc and
 // the flags pkg-config gives for gstreamer-1.0, and returns the binary's
