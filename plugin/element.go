@@ -393,7 +393,7 @@ func (e *element) onEvent(ev sink.Event) {
 		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite),
 			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message), "")
 	case sink.EventMetrics:
-		e.metrics(ev.Metrics)
+		e.metrics(ev.Metrics, ev.KeyFrame)
 	case sink.EventEpoch:
 		ep := ev.Epoch
 		ids := make([]string, len(ep.Recipients))

@@ -102,8 +102,9 @@ func (a *ackCounts) count(t string) {
 }
 
 // metrics posts kvs-metrics and, when get-kvs-metrics is set, emits the
-// official stream-client-metric signal with a KvsSinkMetric layout.
-func (e *element) metrics(m sink.Metrics) {
+// official stream-client-metric signal with a KvsSinkMetric layout for key
+// frames.
+func (e *element) metrics(m sink.Metrics, keyFrame bool) {
 	e.message("kvs-metrics",
 		u64("bytes-sent", m.BytesSent), u64("frames", m.FramesPut), u64("frames-dropped", m.FramesDropped),
 		u64("fragments-sent", m.FragmentsSent), u64("fragments-acked", m.FragmentsAcked), u64("connections", m.Connections),
@@ -113,7 +114,9 @@ func (e *element) metrics(m sink.Metrics) {
 	e.mu.Lock()
 	on := e.settings.GetKVSMetrics
 	e.mu.Unlock()
-	if !on || C.kvsgo_has_handler(e.el, cSignalMetric) == 0 {
+	// The signal is the official one: per key frame only, not on the
+	// metrics-interval ticks.
+	if !on || !keyFrame || C.kvsgo_has_handler(e.el, cSignalMetric) == 0 {
 		return
 	}
 	const hns = 100 // ns per PIC time unit

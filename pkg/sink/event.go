@@ -45,6 +45,9 @@ type Event struct {
 	Dropped Dropped
 	// Metrics is set on EventMetrics.
 	Metrics Metrics
+	// KeyFrame marks an EventMetrics posted for a key frame
+	// (Config.MetricsOnKeyFrame), not for Config.MetricsInterval.
+	KeyFrame bool
 }
 
 // Dropped describes frames removed from the store before the service

@@ -335,7 +335,7 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	s.metrics.FramesPut++
 	s.metrics.FramePTS = ts
 	if key && s.cfg.MetricsOnKeyFrame {
-		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked()})
+		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
 	s.wakeLocked()
 	return nil

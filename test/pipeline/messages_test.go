@@ -3,6 +3,7 @@ package pipeline
 import (
 	"os/exec"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -69,7 +70,7 @@ func TestOfficialSignals(t *testing.T) {
 	ep.srv.SetFaults(kvslocal.Faults{ErrorAck: kvslocal.ErrorAck{ID: 4006, Fragment: 1}})
 	plugin := testenv.PluginDir(t)
 	cmd := exec.Command(host, "videotestsrc num-buffers=120 ! x264enc key-int-max=30 ! h264parse ! "+
-		"kvssink name=sink stream-name=signals restart-on-error=false get-kvs-metrics=true")
+		"kvssink name=sink stream-name=signals restart-on-error=false get-kvs-metrics=true metrics-interval=10")
 	cmd.Env = gstEnv(plugin, ep)
 	out, _ := cmd.CombinedOutput()
 	s := string(out)
@@ -84,6 +85,11 @@ func TestOfficialSignals(t *testing.T) {
 		if !regexp.MustCompile(re).MatchString(s) {
 			t.Errorf("no match for %s", re)
 		}
+	}
+	// stream-client-metric comes per key frame (4 in 120 frames), never on
+	// the metrics-interval ticks, which only post kvs-metrics messages.
+	if n := strings.Count(s, "stream-client-metric version="); n > 4 {
+		t.Errorf("%d stream-client-metric signals for at most 4 key frames", n)
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", tail(out))
