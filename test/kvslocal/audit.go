@@ -3,6 +3,7 @@ package kvslocal
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
@@ -58,7 +59,7 @@ const (
 	// auditMaxResponse bounds the responses logged as responseElements
 	// and the error bodies kept for errorMessage.
 	auditMaxResponse = 4 << 10
-	// auditUserName names the IAM user every accepted credential stands for.
+	// auditUserName is the default IAM user name of Config.Credentials.
 	auditUserName = "kvslocal"
 )
 
@@ -114,6 +115,36 @@ type auditWriter struct {
 	status int
 	body   bytes.Buffer // the first auditMaxResponse bytes
 	req    []byte       // the request body, for requestParameters
+	// Set by the service that answers a call of another service than
+	// kinesisvideo (NoteAuditCall).
+	source, name string
+	params       map[string]any
+}
+
+// NoteAuditCall tells the audit log which call of which service w answers
+// (source: iam.amazonaws.com…, name: CreateRole…) and its parameters
+// (secret-looking members are removed). Empty values leave what is known.
+// It does nothing when the audit log is off.
+func NoteAuditCall(w http.ResponseWriter, source, name string, params map[string]any) {
+	for {
+		if aw, ok := w.(*auditWriter); ok {
+			if source != "" {
+				aw.source = source
+			}
+			if name != "" {
+				aw.name = name
+			}
+			if params != nil {
+				aw.params = params
+			}
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 func (aw *auditWriter) WriteHeader(code int) {
@@ -160,22 +191,30 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 	}
 	r := aw.r
 	name := operationName(r.URL.Path) // authz.go
+	source := auditEventSource
+	if aw.source != "" {
+		source, name = aw.source, aw.name
+	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
 	}
 	ev := &auditEvent{
-		EventVersion: auditEventVersion, EventTime: aw.start.UTC().Format(time.RFC3339), EventSource: auditEventSource,
+		EventVersion: auditEventVersion, EventTime: aw.start.UTC().Format(time.RFC3339), EventSource: source,
 		EventName: name, AWSRegion: s.cfg.Region, SourceIPAddress: ip, UserAgent: r.UserAgent(),
 		RequestID: aw.Header().Get("x-amzn-RequestId"), EventID: newRequestID(), EventType: "AwsApiCall",
 		ReadOnly:           strings.HasPrefix(name, "Describe") || strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get"),
 		RecipientAccountID: s.cfg.AccountID, EventCategory: "Management", ManagementEvent: true,
 	}
-	if dataOps[name] {
+	if dataOps[name] && source == auditEventSource {
 		ev.EventCategory, ev.ManagementEvent = "Data", false
 	}
 	ev.UserIdentity = s.auditIdentity(r)
-	if r.URL.Path == "/putMedia" {
+	if aw.params != nil {
+		ev.RequestParameters = scrub(aw.params)
+	} else if source != auditEventSource {
+		// another service's body is not JSON (awsquery) or is noted
+	} else if r.URL.Path == "/putMedia" {
 		ev.RequestParameters = map[string]any{}
 		for _, h := range []struct{ header, key string }{
 			{"x-amzn-stream-name", "streamName"}, {"x-amzn-stream-arn", "streamARN"},
@@ -194,11 +233,22 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 	}
 	if aw.status >= 400 {
 		ev.ErrorCode, _, _ = strings.Cut(aw.Header().Get("x-amzn-ErrorType"), ":")
-		var msg map[string]string
+		var msg map[string]any
 		if json.Unmarshal(aw.body.Bytes(), &msg) == nil {
-			ev.ErrorMessage = msg["Message"]
-			if ev.ErrorMessage == "" {
-				ev.ErrorMessage = msg["message"]
+			for _, k := range []string{"Message", "message"} {
+				if m, ok := msg[k].(string); ok && ev.ErrorMessage == "" {
+					ev.ErrorMessage = m
+				}
+			}
+			if t, ok := msg["__type"].(string); ok && ev.ErrorCode == "" {
+				ev.ErrorCode = t[strings.LastIndex(t, "#")+1:]
+			}
+		} else {
+			var x struct {
+				Error struct{ Code, Message string }
+			}
+			if xml.Unmarshal(aw.body.Bytes(), &x) == nil {
+				ev.ErrorCode, ev.ErrorMessage = x.Error.Code, x.Error.Message
 			}
 		}
 		if ev.ErrorCode == "" {
@@ -229,8 +279,8 @@ func (s *Server) auditIdentity(r *http.Request) auditIdentity {
 	if !ok {
 		return id
 	}
-	id.Type, id.UserName, id.PrincipalID = "IAMUser", auditUserName, key
-	id.ARN = fmt.Sprintf("arn:aws:iam::%s:user/%s", s.cfg.AccountID, auditUserName)
+	id.Type, id.UserName, id.PrincipalID = "IAMUser", s.userName(), key
+	id.ARN = fmt.Sprintf("arn:aws:iam::%s:user/%s", s.cfg.AccountID, s.userName())
 	switch {
 	case strings.Contains(c.ARN, ":assumed-role/"):
 		// arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
