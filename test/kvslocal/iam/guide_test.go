@@ -394,3 +394,164 @@ func stepIndex[T any](steps []struct {
 	}
 	panic(fmt.Sprintf("no step %s", name))
 }
+
+// runGuide performs the guide's setup steps on w (the commands of
+// TestGuideCommandsMatchMoto, without the checks) and returns the
+// certificate's id and ARN.
+func (w *world) runGuide(t *testing.T) (string, string) {
+	t.Helper()
+	writeFile(t, w.dir, "iam-policy-document.json", guideTrustPolicy)
+	writeFile(t, w.dir, "iam-permission-document.json", guideRolePolicy)
+	out := map[string]map[string]any{}
+	for _, step := range guideSteps(w.dir, out)[:10] {
+		out[step.name] = w.must(t, append(step.args(), "--output", "json")...)
+	}
+	ck := out["create-keys-and-certificate"]
+	return ck["certificateId"].(string), ck["certificateArn"].(string)
+}
+
+// curlCredentials is the guide's curl command; host is localhost or
+// 127.0.0.1. It returns curl's output and HTTP status (0: no answer).
+func (w *world) curlCredentials(t *testing.T, host, thing string) (map[string]any, int, string) {
+	t.Helper()
+	curl := testenv.Tool(t, "curl", "curl")
+	_, port, _ := net.SplitHostPort(w.iotEP)
+	args := []string{"-sS", "-w", "\n%{http_code}", "--cert", "certificate.pem", "--key", "private.pem.key", "--cacert", "cacert.pem",
+		"https://" + net.JoinHostPort(host, port) + "/role-aliases/KvsCameraIoTRoleAlias/credentials"}
+	if thing != "" {
+		args = append([]string{"-H", "x-amzn-iot-thingname:" + thing}, args...)
+	}
+	cmd := exec.Command(curl, args...)
+	cmd.Dir = w.dir
+	b, _ := cmd.CombinedOutput()
+	body, code, _ := strings.Cut(strings.TrimSpace(string(b)), "\n")
+	if i := strings.LastIndex(string(b), "\n"); i >= 0 {
+		body, code = string(b[:i]), strings.TrimSpace(string(b[i+1:]))
+	}
+	var m map[string]any
+	json.Unmarshal([]byte(body), &m)
+	var status int
+	fmt.Sscan(code, &status)
+	return m, status, string(b)
+}
+
+// credsEnv turns the credentials provider's answer into the CLI's
+// environment.
+func credsEnv(t *testing.T, m map[string]any) []string {
+	t.Helper()
+	c, ok := m["credentials"].(map[string]any)
+	if !ok {
+		t.Fatalf("no credentials in %v", m)
+	}
+	return []string{"AWS_ACCESS_KEY_ID=" + c["accessKeyId"].(string), "AWS_SECRET_ACCESS_KEY=" + c["secretAccessKey"].(string),
+		"AWS_SESSION_TOKEN=" + c["sessionToken"].(string)}
+}
+
+// The credentials provider enforces what AWS does, and every change made
+// with the CLI applies at once: certificate status, the attached IoT
+// policy, the thing attachment, the role's trust policy and permissions,
+// the alias's duration.
+func TestGuideCredentialsProviderEnforces(t *testing.T) {
+	curl := testenv.Tool(t, "curl", "curl")
+	w := startWorld(t)
+	certID, certARN := w.runGuide(t)
+	// The guide downloads the root CA with curl; here the endpoint serves it.
+	if out, err := exec.Command(curl, "-sS", "--fail", w.url+"/AmazonRootCA1.pem", "--output", filepath.Join(w.dir, "cacert.pem")).CombinedOutput(); err != nil {
+		t.Fatalf("curl the CA: %v %s", err, out)
+	}
+	w.must(t, "kinesisvideo", "create-stream", "--data-retention-in-hours", "24", "--stream-name", "kvs_example_camera_stream")
+	w.must(t, "kinesisvideo", "create-stream", "--data-retention-in-hours", "24", "--stream-name", certID)
+	w.must(t, "kinesisvideo", "create-stream", "--data-retention-in-hours", "24", "--stream-name", "other")
+
+	m, status, out := w.curlCredentials(t, "localhost", "kvs_example_camera_stream")
+	if status != 200 {
+		t.Fatalf("guide's curl: %d %s", status, out)
+	}
+	exp, _ := time.Parse(time.RFC3339, m["credentials"].(map[string]any)["expiration"].(string))
+	if d := time.Until(exp); d < 3590*time.Second || d > 3601*time.Second {
+		t.Fatalf("expiration %v is not the alias's 3600 s away", exp)
+	}
+	cam := credsEnv(t, m)
+	describe := func(env []string, stream string) cliResult {
+		return awsCLI(t, w.awsDir, w.dir, w.url, env, "kinesisvideo", "describe-stream", "--stream-name", stream, "--output", "json")
+	}
+	if r := describe(cam, "kvs_example_camera_stream"); r.err != nil {
+		t.Fatalf("describe-stream of the thing's stream: %s", r.out)
+	}
+	if r := describe(cam, "other"); errorCode(r.out) != "AccessDeniedException" {
+		t.Fatalf("describe-stream of another stream: %s", r.out)
+	}
+	if _, status, out := w.curlCredentials(t, "127.0.0.1", "kvs_example_camera_stream"); status != 200 {
+		t.Fatalf("curl to 127.0.0.1: %d %s", status, out)
+	}
+
+	// The CertificateId variant: put-role-policy applies at once, to the
+	// credentials already issued.
+	writeFile(t, w.dir, "cert-policy.json", strings.ReplaceAll(guideRolePolicy, "credentials-iot:ThingName", "credentials-iot:AwsCertificateId"))
+	w.must(t, "iam", "put-role-policy", "--role-name", GuideRoleName, "--policy-name", "KVSCameraIAMPolicy", "--policy-document", "file://cert-policy.json")
+	if r := describe(cam, certID); r.err != nil {
+		t.Fatalf("describe-stream of the certificate's stream after put-role-policy: %s", r.out)
+	}
+	if r := describe(cam, "kvs_example_camera_stream"); errorCode(r.out) != "AccessDeniedException" {
+		t.Fatalf("the thing's stream after put-role-policy: %s", r.out)
+	}
+	w.must(t, "iam", "put-role-policy", "--role-name", GuideRoleName, "--policy-name", "KVSCameraIAMPolicy", "--policy-document", "file://iam-permission-document.json")
+
+	check := func(what string, wantStatus int, wantMsg string) {
+		t.Helper()
+		m, status, out := w.curlCredentials(t, "localhost", "kvs_example_camera_stream")
+		if status != wantStatus || (wantMsg != "" && m["message"] != wantMsg) {
+			t.Fatalf("%s: %d %s; want %d %q", what, status, out, wantStatus, wantMsg)
+		}
+	}
+	for _, st := range []string{"INACTIVE", "REVOKED"} {
+		w.must(t, "iot", "update-certificate", "--certificate-id", certID, "--new-status", st)
+		check("certificate "+st, 0, "") // the handshake fails: no HTTP answer
+		if st == "INACTIVE" {
+			w.must(t, "iot", "update-certificate", "--certificate-id", certID, "--new-status", "ACTIVE")
+			check("certificate ACTIVE again", 200, "")
+		}
+	}
+	if r := w.aws(t, "iot", "update-certificate", "--certificate-id", certID, "--new-status", "ACTIVE"); errorCode(r.out) != "CertificateStateException" {
+		t.Fatalf("activating a revoked certificate: %s", r.out)
+	}
+	// A second certificate for the rest (the first is revoked for good).
+	ck := w.must(t, "iot", "create-keys-and-certificate", "--set-as-active", "--certificate-pem-outfile", "certificate.pem",
+		"--public-key-outfile", "public.pem.key", "--private-key-outfile", "private.pem.key", "--output", "json")
+	certARN = ck["certificateArn"].(string)
+	check("certificate without policy or thing", 403, "Invalid thing name passed")
+	w.must(t, "iot", "attach-thing-principal", "--thing-name", "kvs_example_camera_stream", "--principal", certARN)
+	check("certificate without policy", 403, "Access Denied")
+	w.must(t, "iot", "attach-policy", "--policy-name", GuideIoTPolicyName, "--target", certARN)
+	check("certificate with policy and thing", 200, "")
+	w.must(t, "iot", "detach-thing-principal", "--thing-name", "kvs_example_camera_stream", "--principal", certARN)
+	check("thing detached", 403, "Invalid thing name passed")
+	w.must(t, "iot", "attach-thing-principal", "--thing-name", "kvs_example_camera_stream", "--principal", certARN)
+
+	w.must(t, "iot", "update-role-alias", "--role-alias", GuideRoleAlias, "--credential-duration-seconds", "7200")
+	check("alias duration above the role's maximum", 400, "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for the role")
+	w.must(t, "iot", "update-role-alias", "--role-alias", GuideRoleAlias, "--credential-duration-seconds", "900")
+	m, _, _ = w.curlCredentials(t, "localhost", "kvs_example_camera_stream")
+	exp, _ = time.Parse(time.RFC3339, m["credentials"].(map[string]any)["expiration"].(string))
+	if d := time.Until(exp); d < 890*time.Second || d > 901*time.Second {
+		t.Fatalf("expiration %v is not the alias's 900 s away", exp)
+	}
+
+	writeFile(t, w.dir, "untrusting.json", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"Service":"ec2.amazonaws.com"},"Action":"sts:AssumeRole"}]}`)
+	w.must(t, "iam", "update-assume-role-policy", "--role-name", GuideRoleName, "--policy-document", "file://untrusting.json")
+	check("trust policy without the IoT credentials provider", 400, "Unable to assume the role, or the role to assume does not exist")
+	w.must(t, "iam", "update-assume-role-policy", "--role-name", GuideRoleName, "--policy-document", "file://iam-policy-document.json")
+	check("trust restored", 200, "")
+
+	if r := w.aws(t, "iam", "delete-role", "--role-name", GuideRoleName); errorCode(r.out) != "DeleteConflict" {
+		t.Fatalf("deleting a role with policies: %s", r.out)
+	}
+	w.must(t, "iam", "delete-role-policy", "--role-name", GuideRoleName, "--policy-name", "KVSCameraIAMPolicy")
+	if r := describe(cam, "kvs_example_camera_stream"); errorCode(r.out) != "AccessDeniedException" {
+		t.Fatalf("describe-stream once the role has no policy: %s", r.out)
+	}
+	w.must(t, "iam", "delete-role", "--role-name", GuideRoleName)
+	check("alias pointing at a deleted role", 400, "Unable to assume the role, or the role to assume does not exist")
+	w.must(t, "iot", "delete-role-alias", "--role-alias", GuideRoleAlias)
+	check("deleted alias", 404, "Role alias does not exist")
+}
