@@ -190,7 +190,9 @@ func guideSteps(dir string, out map[string]map[string]any) []struct {
 		{"list-role-policies", func() []string {
 			return []string{"iam", "list-role-policies", "--role-name", "KVSCameraCertificateBasedIAMRole"}
 		}},
-		{"describe-role-alias", func() []string { return []string{"iot", "describe-role-alias", "--role-alias", "KvsCameraIoTRoleAlias"} }},
+		{"describe-role-alias", func() []string {
+			return []string{"iot", "describe-role-alias", "--role-alias", "KvsCameraIoTRoleAlias"}
+		}},
 		{"list-role-aliases", func() []string { return []string{"iot", "list-role-aliases"} }},
 		{"get-policy", func() []string { return []string{"iot", "get-policy", "--policy-name", "KvsCameraIoTPolicy"} }},
 		{"list-policies", func() []string { return []string{"iot", "list-policies"} }},

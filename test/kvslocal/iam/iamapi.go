@@ -818,5 +818,3 @@ func (s *Server) iamDeletePolicy(f url.Values) (string, *stsError) {
 	delete(s.managed, m.arn)
 	return "", nil
 }
-
-

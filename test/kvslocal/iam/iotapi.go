@@ -101,9 +101,13 @@ func (s *Server) iotARN(kind, name string) string {
 	return "arn:aws:iot:" + s.region + ":" + s.account + ":" + kind + "/" + name
 }
 
-func thingTypeARN(s *Server, r *http.Request) string { return s.iotARN("thingtype", r.PathValue("name")) }
-func thingARN(s *Server, r *http.Request) string     { return s.iotARN("thing", r.PathValue("name")) }
-func roleAliasARN(s *Server, r *http.Request) string { return s.iotARN("rolealias", r.PathValue("name")) }
+func thingTypeARN(s *Server, r *http.Request) string {
+	return s.iotARN("thingtype", r.PathValue("name"))
+}
+func thingARN(s *Server, r *http.Request) string { return s.iotARN("thing", r.PathValue("name")) }
+func roleAliasARN(s *Server, r *http.Request) string {
+	return s.iotARN("rolealias", r.PathValue("name"))
+}
 func iotPolicyARN(s *Server, r *http.Request) string { return s.iotARN("policy", r.PathValue("name")) }
 func certARNOf(s *Server, r *http.Request) string    { return s.iotARN("cert", r.PathValue("name")) }
 
