@@ -23,25 +23,26 @@ import (
 
 // auditEvent is one line of the audit log, with CloudTrail's field names.
 type auditEvent struct {
-	EventVersion       string         `json:"eventVersion"`
-	UserIdentity       auditIdentity  `json:"userIdentity"`
-	EventTime          string         `json:"eventTime"`
-	EventSource        string         `json:"eventSource"`
-	EventName          string         `json:"eventName"`
-	AWSRegion          string         `json:"awsRegion"`
-	SourceIPAddress    string         `json:"sourceIPAddress"`
-	UserAgent          string         `json:"userAgent"`
-	ErrorCode          string         `json:"errorCode,omitempty"`
-	ErrorMessage       string         `json:"errorMessage,omitempty"`
-	RequestParameters  map[string]any `json:"requestParameters"`
-	ResponseElements   map[string]any `json:"responseElements"`
-	RequestID          string         `json:"requestID"`
-	EventID            string         `json:"eventID"`
-	ReadOnly           bool           `json:"readOnly"`
-	EventType          string         `json:"eventType"`
-	ManagementEvent    bool           `json:"managementEvent"`
-	RecipientAccountID string         `json:"recipientAccountId"`
-	EventCategory      string         `json:"eventCategory"`
+	EventVersion       string          `json:"eventVersion"`
+	UserIdentity       auditIdentity   `json:"userIdentity"`
+	EventTime          string          `json:"eventTime"`
+	EventSource        string          `json:"eventSource"`
+	EventName          string          `json:"eventName"`
+	AWSRegion          string          `json:"awsRegion"`
+	SourceIPAddress    string          `json:"sourceIPAddress"`
+	UserAgent          string          `json:"userAgent"`
+	ErrorCode          string          `json:"errorCode,omitempty"`
+	ErrorMessage       string          `json:"errorMessage,omitempty"`
+	RequestParameters  map[string]any  `json:"requestParameters"`
+	ResponseElements   map[string]any  `json:"responseElements"`
+	Resources          []auditResource `json:"resources,omitempty"`
+	RequestID          string          `json:"requestID"`
+	EventID            string          `json:"eventID"`
+	ReadOnly           bool            `json:"readOnly"`
+	EventType          string          `json:"eventType"`
+	ManagementEvent    bool            `json:"managementEvent"`
+	RecipientAccountID string          `json:"recipientAccountId"`
+	EventCategory      string          `json:"eventCategory"`
 }
 
 type auditIdentity struct {
@@ -51,6 +52,14 @@ type auditIdentity struct {
 	AccountID   string `json:"accountId,omitempty"`
 	AccessKeyID string `json:"accessKeyId,omitempty"`
 	UserName    string `json:"userName,omitempty"`
+	InvokedBy   string `json:"invokedBy,omitempty"`
+}
+
+// auditResource is a resource an event names (CloudTrail's resources).
+type auditResource struct {
+	ARN       string `json:"ARN"`
+	AccountID string `json:"accountId"`
+	Type      string `json:"type"`
 }
 
 const (
@@ -268,13 +277,17 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 // auditIdentity is the caller as far as the request tells: the access key
 // ID from the Authorization header's scope (never anything else of it).
 func (s *Server) auditIdentity(r *http.Request) auditIdentity {
-	id := auditIdentity{Type: "Unknown", AccountID: s.cfg.AccountID}
 	_, rest, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
 	key, _, _ := strings.Cut(rest, "/")
 	if key == "" || strings.ContainsAny(key, ", ") || len(key) > 128 {
-		return id
+		return auditIdentity{Type: "Unknown", AccountID: s.cfg.AccountID}
 	}
-	id.AccessKeyID = key
+	return s.identityOf(key)
+}
+
+// identityOf is the holder of an access key as CloudTrail names it.
+func (s *Server) identityOf(key string) auditIdentity {
+	id := auditIdentity{Type: "Unknown", AccountID: s.cfg.AccountID, AccessKeyID: key}
 	c, ok := s.credential(key) // sigv4.go
 	if !ok {
 		return id

@@ -266,6 +266,9 @@ func (k *KMS) apiCreateAlias(in map[string]any) (any, *kmsError) {
 	if strings.HasPrefix(alias, "alias/aws/") {
 		return nil, kmsErr("NotAuthorizedException", "Cannot create alias with prefix 'alias/aws/'")
 	}
+	if target := str(in, "TargetKeyId"); strings.HasPrefix(target, "alias/") || strings.Contains(target, ":alias/") {
+		return nil, kmsErr("ValidationException", "Aliases must refer to keys. Not aliases")
+	}
 	k.mu.Lock()
 	_, exists := k.aliases[alias]
 	k.mu.Unlock()

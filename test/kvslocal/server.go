@@ -367,7 +367,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/putMedia":
-		s.track(w, func() { s.putMedia(w, r) })
+		s.track(w, func() { s.putMedia(w, r, id) })
 	case "/getMedia":
 		s.track(w, func() { s.getMedia(w, r, body) })
 	case "/getMediaForFragmentList":

@@ -264,41 +264,13 @@ func errorCode(out string) string {
 	return code
 }
 
-func startMoto(t *testing.T) string {
-	t.Helper()
-	moto := testenv.Tool(t, "moto_server", "python3-moto (pip moto)")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(moto, "-H", "127.0.0.1", "-p", port)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	for deadline := time.Now().Add(30 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("moto_server did not start")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	return "http://" + addr
-}
-
 // The guide's IoT and IAM commands, verbatim with awscli v2 and one
 // --endpoint-url, answer with moto's shapes (moto is the oracle for the
 // shapes only: our ids, ARNs and certificate ids follow AWS's rules), and
 // repeating a create answers AWS's already-exists errors.
 func TestGuideCommandsMatchMoto(t *testing.T) {
 	w := startWorld(t)
-	motoURL := startMoto(t)
+	motoURL := testenv.Moto(t)
 	motoDir, motoHome := t.TempDir(), t.TempDir()
 	for _, d := range []string{w.dir, motoDir} {
 		writeFile(t, d, "iam-policy-document.json", guideTrustPolicy)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // elementPaths lists the element paths of an XML document (a/b/c), sorted,
@@ -68,7 +70,7 @@ func stsCall(t *testing.T, url, form, key, secret string) (int, []byte) {
 // moto_server (preinstalled; local-aws.md §1) is the shape oracle for STS:
 // our AssumeRole and GetCallerIdentity answers have the same elements.
 func TestSTSShapesMatchMoto(t *testing.T) {
-	motoURL := startMoto(t) // guide_test.go
+	motoURL := testenv.Moto(t)
 	e := setup(t, WalkthroughOptions{}, func(f *File, _ *CA, _ string) {
 		f.Roles = append(f.Roles, Role{Name: "R", TrustPolicy: Policy{Statement: []Statement{{Effect: "Allow", Action: strings_{"sts:AssumeRole"},
 			Principal: &Principal{AWS: []string{"arn:aws:iam::123456789012:user/admin"}}}}}})
