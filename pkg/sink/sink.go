@@ -94,6 +94,7 @@ type Sink struct {
 	endpointAt       time.Time
 	endpointStale    bool
 	lastLatencyReset time.Time
+	refused          refusals // fragments lost to non-retriable refusals (refused.go)
 
 	dataEndpoint string
 	runCtx       context.Context

@@ -68,6 +68,9 @@ func (s *Sink) run() {
 		var skip *skipError
 		switch {
 		case err == nil:
+			if rerr := s.refusedErr(false); rerr != nil {
+				s.fail(rerr) // loss is never silent (refused.go)
+			}
 			return // finished
 		case errors.Is(err, errSessionEnded):
 			failures, outageStart = 0, time.Time{}
@@ -77,6 +80,10 @@ func (s *Sink) run() {
 		case errors.As(err, &skip):
 			if !s.cfg.RestartOnError {
 				s.fail(err)
+				return
+			}
+			if rerr := s.refusedErr(true); rerr != nil {
+				s.fail(rerr) // MaxRefusedRun in a row (refused.go)
 				return
 			}
 			continue
@@ -667,6 +674,7 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 		if e != nil && e.state < stateReceived {
 			e.state = stateReceived
 			s.acked++
+			s.refused.run = 0
 		}
 	case kvs.AckPersisted:
 		if e != nil && e.state != stateFailed && e.state < statePersisted {
@@ -674,6 +682,7 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 				s.acked++
 			}
 			e.state = statePersisted
+			s.refused.run = 0
 		}
 	case kvs.AckErrorEvent:
 		info := kvs.LookupAckError(a.ErrorID)
@@ -686,8 +695,9 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 			Message: fmt.Sprintf("the service rejected the fragment at timecode %d: %s", a.FragmentTimecode, what)}
 		result = &kvs.AckError{Ack: a}
 		if !info.Retriable {
-			if e != nil {
+			if e != nil && e.state != stateFailed {
 				e.state = stateFailed // never resent
+				s.refused.refused(a.ErrorID, info.Name, e.frag.Frames)
 			}
 			result = &skipError{result}
 		}
