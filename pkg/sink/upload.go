@@ -57,6 +57,9 @@ func (s *Sink) run() {
 	for {
 		start, ok := s.waitForWork(ctx)
 		if !ok {
+			if rerr := s.refusedErr(false); rerr != nil && ctx.Err() == nil {
+				s.fail(rerr) // finished with fragments lost (refused.go)
+			}
 			return
 		}
 		s.refreshEndpoint(ctx)
