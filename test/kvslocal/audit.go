@@ -335,3 +335,42 @@ func scrubValue(v any) any {
 	}
 	return v
 }
+
+// AuditRecord is an event reported by a part of the endpoint that is not
+// served at its URL: the IoT credentials provider (test/kvslocal/iam).
+type AuditRecord struct {
+	Source, Name          string // eventSource and eventName
+	SourceIP, UserAgent   string
+	ErrorCode, ErrorMsg   string // empty on success
+	Params, Response      map[string]any
+	PrincipalType         string // e.g. AWSService
+	PrincipalARN          string
+	InvokedBy             string // e.g. credentials.iot.amazonaws.com
+	ResourceARN, Resource string // a resource the event names, and its type
+}
+
+// Audit appends r to the audit log (Config.AuditLog), if it is on.
+func (s *Server) Audit(r AuditRecord) {
+	if s.audit == nil {
+		return
+	}
+	ev := &auditEvent{
+		EventVersion: auditEventVersion, EventTime: s.cfg.Now().UTC().Format(time.RFC3339), EventSource: r.Source, EventName: r.Name,
+		AWSRegion: s.cfg.Region, SourceIPAddress: r.SourceIP, UserAgent: r.UserAgent, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMsg,
+		RequestID: newRequestID(), EventID: newRequestID(), EventType: "AwsApiCall", ManagementEvent: true,
+		RecipientAccountID: s.cfg.AccountID, EventCategory: "Management",
+		UserIdentity: auditIdentity{Type: r.PrincipalType, ARN: r.PrincipalARN, AccountID: s.cfg.AccountID, InvokedBy: r.InvokedBy},
+	}
+	if r.Params != nil {
+		ev.RequestParameters = scrub(r.Params)
+	}
+	if r.Response != nil {
+		ev.ResponseElements = scrub(r.Response)
+	}
+	if r.ResourceARN != "" {
+		ev.Resources = []auditResource{{ARN: r.ResourceARN, AccountID: s.cfg.AccountID, Type: r.Resource}}
+	}
+	if err := s.audit.write(ev); err != nil {
+		s.log.Error("writing the audit log", "error", err)
+	}
+}

@@ -64,6 +64,7 @@ func startWorld(t *testing.T) *world {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { w.kvs.Close() })
+	w.iam.SetAudit(w.kvs.Audit)
 	return w
 }
 

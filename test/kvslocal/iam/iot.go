@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
 // The AWS IoT credentials provider (local-aws.md §3): GET
@@ -50,6 +52,7 @@ func (s *Server) StartIoT(addr, host string, cert tls.Certificate) (string, erro
 			s.mu.Unlock()
 			if !active {
 				s.log.Info("iot: handshake refused", "reason", "certificate not registered or not ACTIVE", "certificate_id", id)
+				s.auditIoT(nil, "", "", id, "", "AccessDenied", "the TLS handshake was refused: the certificate "+id+" is not registered or not ACTIVE")
 				return errors.New("iam: certificate not registered or not ACTIVE")
 			}
 			return nil
@@ -84,12 +87,15 @@ func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
 	s.mu.Lock()
 	ss, status, code, msg := s.credentialsLocked(id, alias, r.Header.Get("x-amzn-iot-thingname"))
 	s.mu.Unlock()
+	thing := r.Header.Get("x-amzn-iot-thingname")
 	if ss == nil {
+		s.auditIoT(r, alias, thing, id, "", code, msg)
 		s.log.Info("iot: refused", "alias", alias, "certificate_id", id, "reason", msg)
 		writeIoTError(w, status, code, map[string]string{"message": msg})
 		return
 	}
 	vars := ss.vars
+	s.auditIoT(r, alias, thing, id, ss.arn, "", "")
 	s.log.Info("iot: credentials issued", "alias", alias, "thing", vars["credentials-iot:ThingName"], "certificate_id", id,
 		"access_key", ss.cred.AccessKeyID[:4]+"****", "expires", ss.cred.Expires)
 	w.Header().Set("Content-Type", "application/json")
@@ -98,6 +104,35 @@ func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
 		"accessKeyId": ss.cred.AccessKeyID, "secretAccessKey": ss.cred.SecretAccessKey, "sessionToken": ss.cred.SessionToken,
 		"expiration": ss.cred.Expires.UTC().Format("2006-01-02T15:04:05Z"), // never fractional: producer-c needs exactly 20 characters
 	}})
+}
+
+// auditIoT reports a credential issuance (assumed set) or refusal, as
+// CloudTrail shows the credentials provider's AssumeRole: a call of the
+// service credentials.iot.amazonaws.com. Never a secret.
+func (s *Server) auditIoT(r *http.Request, alias, thing, certID, assumed, code, msg string) {
+	rec := kvslocal.AuditRecord{Source: "sts.amazonaws.com", Name: "AssumeRole", SourceIP: "credentials.iot.amazonaws.com",
+		UserAgent: "credentials.iot.amazonaws.com", ErrorCode: code, ErrorMsg: msg, PrincipalType: "AWSService",
+		InvokedBy: "credentials.iot.amazonaws.com",
+		Params:    map[string]any{"certificateId": certID, "roleSessionName": certID}}
+	if r != nil {
+		rec.UserAgent = r.UserAgent()
+	}
+	if alias != "" {
+		rec.Params["roleAlias"] = alias
+		rec.ResourceARN, rec.Resource = s.RoleAliasARN(alias), "AWS::IoT::RoleAlias"
+		s.mu.Lock()
+		if a := s.aliases[alias]; a != nil {
+			rec.Params["roleArn"], rec.Params["durationSeconds"] = a.roleARN, a.duration
+		}
+		s.mu.Unlock()
+	}
+	if thing != "" {
+		rec.Params["thingName"] = thing
+	}
+	if assumed != "" {
+		rec.Response = map[string]any{"assumedRoleUser": map[string]any{"arn": assumed}}
+	}
+	s.auditf(rec)
 }
 
 // credentialsLocked makes the checks of the credentials provider in AWS's

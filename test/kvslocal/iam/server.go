@@ -67,8 +67,9 @@ type Server struct {
 	types    map[string]*thingType   // by name
 	sessions map[string]*session     // by access key id
 	servers  []*http.Server
-	ca       *CA    // signs the certificates CreateKeysAndCertificate makes
-	iotEP    string // the credentials provider, host:port (StartIoT)
+	ca       *CA                        // signs the certificates CreateKeysAndCertificate makes
+	iotEP    string                     // the credentials provider, host:port (StartIoT)
+	audit    func(kvslocal.AuditRecord) // SetAudit
 	// ownARN is the principal of keys the Server does not know: the
 	// endpoint's own (kvslocal.Config.Credentials), its IAM user.
 	ownARN string
@@ -199,6 +200,23 @@ func New(f *File, o Options) (*Server, error) {
 		}
 	}
 	return s, nil
+}
+
+// SetAudit reports the credentials provider's issuances and refusals to fn
+// (kvslocal.Server.Audit), which the endpoint's URL does not see.
+func (s *Server) SetAudit(fn func(kvslocal.AuditRecord)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audit = fn
+}
+
+func (s *Server) auditf(r kvslocal.AuditRecord) {
+	s.mu.Lock()
+	fn := s.audit
+	s.mu.Unlock()
+	if fn != nil {
+		fn(r)
+	}
 }
 
 // RoleARN is a role's ARN in this account.

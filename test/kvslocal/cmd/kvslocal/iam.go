@@ -47,7 +47,7 @@ var (
 // returns the authorizer and services for the KVS endpoint, the CA
 // certificate clients trust for the credentials provider, and a stop
 // function.
-func startIAM(log *slog.Logger, adminKey, adminSecret, userName string) (kvslocal.Authorizer, map[string]kvslocal.Service, []byte, func()) {
+func startIAM(log *slog.Logger, adminKey, adminSecret, userName string) (*iam.Server, map[string]kvslocal.Service, []byte, func()) {
 	var caPEM []byte
 	if *iotWalkthrough != "" {
 		cfg := filepath.Join(*iotWalkthrough, iam.WalkthroughConfig)

@@ -83,6 +83,7 @@ func main() {
 	if err != nil {
 		fail(1, "%v", err)
 	}
+	authz.SetAudit(srv.Audit) // the credentials provider's issuances and refusals
 	// Catch the signals before announcing the URL: whoever reads it may
 	// stop us at once.
 	sig := make(chan os.Signal, 1)
