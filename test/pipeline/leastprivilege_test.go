@@ -99,7 +99,9 @@ func TestLeastPrivilegeUsers(t *testing.T) {
 	keys := map[string][]string{}
 	for _, u := range []string{"producer", "consumer", "administrator"} {
 		must(nil, "iam", "create-user", "--user-name", u)
-		var k struct{ AccessKey struct{ AccessKeyId, SecretAccessKey string } }
+		var k struct {
+			AccessKey struct{ AccessKeyId, SecretAccessKey string }
+		}
 		if err := json.Unmarshal([]byte(must(nil, "iam", "create-access-key", "--user-name", u)), &k); err != nil || !strings.HasPrefix(k.AccessKey.AccessKeyId, "AKIA") {
 			t.Fatalf("create-access-key: %v %+v", err, k)
 		}
