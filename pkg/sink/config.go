@@ -148,8 +148,11 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if st.TimecodeScaleMs == 0 {
 		return c, fmt.Errorf("%w: timecode-scale must be at least 1 ms", ErrSettings)
 	}
-	if !st.KeyFrameFragmentation && (st.FragmentDurationMs < 1000 || st.FragmentDurationMs > 30000) {
-		return c, fmt.Errorf("%w: fragment-duration %d ms outside 1000..30000 (used when key-frame-fragmentation=false)", ErrSettings, st.FragmentDurationMs)
+	if st.FragmentDurationMs < MinFragmentDurationMs || st.FragmentDurationMs > MaxFragmentDurationMs {
+		return c, fmt.Errorf("%w: fragment-duration %d ms outside %d..%d", ErrSettings, st.FragmentDurationMs, MinFragmentDurationMs, MaxFragmentDurationMs)
+	}
+	if st.RetentionHours > MaxRetentionHours {
+		return c, fmt.Errorf("%w: retention-period %d h is over the service's %d h maximum", ErrSettings, st.RetentionHours, MaxRetentionHours)
 	}
 	c = Config{
 		StreamName:            st.StreamName,
@@ -227,8 +230,8 @@ func (st Settings) e2eeConfig() (*E2EEConfig, error) {
 			return nil, fmt.Errorf("%w: e2ee-suite: %w", ErrSettings, err)
 		}
 	}
-	if st.E2EERotationSec < 60 {
-		return nil, fmt.Errorf("%w: e2ee-rotation-interval %d s is under the 60 s minimum", ErrSettings, st.E2EERotationSec)
+	if st.E2EERotationSec < MinE2EERotationSec {
+		return nil, fmt.Errorf("%w: e2ee-rotation-interval %d s is under the %d s minimum", ErrSettings, st.E2EERotationSec, MinE2EERotationSec)
 	}
 	return &E2EEConfig{Recipients: rs, SigningKey: sk, Suite: suite, RotationInterval: secs(st.E2EERotationSec)}, nil
 }

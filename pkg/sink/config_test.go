@@ -57,6 +57,8 @@ func TestSettingsConfig(t *testing.T) {
 			s.StreamTags = &Structure{Name: "tags", Fields: map[string]TypedValue{"n": {Type: "gint", Value: "5"}}}
 		}, env: creds, err: "n=(string)5"},
 		{name: "fragment-duration out of range", mod: func(s *Settings) { s.KeyFrameFragmentation = false; s.FragmentDurationMs = 500 }, env: creds, err: "fragment-duration"},
+		{name: "fragment-duration out of range with key-frame fragmentation", mod: func(s *Settings) { s.FragmentDurationMs = 30001 }, env: creds, err: "fragment-duration 30001 ms outside 1000..30000"},
+		{name: "retention-period over the service's maximum", mod: func(s *Settings) { s.RetentionHours = 87601 }, env: creds, err: "retention-period 87601 h"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
