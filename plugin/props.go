@@ -88,7 +88,7 @@ var props = []prop{
 		blurb: "Name of the destination stream: 1 to 256 letters, digits, '_', '.' or '-'. Default: DEFAULT_STREAM"},
 	{name: "user-agent", nick: "User agent", kind: kString, defStr: sp(sink.DefaultUserAgent),
 		strv:  func(s *sink.Settings) *string { return &s.UserAgent },
-		blurb: "Product name at the start of the User-Agent header of every request. Default: " + sink.DefaultUserAgent},
+		blurb: "Product name at the start of the User-Agent header of every request: Kinesis Video Streams control plane and PutMedia, STS and the IoT credentials provider (the SDK's own tokens follow it). Default: " + sink.DefaultUserAgent},
 	{name: "retention-period", nick: "Retention period", kind: kUint, defU: sink.DefaultRetentionHours, maxU: sink.MaxRetentionHours,
 		u:     func(s *sink.Settings) *uint { return &s.RetentionHours },
 		blurb: "Data retention of a stream this element creates; with 0 the service keeps nothing and EOS waits for RECEIVED instead of PERSISTED acks. Unit: hours. Default: 2"},

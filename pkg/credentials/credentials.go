@@ -11,6 +11,8 @@
 package credentials
 
 import (
+	"github.com/aws/smithy-go/middleware"
+
 	"context"
 	"errors"
 	"fmt"
@@ -72,6 +74,11 @@ type Options struct {
 	// again. It defaults to ExpiryWindow; tests with short-lived
 	// credentials shrink it.
 	ExpiryWindow time.Duration
+	// UserAgent, if set, starts the User-Agent header of requests to the
+	// IoT credentials provider. APIOptions are added to the STS client's
+	// middleware stack (the element puts its user-agent there as well).
+	UserAgent  string
+	APIOptions []func(*middleware.Stack) error
 }
 
 // HTTPClient is the SDK's HTTP client interface (*http.Client is one).
@@ -134,7 +141,7 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 
 func resolveBase(ctx context.Context, src Sources, o Options) (Resolved, aws.CredentialsProvider, error) {
 	if src.IoT != nil {
-		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now})
+		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now, Product: o.UserAgent})
 		if err != nil {
 			return Resolved{}, nil, err
 		}

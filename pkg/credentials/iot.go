@@ -68,17 +68,20 @@ type IoTOptions struct {
 	// Now is the clock used to check the certificate's validity and the
 	// expiration of credentials; default time.Now.
 	Now func() time.Time
+	// Product, if set, starts the User-Agent header, before IoTUserAgent.
+	Product string
 }
 
 // IoTProvider fetches temporary credentials with a device certificate. It
 // is an aws.CredentialsProvider; wrap it in aws.CredentialsCache (Resolve
 // does) so that it is asked only when the last credentials near expiry.
 type IoTProvider struct {
-	cfg    IoTCertificate
-	url    string
-	client *http.Client
-	now    func() time.Time
-	certID string
+	cfg     IoTCertificate
+	product string
+	url     string
+	client  *http.Client
+	now     func() time.Time
+	certID  string
 }
 
 // NewIoTProvider reads and checks the certificate, its key and the CA (the
@@ -161,11 +164,12 @@ func NewIoTProvider(c IoTCertificate, o IoTOptions) (*IoTProvider, []string, err
 		IdleConnTimeout:     30 * time.Second,
 	}
 	p := &IoTProvider{
-		cfg:    c,
-		url:    "https://" + c.Endpoint + "/role-aliases/" + url.PathEscape(c.RoleAlias) + "/credentials",
-		client: &http.Client{Transport: tr, Timeout: c.CompletionTimeout},
-		now:    now,
-		certID: CertificateID(pair.Certificate[0]),
+		cfg:     c,
+		product: o.Product,
+		url:     "https://" + c.Endpoint + "/role-aliases/" + url.PathEscape(c.RoleAlias) + "/credentials",
+		client:  &http.Client{Transport: tr, Timeout: c.CompletionTimeout},
+		now:     now,
+		certID:  CertificateID(pair.Certificate[0]),
 	}
 	return p, warnings, nil
 }
@@ -191,7 +195,11 @@ func (p *IoTProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, fmt.Errorf("%w %s: %v", ErrIoTCredentials, p.url, err)
 	}
 	req.Header.Set("x-amzn-iot-thingname", p.cfg.ThingName)
-	req.Header.Set("User-Agent", IoTUserAgent)
+	ua := IoTUserAgent
+	if p.product != "" {
+		ua = p.product + " " + IoTUserAgent
+	}
+	req.Header.Set("User-Agent", ua)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("%w %s (thing %s): %v", ErrIoTCredentials, p.url, p.cfg.ThingName, explainTLS(err, p.cfg))

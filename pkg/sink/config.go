@@ -284,6 +284,7 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 	defer cancel()
 	r, err := credentials.Resolve(ctx, src, credentials.Options{
 		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
+		UserAgent: st.UserAgent, APIOptions: kvs.UserAgentAPIOptions(st.UserAgent),
 	})
 	if err != nil {
 		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
