@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -286,6 +287,9 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
 		UserAgent: st.UserAgent, APIOptions: kvs.UserAgentAPIOptions(st.UserAgent),
 	})
+	if errors.Is(err, credentials.ErrNoCredentials) {
+		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w; set the iot-certificate property, the access-key and secret-key properties, a credential-path file (default .kvs/credential), or %s", ErrSettings, err, credentials.EnvironmentHint)
+	}
 	if err != nil {
 		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
 	}
