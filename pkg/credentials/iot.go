@@ -297,7 +297,16 @@ func explainTLS(err error, c IoTCertificate) error {
 	case errors.As(err, &ce):
 		return fmt.Errorf("the endpoint's certificate is invalid: %v", err)
 	case strings.Contains(err.Error(), "remote error: tls"), strings.Contains(err.Error(), "connection reset"):
-		return fmt.Errorf("the endpoint refused the TLS handshake: is the certificate in %s registered and ACTIVE, and the endpoint the iot:CredentialProvider one? (%v)", c.CertPath, err)
+		host := c.Endpoint
+		if h, _, splitErr := net.SplitHostPort(c.Endpoint); splitErr == nil {
+			host = h
+		}
+		if net.ParseIP(strings.Trim(host, "[]")) != nil {
+			// Go sends no server name (SNI) for an IP address, and the
+			// credentials provider routes the handshake by that name.
+			return fmt.Errorf("the endpoint refused the TLS handshake; endpoint=%s is an IP address, so no server name was sent: use the credentials provider's host name (aws iot describe-endpoint --endpoint-type iot:CredentialProvider; localhost for a local endpoint) (%v)", c.Endpoint, err)
+		}
+		return fmt.Errorf("the endpoint refused the TLS handshake: check that endpoint=%s is your account's credentials provider (aws iot describe-endpoint --endpoint-type iot:CredentialProvider) and that the certificate in %s is registered and ACTIVE (%v)", c.Endpoint, c.CertPath, err)
 	}
 	return err
 }
