@@ -94,6 +94,10 @@ type Sink struct {
 	endpointAt       time.Time
 	endpointStale    bool
 	lastLatencyReset time.Time
+	// rotatedFrom is the expiry of the credentials whose connection was
+	// last rotated before they expire: the next connection must be signed
+	// with a later set, and is not rotated for this one again.
+	rotatedFrom time.Time
 
 	dataEndpoint string
 	runCtx       context.Context
