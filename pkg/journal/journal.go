@@ -616,7 +616,7 @@ func (j *Journal) noteLocked(seg *segment, rec []byte) {
 func (j *Journal) dropDoneSegments(_ *segment) {
 	n := 0
 	for _, seg := range j.segs {
-		if seg == j.cur || !j.allDoneLocked(seg) {
+		if (seg == j.cur && j.curFile != nil) || !j.allDoneLocked(seg) {
 			break
 		}
 		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -732,12 +732,7 @@ func (j *Journal) Shutdown() error {
 		err = j.curFile.Close()
 		j.curFile = nil
 	}
-	j.dropDoneSegments(nil)
-	if j.cur != nil && len(j.cur.frags) == 0 {
-		if os.Remove(j.cur.path) == nil {
-			j.onDisk -= j.cur.size
-		}
-	}
+	j.dropDoneSegments(nil) // the current file too, now that it is closed
 	j.lock.Close()
 	if j.err != nil {
 		return j.err
