@@ -47,6 +47,14 @@ type SPSInfo struct {
 	BitDepthLumaMinus8   int
 	BitDepthChromaMinus8 int
 	Width, Height        int // after the conformance window
+
+	// What slice headers and picture order counts need.
+	ID                    uint32
+	SeparateColourPlane   bool
+	Log2MaxPicOrderCntLsb int // 4..16
+	// MaxNumReorderPics is sps_max_num_reorder_pics of the highest
+	// sub-layer.
+	MaxNumReorderPics int
 }
 
 // ParseSPS parses an SPS NAL unit (with its two-byte header).
@@ -85,8 +93,9 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 			r.U(8)
 		}
 	}
-	if id := r.UE(); id > 15 {
-		return nil, fmt.Errorf("%w: sps_seq_parameter_set_id %d", ErrBadSPS, id)
+	s.ID = r.UE()
+	if s.ID > 15 {
+		return nil, fmt.Errorf("%w: sps_seq_parameter_set_id %d", ErrBadSPS, s.ID)
 	}
 	cf := int(r.UE())
 	if cf > 3 {
@@ -114,8 +123,26 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 	}
 	s.BitDepthLumaMinus8 = int(r.UE())
 	s.BitDepthChromaMinus8 = int(r.UE())
+	s.SeparateColourPlane = separate
+	lsb := r.UE() // log2_max_pic_order_cnt_lsb_minus4
+	if lsb > 12 {
+		return nil, fmt.Errorf("%w: log2_max_pic_order_cnt_lsb_minus4 %d", ErrBadSPS, lsb)
+	}
+	s.Log2MaxPicOrderCntLsb = int(lsb) + 4
+	from := n
+	if r.U(1) == 1 { // sps_sub_layer_ordering_info_present_flag
+		from = 0
+	}
+	for i := from; i <= n; i++ {
+		r.UE() // sps_max_dec_pic_buffering_minus1
+		s.MaxNumReorderPics = int(r.UE())
+		r.UE() // sps_max_latency_increase_plus1
+	}
 	if r.Err() != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSPS, r.Err())
+	}
+	if s.MaxNumReorderPics > 16 {
+		return nil, fmt.Errorf("%w: sps_max_num_reorder_pics %d", ErrBadSPS, s.MaxNumReorderPics)
 	}
 	if w <= 0 || h <= 0 || w > 16888 || h > 16888 || s.BitDepthLumaMinus8 > 8 || s.BitDepthChromaMinus8 > 8 {
 		return nil, fmt.Errorf("%w: %dx%d, bit depth %d/%d", ErrBadSPS, w, h, s.BitDepthLumaMinus8+8, s.BitDepthChromaMinus8+8)
