@@ -188,3 +188,43 @@ func BuildConfig(vps, sps, pps [][]byte) ([]byte, error) {
 	}
 	return b, nil
 }
+
+// ParseConfig reads an hvcC record: the size of its NAL unit lengths
+// (1, 2 or 4) and the parameter set NAL units of its arrays.
+func ParseConfig(b []byte) (lengthSize int, nals [][]byte, err error) {
+	if len(b) < 23 || b[0] != 1 {
+		return 0, nil, fmt.Errorf("%w: %d-byte record (version %d)", ErrBadHVCC, len(b), firstByte(b))
+	}
+	lengthSize = int(b[21]&3) + 1
+	if lengthSize == 3 {
+		return 0, nil, fmt.Errorf("%w: NAL length size 3", ErrBadHVCC)
+	}
+	off := 23
+	for i := 0; i < int(b[22]); i++ {
+		if off+3 > len(b) {
+			return 0, nil, fmt.Errorf("%w: array %d overruns the record", ErrBadHVCC, i)
+		}
+		n := int(b[off+1])<<8 | int(b[off+2])
+		off += 3
+		for j := 0; j < n; j++ {
+			if off+2 > len(b) {
+				return 0, nil, fmt.Errorf("%w: array %d overruns the record", ErrBadHVCC, i)
+			}
+			l := int(b[off])<<8 | int(b[off+1])
+			off += 2
+			if l == 0 || off+l > len(b) {
+				return 0, nil, fmt.Errorf("%w: NAL unit of %d bytes overruns the record", ErrBadHVCC, l)
+			}
+			nals = append(nals, b[off:off+l])
+			off += l
+		}
+	}
+	return lengthSize, nals, nil
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
+}
