@@ -49,9 +49,18 @@ type presenter struct {
 	anchored  bool
 	anchorDTS time.Duration
 	anchorPOC int64
-	lastDTS   time.Duration // for frames without a DTS either
-	seen      bool
-	warned    map[string]bool
+	// floor is the PTS of the first anchor. A stream cut in the middle of
+	// an open GOP starts with a picture that does not reset the count,
+	// followed by leading pictures that reference what was cut off: no
+	// decoder shows them, and they must not go before the stream's start.
+	floor time.Duration
+	// skipped counts those leading pictures: each took a decoding slot
+	// and no presentation slot, so later pictures are shown that much
+	// closer to their decoding times.
+	skipped int64
+	lastDTS time.Duration // for frames without a DTS either
+	seen    bool
+	warned  map[string]bool
 }
 
 // newPresenter returns a presenter for a track, loaded with the parameter
@@ -131,6 +140,9 @@ func (p *presenter) present(f Frame) (pts time.Duration, warning string) {
 		if d := p.countsToTime(int64(depth)*p.countsPerFrame, frame); d > p.delay {
 			p.delay = d
 		}
+		if !p.anchored {
+			p.floor = dts + p.delay
+		}
 		p.anchored, p.anchorDTS, p.anchorPOC = true, dts, pic.poc
 	}
 	rel := pic.poc - p.anchorPOC
@@ -140,14 +152,15 @@ func (p *presenter) present(f Frame) (pts time.Duration, warning string) {
 		warning = p.warn("pocstep", "H.264 picture order counts step by one per frame (most encoders step by two): presentation times follow one count per frame from here")
 	}
 	pts = p.anchorDTS + p.countsToTime(rel, frame) + p.delay
+	if pts < p.floor {
+		p.skipped++
+		return p.floor, warning // a leading picture no decoder shows
+	}
 	// h264parse sums whole-nanosecond durations: allow for its rounding.
-	if pts < dts-time.Millisecond {
+	if pts+time.Duration(p.skipped)*frame < dts-time.Millisecond {
 		if w := p.warn("early", fmt.Sprintf("frame at dts %v: its picture order count puts it at pts %v, before its decoding time: the stream reorders deeper than its SPS declares", dts, pts)); w != "" {
 			warning = w
 		}
-	}
-	if pts < 0 {
-		pts = 0
 	}
 	return pts, warning
 }

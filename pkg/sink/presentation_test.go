@@ -265,3 +265,48 @@ func TestTimestampsFromPictureOrder(t *testing.T) {
 		t.Fatalf("events: %+v", s.queued)
 	}
 }
+
+// A stream cut at a CRA picture of an open GOP starts with leading pictures
+// that cannot be decoded: they are timed at the start, not before it.
+func TestPresenterStartsInOpenGOP(t *testing.T) {
+	const frame = 40 * time.Millisecond
+	fx := loadES(t, "../codec/h265/testdata/opengop.h265", true)
+	cra := -1
+	for i, au := range fx.aus {
+		for _, nal := range au {
+			if h265.NALType(nal) == h265.NALCRA && cra < 0 && i > 0 {
+				cra = i
+			}
+		}
+	}
+	if cra < 0 {
+		t.Fatal("no CRA picture in the fixture")
+	}
+	p := newPresenter(true, Format{StreamFormat: "byte-stream"}, frame)
+	var params [][]byte
+	for _, nal := range fx.aus[0] {
+		if typ := h265.NALType(nal); typ >= h265.NALVPS && typ <= h265.NALPPS {
+			params = append(params, nal)
+		}
+	}
+	start := time.Duration(-1)
+	for i, au := range fx.aus[cra:] {
+		if i == 0 && h265.NALType(au[0]) != h265.NALVPS {
+			au = append(params, au...)
+		}
+		dts := time.Duration(i) * frame
+		pts, w := p.present(Frame{PTS: NoTime, DTS: dts, Data: frameData(au, true)})
+		if w != "" {
+			t.Fatalf("frame %d: warning %q", i, w)
+		}
+		if start < 0 {
+			start = pts
+		}
+		if pts < start {
+			t.Fatalf("frame %d: pts %v before the first frame's %v", i, pts, start)
+		}
+		if want := fx.mp4[cra+i] - fx.mp4[cra] + start; fx.mp4[cra+i] >= fx.mp4[cra] && pts != want {
+			t.Fatalf("frame %d: pts %v, want %v", i, pts, want)
+		}
+	}
+}
