@@ -42,12 +42,15 @@ func ptsList(t *testing.T, path, entry string) []float64 {
 func TestReorderedElementaryStream(t *testing.T) {
 	const frames = 600
 	for _, c := range []struct {
-		codec, enc string
+		name, codec, enc string
 	}{
-		{"h264", "x264enc bframes=3 b-pyramid=true key-int-max=60"},
-		{"h265", "x265enc option-string=bframes=3:b-pyramid=1:keyint=60:min-keyint=60:scenecut=0"},
+		{"h264", "h264", "x264enc bframes=3 b-pyramid=true key-int-max=60"},
+		// Open GOPs: I pictures that are not IDR, with leading B-frames.
+		{"h264-opengop", "h264", "x264enc bframes=3 b-pyramid=true key-int-max=60 option-string=open-gop=1"},
+		// x265 makes open GOPs by default: CRA pictures with RASL pictures.
+		{"h265", "h265", "x265enc option-string=bframes=3:b-pyramid=1:keyint=60:min-keyint=60:scenecut=0"},
 	} {
-		t.Run(c.codec, func(t *testing.T) {
+		t.Run(c.name, func(t *testing.T) {
 			dir := t.TempDir()
 			raw := filepath.Join(dir, "in."+c.codec)
 			ref := filepath.Join(dir, "ref.mp4")
@@ -77,7 +80,7 @@ func TestReorderedElementaryStream(t *testing.T) {
 				}
 				t.Run(name, func(t *testing.T) {
 					ep := startEndpoint(t)
-					stream := "reorder-" + c.codec + "-" + strings.ReplaceAll(name, "-", "")
+					stream := "reorder-" + strings.ReplaceAll(c.name, "-", "") + "-" + strings.ReplaceAll(name, "-", "")
 					r := launch(t, ep, 300*time.Second, "filesrc location="+raw+" ! "+c.codec+"parse"+filter+" ! "+kvssink(stream))
 					if r.rc != 0 {
 						t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
