@@ -146,8 +146,11 @@ func (p *presenter) present(f Frame) (pts time.Duration, warning string) {
 		p.anchored, p.anchorDTS, p.anchorPOC = true, dts, pic.poc
 	}
 	rel := pic.poc - p.anchorPOC
-	if pic.frameOnly && p.countsPerFrame == 2 && rel%2 != 0 {
-		// A stream of frames with odd counts steps by one count per frame.
+	if pic.stepCheck && p.countsPerFrame == 2 && rel%2 != 0 {
+		// A stream of frames whose counts (type 0: chosen by the encoder)
+		// differ by an odd number steps by one count per frame, as
+		// ffmpeg's VA-API encoder does. Frames timed before this one, at
+		// most the reorder depth, keep their times.
 		p.countsPerFrame = 1
 		warning = p.warn("pocstep", "H.264 picture order counts step by one per frame (most encoders step by two): presentation times follow one count per frame from here")
 	}
@@ -186,10 +189,10 @@ type picture struct {
 	depth int
 	// countsPerFrame is 2 for H.264 (one count per field), 1 for H.265.
 	countsPerFrame int
-	// frameOnly is set for an H.264 stream of frames only, whose counts
-	// step by an even number from an IDR picture when they step by two per
-	// frame.
-	frameOnly bool
+	// stepCheck is set for H.264 frames of a stream of frames only with
+	// picture order count type 0: their counts step by an even number from
+	// the anchor when they step by two per frame.
+	stepCheck bool
 }
 
 // order reads the picture order count of one access unit.
@@ -221,7 +224,7 @@ func (p *presenter) order(au []byte) (picture, error) {
 	if pic.POCType == 2 {
 		depth = 0 // output order is decoding order
 	}
-	return picture{poc: pic.POC, reset: pic.Reset, depth: depth, countsPerFrame: 2, frameOnly: pic.FrameMbsOnly}, nil
+	return picture{poc: pic.POC, reset: pic.Reset, depth: depth, countsPerFrame: 2, stepCheck: pic.FrameMbsOnly && pic.POCType == 0}, nil
 }
 
 // warn returns msg the first time key is seen.

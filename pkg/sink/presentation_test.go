@@ -310,3 +310,106 @@ func TestPresenterStartsInOpenGOP(t *testing.T) {
 		}
 	}
 }
+
+// bits writes RBSP syntax for synthetic NAL units.
+type bits struct {
+	b []byte
+	n int
+}
+
+func (w *bits) u(n int, v uint32) *bits {
+	for i := n - 1; i >= 0; i-- {
+		if w.n%8 == 0 {
+			w.b = append(w.b, 0)
+		}
+		w.b[len(w.b)-1] |= byte(v>>i&1) << (7 - w.n%8)
+		w.n++
+	}
+	return w
+}
+
+func (w *bits) ue(v uint32) *bits {
+	v++
+	n := 0
+	for x := v; x > 1; x >>= 1 {
+		n++
+	}
+	return w.u(n, 0).u(n+1, v)
+}
+
+// nal ends the RBSP behind a NAL header (the payloads here hold no 00 00
+// 0x runs that would need escaping).
+func (w *bits) nal(header byte) []byte {
+	w.u(1, 1)
+	for w.n%8 != 0 {
+		w.u(1, 0)
+	}
+	return append([]byte{0, 0, 0, 1, header}, w.b...)
+}
+
+// Counts that step by one per frame (ffmpeg's VA-API H.264 encoder) are
+// recognised at the first odd difference from the IDR picture, with one
+// warning; from there frames are timed one count per frame.
+func TestPresenterCountsStepByOne(t *testing.T) {
+	const frame = 40 * time.Millisecond
+	w := &bits{}
+	w.u(8, 77).u(8, 0).u(8, 30).ue(0)                     // Main, level 3, SPS 0
+	w.ue(0).ue(0).ue(4)                                   // 4-bit frame_num, POC type 0, 8-bit LSB
+	w.ue(2).u(1, 0).ue(0).ue(0).u(1, 1).u(1, 1).u(1, 0)   // refs, 16x16, frames only, no cropping
+	w.u(1, 1).u(8, 0)                                     // VUI: nothing up to bitstream_restriction
+	w.u(1, 1).u(1, 1).ue(0).ue(0).ue(0).ue(0).ue(1).ue(2) // max_num_reorder_frames 1
+	sps := w.nal(0x67)
+	pps := (&bits{}).ue(0).ue(0).u(1, 0).u(1, 0).ue(0).ue(0).ue(0).u(1, 0).u(2, 0).ue(0).ue(0).ue(0).u(3, 0).nal(0x68)
+	slice := func(idr bool, st, frameNum, lsb uint32) []byte {
+		w := (&bits{}).ue(0).ue(st).ue(0).u(4, frameNum)
+		if idr {
+			w.ue(0)
+		}
+		w.u(8, lsb)
+		ref := st != 6
+		if ref {
+			if st == 5 {
+				w.u(1, 0).u(1, 0) // no override, no list modification
+			}
+			if idr {
+				w.u(2, 0)
+			} else {
+				w.u(1, 0)
+			}
+		}
+		w.ue(0)
+		header := byte(0x61)
+		switch {
+		case idr:
+			header = 0x65
+		case !ref:
+			header = 0x01
+		}
+		return w.nal(header)
+	}
+	// I0 P2 B1 P4 B3 P6 B5 ...: display index = count.
+	frames := [][]byte{append(append(sps, pps...), slice(true, 7, 0, 0)...)}
+	display := []int{0}
+	for k := 1; k < 8; k++ {
+		frames = append(frames, slice(false, 5, uint32(k), uint32(2*k)), slice(false, 6, uint32(k+1), uint32(2*k-1)))
+		display = append(display, 2*k, 2*k-1)
+	}
+	p := newPresenter(false, Format{StreamFormat: "byte-stream", FramerateNum: 25, FramerateDen: 1}, frame)
+	warnings := 0
+	for i, data := range frames {
+		pts, w := p.present(Frame{PTS: NoTime, DTS: time.Duration(i) * frame, Data: data})
+		if w != "" {
+			warnings++
+			if i != 2 || !strings.Contains(w, "step by one per frame") {
+				t.Fatalf("frame %d: warning %q", i, w)
+			}
+		}
+		// Frame 1, timed before the step was known, is the one exception.
+		if want := time.Duration(display[i])*frame + frame; i != 1 && pts != want {
+			t.Fatalf("frame %d: pts %v, want %v", i, pts, want)
+		}
+	}
+	if warnings != 1 {
+		t.Fatalf("%d warnings, want 1", warnings)
+	}
+}
