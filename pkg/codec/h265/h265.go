@@ -1,6 +1,8 @@
 // Package h265 builds the HEVC decoder configuration record (hvcC, the
-// Matroska CodecPrivate of V_MPEGH/ISO/HEVC) from in-band VPS/SPS/PPS and
-// reads picture size from an SPS. Annex-B splitting is shared with H.264
+// Matroska CodecPrivate of V_MPEGH/ISO/HEVC) from in-band VPS/SPS/PPS, reads
+// it back, reads picture size from an SPS and computes the picture order
+// count of each access unit from its first slice segment header
+// (PictureOrder). Annex-B splitting is shared with H.264
 // (pkg/codec/h264.SplitAnnexB).
 //
 // It imports the standard library and pkg/codec/h264 only.
