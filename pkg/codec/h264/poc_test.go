@@ -441,3 +441,34 @@ func FuzzPictureOrder(f *testing.F) {
 		}
 	})
 }
+
+// The reorder depth: from the VUI when declared (x264 writes it), inferred
+// 0 for Baseline, unknown (-1) for Main without a bitstream restriction.
+func TestReorderDepth(t *testing.T) {
+	main := synthSPS(0, true, func(w *bitWriter) { w.ue(0) })
+	baseline := append([]byte{0x67, 66}, main[2:]...)
+	for _, c := range []struct {
+		name string
+		sps  []byte
+		want int
+	}{{"main", main, -1}, {"baseline", baseline, 0}} {
+		s, err := ParseSPS(c.sps)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.MaxNumReorderFrames != c.want {
+			t.Errorf("%s: MaxNumReorderFrames %d, want %d", c.name, s.MaxNumReorderFrames, c.want)
+		}
+	}
+	raw, err := os.ReadFile(filepath.Join("testdata", "pyramid.h264"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, nal := range accessUnits(t, raw)[0] {
+		if nal[0]&NALTypeMask == NALSPS {
+			if s, err := ParseSPS(nal); err != nil || s.MaxNumReorderFrames != 2 {
+				t.Fatalf("x264 SPS: %+v, %v", s, err)
+			}
+		}
+	}
+}

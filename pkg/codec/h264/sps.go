@@ -24,8 +24,9 @@ type SPSInfo struct {
 	OffsetForRefFrame         []int32 // one per frame of the POC cycle (type 1)
 	MaxNumRefFrames           int
 	FrameMbsOnly              bool
-	// MaxNumReorderFrames is the VUI's max_num_reorder_frames, or -1 when
-	// the SPS carries no bitstream restriction (or its VUI is unreadable).
+	// MaxNumReorderFrames is the VUI's max_num_reorder_frames, 0 for
+	// Baseline and intra-only profiles that do not declare it, or -1 when
+	// the SPS does not say (or its VUI is unreadable).
 	MaxNumReorderFrames int
 }
 
@@ -127,7 +128,7 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 	r := NewBitReader(Unescape(nal[1:]))
 	s := &SPSInfo{ChromaFormatIDC: 1, BitDepthLuma: 8, BitDepthChroma: 8, MaxNumReorderFrames: -1}
 	s.ProfileIDC = byte(r.U(8))
-	r.U(8) // constraint flags
+	constraints := r.U(8)
 	s.LevelIDC = byte(r.U(8))
 	s.ID = r.UE()
 	if s.ID > 31 {
@@ -218,6 +219,18 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 		// and fails nothing that needs only the picture size.
 		if n, ok := readVUIReorder(r); ok {
 			s.MaxNumReorderFrames = n
+		}
+	}
+	if s.MaxNumReorderFrames < 0 {
+		// Inferred 0 for intra-only profiles (E.2.1); Baseline has no B
+		// slices, and its encoders output in decoding order.
+		switch s.ProfileIDC {
+		case 44, 66:
+			s.MaxNumReorderFrames = 0
+		case 86, 100, 110, 122, 244:
+			if constraints&0x10 != 0 { // constraint_set3_flag
+				s.MaxNumReorderFrames = 0
+			}
 		}
 	}
 	if wMbs > 1024 || hMapUnits > 1024 {
