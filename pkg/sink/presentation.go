@@ -146,6 +146,9 @@ func (p *presenter) present(f Frame) (pts time.Duration, warning string) {
 		p.anchored, p.anchorDTS, p.anchorPOC = true, dts, pic.poc
 	}
 	rel := pic.poc - p.anchorPOC
+	if rel > 1<<31 || rel < -(1<<31) {
+		return shifted, p.warn("range", fmt.Sprintf("frame at dts %v: picture order count %d is %d from the last IDR picture's, too far to be a time: it keeps its decoding time", dts, pic.poc, rel))
+	}
 	if pic.stepCheck && p.countsPerFrame == 2 && rel%2 != 0 {
 		// A stream of frames whose counts (type 0: chosen by the encoder)
 		// differ by an odd number steps by one count per frame, as

@@ -413,3 +413,22 @@ func TestPresenterCountsStepByOne(t *testing.T) {
 		t.Fatalf("%d warnings, want 1", warnings)
 	}
 }
+
+// Counts are timed exactly from the caps' framerate, NTSC's included.
+func TestCountsToTime(t *testing.T) {
+	p := &presenter{fpsNum: 30000, fpsDen: 1001, countsPerFrame: 2}
+	for _, c := range []struct {
+		n    int64
+		want time.Duration
+	}{
+		{2, 33366666}, {-2, -33366666}, {60000, 1001 * time.Second}, {60002, 1001*time.Second + 33366666}, {1 << 31, 35_827_185_527_466_666},
+	} {
+		if got := p.countsToTime(c.n, 0); got != c.want {
+			t.Errorf("%d counts at 30000/1001: %v, want %v", c.n, got, c.want)
+		}
+	}
+	p = &presenter{countsPerFrame: 1}
+	if got := p.countsToTime(3, 40*time.Millisecond); got != 120*time.Millisecond {
+		t.Errorf("3 counts of 40 ms: %v", got)
+	}
+}
