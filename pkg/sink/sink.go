@@ -384,6 +384,13 @@ func (s *Sink) warnSkipLocked(f Frame) {
 // time for absolute fragment times, time since the first frame otherwise.
 func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
 	pts := f.PTS
+	if pts == NoTime && s.track.order != nil && s.cfg.FrameTimecodes {
+		var warning string
+		pts, warning = s.track.order.present(f)
+		if warning != "" {
+			s.queue(Event{Kind: EventWarning, Message: warning})
+		}
+	}
 	if pts == NoTime {
 		pts = f.DTS
 	}
