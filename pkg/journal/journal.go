@@ -152,7 +152,7 @@ type Journal struct {
 	enqSeq   uint64 // records queued since Open
 	doneSeq  uint64 // records written (or given up on after a failure)
 	behind   bool   // a bounded wait ran out: appends do not wait until the queue drains
-	written  int64 // bytes written, records included (write amplification)
+	written  int64  // bytes written, records included (write amplification)
 	syncs    int
 	writer   chan struct{}
 }
