@@ -55,6 +55,13 @@ func (s *Server) StartIoT(addr, host string, cert tls.Certificate) (string, erro
 				s.auditIoT(nil, "", "", id, "", "AccessDenied", "the TLS handshake was refused: the certificate "+id+" is not registered or not ACTIVE")
 				return errors.New("iam: certificate not registered or not ACTIVE")
 			}
+			// RequireAnyClientCert verifies no chain and no dates: a
+			// registered certificate must still be within its validity.
+			if c, err := x509.ParseCertificate(raw[0]); err != nil || s.now().Before(c.NotBefore) || s.now().After(c.NotAfter) {
+				s.log.Info("iot: handshake refused", "reason", "certificate expired or not yet valid", "certificate_id", id)
+				s.auditIoT(nil, "", "", id, "", "AccessDenied", "the TLS handshake was refused: the certificate "+id+" is expired or not yet valid")
+				return errors.New("iam: certificate expired or not yet valid")
+			}
 			return nil
 		},
 	}
