@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -234,12 +235,23 @@ func TestKMSWithAWSCLI(t *testing.T) {
 	}
 }
 
-// denyKMS is an Authorizer that denies the given actions.
-type denyKMS map[string]bool
+// denyKMS is an Authorizer that denies the actions set.
+type denyKMS struct {
+	mu     sync.Mutex
+	denied map[string]bool
+}
 
-func (d denyKMS) Credential(string) (Credential, bool) { return Credential{}, false }
-func (d denyKMS) Authorize(r AuthzRequest) error {
-	if d[r.Action] {
+func (d *denyKMS) set(action string, deny bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.denied[action] = deny
+}
+
+func (d *denyKMS) Credential(string) (Credential, bool) { return Credential{}, false }
+func (d *denyKMS) Authorize(r AuthzRequest) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.denied[r.Action] {
 		return errors.New("User: test is not authorized to perform: " + r.Action + " on resource: " + r.Resource)
 	}
 	return nil
@@ -251,13 +263,14 @@ func (d denyKMS) Authorize(r AuthzRequest) error {
 func TestKMSPermissionsOfCustomerKeys(t *testing.T) {
 	fx := loadFixture(t)
 	cfg := testConfig(t.TempDir())
-	deny := denyKMS{}
+	deny := &denyKMS{denied: map[string]bool{}}
 	cfg.Authorizer = deny
 	srv, url := startWith(t, cfg)
 	key, _ := srv.KMS().CreateKey("cameras")
 	signedPost(t, url, "/createStream", map[string]any{"StreamName": "cmk", "KmsKeyId": key.ARN, "DataRetentionInHours": 1}).Body.Close()
 	createStream(t, url, "managed", 1)
-	deny["kms:GenerateDataKey"], deny["kms:Decrypt"] = true, true
+	deny.set("kms:GenerateDataKey", true)
+	deny.set("kms:Decrypt", true)
 	acks := putAll(t, url, putOptions{stream: "cmk"}, body(fx, fx.cluster(0)), "", 0)
 	if ackTypes(acks) != "ERROR/4500" || !strings.Contains(acks[0].raw, `"ErrorCode":"KMS_KEY_ACCESS_DENIED"`) {
 		t.Fatalf("PutMedia without kms:GenerateDataKey: %v", acks)
@@ -266,19 +279,19 @@ func TestKMSPermissionsOfCustomerKeys(t *testing.T) {
 	if got := getMediaFrames(t, url, "managed"); len(got) != 1 {
 		t.Fatalf("the AWS-managed key needed a KMS permission: %d chunks", len(got))
 	}
-	delete(deny, "kms:GenerateDataKey")
+	deny.set("kms:GenerateDataKey", false)
 	putAll(t, url, putOptions{stream: "cmk"}, body(fx, fx.cluster(0), fx.data[fx.eofr:]), "PERSISTED", 1)
 	resp := signedPost(t, url, "/getMedia", map[string]any{"StreamName": "cmk", "StartSelector": map[string]string{"StartSelectorType": "EARLIEST"}})
 	resp.Body.Close()
 	if resp.StatusCode != 401 || !strings.HasPrefix(resp.Header.Get("x-amzn-ErrorType"), "AccessDeniedException") {
 		t.Fatalf("GetMedia without kms:Decrypt: %d %s", resp.StatusCode, resp.Header.Get("x-amzn-ErrorType"))
 	}
-	delete(deny, "kms:Decrypt")
+	deny.set("kms:Decrypt", false)
 	if got := getMediaFrames(t, url, "cmk"); len(got) != 1 {
 		t.Fatalf("GetMedia with kms:Decrypt: %d chunks", len(got))
 	}
 	// The KMS API itself is authorized as kms:<Operation>.
-	deny["kms:CreateKey"] = true
+	deny.set("kms:CreateKey", true)
 	if _, c, out := cliRun(t, url, []string{"AWS_ACCESS_KEY_ID=" + testKey, "AWS_SECRET_ACCESS_KEY=" + testSecret}, "kms", "create-key"); c != "AccessDeniedException" {
 		t.Fatalf("create-key denied: %s", out)
 	}
