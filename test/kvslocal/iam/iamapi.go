@@ -1,8 +1,8 @@
 package iam
 
 import (
+	"encoding/xml"
 	"fmt"
-	"html"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -31,8 +31,13 @@ func x(name string, kids ...string) string {
 	return "<" + name + ">" + strings.Join(kids, "") + "</" + name + ">"
 }
 
-// t is an element with escaped text.
-func t(name, text string) string { return x(name, html.EscapeString(text)) }
+// t is an element with escaped text (characters XML cannot hold, such as
+// control characters from a fuzzed request, become U+FFFD).
+func t(name, text string) string {
+	var b strings.Builder
+	xml.EscapeText(&b, []byte(text))
+	return x(name, b.String())
+}
 
 func members(items []string) string { return strings.Join(items, "") }
 

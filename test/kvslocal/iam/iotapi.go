@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"path"
 	"regexp"
 	"sort"
 	"strings"
@@ -150,6 +151,13 @@ var coralCodes = map[kvslocal.SigV4Failure]string{
 }
 
 func (svc *iotService) ServeAWS(w http.ResponseWriter, r *http.Request, body []byte, call kvslocal.Call) {
+	if p := r.URL.Path; p != path.Clean(p) || strings.HasSuffix(p, "/") && p != "/" {
+		// ServeMux would redirect a path that is not clean; AWS answers
+		// that no operation is there.
+		kvslocal.NoteAuditCall(w, iotEventSource, "", nil)
+		writeIoTAPIError(w, iotErr("UnknownOperationException", "%s %s is not an operation of AWS IoT here.", r.Method, p))
+		return
+	}
 	kvslocal.NoteAuditCall(w, iotEventSource, svc.operation(r), nil)
 	ctx := context.WithValue(r.Context(), iotCallKey{}, iotCall{call: call, body: body})
 	svc.mux.ServeHTTP(w, r.WithContext(ctx))
