@@ -471,6 +471,20 @@ func TestGuideCredentialsProviderEnforces(t *testing.T) {
 		t.Fatalf("the thing's stream after put-role-policy: %s", r.out)
 	}
 	w.must(t, "iam", "put-role-policy", "--role-name", GuideRoleName, "--policy-name", "KVSCameraIAMPolicy", "--policy-document", "file://iam-permission-document.json")
+	// A managed policy attached to the role applies at once too.
+	writeFile(t, w.dir, "read-other.json", `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"kinesisvideo:DescribeStream","Resource":"arn:aws:kinesisvideo:*:*:stream/other/*"}]}`)
+	arn := w.must(t, "iam", "create-policy", "--policy-name", "ReadOther", "--policy-document", "file://read-other.json", "--output", "json")["Policy"].(map[string]any)["Arn"].(string)
+	w.must(t, "iam", "attach-role-policy", "--role-name", GuideRoleName, "--policy-arn", arn)
+	if r := describe(cam, "other"); r.err != nil {
+		t.Fatalf("describe-stream allowed by an attached managed policy: %s", r.out)
+	}
+	if lp := w.must(t, "iam", "list-attached-role-policies", "--role-name", GuideRoleName, "--output", "json"); len(lp["AttachedPolicies"].([]any)) != 1 {
+		t.Fatalf("list-attached-role-policies: %v", lp)
+	}
+	w.must(t, "iam", "detach-role-policy", "--role-name", GuideRoleName, "--policy-arn", arn)
+	if r := describe(cam, "other"); errorCode(r.out) != "AccessDeniedException" {
+		t.Fatalf("describe-stream once the managed policy is detached: %s", r.out)
+	}
 
 	check := func(what string, wantStatus int, wantMsg string) {
 		t.Helper()
