@@ -108,6 +108,14 @@ func TestAuditEveryService(t *testing.T) {
 	if r := awsCLI(t, w.awsDir, w.dir, w.url, nobody, "sts", "get-caller-identity", "--output", "json"); r.err != nil || r.json["Arn"] != "arn:aws:iam::123456789012:user/nobody" {
 		t.Fatalf("sts get-caller-identity as nobody: %s", r.out)
 	}
+	// STS on its own port (STS_URL) is audited too.
+	stsURL, err := w.iam.StartSTS("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := awsCLI(t, w.awsDir, w.dir, stsURL, nobody, "sts", "assume-role", "--role-arn", "arn:aws:iam::123456789012:role/"+GuideRoleName, "--role-session-name", "s1"); errorCode(r.out) != "AccessDenied" {
+		t.Fatalf("assume-role by nobody on the STS port: %v %q", r.err, r.out)
+	}
 	wrong := []string{"AWS_ACCESS_KEY_ID=" + adminKey, "AWS_SECRET_ACCESS_KEY=wrong"}
 	for _, args := range [][]string{{"iot", "list-things"}, {"iam", "list-roles"}, {"kms", "list-keys"}} {
 		if r := awsCLI(t, w.awsDir, w.dir, w.url, wrong, args...); r.err == nil {

@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -27,8 +28,64 @@ func (s *Server) StartSTS(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("iam: %w", err)
 	}
-	s.serve(l, http.HandlerFunc(s.serveSTS), func(l net.Listener) net.Listener { return l })
+	s.serve(l, http.HandlerFunc(s.serveAuditedSTS), func(l net.Listener) net.Listener { return l })
 	return "http://" + l.Addr().String(), nil
+}
+
+// stsRecorder keeps what the audit event of a call on the STS port needs.
+type stsRecorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *stsRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *stsRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if r.status >= 400 && r.body.Len() < 4096 {
+		r.body.Write(p)
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// serveAuditedSTS serves the STS port and reports each call to SetAudit's
+// function, as the endpoint's URL reports its own.
+func (s *Server) serveAuditedSTS(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := &stsRecorder{ResponseWriter: w}
+	s.serveSTS(rec, r)
+	form, _ := url.ParseQuery(string(body))
+	ev := kvslocal.AuditRecord{Source: "sts.amazonaws.com", Name: form.Get("Action"), UserAgent: r.UserAgent(), PrincipalType: "Unknown"}
+	ev.SourceIP, _, _ = net.SplitHostPort(r.RemoteAddr)
+	if _, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
+		key, _, _ := strings.Cut(rest, "/")
+		if arn, _, _, known := s.identity(key); known {
+			ev.PrincipalARN, ev.PrincipalType = arn, "IAMUser"
+			if strings.Contains(arn, ":assumed-role/") {
+				ev.PrincipalType = "AssumedRole"
+			}
+		}
+	}
+	if rec.status >= 400 {
+		var x struct {
+			Error struct{ Code, Message string }
+		}
+		xml.Unmarshal(rec.body.Bytes(), &x)
+		ev.ErrorCode, ev.ErrorMsg = x.Error.Code, x.Error.Message
+	}
+	if ev.Name == "AssumeRole" {
+		ev.Params = map[string]any{"roleArn": form.Get("RoleArn"), "roleSessionName": form.Get("RoleSessionName")}
+	}
+	s.auditf(ev)
 }
 
 type stsError struct {
