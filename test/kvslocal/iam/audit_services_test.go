@@ -90,6 +90,13 @@ func TestAuditEveryService(t *testing.T) {
 	if _, status, _ := w.curlCredentials(t, "localhost", "not_my_thing"); status != 403 {
 		t.Fatalf("curl with another thing: %d", status)
 	}
+	// A revoked certificate: the handshake fails, and is audited.
+	ck := w.must(t, "iot", "create-keys-and-certificate", "--set-as-active", "--certificate-pem-outfile", "revoked.pem", "--private-key-outfile", "revoked.key", "--output", "json")
+	w.must(t, "iot", "update-certificate", "--certificate-id", ck["certificateId"].(string), "--new-status", "REVOKED")
+	if out, err := exec.Command(testenv.Tool(t, "curl", "curl"), "-sS", "--cert", w.dir+"/revoked.pem", "--key", w.dir+"/revoked.key", "--cacert", w.dir+"/cacert.pem",
+		"https://"+w.iotEP+"/role-aliases/"+GuideRoleAlias+"/credentials").CombinedOutput(); err == nil {
+		t.Fatalf("a revoked certificate got an answer: %s", out)
+	}
 	w.must(t, "kms", "create-key")
 	id := w.must(t, "sts", "get-caller-identity")
 	if id["Arn"] != "arn:aws:iam::123456789012:user/admin" {
@@ -204,6 +211,13 @@ func TestAuditEveryService(t *testing.T) {
 		if ev.UserIdentity.ARN != principal {
 			t.Errorf("%q by %+v, want %s", key, ev.UserIdentity, principal)
 		}
+	}
+	handshake := false
+	for _, ev := range evs {
+		handshake = handshake || ev.ErrorCode == "AccessDenied" && strings.Contains(ev.ErrorMessage, "TLS handshake was refused: the certificate "+ck["certificateId"].(string)+" is not registered or not ACTIVE")
+	}
+	if !handshake {
+		t.Errorf("no audit event for the revoked certificate's refused handshake")
 	}
 	issued := seen["sts.amazonaws.com AssumeRole "]
 	if issued.UserIdentity.Type != "AWSService" || issued.UserIdentity.InvokedBy != "credentials.iot.amazonaws.com" ||
