@@ -15,8 +15,12 @@ type joinStats struct{ segments, clusters, blocks int }
 // service's AWS_KINESISVIDEO_* tags) into one segment that players handle
 // like any file: the first segment's header, then every cluster, with
 // timecodes rebased so that the file starts at 0 (the stream's are epoch
-// times). A fragment whose tracks differ from the first
-// (a new CodecPrivate) ends the file with an error rather than mixing codecs.
+// times). A fragment whose tracks differ from the first (a new
+// CodecPrivate) ends the file with an error rather than mixing codecs, and
+// so does a fragment whose timestamps do not go forward (its first cluster
+// at or before the latest frame written): the file keeps the fragments
+// before it, every timestamp in it increasing, and the error names the
+// fragment and suggests -raw, which keeps every segment as it came.
 func join(w io.Writer, r io.Reader) (joinStats, error) { return joinProgress(w, r, nil) }
 
 // joinProgress is join, counting the fragments written in p (if not nil).
@@ -27,6 +31,8 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 	var first *mkv.SegmentHeader
 	var buf []byte
 	var clusterTC, base uint64
+	var last int64 = -1 // the latest block timestamp written, rebased
+	var number string   // the fragment number the service tagged, if any
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
@@ -39,8 +45,12 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 		switch ev.Kind {
 		case mkv.EventSegmentStart:
 			st.segments++
+			number = ""
 			if first == nil {
 				first = ev.Header
+				if err := (&mkv.Header{Tracks: first.Tracks}).Validate(); err != nil {
+					return st, fmt.Errorf("fragment 1: %w", err)
+				}
 				h := mkv.Header{TimecodeScale: first.TimecodeScale, Title: first.Title, MuxingApp: "kvsgo", WritingApp: "kvsgo get", Tracks: first.Tracks}
 				copy(h.SegmentUID[:], first.SegmentUID)
 				buf = mkv.AppendHeader(buf[:0], &h)
@@ -54,6 +64,9 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 		case mkv.EventTags:
 			var keep []mkv.SimpleTag
 			for _, t := range ev.Tags {
+				if t.Name == mkv.TagFragmentNumber {
+					number = t.Value
+				}
 				if !strings.HasPrefix(t.Name, "AWS_KINESISVIDEO_") {
 					keep = append(keep, t)
 				}
@@ -71,9 +84,13 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 			if p != nil {
 				p.fragments.Add(1)
 			}
-			if ev.Timecode < base {
+			if first == nil {
 				bw.Flush()
-				return st, fmt.Errorf("fragment %d starts before the first one (timecode %d < %d)", st.clusters, ev.Timecode, base)
+				return st, fmt.Errorf("fragment %d: a cluster before any segment head", st.clusters)
+			}
+			if int64(ev.Timecode-base) <= last || ev.Timecode < base {
+				bw.Flush()
+				return st, &backwardsError{fragment: st.clusters, number: number, timecode: ev.Timecode, latest: uint64(last) + base, kept: st.clusters - 1}
 			}
 			clusterTC = ev.Timecode - base
 			if _, err := bw.Write(mkv.AppendClusterStart(buf[:0], clusterTC)); err != nil {
@@ -82,6 +99,9 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 		case mkv.EventBlock:
 			st.blocks++
 			b := ev.Block
+			if ts := int64(clusterTC) + int64(b.RelTimecode); ts > last {
+				last = ts
+			}
 			if _, err := bw.Write(mkv.AppendSimpleBlockHeader(buf[:0], b.Track, b.RelTimecode, b.Flags, len(b.Data))); err != nil {
 				return st, err
 			}
@@ -94,6 +114,24 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 		return st, fmt.Errorf("the stream returned no fragments")
 	}
 	return st, bw.Flush()
+}
+
+// backwardsError is a fragment whose timestamps do not go forward: its
+// first cluster is at or before the latest frame already written.
+type backwardsError struct {
+	fragment         int    // 1-based, in the order received
+	number           string // the service's fragment number, if tagged
+	timecode, latest uint64 // as the stream has them
+	kept             int    // fragments written before it
+}
+
+func (e *backwardsError) Error() string {
+	name := fmt.Sprintf("fragment %d", e.fragment)
+	if e.number != "" {
+		name += " (" + e.number + ")"
+	}
+	return fmt.Sprintf("%s starts at timecode %d, not after the latest frame written (timecode %d): joining it would give timestamps that go back; "+
+		"the output keeps the %d fragments before it; use -raw to keep every fragment as its own segment", name, e.timecode, e.latest, e.kept)
 }
 
 func sameTracks(a, b *mkv.SegmentHeader) bool {

@@ -299,6 +299,9 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 		switch ev.Kind {
 		case mkv.EventSegmentStart:
 			tracks := append([]mkv.Track(nil), ev.Header.Tracks...)
+			if err := (&mkv.Header{Tracks: tracks}).Validate(); err != nil {
+				return fmt.Errorf("mkvstream: the segment at offset %d: %w", ev.Offset, err)
+			}
 			key = 0
 			for _, t := range tracks {
 				if t.CodecID == e2ee.KeyTrackCodecID {

@@ -1,0 +1,121 @@
+package main
+
+import (
+	"bytes"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/test/testenv"
+)
+
+// tagsFirst moves every segment's Info and Tracks after a producer Tags
+// element, as the service may send segment heads.
+func tagsFirst(t *testing.T, body []byte) []byte {
+	t.Helper()
+	r := mkv.NewReader(bytes.NewReader(body))
+	var out []byte
+	from := 0
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID == mkv.IDInfo {
+			out = append(out, body[from:e.Offset]...)
+			out = mkv.AppendTags(out, []mkv.SimpleTag{{Name: "ENCODER", Value: "moved before Info"}})
+			from = int(e.Offset)
+		}
+	}
+	return append(out, body[from:]...)
+}
+
+// Segment heads whose Tags come before Info and Tracks are joined like any
+// other (the reader used to end the head at the Tags, and the joiner then
+// panicked on a header without tracks).
+func TestJoinTagsBeforeTracks(t *testing.T) {
+	in := tagsFirst(t, testenv.ReadFixture(t, "kvs-getmedia-real.mkv"))
+	var out bytes.Buffer
+	st, err := join(&out, bytes.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.segments != 5 || st.clusters != 5 || st.blocks != 300 {
+		t.Fatalf("stats %+v", st)
+	}
+	path := filepath.Join(t.TempDir(), "joined.mkv")
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	mkvinfoHasNoKeyTrack(t, path)
+}
+
+// encrypt gives the key track a number of its own, whatever the order of
+// the input's segment head (it used to give a tags-first head's key track
+// number 1, the video's).
+func TestEncryptTagsBeforeTracks(t *testing.T) {
+	dir := t.TempDir()
+	keys(t, dir)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	in := p("tagsfirst.mkv")
+	if err := os.WriteFile(in, tagsFirst(t, testenv.ReadFixture(t, "official-putmedia.mkv")), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := encrypt([]string{"-stream", "cam-1", "-signing-key", p("cam"), "-recipients", p("alice.pub"), "-i", in, "-o", p("enc.mkv")}); err != nil {
+		t.Fatal(err)
+	}
+	r := mkv.NewReader(bytes.NewReader(readFile(t, p("enc.mkv"))))
+	for {
+		ev, err := r.NextEvent()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ev.Kind != mkv.EventSegmentStart {
+			continue
+		}
+		seen := map[uint64]bool{}
+		for _, tr := range ev.Header.Tracks {
+			if seen[tr.Number] {
+				t.Fatalf("track number %d used twice: %+v", tr.Number, ev.Header.Tracks)
+			}
+			seen[tr.Number] = true
+		}
+		if len(ev.Header.Tracks) != 2 || ev.Header.Tracks[1].CodecID != e2ee.KeyTrackCodecID {
+			t.Fatalf("tracks %+v", ev.Header.Tracks)
+		}
+		break
+	}
+	var log bytes.Buffer
+	if err := decrypt([]string{"-stream", "cam-1", "-device", p("cam.pub"), "-key", p("alice"), "-i", p("enc.mkv"), "-o", p("dec.mkv")}, &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "300 of 300 frames decrypted") {
+		t.Fatalf("log: %s", log.String())
+	}
+}
+
+// A segment that declares no track is an error naming it, never a panic.
+func TestJoinSegmentWithoutTracks(t *testing.T) {
+	in := append(mkv.AppendEBMLHeader(nil), 0x18, 0x53, 0x80, 0x67, 0xFF)
+	in = mkv.AppendClusterStart(in, 1000)
+	in = mkv.AppendSimpleBlock(in, 1, 0, mkv.FlagKeyframe, []byte("x"))
+	_, err := join(io.Discard, bytes.NewReader(in))
+	if err == nil || !strings.Contains(err.Error(), "fragment 1") || !strings.Contains(err.Error(), "no tracks") {
+		t.Fatalf("join: %v", err)
+	}
+	dir := t.TempDir()
+	keys(t, dir)
+	path := filepath.Join(dir, "in.mkv")
+	os.WriteFile(path, in, 0o644)
+	err = encrypt([]string{"-stream", "cam-1", "-signing-key", filepath.Join(dir, "cam"), "-recipients", filepath.Join(dir, "alice.pub"), "-i", path, "-o", filepath.Join(dir, "enc.mkv")})
+	if err == nil || !strings.Contains(err.Error(), "no tracks") {
+		t.Fatalf("encrypt: %v", err)
+	}
+}
