@@ -63,6 +63,9 @@ func keygen(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// stateUsage describes -state, which get and decrypt share.
+const stateUsage = "file keeping the replay state between runs (created if missing): frames output once are refused as replays by later runs"
+
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
@@ -88,12 +91,16 @@ func decrypt(args []string, stderr io.Writer) error {
 	out := fs.String("o", "out.mkv", "plain Matroska output")
 	raw := fs.Bool("raw", false, "keep one segment per fragment instead of joining")
 	strict := fs.Bool("strict", false, "fail on the first frame or bundle that does not decrypt instead of dropping it")
+	state := fs.String("state", "", stateUsage)
 	fs.Parse(args)
 	if *stream == "" || *devices == "" || len(keys) == 0 {
 		return errors.New("decrypt: -stream, -device and -key are required")
 	}
 	cfg, err := decryptConfig(*stream, *devices, keys)
 	if err != nil {
+		return err
+	}
+	if err := loadState(*state, &cfg); err != nil {
 		return err
 	}
 	src, err := openIn(*in)
@@ -110,6 +117,9 @@ func decrypt(args []string, stderr io.Writer) error {
 		err = cerr
 	}
 	printReport(stderr, rep, log, cfg)
+	if serr := saveState(*state, rep); err == nil {
+		err = serr
+	}
 	if nothingDecrypted(err) {
 		os.Remove(*out)
 	} else if err == nil && !*raw {

@@ -2,13 +2,16 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 	"github.com/kvsgo/kvsgo/test/testenv"
 )
@@ -117,5 +120,72 @@ func TestJoinSegmentWithoutTracks(t *testing.T) {
 	err = encrypt([]string{"-stream", "cam-1", "-signing-key", filepath.Join(dir, "cam"), "-recipients", filepath.Join(dir, "alice.pub"), "-i", path, "-o", filepath.Join(dir, "enc.mkv")})
 	if err == nil || !strings.Contains(err.Error(), "no tracks") {
 		t.Fatalf("encrypt: %v", err)
+	}
+}
+
+// encryptRotating writes the official fixture encrypted with a new epoch
+// at every fragment (ten epochs) into path.
+func encryptRotating(t *testing.T, dir, path string) []byte {
+	t.Helper()
+	sk, err := e2ee.LoadSigningKey(filepath.Join(dir, "cam"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(0, 0)
+	enc, err := e2ee.NewEncryptor(e2ee.EncryptorConfig{Stream: "cam-1", SigningKey: sk, Recipients: []*e2ee.PublicKey{readPub(t, filepath.Join(dir, "alice.pub"))},
+		Now: func() time.Time { now = now.Add(2 * time.Hour); return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := mkvstream.Encrypt(&out, bytes.NewReader(testenv.ReadFixture(t, "official-putmedia.mkv")), enc); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, out.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out.Bytes()
+}
+
+// The stream's first fragment appended after its tenth epoch is refused as
+// a replay (it used to decrypt again: 330 frames for 300); with -state, a
+// second run over the same footage outputs nothing.
+func TestDecryptRefusesReplays(t *testing.T) {
+	dir := t.TempDir()
+	keys(t, dir)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	encd := encryptRotating(t, dir, p("enc.mkv"))
+	c := []byte{0x1f, 0x43, 0xb6, 0x75}
+	first := bytes.Index(encd, c)
+	second := first + 4 + bytes.Index(encd[first+4:], c)
+	os.WriteFile(p("spliced.mkv"), append(bytes.Clone(encd), encd[:second]...), 0o644)
+	args := []string{"-stream", "cam-1", "-device", p("cam.pub"), "-key", p("alice"), "-raw"}
+	var log bytes.Buffer
+	if err := decrypt(append(args, "-i", p("spliced.mkv"), "-o", p("out.mkv")), &log); err != nil {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if !strings.Contains(log.String(), "300 of 330 frames decrypted") || !strings.Contains(log.String(), "replayed") {
+		t.Fatalf("log: %s", log.String())
+	}
+	log.Reset()
+	if err := decrypt(append(args, "-strict", "-i", p("spliced.mkv"), "-o", p("out.mkv")), &log); !errors.Is(err, e2ee.ErrReplay) {
+		t.Fatalf("-strict: %v\n%s", err, log.String())
+	}
+	// -state: the first run writes it, the second refuses everything.
+	for run := 1; run <= 2; run++ {
+		log.Reset()
+		err := decrypt(append(args, "-state", p("state.json"), "-i", p("enc.mkv"), "-o", p("run.mkv")), &log)
+		switch {
+		case run == 1 && (err != nil || !strings.Contains(log.String(), "300 of 300 frames decrypted")):
+			t.Fatalf("run 1: %v\n%s", err, log.String())
+		case run == 2 && (!errors.Is(err, e2ee.ErrReplay) || !strings.Contains(log.String(), "0 of 300 frames decrypted")):
+			t.Fatalf("run 2: %v\n%s", err, log.String())
+		}
+	}
+	if _, err := os.Stat(p("run.mkv")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("run 2 left an output file: %v", err)
+	}
+	if b := readFile(t, p("state.json")); bytes.Contains(b, []byte("private")) || !bytes.Contains(b, []byte(`"version":1`)) {
+		t.Fatalf("state file %s", b)
 	}
 }

@@ -3,10 +3,10 @@
 // an end-to-end encrypted stream on the way when given -key and -device.
 //
 //	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
-//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict]]
+//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict] [-state FILE]]
 //	          [-raw] [-o out.mkv]
 //	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]   (writes FILE, mode 0600, and FILE.pub or PUBFILE)
-//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict]
+//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict] [-state FILE]
 //	kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-suite S] [-i in.mkv] [-o out.mkv]
 //
 // keygen, decrypt and encrypt handle end-to-end encrypted streams
@@ -83,6 +83,7 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 	fs.Var(&keys, "key", "recipient private key file of an end-to-end encrypted stream (repeatable; needs -device)")
 	devices := fs.String("device", "", "pinned device public keys of an encrypted stream: ed25519:BASE64 entries or files of them, comma-separated (needs -key)")
 	strict := fs.Bool("strict", false, "with -key: fail on the first frame or bundle that does not decrypt instead of dropping it")
+	state := fs.String("state", "", "with -key: "+stateUsage)
 	fs.Parse(args)
 	if *stream == "" {
 		return errors.New("get: -stream is required")
@@ -94,6 +95,9 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 	if len(keys) > 0 {
 		c, err := decryptConfig(*stream, *devices, keys)
 		if err != nil {
+			return err
+		}
+		if err := loadState(*state, &c); err != nil {
 			return err
 		}
 		dcfg = &c
@@ -148,6 +152,9 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		rep, log, st, err = decryptTo(f, src, *dcfg, mkvstream.Options{Strict: *strict}, *raw, progress)
 		progress.done()
 		printReport(stderr, rep, log, *dcfg)
+		if serr := saveState(*state, rep); err == nil {
+			err = serr
+		}
 		err = explain(err, log, *dcfg)
 	case *raw:
 		_, err = io.Copy(f, src)

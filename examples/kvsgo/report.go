@@ -2,9 +2,13 @@ package main
 
 import (
 	"crypto/sha256"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -30,6 +34,55 @@ func decryptConfig(stream, devices string, keys []string) (e2ee.DecryptorConfig,
 		cfg.Keys = append(cfg.Keys, k)
 	}
 	return cfg, nil
+}
+
+// loadState reads the replay state -state names into cfg; a file that does
+// not exist yet is a first run.
+func loadState(path string, cfg *e2ee.DecryptorConfig) error {
+	if path == "" {
+		return nil
+	}
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("-state: %w", err)
+	}
+	var st e2ee.DecryptorState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return fmt.Errorf("-state %s: %w", path, err)
+	}
+	cfg.State = &st
+	return nil
+}
+
+// saveState writes the replay state after a run (a temporary file renamed
+// over the old one, so that an interrupted run leaves the previous state).
+func saveState(path string, rep *mkvstream.Report) error {
+	if path == "" || rep == nil || rep.State == nil {
+		return nil
+	}
+	b, err := json.Marshal(rep.State)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".kvsgo-state-*")
+	if err != nil {
+		return fmt.Errorf("-state: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("-state: %w", err)
+	}
+	return nil
 }
 
 // epochSeen is one key bundle as the report lists it. Only bundles that
@@ -254,6 +307,8 @@ func explain(err error, log *bundleLog, cfg e2ee.DecryptorConfig) error {
 		if log != nil && len(log.epochs) > 0 {
 			hint = fmt.Sprintf("the key bundles were made for stream %q, not %q", log.epochs[0].stream, cfg.Stream)
 		}
+	case errors.Is(err, e2ee.ErrReplay):
+		hint = "the key bundles are of epochs this consumer no longer holds or already read (-state): the stream replays footage; to read it again on purpose, run without that -state file"
 	case errors.Is(err, e2ee.ErrUnwrap):
 		hint = "a -key file matches a recipient id but does not open its wrapped key (a corrupted bundle or a mismatched key)"
 	default:

@@ -9,6 +9,8 @@ import (
 // DefaultMaxEpochs is how many epochs a Decryptor keeps keys for: enough for
 // fragments of the previous epochs arriving late or out of order
 // (GetMediaForFragmentList), bounded so a hostile stream cannot grow memory.
+// An epoch that falls out is not forgotten for replay (SPEC.md §7.2): no
+// epoch starting at or before it is accepted again.
 const DefaultMaxEpochs = 8
 
 // maxFailedBundles bounds the cache of bundles that failed, so a repeated
@@ -30,10 +32,15 @@ type DecryptorConfig struct {
 	// Warn receives warnings that do not stop decryption: *FrameGap (ErrGap)
 	// and *StaleEpochError (ErrStaleEpoch). It may be nil.
 	Warn func(error)
+	// State, if set, is the replay state an earlier Decryptor of the same
+	// consumer saved (Decryptor.State): frames it accepted are refused as
+	// replays after a restart too. It holds no secret.
+	State *DecryptorState
 }
 
 type recvEpoch struct {
 	id       uint32
+	signer   SignerID
 	hash     [32]byte
 	suite    Suite
 	firstPTS uint64
@@ -58,8 +65,17 @@ type Decryptor struct {
 	hashes  map[[32]byte]uint32
 	failed  map[[32]byte]error
 	failedE map[uint32]error // root cause per epoch id whose bundle failed
-	current *recvEpoch
-	meta    [MetadataLen]byte
+	// forgotten is, per device, the latest first_pts of an epoch this
+	// Decryptor dropped (evicted or replaced): a bundle of that device
+	// starting at or before it may be one whose frames were output
+	// already, and is refused (ErrReplay). One entry per pinned device.
+	forgotten map[SignerID]uint64
+	// restored are the epochs a saved State held, by bundle digest: their
+	// replay counters apply when their bundle comes again. At most
+	// MaxEpochs, never added to after NewDecryptor.
+	restored map[[32]byte]EpochState
+	current  *recvEpoch
+	meta     [MetadataLen]byte
 }
 
 // NewDecryptor validates cfg.
@@ -75,8 +91,14 @@ func NewDecryptor(cfg DecryptorConfig) (*Decryptor, error) {
 	case len(cfg.Keys) == 0:
 		return nil, fmt.Errorf("e2ee: at least one recipient private key is required")
 	}
-	return &Decryptor{cfg: cfg, epochs: map[uint32]*recvEpoch{}, hashes: map[[32]byte]uint32{},
-		failed: map[[32]byte]error{}, failedE: map[uint32]error{}}, nil
+	d := &Decryptor{cfg: cfg, epochs: map[uint32]*recvEpoch{}, hashes: map[[32]byte]uint32{},
+		failed: map[[32]byte]error{}, failedE: map[uint32]error{}, forgotten: map[SignerID]uint64{}, restored: map[[32]byte]EpochState{}}
+	if cfg.State != nil {
+		if err := d.restore(cfg.State); err != nil {
+			return nil, err
+		}
+	}
+	return d, nil
 }
 
 // AddBundle processes the key-track block of a Cluster: parse (ErrBundleMalformed,
@@ -140,11 +162,27 @@ func (d *Decryptor) addBundle(raw []byte, h [32]byte) (EpochInfo, error) {
 		}
 		return EpochInfo{}, err
 	}
+	mark, restored := d.restored[h]
+	if hw, ok := d.forgotten[b.Signer]; ok && b.FirstPTS <= hw && !restored {
+		clear(secret)
+		err := fmt.Errorf("%w: epoch=%#08x starts at pts %d, not after an epoch of device %v this consumer no longer holds (pts %d): its frames may have been output already",
+			ErrReplay, b.EpochID, b.FirstPTS, b.Signer, hw)
+		d.failedE[b.EpochID] = err
+		return EpochInfo{}, err
+	}
 	delete(d.failedE, b.EpochID)
 	if old := d.epochs[b.EpochID]; old != nil {
 		d.drop(old)
 	}
-	ep := &recvEpoch{id: b.EpochID, hash: h, suite: b.Suite, firstPTS: b.FirstPTS, secret: secret}
+	ep := &recvEpoch{id: b.EpochID, signer: b.Signer, hash: h, suite: b.Suite, firstPTS: b.FirstPTS, secret: secret}
+	if restored {
+		delete(d.restored, h)
+		for t, c := range mark.Last {
+			if t >= 1 && t <= MaxTrack && c != nil {
+				ep.seen[t], ep.last[t] = true, *c
+			}
+		}
+	}
 	d.epochs[ep.id] = ep
 	d.hashes[h] = ep.id
 	d.order = append(d.order, ep.id)
@@ -166,7 +204,11 @@ func (d *Decryptor) setCurrent(ep *recvEpoch) {
 	d.current = ep
 }
 
+// drop forgets an epoch (evicted, or replaced by another with its id),
+// keeping its start in the device's high-water mark so that it is never
+// accepted afresh.
 func (d *Decryptor) drop(ep *recvEpoch) {
+	d.forget(ep.signer, ep.firstPTS)
 	clear(ep.secret)
 	delete(d.epochs, ep.id)
 	delete(d.hashes, ep.hash)
@@ -181,14 +223,29 @@ func (d *Decryptor) drop(ep *recvEpoch) {
 	}
 }
 
-// Reset forgets the replay state of every epoch (the counters last
-// accepted), keeping the keys: call it when the application seeks or starts
-// a new GetMedia session.
+func (d *Decryptor) forget(signer SignerID, firstPTS uint64) {
+	if hw, ok := d.forgotten[signer]; !ok || firstPTS > hw {
+		d.forgotten[signer] = firstPTS
+	}
+}
+
+// Reset forgets every epoch and all replay state (the counters last
+// accepted, the epochs forgotten, a restored State), as a new Decryptor
+// would: call it when the application deliberately reads footage again, as
+// when it seeks back or starts a new GetMedia session over a range it has
+// already seen. The next bundle of each epoch is verified and unwrapped
+// again.
 func (d *Decryptor) Reset() {
 	for _, ep := range d.epochs {
-		ep.seen = [MaxTrack + 1]bool{}
-		ep.last = [MaxTrack + 1]uint64{}
+		clear(ep.secret)
 	}
+	clear(d.epochs)
+	clear(d.hashes)
+	d.order = d.order[:0]
+	clear(d.forgotten)
+	clear(d.restored)
+	clear(d.failed)
+	clear(d.failedE)
 	d.current = nil
 }
 

@@ -290,12 +290,18 @@ func TestStaleEpochAndReplacement(t *testing.T) {
 			t.Fatalf("epoch 0x55 after replacement: %v", err)
 		}
 	}
-	// Reset forgets replay windows.
+	// Reset forgets epochs and replay windows.
 	p, _ := e4.Seal(nil, 1, true, 60_001, []byte("y"))
 	if _, err := d.Open(nil, 1, true, 60_001, p); err != nil {
 		t.Fatal(err)
 	}
 	d.Reset()
+	if _, err := d.Open(nil, 1, true, 60_001, p); !errors.Is(err, ErrMissingKey) {
+		t.Fatalf("after Reset, before the bundle: %v", err)
+	}
+	if _, err := d.AddBundle(e4.Bundle()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := d.Open(nil, 1, true, 60_001, p); err != nil {
 		t.Fatalf("after Reset: %v", err)
 	}

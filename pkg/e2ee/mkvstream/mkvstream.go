@@ -41,8 +41,10 @@ var causes = []error{
 	e2ee.ErrMissingKey, e2ee.ErrReplay, e2ee.ErrAuth, e2ee.ErrGap, e2ee.ErrStaleEpoch,
 }
 
-// bundleCauses are the causes of a key bundle's rejection.
-var bundleCauses = causes[:6]
+// bundleCauses are the causes of a key bundle's rejection (ErrReplay: the
+// bundle of an epoch the decryptor no longer holds).
+var bundleCauses = []error{e2ee.ErrBundleMalformed, e2ee.ErrUnsupported, e2ee.ErrBundleSignature, e2ee.ErrWrongStream,
+	e2ee.ErrNotRecipient, e2ee.ErrUnwrap, e2ee.ErrReplay}
 
 // Cause returns the e2ee sentinel err matches, or err itself.
 func Cause(err error) error {
@@ -67,6 +69,10 @@ type Report struct {
 	Counts             map[error]int
 	First              map[error]error
 	Gaps               []e2ee.FrameGap
+	// State is the decryptor's replay state when Decrypt returned: save it
+	// and pass it as DecryptorConfig.State next time so that what was
+	// output once is refused as a replay after a restart (SPEC.md §7.3).
+	State *e2ee.DecryptorState
 
 	last error // the latest counted, for Options.OnProblem
 }
@@ -152,6 +158,7 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	if err != nil {
 		return rep, err
 	}
+	defer func() { rep.State = d.State() }()
 	size := 1 << 20
 	if opts.Live {
 		size = 64 << 10
