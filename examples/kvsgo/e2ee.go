@@ -63,6 +63,9 @@ func keygen(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// acceptV1Usage describes -accept-v1, which get and decrypt share.
+const acceptV1Usage = "accept key bundles of version 1 (older kvsgo), which do not sign the segment head: timestamps and codec data are then not authenticated (reported)"
+
 // stateUsage describes -state, which get and decrypt share.
 const stateUsage = "file keeping the replay state between runs (created if missing): frames output once are refused as replays by later runs"
 
@@ -92,6 +95,7 @@ func decrypt(args []string, stderr io.Writer) error {
 	raw := fs.Bool("raw", false, "keep one segment per fragment instead of joining")
 	strict := fs.Bool("strict", false, "fail on the first frame or bundle that does not decrypt instead of dropping it")
 	state := fs.String("state", "", stateUsage)
+	acceptV1 := fs.Bool("accept-v1", false, acceptV1Usage)
 	fs.Parse(args)
 	if *stream == "" || *devices == "" || len(keys) == 0 {
 		return errors.New("decrypt: -stream, -device and -key are required")
@@ -103,6 +107,7 @@ func decrypt(args []string, stderr io.Writer) error {
 	if err := loadState(*state, &cfg); err != nil {
 		return err
 	}
+	cfg.AcceptV1Bundles = *acceptV1
 	src, err := openIn(*in)
 	if err != nil {
 		return err

@@ -189,3 +189,58 @@ func TestDecryptRefusesReplays(t *testing.T) {
 		t.Fatalf("state file %s", b)
 	}
 }
+
+// patchUint rewrites, in place and in the same width, the payload of every
+// unsigned-integer element id: what storage can do to a segment head.
+func patchUint(t *testing.T, b []byte, id uint32, f func(uint64) uint64) []byte {
+	t.Helper()
+	out := bytes.Clone(b)
+	r := mkv.NewReader(bytes.NewReader(b))
+	n := 0
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID != id {
+			continue
+		}
+		p := out[e.DataOffset() : e.DataOffset()+e.Size]
+		v, _ := mkv.ParseUint(p)
+		v = f(v)
+		for i := len(p) - 1; i >= 0; i-- {
+			p[i], v = byte(v), v>>8
+		}
+		n++
+	}
+	if n == 0 {
+		t.Fatalf("no element %s", mkv.ElementName(id))
+	}
+	return out
+}
+
+// Doubling the TimecodeScale of an encrypted stream in storage used to
+// decrypt every frame with its timestamps doubled and no warning; now no
+// frame is written and the error says the head was changed.
+func TestDecryptRefusesRewrittenHead(t *testing.T) {
+	dir := t.TempDir()
+	keys(t, dir)
+	p := func(n string) string { return filepath.Join(dir, n) }
+	if err := encrypt([]string{"-stream", "cam-1", "-signing-key", p("cam"), "-recipients", p("alice.pub"),
+		"-i", testenv.Fixture(t, "official-putmedia.mkv"), "-o", p("enc.mkv")}); err != nil {
+		t.Fatal(err)
+	}
+	doubled := patchUint(t, readFile(t, p("enc.mkv")), mkv.IDTimecodeScale, func(v uint64) uint64 { return 2 * v })
+	os.WriteFile(p("doubled.mkv"), doubled, 0o644)
+	var log bytes.Buffer
+	err := decrypt([]string{"-stream", "cam-1", "-device", p("cam.pub"), "-key", p("alice"), "-i", p("doubled.mkv"), "-o", p("out.mkv")}, &log)
+	if !errors.Is(err, e2ee.ErrHeadMismatch) || !strings.Contains(err.Error(), "tampered") || !strings.Contains(log.String(), "0 of 300 frames decrypted") {
+		t.Fatalf("%v\n%s", err, log.String())
+	}
+	if _, err := os.Stat(p("out.mkv")); !errors.Is(err, os.ErrNotExist) {
+		t.Fatal("an output file was left")
+	}
+}

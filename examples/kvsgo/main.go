@@ -84,6 +84,7 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 	devices := fs.String("device", "", "pinned device public keys of an encrypted stream: ed25519:BASE64 entries or files of them, comma-separated (needs -key)")
 	strict := fs.Bool("strict", false, "with -key: fail on the first frame or bundle that does not decrypt instead of dropping it")
 	state := fs.String("state", "", "with -key: "+stateUsage)
+	acceptV1 := fs.Bool("accept-v1", false, "with -key: "+acceptV1Usage)
 	fs.Parse(args)
 	if *stream == "" {
 		return errors.New("get: -stream is required")
@@ -100,6 +101,7 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		if err := loadState(*state, &c); err != nil {
 			return err
 		}
+		c.AcceptV1Bundles = *acceptV1
 		dcfg = &c
 	}
 	rgn, err := kvs.ResolveRegion(*region, *region != "", os.Getenv)

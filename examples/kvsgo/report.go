@@ -307,6 +307,10 @@ func explain(err error, log *bundleLog, cfg e2ee.DecryptorConfig) error {
 		if log != nil && len(log.epochs) > 0 {
 			hint = fmt.Sprintf("the key bundles were made for stream %q, not %q", log.epochs[0].stream, cfg.Stream)
 		}
+	case errors.Is(err, e2ee.ErrHeadMismatch):
+		hint = "the segment heads were changed after the camera signed them (timecode scale, codec, CodecPrivate or tracks): the stream was tampered with in storage"
+	case errors.Is(err, e2ee.ErrUnsupported) && strings.Contains(err.Error(), "version 1"):
+		hint = "the stream was written by an older kvsgo whose key bundles do not sign the segment head; -accept-v1 decrypts it, warning that timestamps and codec data are not authenticated"
 	case errors.Is(err, e2ee.ErrReplay):
 		hint = "the key bundles are of epochs this consumer no longer holds or already read (-state): the stream replays footage; to read it again on purpose, run without that -state file"
 	case errors.Is(err, e2ee.ErrUnwrap):

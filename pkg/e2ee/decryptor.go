@@ -32,6 +32,12 @@ type DecryptorConfig struct {
 	// Warn receives warnings that do not stop decryption: *FrameGap (ErrGap)
 	// and *StaleEpochError (ErrStaleEpoch). It may be nil.
 	Warn func(error)
+	// AcceptV1Bundles accepts version 1 (KVK1) key bundles, which do not
+	// authenticate the segment head: their frames are presented with a
+	// head that storage may have rewritten (another TimecodeScale,
+	// CodecPrivate), and each such epoch is reported to Warn as
+	// ErrHeadUnauthenticated. Without it they fail with ErrUnsupported.
+	AcceptV1Bundles bool
 	// State, if set, is the replay state an earlier Decryptor of the same
 	// consumer saved (Decryptor.State): frames it accepted are refused as
 	// replays after a restart too. It holds no secret.
@@ -44,13 +50,15 @@ type recvEpoch struct {
 	hash     [32]byte
 	suite    Suite
 	firstPTS uint64
+	head     [HeadDigestSize]byte
+	v1       bool // the head is not authenticated
 	secret   []byte
 	keys     [MaxTrack + 1]*Key
 	last     [MaxTrack + 1]uint64
 	seen     [MaxTrack + 1]bool
 }
 
-// Decryptor is the consumer side of KVS-E2EE (e2ee.md §6.5): it accepts
+// Decryptor is the consumer side of KVS-E2EE (SPEC.md §7): it accepts
 // key bundles after verifying them and opens frames, checking track, epoch,
 // replay and authenticity, each failure with its own error. Feed it the
 // key-track block of every Cluster (AddBundle) and then the Cluster's A/V
@@ -75,6 +83,7 @@ type Decryptor struct {
 	// MaxEpochs, never added to after NewDecryptor.
 	restored map[[32]byte]EpochState
 	current  *recvEpoch
+	head     [HeadDigestSize]byte // of the segment head declared (SetHead)
 	meta     [MetadataLen]byte
 }
 
@@ -92,7 +101,8 @@ func NewDecryptor(cfg DecryptorConfig) (*Decryptor, error) {
 		return nil, fmt.Errorf("e2ee: at least one recipient private key is required")
 	}
 	d := &Decryptor{cfg: cfg, epochs: map[uint32]*recvEpoch{}, hashes: map[[32]byte]uint32{},
-		failed: map[[32]byte]error{}, failedE: map[uint32]error{}, forgotten: map[SignerID]uint64{}, restored: map[[32]byte]EpochState{}}
+		failed: map[[32]byte]error{}, failedE: map[uint32]error{}, forgotten: map[SignerID]uint64{}, restored: map[[32]byte]EpochState{},
+		head: Head{}.Digest()}
 	if cfg.State != nil {
 		if err := d.restore(cfg.State); err != nil {
 			return nil, err
@@ -134,11 +144,16 @@ func (d *Decryptor) addBundle(raw []byte, h [32]byte) (EpochInfo, error) {
 	// Verify before parsing anything but the magic: no field of an
 	// unauthenticated bundle is used, so any flipped byte after the magic
 	// is ErrBundleSignature.
-	if len(raw) >= len(BundleMagic) && string(raw[:len(BundleMagic)]) != BundleMagic {
-		return EpochInfo{}, fmt.Errorf("%w: magic %q, want %q", ErrUnsupported, raw[:len(BundleMagic)], BundleMagic)
+	if len(raw) >= len(BundleMagic) {
+		switch m := string(raw[:len(BundleMagic)]); {
+		case m == BundleMagicV1 && !d.cfg.AcceptV1Bundles:
+			return EpochInfo{}, fmt.Errorf("%w: a version 1 bundle (%q), which does not authenticate the segment head; accepting it needs AcceptV1Bundles", ErrUnsupported, m)
+		case m != BundleMagic && m != BundleMagicV1:
+			return EpochInfo{}, fmt.Errorf("%w: magic %q, want %q", ErrUnsupported, m, BundleMagic)
+		}
 	}
-	if len(raw) < BundleFixedSize {
-		return EpochInfo{}, bundleErr("%d bytes, shorter than the smallest bundle (%d)", len(raw), BundleFixedSize)
+	if len(raw) < BundleFixedSizeV1 {
+		return EpochInfo{}, bundleErr("%d bytes, shorter than the smallest bundle (%d)", len(raw), BundleFixedSizeV1)
 	}
 	signer := verifyRaw(raw, d.cfg.Devices)
 	if signer == nil {
@@ -174,7 +189,10 @@ func (d *Decryptor) addBundle(raw []byte, h [32]byte) (EpochInfo, error) {
 	if old := d.epochs[b.EpochID]; old != nil {
 		d.drop(old)
 	}
-	ep := &recvEpoch{id: b.EpochID, signer: b.Signer, hash: h, suite: b.Suite, firstPTS: b.FirstPTS, secret: secret}
+	ep := &recvEpoch{id: b.EpochID, signer: b.Signer, hash: h, suite: b.Suite, firstPTS: b.FirstPTS, head: b.HeadDigest, v1: b.Version == 1, secret: secret}
+	if ep.v1 && d.cfg.Warn != nil {
+		d.cfg.Warn(fmt.Errorf("%w: epoch=%#08x", ErrHeadUnauthenticated, ep.id))
+	}
 	if restored {
 		delete(d.restored, h)
 		for t, c := range mark.Last {
@@ -249,12 +267,20 @@ func (d *Decryptor) Reset() {
 	d.current = nil
 }
 
+// SetHead declares the segment head the following frames are presented
+// with, as read (timecode scale and A/V tracks, without the key track):
+// Open refuses frames of an epoch whose bundle was signed for another
+// head (ErrHeadMismatch). Call it at every segment start. Until it is
+// called the head is the empty Head, which is what an Encryptor without
+// SetHead signs.
+func (d *Decryptor) SetHead(h Head) { d.head = h.Digest() }
+
 // Open authenticates and decrypts one A/V block payload and appends the
 // access unit to dst. track, keyframe and pts come from the block as read:
 // TrackNumber, SimpleBlock key flag, Cluster timecode + relative timecode.
 // Errors, in the order checked: ErrMalformed, ErrTrackMismatch,
 // ErrMissingKey (its message names the bundle's root cause when the bundle
-// failed), ErrReplay, ErrAuth. On success a counter jump is passed to
+// failed), ErrHeadMismatch, ErrReplay, ErrAuth. On success a counter jump is passed to
 // Warn as a *FrameGap.
 func (d *Decryptor) Open(dst []byte, track uint8, keyframe bool, pts uint64, payload []byte) ([]byte, error) {
 	kid, ctr, n, err := ParseHeader(payload)
@@ -274,6 +300,9 @@ func (d *Decryptor) Open(dst []byte, track uint8, keyframe bool, pts uint64, pay
 			return nil, fmt.Errorf("%w: epoch=%#08x (its bundle failed: %v)", ErrMissingKey, id, cause)
 		}
 		return nil, fmt.Errorf("%w: epoch=%#08x: no bundle seen", ErrMissingKey, id)
+	}
+	if !ep.v1 && ep.head != d.head {
+		return nil, fmt.Errorf("%w: epoch=%#08x was signed for another timecode scale, codec, CodecPrivate or track set than this segment's", ErrHeadMismatch, id)
 	}
 	if ep.seen[track] && ctr <= ep.last[track] {
 		return nil, fmt.Errorf("%w: kid=%#x ctr=%d, last accepted %d", ErrReplay, kid, ctr, ep.last[track])

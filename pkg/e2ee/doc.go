@@ -20,9 +20,11 @@
 // §4.4.3); every (base_key, KID, CTR) must be used for at most one
 // encryption, which the layers above guarantee.
 //
-// KVS-E2EE v1 (e2ee.md §6): [DeriveBaseKey], [KID], [AppendMetadata],
-// [Bundle], [ParseBundle]; the producer side is [Encryptor], the consumer
-// side [Decryptor].
+// KVS-E2EE v1, specified in SPEC.md beside this file (wire format, key
+// schedule, bundle, what is authenticated, threat model, test vectors):
+// [DeriveBaseKey], [KID], [AppendMetadata], [Bundle], [ParseBundle],
+// [Head]; the producer side is [Encryptor], the consumer side [Decryptor]
+// with its replay state ([DecryptorState]).
 //
 // Keys: recipient key pairs ([PrivateKey], [PublicKey]; DHKEM(X25519) and
 // MLKEM768-X25519), device signing keys ([SigningKey], [DeviceKey]), and
