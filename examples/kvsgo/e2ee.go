@@ -113,10 +113,7 @@ func decrypt(args []string, stderr io.Writer) error {
 		return err
 	}
 	defer src.Close()
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
+	f := &lazyFile{path: *out}
 	rep, log, st, err := decryptTo(f, src, cfg, mkvstream.Options{Strict: *strict}, *raw, nil)
 	if cerr := f.Close(); err == nil {
 		err = cerr
@@ -125,8 +122,14 @@ func decrypt(args []string, stderr io.Writer) error {
 	if serr := saveState(*state, rep); err == nil {
 		err = serr
 	}
+	if err == nil && !f.created() {
+		err = errNoFragments
+	}
+	if errors.Is(err, errNoFragments) {
+		err = fmt.Errorf("%w: nothing written to %s", err, *out)
+	}
 	if nothingDecrypted(err) {
-		os.Remove(*out)
+		f.remove()
 	} else if err == nil && !*raw {
 		fmt.Fprintf(stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
 	}

@@ -2,12 +2,21 @@ package main
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
 
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
+
+// errNoFragments: the response held no fragment (an empty range). Nothing
+// is written.
+var errNoFragments = errors.New("the stream has no fragment in the range asked for")
+
+// errEncrypted: the stream is end-to-end encrypted and no key was given.
+var errEncrypted = errors.New("the stream is end-to-end encrypted")
 
 type joinStats struct{ segments, clusters, blocks int }
 
@@ -20,7 +29,10 @@ type joinStats struct{ segments, clusters, blocks int }
 // so does a fragment whose timestamps do not go forward (its first cluster
 // at or before the latest frame written): the file keeps the fragments
 // before it, every timestamp in it increasing, and the error names the
-// fragment and suggests -raw, which keeps every segment as it came.
+// fragment and suggests -raw, which keeps every segment as it came. Nothing
+// is written before the first fragment: a response without one writes
+// nothing and fails with errNoFragments, an encrypted stream with
+// errEncrypted.
 func join(w io.Writer, r io.Reader) (joinStats, error) { return joinProgress(w, r, nil) }
 
 // joinProgress is join, counting the fragments written in p (if not nil).
@@ -33,6 +45,7 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 	var clusterTC, base uint64
 	var last int64 = -1 // the latest block timestamp written, rebased
 	var number string   // the fragment number the service tagged, if any
+	var pend []byte     // the header and tags, until the first fragment
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
@@ -51,12 +64,14 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 				if err := (&mkv.Header{Tracks: first.Tracks}).Validate(); err != nil {
 					return st, fmt.Errorf("fragment 1: %w", err)
 				}
+				for _, t := range first.Tracks {
+					if t.CodecID == e2ee.KeyTrackCodecID {
+						return st, fmt.Errorf("%w (its track %d carries key bundles): give -key and -device to decrypt it, or -raw to save it as it is", errEncrypted, t.Number)
+					}
+				}
 				h := mkv.Header{TimecodeScale: first.TimecodeScale, Title: first.Title, MuxingApp: "kvsgo", WritingApp: "kvsgo get", Tracks: first.Tracks}
 				copy(h.SegmentUID[:], first.SegmentUID)
-				buf = mkv.AppendHeader(buf[:0], &h)
-				if _, err := bw.Write(buf); err != nil {
-					return st, err
-				}
+				pend = mkv.AppendHeader(pend, &h)
 			} else if !sameTracks(first, ev.Header) {
 				bw.Flush()
 				return st, fmt.Errorf("fragment %d changes the tracks (codec or CodecPrivate); use -raw to keep every segment", st.segments)
@@ -71,7 +86,11 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 					keep = append(keep, t)
 				}
 			}
-			if len(keep) > 0 {
+			switch {
+			case len(keep) == 0:
+			case st.clusters == 0:
+				pend = mkv.AppendTags(pend, keep)
+			default:
 				if _, err := bw.Write(mkv.AppendTags(buf[:0], keep)); err != nil {
 					return st, err
 				}
@@ -87,6 +106,12 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 			if first == nil {
 				bw.Flush()
 				return st, fmt.Errorf("fragment %d: a cluster before any segment head", st.clusters)
+			}
+			if pend != nil {
+				if _, err := bw.Write(pend); err != nil {
+					return st, err
+				}
+				pend = nil
 			}
 			if int64(ev.Timecode-base) <= last || ev.Timecode < base {
 				bw.Flush()
@@ -110,8 +135,8 @@ func joinProgress(w io.Writer, r io.Reader, p *progress) (joinStats, error) {
 			}
 		}
 	}
-	if first == nil {
-		return st, fmt.Errorf("the stream returned no fragments")
+	if st.clusters == 0 {
+		return st, errNoFragments
 	}
 	return st, bw.Flush()
 }
