@@ -2,13 +2,9 @@ package main
 
 import (
 	"crypto/sha256"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 	"time"
@@ -42,44 +38,20 @@ func loadState(path string, cfg *e2ee.DecryptorConfig) error {
 	if path == "" {
 		return nil
 	}
-	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil
-	}
+	st, err := e2ee.LoadStateFile(path)
 	if err != nil {
 		return fmt.Errorf("-state: %w", err)
 	}
-	var st e2ee.DecryptorState
-	if err := json.Unmarshal(b, &st); err != nil {
-		return fmt.Errorf("-state %s: %w", path, err)
-	}
-	cfg.State = &st
+	cfg.State = st
 	return nil
 }
 
-// saveState writes the replay state after a run (a temporary file renamed
-// over the old one, so that an interrupted run leaves the previous state).
+// saveState writes the replay state after a run.
 func saveState(path string, rep *mkvstream.Report) error {
 	if path == "" || rep == nil || rep.State == nil {
 		return nil
 	}
-	b, err := json.Marshal(rep.State)
-	if err != nil {
-		return err
-	}
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".kvsgo-state-*")
-	if err != nil {
-		return fmt.Errorf("-state: %w", err)
-	}
-	_, err = tmp.Write(append(b, '\n'))
-	if cerr := tmp.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Rename(tmp.Name(), path)
-	}
-	if err != nil {
-		os.Remove(tmp.Name())
+	if err := e2ee.WriteStateFile(path, rep.State); err != nil {
 		return fmt.Errorf("-state: %w", err)
 	}
 	return nil

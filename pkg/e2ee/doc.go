@@ -5,7 +5,7 @@
 // and recipients.
 //
 // Its one job is the cryptography of a stream; it does no I/O besides reading
-// and writing key files, and knows nothing of Matroska, the network or
+// and writing key files and replay state files, and knows nothing of Matroska, the network or
 // GStreamer. It imports the standard library only (crypto/hpke, crypto/hkdf,
 // crypto/ed25519, crypto/aes, crypto/cipher); it must not import other kvsgo
 // packages, the AWS SDK, cgo or GStreamer. The Matroska-level stream

@@ -3,7 +3,12 @@ package e2ee
 import (
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
 	"slices"
 )
 
@@ -177,6 +182,60 @@ func (d *Decryptor) restore(s *DecryptorState) error {
 			continue
 		}
 		d.restored[es.Bundle] = es
+	}
+	return nil
+}
+
+// maxStateFile bounds a state file read: a Decryptor's state is a few
+// kilobytes (MaxEpochs epochs, one mark per pinned device).
+const maxStateFile = 1 << 20
+
+// LoadStateFile reads a replay state file written by WriteStateFile. A file
+// that does not exist yet is a first run: nil state, no error.
+func LoadStateFile(path string) (*DecryptorState, error) {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: replay state: %w", err)
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("e2ee: replay state: %w", err)
+	}
+	if len(b) > maxStateFile {
+		return nil, fmt.Errorf("e2ee: replay state %s: larger than %d bytes", path, maxStateFile)
+	}
+	var st DecryptorState
+	if err := json.Unmarshal(b, &st); err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return &st, nil
+}
+
+// WriteStateFile writes the state to path through a temporary file renamed
+// over it, so that an interrupted write leaves the previous state.
+func WriteStateFile(path string, st *DecryptorState) error {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return err
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".e2ee-state-*")
+	if err != nil {
+		return fmt.Errorf("e2ee: replay state: %w", err)
+	}
+	_, err = tmp.Write(append(b, '\n'))
+	if cerr := tmp.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(tmp.Name(), path)
+	}
+	if err != nil {
+		os.Remove(tmp.Name())
+		return fmt.Errorf("e2ee: replay state: %w", err)
 	}
 	return nil
 }
