@@ -114,10 +114,12 @@ func NewDecryptor(cfg DecryptorConfig) (*Decryptor, error) {
 // AddBundle processes the key-track block of a Cluster: parse (ErrBundleMalformed,
 // ErrUnsupported), verify the signature against the pinned device keys
 // before using any field (ErrBundleSignature), check the stream
-// (ErrWrongStream), find our recipient entry (ErrNotRecipient) and unwrap
-// the epoch secret (ErrUnwrap). A byte-identical copy of a bundle already
-// processed costs one SHA-256 and returns the same result. A known epoch id
-// with different bytes replaces that epoch, replay state included. It
+// (ErrWrongStream), refuse an epoch that starts at or before one of its
+// device's epochs this Decryptor no longer holds (ErrReplay), find our
+// recipient entry (ErrNotRecipient) and unwrap the epoch secret
+// (ErrUnwrap). A byte-identical copy of a bundle already processed costs
+// one SHA-256 and returns the same result. A known epoch id with different
+// bytes replaces that epoch (whose start then counts as no longer held). It
 // returns the epoch's information.
 func (d *Decryptor) AddBundle(raw []byte) (EpochInfo, error) {
 	h := sha256.Sum256(raw)
@@ -169,20 +171,22 @@ func (d *Decryptor) addBundle(raw []byte, h [32]byte) (EpochInfo, error) {
 	if b.Stream != d.cfg.Stream {
 		return EpochInfo{}, fmt.Errorf("%w: bundle epoch=%#08x is for stream %q, expected %q", ErrWrongStream, b.EpochID, b.Stream, d.cfg.Stream)
 	}
-	secret, err := b.unwrap(d.cfg.Keys)
-	if err != nil {
+	mark, restored := d.restored[h]
+	if hw, ok := d.forgotten[b.Signer]; ok && b.FirstPTS <= hw && !restored {
+		err := fmt.Errorf("%w: epoch=%#08x starts at pts %d, not after an epoch of device %v this consumer no longer holds (pts %d): its frames may have been output already",
+			ErrReplay, b.EpochID, b.FirstPTS, b.Signer, hw)
 		d.failedE[b.EpochID] = err
 		if len(d.failedE) > maxFailedBundles {
 			clear(d.failedE)
 		}
 		return EpochInfo{}, err
 	}
-	mark, restored := d.restored[h]
-	if hw, ok := d.forgotten[b.Signer]; ok && b.FirstPTS <= hw && !restored {
-		clear(secret)
-		err := fmt.Errorf("%w: epoch=%#08x starts at pts %d, not after an epoch of device %v this consumer no longer holds (pts %d): its frames may have been output already",
-			ErrReplay, b.EpochID, b.FirstPTS, b.Signer, hw)
+	secret, err := b.unwrap(d.cfg.Keys)
+	if err != nil {
 		d.failedE[b.EpochID] = err
+		if len(d.failedE) > maxFailedBundles {
+			clear(d.failedE)
+		}
 		return EpochInfo{}, err
 	}
 	delete(d.failedE, b.EpochID)

@@ -70,17 +70,18 @@ func master(dst []byte, id uint32, w int, body func([]byte) []byte) []byte {
 // Validate reports what makes h unfit to start a stream: no track, a track
 // number of 0 or used twice. AppendHeader writes such a header anyway (it
 // never panics); readers of untrusted input call Validate first.
+// Its errors wrap ErrInvalidHeader.
 func (h *Header) Validate() error {
 	if len(h.Tracks) == 0 {
-		return fmt.Errorf("mkv: the segment declares no tracks")
+		return fmt.Errorf("%w: the segment declares no tracks", ErrInvalidHeader)
 	}
 	seen := make(map[uint64]bool, len(h.Tracks))
 	for _, t := range h.Tracks {
 		if t.Number == 0 || t.Number > maxTrackNumber {
-			return fmt.Errorf("mkv: track number %d out of range 1..%d", t.Number, uint64(maxTrackNumber))
+			return fmt.Errorf("%w: track number %d out of range 1..%d", ErrInvalidHeader, t.Number, uint64(maxTrackNumber))
 		}
 		if seen[t.Number] {
-			return fmt.Errorf("mkv: track number %d declared twice", t.Number)
+			return fmt.Errorf("%w: track number %d declared twice", ErrInvalidHeader, t.Number)
 		}
 		seen[t.Number] = true
 	}

@@ -41,10 +41,13 @@ func rewriteHeads(t *testing.T, in []byte, mod func(h *mkv.SegmentHeader), extra
 		case mkv.EventClusterStart:
 			out = mkv.AppendClusterStart(out, ev.Timecode)
 		case mkv.EventBlock:
-			out = mkv.AppendSimpleBlock(out, ev.Block.Track, ev.Block.RelTimecode, ev.Block.Flags, ev.Block.Data)
+			out = mkv.AppendSimpleBlock(out, ev.Block.Track, ev.Block.RelTimecode, ev.Block.Flags|blockFlags, ev.Block.Data)
 		}
 	}
 }
+
+// blockFlags are set on every block by rewriteHeads (tests set it).
+var blockFlags byte
 
 // Every input to decoding and presentation in the segment head is signed
 // by the camera: storage that rewrites one gets no frame out; a head
@@ -86,6 +89,28 @@ func TestHeadIsAuthenticated(t *testing.T) {
 			}
 		})
 	}
+	t.Run("unsigned block flags", func(t *testing.T) {
+		blockFlags = mkv.FlagInvisible | mkv.FlagDiscardable
+		in := rewriteHeads(t, encd, func(*mkv.SegmentHeader) {}, nil)
+		blockFlags = 0
+		var out bytes.Buffer
+		if rep, err := Decrypt(&out, bytes.NewReader(in), cfg("cam-1", alice), Options{Strict: true}); err != nil || rep.Opened != 300 {
+			t.Fatalf("%v %+v", err, rep)
+		}
+		rd := mkv.NewReader(bytes.NewReader(out.Bytes()))
+		for {
+			ev, err := rd.NextEvent()
+			if err == io.EOF {
+				break
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ev.Kind == mkv.EventBlock && ev.Block.Flags&^mkv.FlagKeyframe != 0 {
+				t.Fatalf("block flags %#x written", ev.Block.Flags)
+			}
+		}
+	})
 	t.Run("unsigned fields and injected tags", func(t *testing.T) {
 		injected := mkv.AppendTags(nil, []mkv.SimpleTag{{Name: "TITLE", Value: "forged"}, {Name: mkv.TagFragmentNumber, Value: "1"}})
 		in := rewriteHeads(t, encd, func(h *mkv.SegmentHeader) {

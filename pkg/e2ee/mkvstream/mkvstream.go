@@ -318,9 +318,11 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 				buf = mkv.AppendClusterStart(buf, clusterTC)
 				pendCluster = false
 			}
-			flags := b.Flags
+			// The key flag is authenticated (frame metadata); the others
+			// (invisible, discardable) are not, and are not written.
+			var flags byte
 			if b.Keyframe {
-				flags |= 0x80
+				flags = mkv.FlagKeyframe
 			}
 			buf = mkv.AppendSimpleBlock(buf, b.Track, b.RelTimecode, flags, pt)
 		}
