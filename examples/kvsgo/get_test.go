@@ -88,6 +88,9 @@ func putMedia(t *testing.T, url, stream string, body []byte, start time.Time) {
 		pm.Write(body[clusters:])
 		pm.CloseBody()
 	}()
+	// The acks end when the endpoint has read the whole body and ended the
+	// session, so that a next session into the stream is not refused as a
+	// concurrent connection.
 	persisted := 0
 	for a := range pm.Acks() {
 		switch a.EventType {
@@ -95,9 +98,6 @@ func putMedia(t *testing.T, url, stream string, body []byte, start time.Time) {
 			persisted++
 		case kvs.AckErrorEvent:
 			t.Fatalf("PutMedia: %+v", a)
-		}
-		if persisted == want {
-			break
 		}
 	}
 	pm.Abort()
@@ -368,5 +368,37 @@ func mkvinfoHasNoKeyTrack(t *testing.T, path string) {
 	b, err = exec.Command(ffprobe, "-v", "error", "-count_frames", "-show_entries", "stream=nb_read_frames", "-of", "csv=p=0", path).Output()
 	if err != nil || strings.TrimSpace(string(b)) != "300" {
 		t.Fatalf("ffprobe: %q %v", b, err)
+	}
+}
+
+// Without credentials, get names what a user of the tool can set: the
+// environment and the AWS default chain, not the element's properties.
+func TestGetWithoutCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	err := get(context.Background(), []string{"-stream", "cam-1", "-endpoint", "http://127.0.0.1:9", "-o", filepath.Join(dir, "out.mkv")}, io.Discard)
+	if err == nil {
+		t.Fatal("get succeeded without credentials")
+	}
+	msg := err.Error()
+	for _, want := range []string{"no AWS credentials", "AWS_ACCESS_KEY_ID", "~/.aws/credentials"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+	for _, notOurs := range []string{"iot-certificate", "propert", "credential-path"} {
+		if strings.Contains(msg, notOurs) {
+			t.Errorf("error names %q, which the tool does not have: %s", notOurs, msg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.mkv")); err == nil {
+		t.Error("an output file was written")
 	}
 }
