@@ -3,10 +3,10 @@
 // an end-to-end encrypted stream on the way when given -key and -device.
 //
 //	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
-//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict] [-state FILE]]
-//	          [-raw] [-ca-cert FILE|DIR] [-o out.mkv]
+//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict] [-state FILE]
+//	          [-accept-v1]] [-raw] [-ca-cert FILE|DIR] [-o out.mkv]
 //	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]   (writes FILE, mode 0600, and FILE.pub or PUBFILE)
-//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict] [-state FILE]
+//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict] [-state FILE] [-accept-v1]
 //	kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-suite S] [-i in.mkv] [-o out.mkv]
 //
 // keygen, decrypt and encrypt handle end-to-end encrypted streams
@@ -15,7 +15,15 @@
 //
 // The endpoint, region and credentials come from the same places as the
 // element's: AWS_ENDPOINT_URL_KINESIS_VIDEO, CONTROL_PLANE_URI or
-// AWS_ENDPOINT_URL; AWS_REGION; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+// AWS_ENDPOINT_URL; AWS_REGION; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; the
+// CA certificates of a TLS endpoint from -ca-cert, KVSSINK_CA_CERT_PATH or
+// AWS_CA_BUNDLE.
+//
+// get never writes a file players would mishandle: a range without
+// fragments writes no file, an encrypted stream read without -key and a
+// fragment whose timestamps go back stop it with an error (the latter
+// keeping what came before; -raw keeps every fragment as its own segment).
+// Its exit status is then 1.
 package main
 
 import (
