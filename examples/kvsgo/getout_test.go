@@ -241,3 +241,28 @@ func mustClient(t *testing.T, ca string) *http.Client {
 	}
 	return c
 }
+
+// GetMedia responses recorded from the service with equal and decreasing
+// fragment timecodes: the joiner stops at the fragment that goes back,
+// names it, and keeps what came before it.
+func TestJoinRecordedResponsesGoingBack(t *testing.T) {
+	for _, file := range []string{"kvs-getmedia-equal-timecodes.mkv", "kvs-getmedia-decreasing-timecodes.mkv"} {
+		t.Run(file, func(t *testing.T) {
+			var out bytes.Buffer
+			st, err := join(&out, bytes.NewReader(testenv.ReadFixture(t, file)))
+			var be *backwardsError
+			if !errors.As(err, &be) || be.fragment != 2 || !strings.Contains(err.Error(), "-raw") || st.clusters != 2 {
+				t.Fatalf("%v (%+v)", err, st)
+			}
+			ts := blockTimes(t, out.Bytes())
+			if len(ts) == 0 {
+				t.Fatal("the fragment before the one going back was not kept")
+			}
+			for i := 1; i < len(ts); i++ {
+				if ts[i] <= ts[i-1] {
+					t.Fatalf("timestamps go back in the output: %v", ts)
+				}
+			}
+		})
+	}
+}
