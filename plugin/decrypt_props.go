@@ -77,14 +77,27 @@ const mismatchFrames = 60
 // transform loads the keys and returns the decryption of one stream, which
 // reports problems through report.
 func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) (func(io.Reader, io.Writer) error, error) {
+	cfg, err := s.config()
+	if err != nil {
+		return nil, err
+	}
+	return func(r io.Reader, w io.Writer) error {
+		_, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report, MismatchAfter: mismatchFrames})
+		return err
+	}, nil
+}
+
+// config loads the keys (kvssrc decrypts with the same configuration).
+func (s decryptSettings) config() (e2ee.DecryptorConfig, error) {
+	var cfg e2ee.DecryptorConfig
 	if s.streamName == "" {
-		return nil, errors.New("stream-name is not set: it must name the stream the input was read from")
+		return cfg, errors.New("stream-name is not set: it must name the stream the input was read from")
 	}
 	if s.privateKeys == "" {
-		return nil, errors.New("private-keys is not set")
+		return cfg, errors.New("private-keys is not set")
 	}
 	if s.deviceKeys == "" {
-		return nil, errors.New("device-keys is not set: the device public keys to trust")
+		return cfg, errors.New("device-keys is not set: the device public keys to trust")
 	}
 	var keys []*e2ee.PrivateKey
 	for _, p := range strings.Split(s.privateKeys, ",") {
@@ -93,17 +106,13 @@ func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) 
 		}
 		k, err := e2ee.LoadPrivateKey(p)
 		if err != nil {
-			return nil, fmt.Errorf("private-keys: %w", err)
+			return cfg, fmt.Errorf("private-keys: %w", err)
 		}
 		keys = append(keys, k)
 	}
 	devs, err := e2ee.LoadDeviceKeys(s.deviceKeys)
 	if err != nil {
-		return nil, fmt.Errorf("device-keys: %w", err)
+		return cfg, fmt.Errorf("device-keys: %w", err)
 	}
-	cfg := e2ee.DecryptorConfig{Stream: s.streamName, Devices: devs, Keys: keys}
-	return func(r io.Reader, w io.Writer) error {
-		_, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report, MismatchAfter: mismatchFrames})
-		return err
-	}, nil
+	return e2ee.DecryptorConfig{Stream: s.streamName, Devices: devs, Keys: keys}, nil
 }

@@ -52,6 +52,10 @@ func kvsgoPluginInit(plugin *C.GstPlugin) C.gboolean {
 	if C.kvsgo_register(plugin, C.CString(decryptFactoryName), C.guint(gst.RankNone), C.GType(d)) == 0 {
 		return C.FALSE
 	}
+	sr := glib.RegisterGoType(srcTypeName, &srcElement{}, base.ExtendsBaseSrc)
+	if C.kvsgo_register(plugin, C.CString(srcFactoryName), C.guint(gst.RankNone), C.GType(sr)) == 0 {
+		return C.FALSE
+	}
 	return C.TRUE
 }
 

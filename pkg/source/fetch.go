@@ -27,6 +27,8 @@ type fetcher struct {
 	done  string   // number of the last fragment written completely
 	cur   progress // the fragment being written
 
+	lastCluster *uint64 // timecode of the last cluster written
+
 	lastFrame atomic.Int64 // unix ns of the last frame written (or of the start)
 	frames    int64
 	buf       []byte
@@ -341,10 +343,19 @@ func (f *fetcher) consume(body io.Reader) error {
 			case number != "" && f.cur.started && number == f.cur.number:
 				skipBlocks = f.cur.blocks // resumed inside this fragment
 				here = true
+			case f.lastCluster != nil && ev.Timecode <= *f.lastCluster:
+				// A producer that resent a fragment the service had
+				// stored already (its acknowledgement was lost): the same
+				// frames under another fragment number.
+				skip = true
+				f.s.cfg.Logger.Info("skipping a fragment that does not start after the previous one (resent by the producer)",
+					"fragment", number, "timecode", ev.Timecode, "previous", *f.lastCluster)
 			default:
 				f.complete()
 				f.cur = progress{number: number, started: true}
 				here = true
+				tc := ev.Timecode
+				f.lastCluster = &tc
 				b := append(f.buf[:0], head...)
 				for _, t := range tags {
 					b = append(b, t...)

@@ -418,6 +418,20 @@ func TestArchivedOriginKeepsTimesAcrossRuns(t *testing.T) {
 	}
 }
 
+func TestResentFragmentsAreSkipped(t *testing.T) {
+	f := newFakeService(t, 5)
+	// Fragment 3 is fragment 2 again under another number, as a producer
+	// that resent it after a lost acknowledgement makes it.
+	f.frags[3].tc, f.frags[3].frames = f.frags[2].tc, f.frags[2].frames
+	o, _, err := run(t, f.config())
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := f.want(0)
+	want = append(want[:3*fakeFrames], want[4*fakeFrames:]...)
+	equal(t, o.frames, want)
+}
+
 func TestGapsAreReported(t *testing.T) {
 	f := newFakeService(t, 4)
 	f.frags[2].tc += 2000

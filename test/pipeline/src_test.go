@@ -1,0 +1,241 @@
+package pipeline
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kvsgo/kvsgo/pkg/kvs"
+	"github.com/kvsgo/kvsgo/test/kvslocal"
+	"github.com/kvsgo/kvsgo/test/testenv"
+)
+
+// kvssrc tests: kvssink → local endpoint → kvssrc → matroskademux →
+// decoder, with the decoded frames compared, one by one, with the
+// producer's own encoded frames decoded the same way.
+
+const (
+	srcWidth, srcHeight = 320, 240
+	srcFrameSize        = srcWidth * srcHeight * 3 / 2 // I420
+)
+
+// restartable is a local endpoint that can be stopped and started again on
+// the same address and storage, as a service restart.
+type restartable struct {
+	t    *testing.T
+	dir  string
+	addr string
+	mu   sync.Mutex
+	srv  *kvslocal.Server
+	*endpoint
+}
+
+func startRestartable(t *testing.T) *restartable {
+	r := &restartable{t: t, dir: t.TempDir()}
+	r.srv = r.newServer()
+	url, err := r.srv.Start("127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.addr = strings.TrimPrefix(url, "http://")
+	r.endpoint = &endpoint{srv: r.srv, url: url, dir: r.dir}
+	t.Cleanup(func() { r.mu.Lock(); r.srv.Close(); r.mu.Unlock() })
+	return r
+}
+
+func (r *restartable) newServer() *kvslocal.Server {
+	srv, err := kvslocal.New(kvslocal.Config{Dir: r.dir,
+		Credentials: []kvslocal.Credential{{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return srv
+}
+
+// restart closes the endpoint (every connection drops) and serves again
+// after down.
+func (r *restartable) restart(down time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if err := r.srv.Close(); err != nil {
+		r.t.Errorf("closing the endpoint: %v", err)
+	}
+	time.Sleep(down) // the outage itself, not a wait for a condition
+	r.srv = r.newServer()
+	if _, err := r.srv.Start(r.addr); err != nil {
+		r.t.Fatalf("restarting the endpoint on %s: %v", r.addr, err)
+	}
+}
+
+// fragments is how many fragments the endpoint lists for stream (0 while
+// it does not exist or cannot be reached).
+func (r *restartable) fragments(t *testing.T, stream string) int {
+	return len(listFragments(t, r.url, stream))
+}
+
+// listFragments lists a stream's fragments with pkg/kvs (nil on any error).
+func listFragments(t *testing.T, url, stream string) []kvs.FragmentInfo {
+	creds := aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}, nil
+	}))
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: kvslocal.DefaultRegion, Credentials: creds, MaxAttempts: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := ctl.GetDataEndpoint(ctx, stream, "LIST_FRAGMENTS")
+	if err != nil {
+		return nil
+	}
+	l, err := kvs.ListFragments(ctx, kvs.ArchiveConfig{Endpoint: ep, StreamName: stream, Region: kvslocal.DefaultRegion, Credentials: creds},
+		kvs.ListFragmentsInput{Start: time.Unix(1, 0), End: time.Now().Add(time.Hour)})
+	if err != nil {
+		return nil
+	}
+	return l
+}
+
+// bg is a gst-launch-1.0 running in the background.
+type bg struct {
+	cmd  *exec.Cmd
+	out  bytes.Buffer
+	done chan struct{}
+	err  error
+}
+
+func startGst(t *testing.T, ep *endpoint, timeout time.Duration, pipeline string, extraEnv ...string) *bg {
+	t.Helper()
+	plugin := testenv.PluginDir(t)
+	gst := testenv.Tool(t, "gst-launch-1.0", "gstreamer1.0-tools")
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	args := append([]string{"-e", "-m"}, strings.Fields(pipeline)...)
+	b := &bg{cmd: exec.CommandContext(ctx, gst, args...), done: make(chan struct{})}
+	b.cmd.Env = append(gstEnv(plugin, ep), extraEnv...)
+	b.cmd.Stdout, b.cmd.Stderr = &b.out, &b.out
+	if err := b.cmd.Start(); err != nil {
+		cancel()
+		t.Fatal(err)
+	}
+	go func() { b.err = b.cmd.Wait(); cancel(); close(b.done) }()
+	t.Cleanup(func() { b.cmd.Process.Kill(); <-b.done })
+	return b
+}
+
+// wait waits for the process and fails the test unless it exited 0.
+func (b *bg) wait(t *testing.T, what string) string {
+	t.Helper()
+	<-b.done
+	out := b.out.String()
+	if b.err != nil {
+		t.Fatalf("%s: %v\n%s", what, b.err, tail([]byte(out)))
+	}
+	if strings.Contains(out, "CRITICAL") {
+		t.Errorf("%s: GLib CRITICAL in the output:\n%s", what, tail([]byte(out)))
+	}
+	return out
+}
+
+// frameHashes splits raw I420 frames and hashes each.
+func frameHashes(t *testing.T, path string) []string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(b) == 0 || len(b)%srcFrameSize != 0 {
+		t.Fatalf("%s: %d bytes is not a whole number of %dx%d I420 frames", path, len(b), srcWidth, srcHeight)
+	}
+	var hs []string
+	for i := 0; i < len(b); i += srcFrameSize {
+		s := sha256.Sum256(b[i : i+srcFrameSize])
+		hs = append(hs, hex.EncodeToString(s[:8]))
+	}
+	return hs
+}
+
+// decodeToRaw decodes a Matroska file to raw I420 frames.
+func decodeToRaw(t *testing.T, mkv string) string {
+	t.Helper()
+	raw := filepath.Join(t.TempDir(), "ref.yuv")
+	r := launch(t, nil, 120*time.Second, "filesrc location="+mkv+" ! matroskademux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! filesink location="+raw)
+	if r.rc != 0 {
+		t.Fatalf("decoding the reference: %s", r.output)
+	}
+	return raw
+}
+
+// producer is kvssink fed by x264, with the same encoded frames also saved
+// to a Matroska file (the reference).
+func producer(stream string, frames int, ref string, sinkProps ...string) string {
+	return fmt.Sprintf("videotestsrc is-live=true num-buffers=%d pattern=ball ! video/x-raw,width=%d,height=%d,framerate=30/1 ! "+
+		"x264enc key-int-max=15 tune=zerolatency speed-preset=ultrafast ! h264parse ! video/x-h264,stream-format=avc,alignment=au ! "+
+		"tee name=t ! queue ! %s t. ! queue ! matroskamux ! filesink location=%s", frames, srcWidth, srcHeight, kvssink(stream, sinkProps...), ref)
+}
+
+func consumer(stream, out string, props ...string) string {
+	return fmt.Sprintf("kvssrc stream-name=%s %s ! matroskademux ! h264parse ! avdec_h264 ! videoconvert ! video/x-raw,format=I420 ! filesink location=%s",
+		stream, strings.Join(props, " "), out)
+}
+
+// sameFrames compares decoded frame hashes.
+func sameFrames(t *testing.T, got, want []string) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("kvssrc decoded %d frames, the producer encoded %d", len(got), len(want))
+	}
+	for i := 0; i < min(len(got), len(want)); i++ {
+		if got[i] != want[i] {
+			t.Fatalf("decoded frame %d differs from the producer's (first difference)", i)
+		}
+	}
+}
+
+// waitFor polls cond (state held by another process) until it holds.
+func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestSrcLiveThroughEndpointRestart plays a stream while kvssink produces
+// it, restarts the endpoint in the middle, and checks that the decoder saw
+// every frame once, bit-exact.
+func TestSrcLiveThroughEndpointRestart(t *testing.T) {
+	ep := startRestartable(t)
+	dir := t.TempDir()
+	ref, out := filepath.Join(dir, "ref.mkv"), filepath.Join(dir, "out.yuv")
+	const frames = 300 // 10 s at 30 fps
+	prod := startGst(t, ep.endpoint, 180*time.Second, producer("src-live", frames, ref))
+	waitFor(t, 60*time.Second, "the first fragment", func() bool { return ep.fragments(t, "src-live") > 0 })
+	cons := startGst(t, ep.endpoint, 180*time.Second, consumer("src-live", out, "start-selector=earliest", "idle-timeout=8"))
+	waitFor(t, 60*time.Second, "a third of the stream", func() bool { return ep.fragments(t, "src-live") >= frames/15/3 })
+	ep.restart(time.Second)
+	prod.wait(t, "producer")
+	msgs := cons.wait(t, "kvssrc")
+	got, want := frameHashes(t, out), frameHashes(t, decodeToRaw(t, ref))
+	sameFrames(t, got, want)
+	t.Logf("%d frames decoded, equal to the producer's; %d kvs-resumed messages", len(got), strings.Count(msgs, "kvs-resumed"))
+	if n := strings.Count(msgs, "kvs-resumed"); n == 0 {
+		t.Errorf("no kvs-resumed message although the endpoint restarted:\n%s", tail([]byte(msgs)))
+	}
+	if n := strings.Count(msgs, "kvs-fragment-received"); n < frames/15 {
+		t.Errorf("%d kvs-fragment-received messages, want at least %d", n, frames/15)
+	}
+}
