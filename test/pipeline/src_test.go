@@ -239,3 +239,112 @@ func TestSrcLiveThroughEndpointRestart(t *testing.T) {
 		t.Errorf("%d kvs-fragment-received messages, want at least %d", n, frames/15)
 	}
 }
+
+// produce runs a producer to the end (not live: as fast as it encodes) and
+// returns the reference frames it encoded and the stream's fragments.
+func produce(t *testing.T, ep *endpoint, stream string, frames int, sinkProps ...string) ([]string, []kvs.FragmentInfo) {
+	t.Helper()
+	ref := filepath.Join(t.TempDir(), "ref.mkv")
+	p := strings.Replace(producer(stream, frames, ref, sinkProps...), "is-live=true", "is-live=false", 1)
+	if r := launch(t, ep, 180*time.Second, p); r.rc != 0 {
+		t.Fatalf("producer exited %d:\n%s", r.rc, tail([]byte(r.output)))
+	}
+	list := listFragments(t, ep.url, stream)
+	if len(list) == 0 {
+		t.Fatal("the endpoint lists no fragment after the producer finished")
+	}
+	return frameHashes(t, decodeToRaw(t, ref)), list
+}
+
+func rfc3339(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// TestSrcArchived plays archived time ranges: the whole stream, then a
+// range inside it, which starts at a fragment's first (key) frame.
+func TestSrcArchived(t *testing.T) {
+	ep := startEndpoint(t)
+	const stream, frames = "src-archived", 150
+	want, list := produce(t, ep, stream, frames)
+	if len(list) != frames/15 {
+		t.Fatalf("%d fragments, want %d (one per key frame)", len(list), frames/15)
+	}
+	out := filepath.Join(t.TempDir(), "all.yuv")
+	r := launch(t, ep, 120*time.Second, "-m "+consumer(stream, out, "start-time="+rfc3339(list[0].ProducerTimestamp), "end-time="+rfc3339(list[len(list)-1].ProducerTimestamp)))
+	if r.rc != 0 {
+		t.Fatalf("kvssrc exited %d:\n%s", r.rc, tail([]byte(r.output)))
+	}
+	sameFrames(t, frameHashes(t, out), want)
+	if n := strings.Count(r.output, "kvs-fragment-received"); n != len(list) {
+		t.Errorf("%d kvs-fragment-received messages, want %d", n, len(list))
+	}
+
+	// Fragments 3 to 6: frames 45 to 104.
+	part := filepath.Join(t.TempDir(), "part.yuv")
+	r = launch(t, ep, 120*time.Second, consumer(stream, part, "start-time="+rfc3339(list[3].ProducerTimestamp), "end-time="+rfc3339(list[6].ProducerTimestamp), "timestamp-type=producer"))
+	if r.rc != 0 {
+		t.Fatalf("kvssrc exited %d:\n%s", r.rc, tail([]byte(r.output)))
+	}
+	sameFrames(t, frameHashes(t, part), want[45:105])
+}
+
+// TestSrcEncrypted plays an end-to-end encrypted stream, live and
+// archived, decrypting in-line; with the wrong keys it fails naming the
+// cause.
+func TestSrcEncrypted(t *testing.T) {
+	ep := startEndpoint(t)
+	keys := keyFiles(t, t.TempDir())
+	const stream, frames = "src-e2ee", 90
+	want, list := produce(t, ep, stream, frames, "e2ee-recipients="+keys["alice.pub"]+","+keys["bob.pub"], "e2ee-signing-key="+keys["cam"])
+	for _, mode := range []struct{ name, props string }{
+		{"live", "start-selector=earliest idle-timeout=3"},
+		{"archived", "start-time=" + rfc3339(list[0].ProducerTimestamp) + " end-time=" + rfc3339(list[len(list)-1].ProducerTimestamp)},
+	} {
+		t.Run(mode.name, func(t *testing.T) {
+			for _, who := range []string{"alice", "bob"} {
+				out := filepath.Join(t.TempDir(), who+".yuv")
+				r := launch(t, ep, 120*time.Second, consumer(stream, out, mode.props, "private-keys="+keys[who], "device-keys="+keys["cam.pub"]))
+				if r.rc != 0 {
+					t.Fatalf("kvssrc as %s exited %d:\n%s", who, r.rc, tail([]byte(r.output)))
+				}
+				sameFrames(t, frameHashes(t, out), want)
+			}
+		})
+	}
+	t.Run("not a recipient", func(t *testing.T) {
+		r := launch(t, ep, 120*time.Second, "-m "+consumer(stream, filepath.Join(t.TempDir(), "eve.yuv"), "start-selector=earliest idle-timeout=3",
+			"private-keys="+keys["eve"], "device-keys="+keys["cam.pub"]))
+		if r.rc == 0 {
+			t.Fatalf("kvssrc with a key that is not a recipient's exited 0:\n%s", tail([]byte(r.output)))
+		}
+		if !strings.Contains(r.output, "kvs-decrypt-dropped") || !strings.Contains(r.output, "no frame could be decrypted") {
+			t.Errorf("no kvs-decrypt-dropped message and error naming the cause:\n%s", tail([]byte(r.output)))
+		}
+	})
+	t.Run("plain stream with keys", func(t *testing.T) {
+		produce(t, ep, "src-plain", 30)
+		r := launch(t, ep, 120*time.Second, consumer("src-plain", filepath.Join(t.TempDir(), "x.yuv"), "start-selector=earliest idle-timeout=3",
+			"private-keys="+keys["alice"], "device-keys="+keys["cam.pub"]))
+		if r.rc == 0 || !strings.Contains(r.output, "no KVS-E2EE key track") {
+			t.Errorf("kvssrc with keys on a plain stream: rc %d, want an error naming the missing key track:\n%s", r.rc, tail([]byte(r.output)))
+		}
+	})
+}
+
+// TestSrcBadInput: errors name the cause and come within the timeouts.
+func TestSrcBadInput(t *testing.T) {
+	ep := startEndpoint(t)
+	for _, tc := range []struct{ name, props, want string }{
+		{"missing stream", "stream-name=nosuch", "not found"},
+		{"unknown selector", "stream-name=nosuch start-selector=latest", "unknown start selector"},
+		{"fragment number", "stream-name=nosuch start-selector=fragment-number fragment-number=12x", "fragment number"},
+		{"bad time", "stream-name=nosuch start-time=yesterday end-time=today", "not an RFC 3339 time"},
+		{"keys without device", "stream-name=nosuch private-keys=/nonexistent", "private-keys and device-keys go together"},
+		{"empty range", "stream-name=nosuch start-time=2020-01-01T00:00:00Z end-time=2020-01-01T00:01:00Z", "not found"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := launch(t, ep, 60*time.Second, "kvssrc "+tc.props+" ! fakesink")
+			if r.rc == 0 || !strings.Contains(r.output, tc.want) {
+				t.Errorf("rc %d, want an error containing %q:\n%s", r.rc, tc.want, tail([]byte(r.output)))
+			}
+		})
+	}
+}
