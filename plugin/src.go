@@ -43,7 +43,10 @@ type srcElement struct {
 	structs map[string]string // serialisation of the GstStructure properties that are set
 	own     srcSettings
 	live    bool
-	run     *srcRun // between start and stop
+	run     *srcRun        // between start and stop
+	base    source.Config  // of the run started by start (seeks restart from it)
+	seekTo  *time.Duration // a TIME seek prepared, not yet done
+	pushed  bool           // the segment head went downstream
 
 	dropLast map[error]time.Time // cause -> last kvs-decrypt-dropped
 
@@ -53,6 +56,7 @@ type srcElement struct {
 
 // srcRun is one start..stop of the source.
 type srcRun struct {
+	src      *source.Source
 	cancel   context.CancelFunc
 	chunks   chan []byte
 	done     chan struct{}
@@ -132,23 +136,34 @@ func (e *srcElement) Start(self *base.GstBaseSrc) (ok bool) {
 		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err)
 		return false
 	}
-	r := &srcRun{chunks: make(chan []byte, srcQueue), done: make(chan struct{})}
-	r.reporter = newProblemReporter(e.msg(), srcFactoryName)
-	cfg.Logger = newLogger(e.el)
-	cfg.OnEvent = func(ev source.Event) { e.onEvent(r, ev) }
-	src, err := source.New(cfg)
-	if err != nil {
+	e.mu.Lock()
+	e.seekTo = nil
+	e.mu.Unlock()
+	if err := e.startRun(cfg); err != nil {
 		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err)
 		return false
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r.cancel = cancel
 	mode := "live from " + cfg.Start.Type
 	if cfg.Archive != nil {
 		mode = fmt.Sprintf("archived %s to %s", cfg.Archive.Start.UTC().Format(time.RFC3339Nano), cfg.Archive.End.UTC().Format(time.RFC3339Nano))
 	}
 	e.msg().log(levelInfo, fmt.Sprintf("started: stream=%s region=%s endpoint=%s (from %s) credentials=%s, %s",
 		c.StreamName, c.Region, c.Endpoint, c.EndpointSource, c.CredSource, mode))
+	return true
+}
+
+// startRun starts reading with cfg; a run in progress must have ended.
+func (e *srcElement) startRun(cfg source.Config) error {
+	r := &srcRun{chunks: make(chan []byte, srcQueue), done: make(chan struct{})}
+	r.reporter = newProblemReporter(e.msg(), srcFactoryName)
+	cfg.Logger = newLogger(e.el)
+	cfg.OnEvent = func(ev source.Event) { e.onEvent(r, ev) }
+	src, err := source.New(cfg)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r.src, r.cancel = src, cancel
 	go func() {
 		defer close(r.done)
 		r.err = src.Run(ctx, func(b []byte) error {
@@ -162,8 +177,70 @@ func (e *srcElement) Start(self *base.GstBaseSrc) (ok bool) {
 	}()
 	e.mu.Lock()
 	e.run = r
+	if cfg.SeekTo == 0 && !cfg.SkipHeader {
+		e.base, e.pushed = cfg, false
+	}
 	e.mu.Unlock()
-	return true
+	return nil
+}
+
+//export kvsgoSrcSeekable
+func kvsgoSrcSeekable(el *C.GstElement) C.gboolean {
+	e := srcFrom(el)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.live {
+		return 0
+	}
+	return 1
+}
+
+//export kvsgoSrcPrepareSeek
+func kvsgoSrcPrepareSeek(el *C.GstElement, target C.guint64) (ok C.gboolean) {
+	e := srcFrom(el)
+	defer e.msg().recoverPanic("kvssrc seek", func() { ok = 0 })
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.live || e.base.Archive == nil {
+		return 0
+	}
+	t := time.Duration(target)
+	e.seekTo = &t
+	return 1
+}
+
+// kvsgoSrcDoSeek restarts the reading at the prepared target, keeping the
+// first run's origin so that stream times do not move. GstBaseSrc has
+// flushed and stopped create by now.
+//
+//export kvsgoSrcDoSeek
+func kvsgoSrcDoSeek(el *C.GstElement) (ok C.gboolean) {
+	e := srcFrom(el)
+	defer e.msg().recoverPanic("kvssrc seek", func() { ok = 0 })
+	e.mu.Lock()
+	target, r, cfg, pushed := e.seekTo, e.run, e.base, e.pushed
+	e.seekTo = nil
+	e.mu.Unlock()
+	if target == nil {
+		return 1 // GstBaseSrc's own seek to the start
+	}
+	if r == nil {
+		return 0
+	}
+	origin := r.src.Origin()
+	r.cancel()
+	<-r.done
+	cfg.SeekTo = *target
+	cfg.SkipHeader = pushed
+	if origin != nil {
+		cfg.Origin = origin
+	}
+	e.msg().log(levelInfo, fmt.Sprintf("seeking to %v", *target))
+	if err := e.startRun(cfg); err != nil {
+		e.fail("Could not seek", err)
+		return 0
+	}
+	return 1
 }
 
 // Stop ends reading.
@@ -229,6 +306,9 @@ func kvsgoSrcCreate(el *C.GstElement, out **C.GstBuffer) (ret C.GstFlowReturn) {
 		}
 	}
 	*out = C.kvsgo_src_buffer((*C.guint8)(unsafe.Pointer(&b[0])), C.gsize(len(b)))
+	e.mu.Lock()
+	e.pushed = true
+	e.mu.Unlock()
 	return C.GST_FLOW_OK
 }
 

@@ -8,7 +8,8 @@
 #include <gst/gst.h>
 #include <gst/base/gstbasesrc.h>
 
-/* Overrides create, query and is_seekable of a GstBaseSrc subclass. */
+/* Overrides create, query, is_seekable, prepare_seek_segment and do_seek
+ * of a GstBaseSrc subclass. */
 void kvsgo_src_class_init(gpointer klass);
 /* A buffer holding a copy of data. */
 GstBuffer *kvsgo_src_buffer(const guint8 *data, gsize size);

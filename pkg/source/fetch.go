@@ -186,10 +186,27 @@ func (f *fetcher) runArchive(ctx context.Context) error {
 		return fmt.Errorf("%w %s to %s (stream %s)", ErrNoFragments, a.Start.UTC().Format(time.RFC3339Nano), a.End.UTC().Format(time.RFC3339Nano), cfg.StreamName)
 	}
 	cfg.Logger.Info("archived range", "stream", cfg.StreamName, "fragments", len(list))
+	first := 0
+	if cfg.SeekTo > 0 {
+		// The last fragment that starts at or before the target.
+		target := list[0].ProducerTimestamp.Add(cfg.SeekTo)
+		if a.ServerTimestamps {
+			target = list[0].ServerTimestamp.Add(cfg.SeekTo)
+		}
+		for i, fr := range list {
+			ts := fr.ProducerTimestamp
+			if a.ServerTimestamps {
+				ts = fr.ServerTimestamp
+			}
+			if !ts.After(target) {
+				first = i
+			}
+		}
+	}
 	var dataEP string
 	for attempt := 0; ; {
 		// The fragments after the last complete one.
-		next := 0
+		next := first
 		if f.done != "" {
 			for i, fr := range list {
 				if fr.Number == f.done {

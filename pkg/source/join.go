@@ -45,6 +45,10 @@ func (j *joiner) run(r io.Reader) error {
 		case mkv.EventSegmentStart:
 			if j.first == nil {
 				j.first = ev.Header
+				if j.s.cfg.SkipHeader {
+					j.meta = map[string]string{}
+					continue
+				}
 				h := mkv.Header{TimecodeScale: ev.Header.TimecodeScale, Title: ev.Header.Title, MuxingApp: "kvsgo", WritingApp: "kvsgo kvssrc", Tracks: ev.Header.Tracks}
 				copy(h.SegmentUID[:], ev.Header.SegmentUID)
 				j.buf = mkv.AppendHeader(j.buf[:0], &h)

@@ -115,6 +115,13 @@ type Config struct {
 	// that becomes 0 in the output; by default the first cluster's. A
 	// reader that seeks passes the first run's Origin() to the next.
 	Origin *uint64
+	// SeekTo, archived only: start at the fragment that holds this output
+	// stream time (counted from the range's first fragment), for a reader
+	// that seeks; with the first run's Origin the times stay the same.
+	SeekTo time.Duration
+	// SkipHeader leaves out the EBML header and segment head (a seek
+	// continues a segment the reader has already started).
+	SkipHeader bool
 
 	Clock  clock.Clock
 	Logger *slog.Logger

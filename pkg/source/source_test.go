@@ -432,6 +432,23 @@ func TestResentFragmentsAreSkipped(t *testing.T) {
 	equal(t, o.frames, want)
 }
 
+func TestArchivedSeekStartsAtTheFragmentHoldingTheTarget(t *testing.T) {
+	f := newFakeService(t, 6)
+	cfg := f.config()
+	cfg.Archive = &Range{Start: f.frags[0].producer, End: f.frags[5].producer}
+	origin := f.frags[0].tc
+	cfg.Origin = &origin
+	cfg.SeekTo = 1700 * time.Millisecond // inside fragment 3 (1500 to 1999 ms)
+	o, evs, err := run(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	equal(t, o.frames, f.want(3))
+	if o.pts[0] != 1500 || evs[0].Number != f.frags[3].number {
+		t.Errorf("first timecode %d, first fragment %s: want 1500 and fragment 3", o.pts[0], evs[0].Number)
+	}
+}
+
 func TestGapsAreReported(t *testing.T) {
 	f := newFakeService(t, 4)
 	f.frags[2].tc += 2000

@@ -284,6 +284,19 @@ func TestSrcArchived(t *testing.T) {
 		t.Fatalf("kvssrc exited %d:\n%s", r.rc, tail([]byte(r.output)))
 	}
 	sameFrames(t, frameHashes(t, part), want[45:105])
+
+	// A TIME seek on kvssrc to 2.2 s: playback restarts at the fragment
+	// holding it (fragment 4, frames 60 on) with the same stream times.
+	seeked := filepath.Join(t.TempDir(), "seek.yuv")
+	python := testenv.Tool(t, "/usr/bin/python3", "python3-gi")
+	cmd := exec.Command(python, filepath.Join("testdata", "seek.py"),
+		strings.Replace(consumer(stream, seeked, "start-time="+rfc3339(list[0].ProducerTimestamp), "end-time="+rfc3339(list[len(list)-1].ProducerTimestamp)), "kvssrc", "kvssrc name=k", 1),
+		fmt.Sprint(int64(2200*time.Millisecond)))
+	cmd.Env = gstEnv(testenv.PluginDir(t), ep)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("seeking kvssrc: %v\n%s", err, tail(b))
+	}
+	sameFrames(t, frameHashes(t, seeked), want[60:])
 }
 
 // TestSrcEncrypted plays an end-to-end encrypted stream, live and
