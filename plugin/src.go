@@ -2,6 +2,7 @@ package main
 
 /*
 #include "src.h"
+#include "starterr.h"
 #include "plugin_desc.h"
 #include <stdlib.h>
 */
@@ -85,6 +86,7 @@ func (*srcElement) ClassInit(k *glib.ObjectClass) {
 	c.AddPadTemplate(gst.NewPadTemplate("src", gst.PadDirectionSource, gst.PadPresenceAlways, gst.NewCapsFromString("video/x-matroska")))
 	c.InstallProperties(srcParamSpecs())
 	C.kvsgo_src_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())))
+	C.kvsgo_filter_start_fallback(C.gpointer(unsafe.Pointer(k.Unsafe())))
 }
 
 func (e *srcElement) InstanceInit(obj *glib.Object) {
@@ -127,13 +129,15 @@ func (e *srcElement) Start(self *base.GstBaseSrc) (ok bool) {
 	e.mu.Unlock()
 	c, err := st.Config(os.Getenv)
 	if err != nil {
-		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err)
+		e.fail(startFailure(st.StreamName, err), err)
+		C.kvsgo_start_failed(e.el)
 		return false
 	}
 	e.msg().announceCredentials(c)
 	cfg, err := own.sourceConfig(c)
 	if err != nil {
 		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err)
+		C.kvsgo_start_failed(e.el)
 		return false
 	}
 	e.mu.Lock()
@@ -141,6 +145,7 @@ func (e *srcElement) Start(self *base.GstBaseSrc) (ok bool) {
 	e.mu.Unlock()
 	if err := e.startRun(cfg); err != nil {
 		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err)
+		C.kvsgo_start_failed(e.el)
 		return false
 	}
 	mode := "live from " + cfg.Start.Type
