@@ -86,9 +86,7 @@ func (r *restartable) fragments(t *testing.T, stream string) int {
 
 // listFragments lists a stream's fragments with pkg/kvs (nil on any error).
 func listFragments(t *testing.T, url, stream string) []kvs.FragmentInfo {
-	creds := aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
-		return aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}, nil
-	}))
+	creds := testCredentials()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: url, Region: kvslocal.DefaultRegion, Credentials: creds, MaxAttempts: 1})
@@ -105,6 +103,12 @@ func listFragments(t *testing.T, url, stream string) []kvs.FragmentInfo {
 		return nil
 	}
 	return l
+}
+
+func testCredentials() aws.CredentialsProvider {
+	return aws.NewCredentialsCache(aws.CredentialsProviderFunc(func(context.Context) (aws.Credentials, error) {
+		return aws.Credentials{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}, nil
+	}))
 }
 
 // bg is a gst-launch-1.0 running in the background.
