@@ -94,6 +94,10 @@ type Sink struct {
 	endpointAt       time.Time
 	endpointStale    bool
 	lastLatencyReset time.Time
+	// rotatedFrom is the expiry of the credentials whose connection was
+	// last rotated before they expire: the next connection must be signed
+	// with a later set, and is not rotated for this one again.
+	rotatedFrom time.Time
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -328,7 +332,7 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr, putAt: s.cfg.Clock.Now()})
 		if cur.Forced && !s.longGOPWarned {
 			s.longGOPWarned = true
-			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
+			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame %v into the stream (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval (x264enc key-int-max, for example) to under 10 s of frames", fragment.MaxServiceDuration, cur.Seq, (s.lastPTS - s.firstPTS).Round(time.Millisecond))})
 		}
 	}
 	s.stored += int64(len(data)) + 16
