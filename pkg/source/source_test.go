@@ -41,6 +41,9 @@ type fakeService struct {
 	change int
 	// errorAt: the fragment at this index is an error chunk (ID 4000).
 	errorAt int
+	// deletedAfter: media requests from this one on (when > 0) find no
+	// stream.
+	deletedAfter int
 }
 
 type fakeFragment struct {
@@ -152,6 +155,13 @@ func (f *fakeService) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	f.mu.Lock()
 	n := len(f.requests)
+	if f.deletedAfter > 0 && n >= f.deletedAfter {
+		f.mu.Unlock()
+		w.Header().Set("X-Amzn-ErrorType", "ResourceNotFoundException")
+		w.WriteHeader(404)
+		io.WriteString(w, `{"message":"The requested stream is not found or not active."}`)
+		return
+	}
 	limitAfter, dropping := f.drops[n]
 	visible := f.visible
 	f.mu.Unlock()
@@ -485,6 +495,19 @@ func TestBadInputIsAClearError(t *testing.T) {
 		var fe *FragmentError
 		if !errors.As(err, &fe) || fe.ID != 4000 || fe.Number != f.frags[1].number {
 			t.Fatalf("err %v, want a FragmentError 4000", err)
+		}
+	})
+	t.Run("stream deleted mid-read", func(t *testing.T) {
+		f := newFakeService(t, 4)
+		f.drops[0] = 7     // the connection drops in fragment 1 ...
+		f.deletedAfter = 1 // ... and the stream is gone when the source reconnects
+		o, evs, err := run(t, f.config())
+		if !errors.Is(err, kvs.ErrStreamNotFound) {
+			t.Fatalf("err %v, want ErrStreamNotFound", err)
+		}
+		equal(t, o.frames, f.want(0)[:7])
+		if count(evs, EventResume) != 1 {
+			t.Errorf("%d resume events, want 1", count(evs, EventResume))
 		}
 	})
 	t.Run("empty range", func(t *testing.T) {

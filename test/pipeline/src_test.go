@@ -85,7 +85,7 @@ func (r *restartable) fragments(t *testing.T, stream string) int {
 }
 
 // listFragments lists a stream's fragments with pkg/kvs (nil on any error).
-func listFragments(t *testing.T, url, stream string) []kvs.FragmentInfo {
+func listFragments(t testing.TB, url, stream string) []kvs.FragmentInfo {
 	creds := testCredentials()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -119,7 +119,7 @@ type bg struct {
 	err  error
 }
 
-func startGst(t *testing.T, ep *endpoint, timeout time.Duration, pipeline string, extraEnv ...string) *bg {
+func startGst(t testing.TB, ep *endpoint, timeout time.Duration, pipeline string, extraEnv ...string) *bg {
 	t.Helper()
 	plugin := testenv.PluginDir(t)
 	gst := testenv.Tool(t, "gst-launch-1.0", "gstreamer1.0-tools")
@@ -138,7 +138,7 @@ func startGst(t *testing.T, ep *endpoint, timeout time.Duration, pipeline string
 }
 
 // wait waits for the process and fails the test unless it exited 0.
-func (b *bg) wait(t *testing.T, what string) string {
+func (b *bg) wait(t testing.TB, what string) string {
 	t.Helper()
 	<-b.done
 	out := b.out.String()
@@ -349,7 +349,9 @@ func TestSrcEncrypted(t *testing.T) {
 // TestSrcBadInput: errors name the cause and come within the timeouts.
 func TestSrcBadInput(t *testing.T) {
 	ep := startEndpoint(t)
+	produce(t, ep, "src-bad", 30)
 	for _, tc := range []struct{ name, props, want string }{
+		{"unknown fragment", "stream-name=src-bad start-selector=fragment-number fragment-number=12345", "Fragment 12345 was not found"},
 		{"missing stream", "stream-name=nosuch", "not found"},
 		{"unknown selector", "stream-name=nosuch start-selector=latest", "unknown start selector"},
 		{"fragment number", "stream-name=nosuch start-selector=fragment-number fragment-number=12x", "fragment number"},
