@@ -427,7 +427,7 @@ func srcErrorCode(err error) (domain, code int) {
 		return domainResource, int(gst.ResourceErrorNotFound)
 	case errors.Is(err, sink.ErrSettings), errors.Is(err, source.ErrSettings):
 		return domainResource, int(gst.ResourceErrorSettings)
-	case errors.Is(err, source.ErrTracksChanged):
+	case errors.Is(err, source.ErrTracksChanged), errors.Is(err, source.ErrNoTracks):
 		return domainStream, int(gst.StreamErrorFormat)
 	case errors.Is(err, mkvstream.ErrNothingDecrypted), errors.Is(err, mkvstream.ErrContextMismatch), errors.Is(err, mkvstream.ErrNotEncrypted):
 		return domainStream, int(gst.StreamErrorDecrypt)

@@ -43,6 +43,9 @@ func (j *joiner) run(r io.Reader) error {
 		}
 		switch ev.Kind {
 		case mkv.EventSegmentStart:
+			if len(ev.Header.Tracks) == 0 {
+				return fmt.Errorf("%w: a fragment's segment head (offset %d) declares no track", ErrNoTracks, ev.Offset)
+			}
 			if j.first == nil {
 				j.first = ev.Header
 				if j.s.cfg.SkipHeader {

@@ -45,6 +45,8 @@ var (
 	// CodecPrivate) than the first one; one Matroska segment cannot carry
 	// both.
 	ErrTracksChanged = errors.New("source: the stream's tracks changed (another codec or CodecPrivate)")
+	// ErrNoTracks: a fragment declares no track; it cannot be played.
+	ErrNoTracks = errors.New("source: no tracks")
 	// ErrGaveUp wraps the last error after ReconnectTimeout without a
 	// frame.
 	ErrGaveUp = errors.New("source: gave up reconnecting")
