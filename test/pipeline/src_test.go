@@ -367,3 +367,45 @@ func TestSrcBadInput(t *testing.T) {
 		})
 	}
 }
+
+// TestSrcIoTCertificate: kvssrc takes kvssink's iot-certificate property.
+// The walkthrough's role may put media but not read it, so the reading is
+// refused by the policy, which the error names: the request was signed with
+// the credentials the IoT endpoint issued for camera 1.
+func TestSrcIoTCertificate(t *testing.T) {
+	ep, iotEP, devs := iotEndpoint(t)
+	r := launch(t, ep, 60*time.Second, "-m videotestsrc num-buffers=30 ! x264enc ! h264parse ! "+kvssink("cam1", iotProperty(iotEP, "", devs["cam1"])))
+	if r.rc != 0 {
+		t.Fatalf("producer: %s", r.output)
+	}
+	r = launch(t, ep, 60*time.Second, "-m kvssrc stream-name=cam1 start-selector=earliest idle-timeout=3 "+iotProperty(iotEP, "", devs["cam1"])+" ! fakesink",
+		"AWS_ACCESS_KEY_ID=", "AWS_SECRET_ACCESS_KEY=")
+	if !strings.Contains(r.output, "kvs-iot-certificate, certificate-id=(string)"+devs["cam1"].ID) {
+		t.Errorf("no kvs-iot-certificate message from kvssrc:\n%s", r.output)
+	}
+	if r.rc == 0 || !strings.Contains(r.output, "not authorized to perform: kinesisvideo:GetMedia") {
+		t.Errorf("rc %d, want GetMedia refused by the role's policy:\n%s", r.rc, tail([]byte(r.output)))
+	}
+	if r.duration > 20*time.Second {
+		t.Errorf("the refusal took %v", r.duration)
+	}
+}
+
+// TestSrcLatency: live, kvssrc is a live source that reports its latency
+// property; archived, it is not live.
+func TestSrcLatency(t *testing.T) {
+	ep := startEndpoint(t)
+	python := testenv.Tool(t, "/usr/bin/python3", "python3-gi")
+	for _, tc := range []struct{ props, want string }{
+		{"", "True True 3000000000 18446744073709551615"},
+		{"latency=1500", "True True 1500000000 18446744073709551615"},
+		{"start-time=2026-01-01T00:00:00Z end-time=2026-01-01T01:00:00Z", "True False 0 18446744073709551615"},
+	} {
+		cmd := exec.Command(python, filepath.Join("testdata", "latency.py"), "kvssrc name=k stream-name=any "+tc.props+" ! fakesink")
+		cmd.Env = gstEnv(testenv.PluginDir(t), ep)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.TrimSpace(string(out)) != tc.want {
+			t.Errorf("%q: %v: %q, want %q", tc.props, err, out, tc.want)
+		}
+	}
+}
