@@ -112,15 +112,25 @@ func retriable(err error) bool {
 func (f *fetcher) runLive(ctx context.Context) error {
 	cfg := &f.s.cfg
 	var dataEP string
+	var since time.Time // NOW: when the first request went out
 	for attempt := 0; ; {
 		var err error
 		if dataEP == "" {
 			dataEP, err = f.s.ctl.GetDataEndpoint(ctx, cfg.StreamName, "GET_MEDIA")
 		}
+		before := f.frames
 		if err == nil {
 			sel := cfg.Start
-			if f.token != "" {
+			switch {
+			case f.token != "":
 				sel = kvs.StartSelector{Type: "CONTINUATION_TOKEN", ContinuationToken: f.token}
+			case sel.Type == "NOW" && !since.IsZero():
+				// No fragment yet: what came since the first request,
+				// rather than NOW again, which would skip what arrived
+				// while reconnecting.
+				sel = kvs.StartSelector{Type: "SERVER_TIMESTAMP", StartTimestamp: since}
+			case sel.Type == "NOW":
+				since = cfg.Clock.Now()
 			}
 			err = f.read(ctx, func(ctx context.Context) (io.ReadCloser, error) {
 				return kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: dataEP, StreamName: cfg.StreamName, Region: cfg.Region,
@@ -141,8 +151,22 @@ func (f *fetcher) runLive(ctx context.Context) error {
 		if err := f.retry(ctx, err, attempt); err != nil {
 			return err
 		}
+		if err == nil && f.frames == before {
+			// The service ended a response that brought nothing: do not
+			// ask again at once.
+			select {
+			case <-cfg.Clock.After(emptyPause):
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+		}
 	}
 }
+
+// emptyPause is the wait before asking again after a response without a
+// frame (a service that ends idle responses at once must not be polled in
+// a loop).
+const emptyPause = time.Second
 
 func isAPIError(err error) bool {
 	var ae *kvs.APIError

@@ -383,6 +383,26 @@ func TestLiveResumesAfterTheServiceEndsTheResponse(t *testing.T) {
 	}
 }
 
+func TestLiveFromNowResumesFromTheFirstRequestTime(t *testing.T) {
+	f := newFakeService(t, 3)
+	f.visible = 0
+	cfg := f.config()
+	cfg.Start = kvs.StartSelector{Type: "NOW"}
+	cfg.IdleTimeout = 1500 * time.Millisecond
+	_, _, err := run(t, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.requests) < 2 || f.requests[0] != "NOW:" || f.requests[1] != "SERVER_TIMESTAMP:" {
+		t.Errorf("requests %q, want NOW then SERVER_TIMESTAMP", f.requests)
+	}
+	if len(f.requests) > 3 {
+		t.Errorf("%d requests in 1.5 s: responses without a frame must not be repeated at once", len(f.requests))
+	}
+}
+
 func TestArchivedRangeInBatchesWithResume(t *testing.T) {
 	f := newFakeService(t, 7)
 	f.drops[1] = 3 // the second batch breaks off
