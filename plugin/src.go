@@ -348,7 +348,8 @@ func kvsgoSrcLatency(el *C.GstElement, min *C.guint64) C.gboolean {
 // onEvent posts the source's reports as element messages:
 //
 //	kvs-fragment-received  fragment-number, producer-timestamp, server-timestamp (ns since 1970),
-//	                       stream-time (ns), millis-behind-now (-1 if unknown)
+//	                       stream-time (ns), millis-behind-now (-1 if unknown); posted once the
+//	                       fragment's frames are out
 //	kvs-gap                from, to (stream time, ns), fragment-number
 //	kvs-resumed            after (continuation token or fragment number), attempt, reason
 //	kvs-decrypt-dropped    cause, dropped, frames, opened (rate-limited; also an element warning)
@@ -427,7 +428,7 @@ func srcErrorCode(err error) (domain, code int) {
 		return domainResource, int(gst.ResourceErrorNotFound)
 	case errors.Is(err, sink.ErrSettings), errors.Is(err, source.ErrSettings):
 		return domainResource, int(gst.ResourceErrorSettings)
-	case errors.Is(err, source.ErrTracksChanged), errors.Is(err, source.ErrNoTracks):
+	case errors.Is(err, source.ErrTracksChanged), errors.Is(err, source.ErrNoTracks), errors.Is(err, source.ErrBadMedia):
 		return domainStream, int(gst.StreamErrorFormat)
 	case errors.Is(err, mkvstream.ErrNothingDecrypted), errors.Is(err, mkvstream.ErrContextMismatch), errors.Is(err, mkvstream.ErrNotEncrypted):
 		return domainStream, int(gst.StreamErrorDecrypt)

@@ -106,8 +106,12 @@ func retriable(err error) bool {
 	if errors.As(err, &se) && !errors.Is(err, io.ErrUnexpectedEOF) {
 		return false // the service sent something that is not Matroska
 	}
-	return !errors.Is(err, ErrSettings)
+	return !errors.Is(err, ErrSettings) && !errors.Is(err, ErrBadMedia)
 }
+
+// maxTrack is the largest track number a SimpleBlock header of one byte
+// carries, as the writer emits them.
+const maxTrack = 126
 
 func (f *fetcher) runLive(ctx context.Context) error {
 	cfg := &f.s.cfg
@@ -367,8 +371,15 @@ func (f *fetcher) consume(body io.Reader) error {
 				f.token = tok
 			}
 			if inCluster {
+				if here && !skip {
+					// The service's end-of-fragment tags (millis behind
+					// now, continuation token) follow the fragment's frames.
+					if _, err := f.w.Write(ev.TagsRaw); err != nil {
+						return err
+					}
+				}
 				if meta[mkv.TagContinuationToken] != "" {
-					end() // the service's end-of-fragment tags
+					end()
 				}
 				continue
 			}
@@ -416,6 +427,9 @@ func (f *fetcher) consume(body io.Reader) error {
 				continue
 			}
 			b := ev.Block
+			if b.Track < 1 || b.Track > maxTrack {
+				return fmt.Errorf("%w: a block of track %d at offset %d (tracks 1 to %d)", ErrBadMedia, b.Track, ev.Offset, maxTrack)
+			}
 			flags := b.Flags
 			if b.Keyframe {
 				flags |= 0x80

@@ -24,7 +24,20 @@ type joiner struct {
 	meta    map[string]string // AWS_KINESISVIDEO_* tags of the fragment ahead
 	cluster uint64            // timecode of the current cluster
 	last    int64             // timecode of the last block, -1 before the first
+	inFrag  bool              // between a cluster start and the fragment's end
+	frag    *Event            // the fragment being received, reported at its end
 	buf     []byte
+}
+
+// received reports the fragment being received, once it has ended (the
+// next fragment starts, the service's end-of-fragment tags come, or the
+// stream ends).
+func (j *joiner) received() {
+	if j.frag != nil {
+		j.s.event(*j.frag)
+		j.frag = nil
+	}
+	j.inFrag = false
 }
 
 func (j *joiner) run(r io.Reader) error {
@@ -33,9 +46,7 @@ func (j *joiner) run(r io.Reader) error {
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
-			if j.first == nil {
-				return nil
-			}
+			j.received()
 			return nil
 		}
 		if err != nil {
@@ -43,6 +54,7 @@ func (j *joiner) run(r io.Reader) error {
 		}
 		switch ev.Kind {
 		case mkv.EventSegmentStart:
+			j.received()
 			if len(ev.Header.Tracks) == 0 {
 				return fmt.Errorf("%w: a fragment's segment head (offset %d) declares no track", ErrNoTracks, ev.Offset)
 			}
@@ -63,6 +75,18 @@ func (j *joiner) run(r io.Reader) error {
 			}
 			j.meta = map[string]string{}
 		case mkv.EventTags:
+			if j.inFrag {
+				// After the frames: the service's end-of-fragment tags.
+				for _, t := range ev.Tags {
+					if t.Name == mkv.TagMillisBehindNow && j.frag != nil {
+						if v, err := strconv.ParseInt(t.Value, 10, 64); err == nil {
+							j.frag.MillisBehindNow = v
+						}
+					}
+				}
+				j.received()
+				continue
+			}
 			for _, t := range ev.Tags {
 				if strings.HasPrefix(t.Name, "AWS_KINESISVIDEO_") {
 					if j.meta == nil {
@@ -80,6 +104,9 @@ func (j *joiner) run(r io.Reader) error {
 				continue
 			}
 			b := ev.Block
+			if b.Track < 1 || b.Track > maxTrack {
+				return fmt.Errorf("%w: a block of track %d (tracks 1 to %d)", ErrBadMedia, b.Track, maxTrack)
+			}
 			j.last = int64(j.cluster) + int64(b.RelTimecode)
 			j.buf = mkv.AppendSimpleBlockHeader(j.buf[:0], b.Track, b.RelTimecode, b.Flags, len(b.Data))
 			j.buf = append(j.buf, b.Data...)
@@ -91,6 +118,7 @@ func (j *joiner) run(r io.Reader) error {
 }
 
 func (j *joiner) clusterStart(tc uint64) error {
+	j.received()
 	if j.first == nil {
 		return fmt.Errorf("source: a cluster before any segment head")
 	}
@@ -123,7 +151,7 @@ func (j *joiner) clusterStart(tc uint64) error {
 	if v, err := strconv.ParseInt(j.meta[mkv.TagMillisBehindNow], 10, 64); err == nil {
 		ev.MillisBehindNow = v
 	}
-	s.event(ev)
+	j.frag, j.inFrag = &ev, true
 	j.buf = mkv.AppendClusterStart(j.buf[:0], tc-j.origin)
 	return j.emit(j.buf)
 }

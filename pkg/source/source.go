@@ -47,6 +47,9 @@ var (
 	ErrTracksChanged = errors.New("source: the stream's tracks changed (another codec or CodecPrivate)")
 	// ErrNoTracks: a fragment declares no track; it cannot be played.
 	ErrNoTracks = errors.New("source: no tracks")
+	// ErrBadMedia: the service sent Matroska this reader cannot carry (a
+	// block of a track numbered outside 1..126).
+	ErrBadMedia = errors.New("source: unsupported media")
 	// ErrGaveUp wraps the last error after ReconnectTimeout without a
 	// frame.
 	ErrGaveUp = errors.New("source: gave up reconnecting")
@@ -137,8 +140,9 @@ type EventKind int
 
 // Event kinds.
 const (
-	// EventFragment: a fragment starts in the output. Number, Producer,
-	// Server, Time and MillisBehindNow (live) are set.
+	// EventFragment: a fragment was received and its frames emitted.
+	// Number, Producer, Server, Time (where it starts in the output) and,
+	// live, MillisBehindNow (-1 when the service did not say) are set.
 	EventFragment EventKind = iota
 	// EventGap: the next fragment starts GapTo, the last frame was at
 	// GapFrom (output stream time).

@@ -328,7 +328,7 @@ func TestLiveReadsEveryFrameOnceIntoOneSegment(t *testing.T) {
 		t.Errorf("%d fragment events, want 6", n)
 	}
 	fe := evs[0]
-	if fe.Number != f.frags[0].number || !fe.Producer.Equal(f.frags[0].producer) || fe.MillisBehindNow != -1 {
+	if fe.Number != f.frags[0].number || !fe.Producer.Equal(f.frags[0].producer) || fe.MillisBehindNow != 1200 {
 		t.Errorf("first fragment event %+v", fe)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -241,6 +242,9 @@ func TestSrcLiveThroughEndpointRestart(t *testing.T) {
 	}
 	if n := strings.Count(msgs, "kvs-fragment-received"); n < frames/15 {
 		t.Errorf("%d kvs-fragment-received messages, want at least %d", n, frames/15)
+	}
+	if !regexp.MustCompile(`kvs-fragment-received, .*millis-behind-now=\(gint64\)\d+;`).MatchString(msgs) {
+		t.Errorf("no kvs-fragment-received message says how far behind the head it is:\n%s", tail([]byte(msgs)))
 	}
 }
 
