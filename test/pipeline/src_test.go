@@ -251,9 +251,18 @@ func TestSrcLiveThroughEndpointRestart(t *testing.T) {
 // produce runs a producer to the end (not live: as fast as it encodes) and
 // returns the reference frames it encoded and the stream's fragments.
 func produce(t *testing.T, ep *endpoint, stream string, frames int, sinkProps ...string) ([]string, []kvs.FragmentInfo) {
+	return produceAt(t, ep, stream, frames, false, sinkProps...)
+}
+
+// produceAt is produce, live (at 30 fps, so that the service's timestamps
+// are as far apart as the frames) or not.
+func produceAt(t *testing.T, ep *endpoint, stream string, frames int, live bool, sinkProps ...string) ([]string, []kvs.FragmentInfo) {
 	t.Helper()
 	ref := filepath.Join(t.TempDir(), "ref.mkv")
-	p := strings.Replace(producer(stream, frames, ref, sinkProps...), "is-live=true", "is-live=false", 1)
+	p := producer(stream, frames, ref, sinkProps...)
+	if !live {
+		p = strings.Replace(p, "is-live=true", "is-live=false", 1)
+	}
 	if r := launch(t, ep, 180*time.Second, p); r.rc != 0 {
 		t.Fatalf("producer exited %d:\n%s", r.rc, tail([]byte(r.output)))
 	}
@@ -411,5 +420,26 @@ func TestSrcLatency(t *testing.T) {
 		if err != nil || strings.TrimSpace(string(out)) != tc.want {
 			t.Errorf("%q: %v: %q, want %q", tc.props, err, out, tc.want)
 		}
+	}
+}
+
+// TestSrcStartSelectors: every live start selector that names a place in
+// the stream starts there (fragment 3 of 10, frames 45 on).
+func TestSrcStartSelectors(t *testing.T) {
+	ep := startEndpoint(t)
+	const stream = "src-selectors"
+	want, list := produceAt(t, ep, stream, 150, true)
+	for _, sel := range []string{
+		"start-selector=fragment-number fragment-number=" + list[3].Number,
+		"start-selector=producer-timestamp start-time=" + rfc3339(list[3].ProducerTimestamp),
+		"start-selector=server-timestamp start-time=" + rfc3339(list[3].ServerTimestamp),
+		"start-selector=continuation-token continuation-token=" + list[2].Number,
+	} {
+		out := filepath.Join(t.TempDir(), "out.yuv")
+		r := launch(t, ep, 120*time.Second, consumer(stream, out, sel, "idle-timeout=3"))
+		if r.rc != 0 {
+			t.Fatalf("%s: kvssrc exited %d:\n%s", sel, r.rc, tail([]byte(r.output)))
+		}
+		t.Run(strings.Fields(sel)[0], func(t *testing.T) { sameFrames(t, frameHashes(t, out), want[45:]) })
 	}
 }
