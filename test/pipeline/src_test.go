@@ -443,3 +443,26 @@ func TestSrcStartSelectors(t *testing.T) {
 		t.Run(strings.Fields(sel)[0], func(t *testing.T) { sameFrames(t, frameHashes(t, out), want[45:]) })
 	}
 }
+
+// TestSrcProperties: kvssrc's secrets read back masked, as kvssink's; its
+// iot-certificate structure reads back as set; instances are named kvssrcN.
+func TestSrcProperties(t *testing.T) {
+	python := testenv.Tool(t, "/usr/bin/python3", "python3-gi")
+	cmd := exec.Command(python, filepath.Join("testdata", "props.py"))
+	cmd.Env = gstEnv(testenv.PluginDir(t), nil)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	got := strings.Split(strings.TrimSpace(string(out)), "\n")
+	want := []string{"*****", "*****", "*****",
+		"iot-certificate, endpoint=(string)x.example, cert-path=(string)c.pem, key-path=(string)k.pem, role-aliases=(string)r;", "kvssrc0"}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	for _, secret := range []string{"SECRET-KEY-VALUE", "SESSION-TOKEN-VALUE", "EXTERNAL-ID-VALUE"} {
+		if strings.Contains(string(out), secret) {
+			t.Errorf("%s read back", secret)
+		}
+	}
+}
