@@ -363,8 +363,13 @@ func TestSrcEncrypted(t *testing.T) {
 func TestSrcBadInput(t *testing.T) {
 	ep := startEndpoint(t)
 	produce(t, ep, "src-bad", 30)
+	// The same stream goes on in another resolution: another CodecPrivate.
+	if r := launch(t, ep, 60*time.Second, "videotestsrc num-buffers=30 ! video/x-raw,width=640,height=480,framerate=30/1 ! x264enc key-int-max=15 ! h264parse ! "+kvssink("src-bad")); r.rc != 0 {
+		t.Fatalf("second producer: %s", r.output)
+	}
 	for _, tc := range []struct{ name, props, want string }{
 		{"unknown fragment", "stream-name=src-bad start-selector=fragment-number fragment-number=12345", "Fragment 12345 was not found"},
+		{"codec change", "stream-name=src-bad start-selector=earliest idle-timeout=3", "has another CodecPrivate (resolution or encoder settings changed)"},
 		{"missing stream", "stream-name=nosuch", "not found"},
 		{"unknown selector", "stream-name=nosuch start-selector=latest", "unknown start selector"},
 		{"fragment number", "stream-name=nosuch start-selector=fragment-number fragment-number=12x", "fragment number"},
