@@ -229,7 +229,7 @@ func TestSrcLiveThroughEndpointRestart(t *testing.T) {
 	const frames = 300 // 10 s at 30 fps
 	prod := startGst(t, ep.endpoint, 180*time.Second, producer("src-live", frames, ref))
 	waitFor(t, 60*time.Second, "the first fragment", func() bool { return ep.fragments(t, "src-live") > 0 })
-	cons := startGst(t, ep.endpoint, 180*time.Second, consumer("src-live", out, "start-selector=earliest", "idle-timeout=8"))
+	cons := startGst(t, ep.endpoint, 180*time.Second, consumer("src-live", out, "start-selector=earliest", "idle-timeout=15"))
 	waitFor(t, 60*time.Second, "a third of the stream", func() bool { return ep.fragments(t, "src-live") >= frames/15/3 })
 	ep.restart(time.Second)
 	prod.wait(t, "producer")
