@@ -233,6 +233,9 @@ var props = []prop{
 	{name: "metrics-interval", nick: "Metrics interval", kind: kUint,
 		u:     func(s *sink.Settings) *uint { return &s.MetricsIntervalMs },
 		blurb: "kvsgo only: post a kvs-metrics element message this often (bytes, frames and fragments sent and acknowledged, dropped frames, latency, store fill); 0 = never. Unit: milliseconds. Default: 0"},
+	{name: "storage-path", nick: "Storage path", kind: kString,
+		str:   func(s *sink.Settings) **string { return &s.StoragePath },
+		blurb: "kvsgo only: a directory where fragments are also kept on disk until the service acknowledges them (a subdirectory per stream), so that after a crash, kill or power cut the next run uploads every frame this one had accepted, first and with its original times; storage-size then bounds the files as well as memory. A live stream never waits for a slow disk (what the disk cannot keep up with is held in memory only); offline waits. A directory that fails is an element warning and the stream goes on in memory; two elements streaming the same stream from one directory is an error. Default: NULL (memory only)"},
 	{name: "sync", kind: kSync},
 }
 

@@ -82,6 +82,9 @@ type Options struct {
 	// that finds the queue full is not written, and neither is the rest of
 	// its fragment (Lagging reports how many fragments that cost).
 	Block bool
+	// WriteWait bounds how long an append waits for its record to be
+	// written when Block is off. It defaults to 20 ms.
+	WriteWait time.Duration
 	// NoSync skips the fdatasync at each fragment close (tests).
 	NoSync bool
 	// OpenFile opens segment files; default os.OpenFile. Tests slow it down
@@ -146,7 +149,10 @@ type Journal struct {
 	err      error
 	closed   bool
 	lagging  int
-	written  int64 // bytes written, records included (write amplification)
+	enqSeq   uint64 // records queued since Open
+	doneSeq  uint64 // records written (or given up on after a failure)
+	behind   bool   // a bounded wait ran out: appends do not wait until the queue drains
+	written  int64  // bytes written, records included (write amplification)
 	syncs    int
 	writer   chan struct{}
 }
@@ -163,6 +169,9 @@ func Open(opts Options) (*Journal, []Fragment, []string, error) {
 	}
 	if opts.QueueBytes <= 0 {
 		opts.QueueBytes = 4 << 20
+	}
+	if opts.WriteWait <= 0 {
+		opts.WriteWait = 20 * time.Millisecond
 	}
 	if opts.OpenFile == nil {
 		opts.OpenFile = func(name string, flag int, perm os.FileMode) (File, error) { return os.OpenFile(name, flag, perm) }
@@ -487,6 +496,7 @@ func (j *Journal) lagAware(rec []byte) {
 	}
 	j.queue = append(j.queue, rec)
 	j.queued += int64(len(rec))
+	j.enqSeq++
 	j.cond.Broadcast()
 }
 
@@ -521,8 +531,39 @@ func (j *Journal) enqueueLocked(rec []byte, st *fragState) error {
 	}
 	j.queue = append(j.queue, rec)
 	j.queued += int64(len(rec))
+	j.enqSeq++
 	j.cond.Broadcast()
-	return nil
+	return j.awaitLocked(j.enqSeq)
+}
+
+// awaitLocked waits until the record numbered seq is written, so that a
+// record appended has reached the file (the page cache: it survives the
+// process being killed) when the append returns. Without Block the wait is
+// bounded by WriteWait; once it ran out the journal stops waiting until the
+// writer has caught up, so a slow disk never holds the caller for long.
+func (j *Journal) awaitLocked(seq uint64) error {
+	if !j.opts.Block && j.behind {
+		return nil
+	}
+	timedOut := false
+	var t *time.Timer
+	if !j.opts.Block {
+		t = time.AfterFunc(j.opts.WriteWait, func() {
+			j.mu.Lock()
+			timedOut = true
+			j.cond.Broadcast()
+			j.mu.Unlock()
+		})
+		defer t.Stop()
+	}
+	for j.doneSeq < seq && j.err == nil && !j.closed {
+		if timedOut {
+			j.behind = true
+			return nil
+		}
+		j.cond.Wait()
+	}
+	return j.err
 }
 
 // write is the journal's writer goroutine. It writes queued records in
@@ -543,6 +584,7 @@ func (j *Journal) write() {
 			for _, rec := range j.queue {
 				j.queued -= int64(len(rec))
 			}
+			j.doneSeq += uint64(len(j.queue))
 			j.queue = nil
 			j.cond.Broadcast()
 			continue
@@ -579,6 +621,10 @@ func (j *Journal) write() {
 		}
 		j.mu.Lock()
 		j.queued -= size
+		j.doneSeq += uint64(len(run))
+		if len(j.queue) == 0 {
+			j.behind = false
+		}
 		seg.size += int64(n)
 		j.onDisk += int64(n)
 		j.written += int64(n)
@@ -616,7 +662,7 @@ func (j *Journal) noteLocked(seg *segment, rec []byte) {
 func (j *Journal) dropDoneSegments(_ *segment) {
 	n := 0
 	for _, seg := range j.segs {
-		if seg == j.cur || !j.allDoneLocked(seg) {
+		if (seg == j.cur && j.curFile != nil) || !j.allDoneLocked(seg) {
 			break
 		}
 		if err := os.Remove(seg.path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -732,12 +778,7 @@ func (j *Journal) Shutdown() error {
 		err = j.curFile.Close()
 		j.curFile = nil
 	}
-	j.dropDoneSegments(nil)
-	if j.cur != nil && len(j.cur.frags) == 0 {
-		if os.Remove(j.cur.path) == nil {
-			j.onDisk -= j.cur.size
-		}
-	}
+	j.dropDoneSegments(nil) // the current file too, now that it is closed
 	j.lock.Close()
 	if j.err != nil {
 		return j.err

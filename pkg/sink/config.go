@@ -112,6 +112,13 @@ type Config struct {
 	// official get-kvs-metrics).
 	MetricsOnKeyFrame bool
 
+	// StoragePath, if set, keeps the store's fragments on disk as well
+	// (disk.go), in a directory per stream under it, so that a restarted
+	// producer uploads what an earlier run had accepted. StorageSize then
+	// bounds the files as it bounds memory. It needs absolute fragment
+	// times (recovered fragments keep their original timecodes).
+	StoragePath string
+
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).
 	E2EE *E2EEConfig
 
@@ -191,11 +198,15 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		MetricsInterval:       time.Duration(st.MetricsIntervalMs) * time.Millisecond,
 		MetricsOnKeyFrame:     st.GetKVSMetrics,
 		CACertPath:            caCertPath(st.CACertPath, getenv),
+		StoragePath:           deref(st.StoragePath),
 		LoopbackOnly:          getenv(LoopbackOnlyEnv) != "",
 		HTTPClient:            hc, // the credentials' client: one transport, CAs read once
 	}
 	if st.FileStartTime != 0 {
 		c.FileStartTime = time.Unix(int64(st.FileStartTime), 0)
+	}
+	if c.StoragePath != "" && !c.AbsoluteFragmentTimes && c.StreamingType != Offline {
+		return c, fmt.Errorf("%w: storage-path needs absolute-fragment-times=true: fragments recovered after a restart are uploaded with their original times", ErrSettings)
 	}
 	if c.E2EE, err = st.e2eeConfig(); err != nil {
 		return c, err

@@ -154,6 +154,8 @@ type Settings struct {
 	// MetricsIntervalMs is kvsgo's metrics-interval property: how often a
 	// kvs-metrics element message is posted; 0 = never.
 	MetricsIntervalMs uint
+	// StoragePath is storage-path: a directory for the disk-backed store.
+	StoragePath *string
 }
 
 // E2EE defaults.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/fragment"
+	"github.com/kvsgo/kvsgo/pkg/journal"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
@@ -57,6 +58,13 @@ type entry struct {
 	sent  bool      // completely written on some session
 	tried bool      // written (at least partly) on some session
 	putAt time.Time // when its first frame was put (latency)
+
+	// The disk journal (disk.go): the fragment's id there, how many of
+	// its bytes were appended, whether it was started and closed there,
+	// and whether it came back from an earlier run.
+	jid                          uint64
+	journaled                    int
+	jstarted, jclosed, recovered bool
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -98,6 +106,9 @@ type Sink struct {
 	// last rotated before they expire: the next connection must be signed
 	// with a later set, and is not rotated for this one again.
 	rotatedFrom time.Time
+
+	journal                             *journal.Journal // Config.StoragePath; nil without one or after it failed
+	journalFullWarned, journalLagWarned bool
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -180,6 +191,17 @@ func (s *Sink) Start(ctx context.Context) error {
 		return s.startErr("GetDataEndpoint", err, bound)
 	}
 	s.dataEndpoint, s.endpointAt = ep, s.cfg.Clock.Now()
+	if s.cfg.StoragePath != "" {
+		rep, err := s.openJournal()
+		if err != nil {
+			return err
+		}
+		if rep != nil {
+			s.emit(Event{Kind: EventRecovered, Recovered: rep, Message: fmt.Sprintf(
+				"recovered %d frame(s) in %d fragment(s) that an earlier run left in storage-path (stream time %v to %v): they are uploaded first",
+				rep.Frames, rep.Fragments, time.Unix(0, int64(rep.From)).UTC().Format(time.RFC3339Nano), time.Unix(0, int64(rep.To)).UTC().Format(time.RFC3339Nano))})
+		}
+	}
 	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
@@ -268,6 +290,9 @@ func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
 	if err != nil {
 		return old
 	}
+	if old != nil {
+		b.SetNextSeq(old.NextSeq()) // fragments keep numbers no entry has
+	}
 	return b
 }
 
@@ -342,6 +367,9 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
 	s.wakeLocked()
+	if last := s.entries[len(s.entries)-1]; last.frag == cur {
+		s.journalLocked(last) // the frame is on its way to disk before Put returns
+	}
 	return nil
 }
 
@@ -356,6 +384,13 @@ func (s *Sink) warnSkipLocked(f Frame) {
 // time for absolute fragment times, time since the first frame otherwise.
 func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
 	pts := f.PTS
+	if pts == NoTime && s.track.order != nil && s.cfg.FrameTimecodes {
+		var warning string
+		pts, warning = s.track.order.present(f)
+		if warning != "" {
+			s.queue(Event{Kind: EventWarning, Message: warning})
+		}
+	}
 	if pts == NoTime {
 		pts = f.DTS
 	}
@@ -408,6 +443,12 @@ func (s *Sink) closeFragmentLocked(f *fragment.Fragment) {
 		return
 	}
 	f.Closed = true
+	for i := len(s.entries) - 1; i >= 0; i-- {
+		if s.entries[i].frag == f {
+			s.journalLocked(s.entries[i])
+			break
+		}
+	}
 	s.wakeLocked()
 }
 
@@ -536,6 +577,7 @@ func (s *Sink) Close() error {
 			s.cancel()
 			<-s.done
 		}
+		s.closeJournal()
 		// Wake a Put or Finish still waiting for room or acks.
 		s.mu.Lock()
 		s.closed = true

@@ -27,6 +27,9 @@ type track struct {
 	frameDuration time.Duration
 	// spsWidth/spsHeight: picture size from the last in-band SPS.
 	spsWidth, spsHeight int
+	// order derives presentation times of H.264/H.265 frames that arrive
+	// without (nil for audio).
+	order *presenter
 }
 
 func formatErr(format string, args ...any) error {
@@ -97,6 +100,7 @@ func trackFor(f Format, codecID, name string) (*track, error) {
 		return nil, formatErr("codec %q (kvssink takes H.264, H.265, AAC, A-law and µ-law)", f.Codec)
 	}
 	if t.video {
+		t.order = newPresenter(t.hevc, f, t.frameDuration)
 		if codecID != "" && codecID != DefaultCodecID {
 			t.entry.CodecID = codecID
 		}

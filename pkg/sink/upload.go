@@ -234,7 +234,10 @@ func (s *Sink) trimLocked() {
 		n++
 	}
 	for _, e := range s.entries[:n] {
-		s.builder.Recycle(e.frag) // acknowledged and not being written
+		s.journalDoneLocked(e)
+		if !e.recovered {
+			s.builder.Recycle(e.frag) // acknowledged and not being written
+		}
 	}
 	if n > 0 {
 		s.entries = append(s.entries[:0], s.entries[n:]...)
