@@ -471,3 +471,37 @@ func TestSrcProperties(t *testing.T) {
 		}
 	}
 }
+
+// TestSrcStreamDeletedMidRead: a live read of a stream that is deleted
+// (with awscli) ends with an element error naming the missing stream, not
+// with endless reconnections.
+func TestSrcStreamDeletedMidRead(t *testing.T) {
+	ep := startEndpoint(t)
+	const stream = "src-deleted"
+	produce(t, ep, stream, 60)
+	cons := startGst(t, ep, 120*time.Second, "kvssrc stream-name="+stream+" start-selector=earliest idle-timeout=60 ! fakesink")
+	waitFor(t, 30*time.Second, "the first fragment read", func() bool { return strings.Contains(cons.out.String(), "kvs-fragment-received") })
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: ep.url, Region: kvslocal.DefaultRegion, Credentials: testCredentials()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := ctl.DescribeStream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	aws := testenv.Tool(t, "aws", "awscli")
+	del := exec.CommandContext(ctx, aws, "kinesisvideo", "delete-stream", "--stream-arn", info.ARN, "--endpoint-url", ep.url, "--region", kvslocal.DefaultRegion)
+	del.Env = gstEnv(testenv.PluginDir(t), ep)
+	if out, err := del.CombinedOutput(); err != nil {
+		t.Fatalf("aws kinesisvideo delete-stream: %v\n%s", err, out)
+	}
+	start := time.Now()
+	<-cons.done
+	out := cons.out.String()
+	if cons.err == nil || !strings.Contains(out, "ResourceNotFoundException") {
+		t.Fatalf("kvssrc: %v, want an error naming the missing stream:\n%s", cons.err, tail([]byte(out)))
+	}
+	t.Logf("ended %v after the deletion", time.Since(start).Round(time.Millisecond))
+}
