@@ -56,8 +56,11 @@ static gboolean src_prepare_seek_segment(GstBaseSrc *src, GstEvent *seek, GstSeg
   return TRUE;
 }
 
+/* A byte seek (matroskademux seeking to a cluster of the index that
+ * archived playback writes) is mapped back to its fragment in Go. */
 static gboolean src_do_seek(GstBaseSrc *src, GstSegment *segment) {
-  return kvsgoSrcDoSeek(GST_ELEMENT(src));
+  gint64 offset = segment->format == GST_FORMAT_BYTES ? (gint64)segment->start : 0;
+  return kvsgoSrcDoSeek(GST_ELEMENT(src), offset);
 }
 
 void kvsgo_src_class_init(gpointer klass) {

@@ -219,13 +219,22 @@ func kvsgoSrcPrepareSeek(el *C.GstElement, target C.guint64) (ok C.gboolean) {
 // flushed and stopped create by now.
 //
 //export kvsgoSrcDoSeek
-func kvsgoSrcDoSeek(el *C.GstElement) (ok C.gboolean) {
+func kvsgoSrcDoSeek(el *C.GstElement, offset C.gint64) (ok C.gboolean) {
 	e := srcFrom(el)
 	defer e.msg().recoverPanic("kvssrc seek", func() { ok = 0 })
 	e.mu.Lock()
 	target, r, cfg, pushed := e.seekTo, e.run, e.base, e.pushed
 	e.seekTo = nil
 	e.mu.Unlock()
+	if target == nil && offset > 0 && r != nil {
+		// A demuxer's seek to a cluster of the index (pkg/source/cues.go).
+		t, found := r.src.SeekOffset(int64(offset))
+		if !found {
+			e.msg().log(levelWarning, fmt.Sprintf("seek to byte %d: not a fragment of the index", int64(offset)))
+			return 0
+		}
+		target = &t
+	}
 	if target == nil {
 		return 1 // GstBaseSrc's own seek to the start
 	}

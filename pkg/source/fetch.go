@@ -214,6 +214,11 @@ func (f *fetcher) runArchive(ctx context.Context) error {
 		return fmt.Errorf("%w %s to %s (stream %s)", ErrNoFragments, a.Start.UTC().Format(time.RFC3339Nano), a.End.UTC().Format(time.RFC3339Nano), cfg.StreamName)
 	}
 	cfg.Logger.Info("archived range", "stream", cfg.StreamName, "fragments", len(list))
+	f.s.mu.Lock()
+	if f.s.list == nil {
+		f.s.list = list
+	}
+	f.s.mu.Unlock()
 	first := 0
 	if cfg.SeekTo > 0 {
 		// The last fragment that starts at or before the target.

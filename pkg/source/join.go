@@ -67,6 +67,9 @@ func (j *joiner) run(r io.Reader) error {
 				h := mkv.Header{TimecodeScale: ev.Header.TimecodeScale, Title: ev.Header.Title, MuxingApp: "kvsgo", WritingApp: "kvsgo kvssrc", Tracks: ev.Header.Tracks}
 				copy(h.SegmentUID[:], ev.Header.SegmentUID)
 				j.buf = mkv.AppendHeader(j.buf[:0], &h)
+				if j.s.cfg.Archive != nil {
+					j.cues(&h)
+				}
 				if err := j.emit(j.buf); err != nil {
 					return err
 				}
@@ -200,4 +203,35 @@ func trackChange(a, b *mkv.SegmentHeader) string {
 		}
 	}
 	return ""
+}
+
+// cues appends the archived range's index to the header in j.buf (see
+// cues.go) and records where the segment's data starts.
+func (j *joiner) cues(h *mkv.Header) {
+	s := j.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.list == nil {
+		return
+	}
+	at := segmentData(j.buf)
+	if at < 0 {
+		return
+	}
+	s.segStart = int64(at)
+	track := h.Tracks[0].Number
+	for _, t := range h.Tracks {
+		if t.Type == mkv.TrackTypeVideo {
+			track = t.Number
+			break
+		}
+	}
+	scale := h.TimecodeScale
+	if scale == 0 {
+		scale = mkv.DefaultTimecodeScale
+	}
+	last := s.list[len(s.list)-1]
+	server := s.cfg.Archive.ServerTimestamps
+	j.buf = withDuration(j.buf, cueStamp(last, server).Sub(cueStamp(s.list[0], server))+last.Duration, time.Duration(scale))
+	j.buf = appendCues(j.buf, s.list, time.Duration(scale), track, server)
 }

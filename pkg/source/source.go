@@ -193,8 +193,10 @@ type Source struct {
 	cfg Config
 	ctl *kvs.Control
 
-	mu     sync.Mutex
-	origin *uint64
+	mu       sync.Mutex
+	origin   *uint64
+	list     []kvs.FragmentInfo // archived: the range's fragments, once listed
+	segStart int64              // archived: where the output segment's data starts
 }
 
 // New validates cfg and fills its defaults.

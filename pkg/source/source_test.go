@@ -479,6 +479,45 @@ func TestArchivedSeekStartsAtTheFragmentHoldingTheTarget(t *testing.T) {
 	}
 }
 
+// TestArchivedIndex: archived output carries a duration and an index whose
+// virtual cluster offsets map back to their fragments.
+func TestArchivedIndex(t *testing.T) {
+	f := newFakeService(t, 6)
+	cfg := f.config()
+	cfg.Archive = &Range{Start: f.frags[0].producer, End: f.frags[5].producer}
+	s, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	if err := s.Run(context.Background(), func(b []byte) error { out.Write(b); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	b := out.Bytes()
+	data := int64(segmentData(b))
+	if data <= 0 {
+		t.Fatal("no segment start in the output")
+	}
+	// Duration (0x4489, float 3000 ms) and six CuePoints (0xBB).
+	if !bytes.Contains(b, []byte{0x44, 0x89, 0x88, 0x40, 0xa7, 0x70, 0, 0, 0, 0, 0}) {
+		t.Error("no Duration of 3000 ms in the output's Info")
+	}
+	for i := 0; i < 6; i++ {
+		got, ok := s.SeekOffset(data + cueBase + int64(i)*cueStep)
+		if !ok || got != time.Duration(i)*500*time.Millisecond {
+			t.Errorf("cue %d: %v %v, want %v", i, got, ok, time.Duration(i)*500*time.Millisecond)
+		}
+	}
+	for _, off := range []int64{0, data, data + cueBase + 1, data + cueBase + 6*cueStep, -1} {
+		if _, ok := s.SeekOffset(off); ok {
+			t.Errorf("offset %d maps to a fragment", off)
+		}
+	}
+	if o := decode(t, b); o.segments != 1 || len(o.frames) != 30 {
+		t.Errorf("%d segments, %d frames", o.segments, len(o.frames))
+	}
+}
+
 func TestGapsAreReported(t *testing.T) {
 	f := newFakeService(t, 4)
 	f.frags[2].tc += 2000

@@ -1,5 +1,6 @@
-"""Prerolls a pipeline, seeks its kvssrc (named k) in TIME to argv[2]
-nanoseconds, plays to EOS. Exit 0 on EOS, 1 on an error or a refused seek."""
+"""Prerolls a pipeline, seeks it in TIME to argv[2] nanoseconds (argv[3]:
+"pipeline", as applications do, or "element": its kvssrc, named k), plays
+to EOS. Exit 0 on EOS, 1 on an error or a refused seek."""
 import sys
 
 import gi
@@ -17,7 +18,8 @@ state = {"seeked": False, "rc": 1}
 def on_message(_bus, msg):
     if msg.type == Gst.MessageType.ASYNC_DONE and not state["seeked"]:
         state["seeked"] = True
-        ok = pipeline.get_by_name("k").seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT, target)
+        target_el = pipeline if sys.argv[3] == "pipeline" else pipeline.get_by_name("k")
+        ok = target_el.seek_simple(Gst.Format.TIME, Gst.SeekFlags.FLUSH | Gst.SeekFlags.KEY_UNIT, target)
         print("seek", ok, flush=True)
         if not ok:
             loop.quit()
