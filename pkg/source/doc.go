@@ -12,7 +12,9 @@
 // The fragments (one Matroska segment each, as the service sends them) are
 // optionally decrypted end to end (pkg/e2ee/mkvstream, as kvsdecrypt does)
 // and joined into one segment whose timecodes start at 0, which any
-// Matroska demuxer plays through.
+// Matroska demuxer plays through. Archived output also carries the range's
+// duration and an index of its fragments at virtual offsets (cues.go), so
+// that a demuxer in push mode can seek.
 //
 // It imports pkg/kvs, pkg/mkv, pkg/e2ee, pkg/clock and the standard library;
 // it must not import GStreamer, glib or pkg/sink, and has no cgo.
