@@ -264,6 +264,9 @@ func (s *Sink) newHeaderLocked() {
 		s.builder = mustBuilder(s.fragmentConfig(false), s.builder)
 	}
 	s.hdr = &header{bytes: mkv.AppendHeader(nil, h)}
+	if s.sealer != nil {
+		s.sealer.setHead(s.hdr.bytes)
+	}
 }
 
 // fragmentConfig is the fragmentation policy, with the sealer when the
