@@ -148,7 +148,7 @@ func (d *decryptElement) start() (*transformRun, bool) {
 	if d.run != nil {
 		return d.run, true
 	}
-	d.reporter = newProblemReporter(d)
+	d.reporter = newProblemReporter(d.msg(), decryptFactoryName)
 	tf, err := d.settings.transform(d.reporter.report)
 	if err != nil {
 		d.msg().post(kindError, domainResource, int(gst.ResourceErrorSettings), fmt.Sprintf("kvsdecrypt: %v", err), "")

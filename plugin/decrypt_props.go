@@ -80,35 +80,9 @@ const mismatchFrames = 60
 // transform loads the keys and returns the decryption of one stream, which
 // reports problems through report.
 func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) (func(io.Reader, io.Writer) error, error) {
-	if s.streamName == "" {
-		return nil, errors.New("stream-name is not set: it must name the stream the input was read from")
-	}
-	if s.privateKeys == "" {
-		return nil, errors.New("private-keys is not set")
-	}
-	if s.deviceKeys == "" {
-		return nil, errors.New("device-keys is not set: the device public keys to trust")
-	}
-	var keys []*e2ee.PrivateKey
-	for _, p := range strings.Split(s.privateKeys, ",") {
-		if p = strings.TrimSpace(p); p == "" {
-			continue
-		}
-		k, err := e2ee.LoadPrivateKey(p)
-		if err != nil {
-			return nil, fmt.Errorf("private-keys: %w", err)
-		}
-		keys = append(keys, k)
-	}
-	devs, err := e2ee.LoadDeviceKeys(s.deviceKeys)
+	cfg, err := s.config()
 	if err != nil {
-		return nil, fmt.Errorf("device-keys: %w", err)
-	}
-	cfg := e2ee.DecryptorConfig{Stream: s.streamName, Devices: devs, Keys: keys}
-	if s.stateFile != "" {
-		if cfg.State, err = e2ee.LoadStateFile(s.stateFile); err != nil {
-			return nil, fmt.Errorf("state-file: %w", err)
-		}
+		return nil, err
 	}
 	return func(r io.Reader, w io.Writer) error {
 		rep, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report, MismatchAfter: mismatchFrames})
@@ -119,4 +93,41 @@ func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) 
 		}
 		return err
 	}, nil
+}
+
+// config loads the keys and the replay state (kvssrc decrypts with the
+// same configuration).
+func (s decryptSettings) config() (e2ee.DecryptorConfig, error) {
+	var cfg e2ee.DecryptorConfig
+	if s.streamName == "" {
+		return cfg, errors.New("stream-name is not set: it must name the stream the input was read from")
+	}
+	if s.privateKeys == "" {
+		return cfg, errors.New("private-keys is not set")
+	}
+	if s.deviceKeys == "" {
+		return cfg, errors.New("device-keys is not set: the device public keys to trust")
+	}
+	var keys []*e2ee.PrivateKey
+	for _, p := range strings.Split(s.privateKeys, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		k, err := e2ee.LoadPrivateKey(p)
+		if err != nil {
+			return cfg, fmt.Errorf("private-keys: %w", err)
+		}
+		keys = append(keys, k)
+	}
+	devs, err := e2ee.LoadDeviceKeys(s.deviceKeys)
+	if err != nil {
+		return cfg, fmt.Errorf("device-keys: %w", err)
+	}
+	cfg = e2ee.DecryptorConfig{Stream: s.streamName, Devices: devs, Keys: keys}
+	if s.stateFile != "" {
+		if cfg.State, err = e2ee.LoadStateFile(s.stateFile); err != nil {
+			return cfg, fmt.Errorf("state-file: %w", err)
+		}
+	}
+	return cfg, nil
 }

@@ -21,15 +21,16 @@ const warnEvery = 5 * time.Second
 // element warnings and, for a context mismatch, an error that stops the
 // stream.
 type problemReporter struct {
-	d    *decryptElement
+	el   *element // posts the warnings (kvsdecrypt's or kvssrc's)
+	name string   // of the element, the start of every warning
 	now  func() time.Time
 	mu   sync.Mutex
 	last map[error]time.Time // cause -> last warning
 	seen map[error]int       // cause -> count at the last warning
 }
 
-func newProblemReporter(d *decryptElement) *problemReporter {
-	return &problemReporter{d: d, now: time.Now, last: map[error]time.Time{}, seen: map[error]int{}}
+func newProblemReporter(el *element, name string) *problemReporter {
+	return &problemReporter{el: el, name: name, now: time.Now, last: map[error]time.Time{}, seen: map[error]int{}}
 }
 
 func (p *problemReporter) report(err error, rep *mkvstream.Report) error {
@@ -45,11 +46,11 @@ func (p *problemReporter) report(err error, rep *mkvstream.Report) error {
 	since := n - p.seen[cause]
 	p.last[cause], p.seen[cause] = now, n
 	p.mu.Unlock()
-	msg := fmt.Sprintf("kvsdecrypt: %v", err)
+	msg := fmt.Sprintf("%s: %v", p.name, err)
 	if warned {
-		msg = fmt.Sprintf("kvsdecrypt: %d more frames or bundles dropped for %q (%d in all); latest: %v", since, cause, n, err)
+		msg = fmt.Sprintf("%s: %d more frames or bundles dropped for %q (%d in all); latest: %v", p.name, since, cause, n, err)
 	}
-	p.d.msg().post(kindWarning, domainStream, int(gst.StreamErrorDecrypt), msg, summary(rep))
+	p.el.post(kindWarning, domainStream, int(gst.StreamErrorDecrypt), msg, summary(rep))
 	return nil
 }
 

@@ -2,6 +2,7 @@ package main
 
 /*
 #include "plugin_desc.h"
+#include "starterr.h"
 #include <stdlib.h>
 */
 import "C"
@@ -161,7 +162,8 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	}
 	cfg, err := st.Config(os.Getenv)
 	if err != nil {
-		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err, "")
+		e.fail(startFailure(st.StreamName, err), err, "")
+		C.kvsgo_start_failed(e.el)
 		return false
 	}
 	cfg.Logger = newLogger(e.el)
@@ -172,6 +174,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	core, err := sink.New(cfg)
 	if err != nil {
 		e.fail(fmt.Sprintf("Invalid settings for stream %q", st.StreamName), err, where)
+		C.kvsgo_start_failed(e.el)
 		return false
 	}
 	// Set before the core starts: its metrics goroutine reads them.
@@ -180,6 +183,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	if err := core.Start(e.context()); err != nil {
 		core.Close()
 		e.fail(fmt.Sprintf("Could not start streaming to %q", st.StreamName), err, where)
+		C.kvsgo_start_failed(e.el)
 		return false
 	}
 	e.log(levelInfo, "started: "+where)
@@ -434,11 +438,13 @@ func ackType(t string) int {
 
 // fail reports a core error: an element error in the domain errorCode
 // chooses, and the official stream-error signal.
+// The message and the signal come first, so that an application that stops
+// at the first ERROR has seen them.
 func (e *element) fail(text string, err error, dbg string) {
 	domain, code := errorCode(err)
-	e.postAt(1, kindError, domain, code, fmt.Sprintf("%s: %v", text, err), dbg)
 	e.message("kvs-stream-failed", u64("status", sink.Status(err)), str("message", err.Error()))
 	C.kvsgo_emit_stream_error(e.el, C.guint64(sink.Status(err)))
+	e.postAt(1, kindError, domain, code, fmt.Sprintf("%s: %v", text, err), dbg)
 }
 
 // recoverPanic turns a panic in a virtual method into an element error; then

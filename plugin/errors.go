@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 
 	"github.com/go-gst/go-gst/gst"
@@ -32,4 +33,20 @@ func errorCode(err error) (domain, code int) {
 		return domainResource, int(gst.ResourceErrorOpenWrite)
 	}
 	return domainStream, int(gst.StreamErrorFailed)
+}
+
+// startFailure is the text of an error that ends start before streaming:
+// a failure to obtain credentials (an unreachable IoT endpoint, an STS
+// refusal) is not a matter of settings, and says so.
+func startFailure(stream string, err error) string {
+	var netErr net.Error
+	var apiErr *kvs.APIError
+	switch {
+	case errors.Is(err, credentials.ErrNoCredentials):
+		return fmt.Sprintf("No AWS credentials for stream %q", stream)
+	case errors.Is(err, credentials.ErrIoTCredentials), errors.As(err, &netErr), errors.As(err, &apiErr),
+		errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("Could not get credentials for stream %q", stream)
+	}
+	return fmt.Sprintf("Invalid settings for stream %q", stream)
 }

@@ -25,7 +25,8 @@ import (
 //	kvs-dropped-frames       frames, fragments, from, to (stream time, ns), reason
 //	kvs-metrics              bytes-sent, frames, frames-dropped, fragments-sent, fragments-acked,
 //	                         connections, latency (ns), store-bytes, store-size, store-duration (ns),
-//	                         buffer-duration (ns), frame-pts (ns)
+//	                         buffer-duration (ns), frame-pts (ns), uptime (ns), transfer-rate (bytes/s),
+//	                         buffered-acks, received-acks, persisted-acks, error-acks
 
 // field sets one field of a message structure.
 type field func(s *C.GstStructure)
@@ -110,7 +111,12 @@ func (e *element) metrics(m sink.Metrics, keyFrame bool) {
 		u64("fragments-sent", m.FragmentsSent), u64("fragments-acked", m.FragmentsAcked), u64("connections", m.Connections),
 		u64("latency", uint64(m.Latency)), u64("store-bytes", uint64(m.StoreBytes)), u64("store-size", uint64(m.StoreSize)),
 		u64("store-duration", uint64(max(m.StoreDuration, 0))), u64("buffer-duration", uint64(m.BufferDuration)),
-		u64("frame-pts", uint64(m.FramePTS)))
+		u64("frame-pts", uint64(m.FramePTS)),
+		// The rest of stream-client-metric, so that every value of the
+		// signal is readable from languages that cannot read its pointer.
+		u64("uptime", uint64(max(time.Since(e.started), 0))), u64("transfer-rate", transferRate(m.BytesSent, time.Since(e.started))),
+		u64("buffered-acks", e.acks.buffering.Load()), u64("received-acks", e.acks.received.Load()),
+		u64("persisted-acks", e.acks.persisted.Load()), u64("error-acks", e.acks.errors.Load()))
 	e.mu.Lock()
 	on := e.settings.GetKVSMetrics
 	e.mu.Unlock()
@@ -136,9 +142,7 @@ func (e *element) metrics(m sink.Metrics, keyFrame bool) {
 	sm.persisted_acks = C.guint64(e.acks.persisted.Load())
 	sm.error_acks = C.guint64(e.acks.errors.Load())
 	sm.dropped_frames = C.guint64(m.FramesDropped)
-	if up := time.Since(e.started).Seconds(); up > 0 {
-		sm.current_transfer_rate = C.guint64(float64(m.BytesSent) / up)
-	}
+	sm.current_transfer_rate = C.guint64(transferRate(m.BytesSent, time.Since(e.started)))
 	cm := &km.client_metrics
 	cm.version = 1
 	cm.content_store_size = C.guint64(m.StoreSize)
@@ -152,3 +156,11 @@ func (e *element) metrics(m sink.Metrics, keyFrame bool) {
 }
 
 var cSignalMetric = C.CString("stream-client-metric")
+
+// transferRate is the average upload rate since start, bytes per second.
+func transferRate(bytes uint64, up time.Duration) uint64 {
+	if up <= 0 {
+		return 0
+	}
+	return uint64(float64(bytes) / up.Seconds())
+}

@@ -10,6 +10,7 @@ package main
 /*
 #cgo pkg-config: gstreamer-1.0 gstreamer-base-1.0
 #include "plugin_desc.h"
+#include "starterr.h"
 #include <stdlib.h>
 */
 import "C"
@@ -50,6 +51,10 @@ func kvsgoPluginInit(plugin *C.GstPlugin) C.gboolean {
 	}
 	d := glib.RegisterGoType(decryptTypeName, &decryptElement{}, gst.ExtendsElement)
 	if C.kvsgo_register(plugin, C.CString(decryptFactoryName), C.guint(gst.RankNone), C.GType(d)) == 0 {
+		return C.FALSE
+	}
+	sr := glib.RegisterGoType(srcTypeName, &srcElement{}, base.ExtendsBaseSrc)
+	if C.kvsgo_register(plugin, C.CString(srcFactoryName), C.guint(gst.RankNone), C.GType(sr)) == 0 {
 		return C.FALSE
 	}
 	return C.TRUE
@@ -98,4 +103,5 @@ func classInit(k *glib.ObjectClass, longName string) {
 	c.AddPadTemplate(gst.NewPadTemplate("sink", gst.PadDirectionSink, gst.PadPresenceAlways, gst.NewCapsFromString(sinkCaps)))
 	c.InstallProperties(paramSpecs())
 	C.kvsgo_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())))
+	C.kvsgo_filter_start_fallback(C.gpointer(unsafe.Pointer(k.Unsafe())))
 }

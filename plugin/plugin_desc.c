@@ -25,7 +25,7 @@ static const GstPluginDesc kvsgo_desc = {
   GST_VERSION_MAJOR,
   GST_VERSION_MINOR,
   "kvsgo",
-  "Amazon Kinesis Video Streams elements written in Go (kvssink, kvsgosink, kvsdecrypt)",
+  "Amazon Kinesis Video Streams elements written in Go (kvssink, kvsgosink, kvsdecrypt, kvssrc)",
   plugin_init,
   "0.1.0",
   "LGPL",

@@ -93,12 +93,13 @@ func normalise(t string) string {
 	return t
 }
 
-// Inherited lists GstObject/GstBaseSink properties that the README table
-// leaves out (sync is kvssink's own: it changes the default).
+// Inherited lists GstObject/GstBaseSink/GstBaseSrc properties that the
+// README tables leave out (sync is kvssink's own: it changes the default).
 var Inherited = map[string]bool{
 	"name": true, "parent": true, "async": true, "blocksize": true, "enable-last-sample": true, "last-sample": true,
 	"max-bitrate": true, "max-lateness": true, "processing-deadline": true, "qos": true, "render-delay": true,
 	"stats": true, "throttle-time": true, "ts-offset": true,
+	"num-buffers": true, "typefind": true, "do-timestamp": true, "automatic-eos": true,
 }
 
 // Markdown renders the element's own properties as a table.

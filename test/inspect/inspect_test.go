@@ -106,3 +106,21 @@ func TestPropertyTableInREADME(t *testing.T) {
 		t.Fatalf("README property table is stale; regenerate it with\n  go run ./test/inspect/cmd/proptable > table.md\nand paste it between the markers. Want:\n%s", want)
 	}
 }
+
+// The README's kvssrc table is generated from the registered element.
+func TestSrcPropertyTableInREADME(t *testing.T) {
+	readme, err := os.ReadFile(filepath.Join(testenv.Root(), "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const begin, end = "<!-- BEGIN KVSSRC PROPERTY TABLE -->\n", "<!-- END KVSSRC PROPERTY TABLE -->"
+	s := string(readme)
+	i, j := strings.Index(s, begin), strings.Index(s, end)
+	if i < 0 || j < i {
+		t.Fatal("README.md has no kvssrc property table markers")
+	}
+	want := Markdown(Parse(inspectElement(t, "kvssrc")))
+	if got := s[i+len(begin) : j]; got != want {
+		t.Fatalf("README kvssrc property table is stale; regenerate it with\n  go run ./test/inspect/cmd/proptable build/plugin kvssrc > table.md\nand paste it between the markers. Want:\n%s", want)
+	}
+}

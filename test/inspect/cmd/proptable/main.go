@@ -1,5 +1,6 @@
-// Command proptable prints the README's property table from the registered
-// kvssink element: go run ./test/inspect/cmd/proptable [plugin dir].
+// Command proptable prints a README property table from the registered
+// element (kvssink by default, or kvssrc):
+// go run ./test/inspect/cmd/proptable [plugin dir [element]].
 package main
 
 import (
@@ -15,6 +16,10 @@ func main() {
 	if len(os.Args) > 1 {
 		dir = os.Args[1]
 	}
+	element := "kvssink"
+	if len(os.Args) > 2 {
+		element = os.Args[2]
+	}
 	abs, _ := filepath.Abs(dir)
 	tmp, err := os.MkdirTemp("", "proptable")
 	if err != nil {
@@ -22,7 +27,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer os.RemoveAll(tmp)
-	out, err := inspect.Run("kvssink", abs, filepath.Join(tmp, "registry.bin"))
+	out, err := inspect.Run(element, abs, filepath.Join(tmp, "registry.bin"))
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
