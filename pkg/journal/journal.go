@@ -5,8 +5,9 @@
 // A journal is one directory per stream, locked by the process that has it
 // open. It holds segment files of checksummed records, appended in order:
 // the Matroska header a fragment is sent with, the start of a fragment, its
-// bytes frame by frame, its close, and the service's final acknowledgement
-// of it ("done"). A segment file is deleted once every fragment with bytes
+// bytes frame by frame, its close, the service's acknowledgement that it
+// received it (RECEIVED, before it is persisted), and the final
+// acknowledgement of it ("done"). A segment file is deleted once every fragment with bytes
 // in it is done. Recovery reads the records back to the last one whose
 // checksum holds: a write torn at any byte loses at most the frame it was
 // writing, and a fragment is never handed back with bytes that were not
@@ -44,6 +45,9 @@ const (
 	recData  = 3 // fragment u64, offset u64, frames u32, last i64, bytes
 	recClose = 4 // fragment u64
 	recDone  = 5 // fragment u64
+	// recReceived: the service acknowledged the fragment RECEIVED (not yet
+	// PERSISTED): resent after a crash, the stream may hold it twice.
+	recReceived = 6 // fragment u64
 
 	recOverhead = 9
 	// maxRecord bounds one record: a frame of a fragment (at most 50 MB)
@@ -115,6 +119,9 @@ type Fragment struct {
 	// Closed reports whether the producer closed the fragment; an open one
 	// ends at its last complete frame.
 	Closed bool
+	// Received reports that the service had acknowledged the fragment
+	// RECEIVED (not PERSISTED): the stream may already hold it.
+	Received bool
 }
 
 type segment struct {
@@ -286,6 +293,10 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 				if f := byID[r.id]; f != nil {
 					f.Frames = -1 // done
 				}
+			case recReceived:
+				if f := byID[r.id]; f != nil {
+					f.Received = true
+				}
 			}
 		}
 		j.segs = append(j.segs, seg)
@@ -389,7 +400,7 @@ func decode(body []byte) (record, bool) {
 		p = p[4:]
 		r.last = time.Duration(u64())
 		r.data = slices.Clone(p)
-	case recClose, recDone:
+	case recClose, recDone, recReceived:
 		if len(p) != 8 {
 			return r, false
 		}
@@ -468,6 +479,20 @@ func (j *Journal) Close(id uint64) error {
 		return nil
 	}
 	return j.enqueueLocked(encode(recClose, []uint64{id}, nil), st)
+}
+
+// Received records that the service acknowledged fragment id RECEIVED but
+// not yet PERSISTED: if it is recovered, it is resent and the stream may
+// hold it twice (Fragment.Received).
+func (j *Journal) Received(id uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.frags[id]
+	if st == nil || st.done {
+		return nil
+	}
+	j.lagAware(encode(recReceived, []uint64{id}, nil))
+	return j.err
 }
 
 // Done records that fragment id needs no recovery any more (the service

@@ -369,6 +369,7 @@ func FuzzRecover(f *testing.F) {
 	id, _ := j.Start(hdr, 1, 2, true)
 	j.Append(id, []byte("frame one"), 1, 3)
 	j.Close(id)
+	j.Received(id)
 	j.Done(id)
 	j.Shutdown()
 	segs, _ := filepath.Glob(filepath.Join(dir, "*.kvsj"))
@@ -397,3 +398,41 @@ func FuzzRecover(f *testing.F) {
 }
 
 var _ = fmt.Sprint
+
+// A fragment the service acknowledged RECEIVED (not PERSISTED) comes back
+// marked Received; the others do not, and a done one does not come back.
+func TestReceivedIsRecovered(t *testing.T) {
+	dir := t.TempDir()
+	j, _, _ := open(t, dir)
+	write(t, j, []int{2, 2, 2}, false)
+	for _, id := range []uint64{0, 1} {
+		if err := j.Received(id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := j.Done(0); err != nil {
+		t.Fatal(err)
+	}
+	if err := j.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	j2, got, warn := open(t, dir)
+	if len(warn) != 0 {
+		t.Errorf("warnings: %v", warn)
+	}
+	if len(got) != 2 || got[0].ID != 1 || got[1].ID != 2 {
+		t.Fatalf("recovered %+v, want fragments 1 and 2", got)
+	}
+	if !got[0].Received || got[1].Received {
+		t.Errorf("Received: fragment 1 %v (want true), fragment 2 %v (want false)", got[0].Received, got[1].Received)
+	}
+	// The mark survives another restart while the fragment is not done.
+	if err := j2.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	j3, got, _ := open(t, dir)
+	defer j3.Shutdown()
+	if len(got) != 2 || !got[0].Received {
+		t.Errorf("after a second restart: %+v", got)
+	}
+}

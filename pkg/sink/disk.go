@@ -24,6 +24,12 @@ type Recovered struct {
 	// From and To are the stream times (epoch) of the first and last
 	// recovered frame.
 	From, To time.Duration
+	// Received counts the recovered fragments that the service had
+	// acknowledged RECEIVED but not PERSISTED before the earlier run
+	// ended: they are resent, and the stream may hold them twice.
+	// ReceivedTimecodes are their fragment timecodes.
+	Received          int
+	ReceivedTimecodes []uint64
 }
 
 // journalMargin is how far the journal may exceed StorageSize: record
@@ -71,7 +77,7 @@ func (s *Sink) openJournal() (*Recovered, error) {
 		if hdr == nil || string(hdr.bytes) != string(f.Header) {
 			hdr = &header{bytes: f.Header}
 		}
-		e := &entry{hdr: hdr, putAt: s.cfg.Clock.Now(), jid: f.ID, journaled: len(f.Data), recovered: true,
+		e := &entry{hdr: hdr, putAt: s.cfg.Clock.Now(), jid: f.ID, journaled: len(f.Data), recovered: true, jreceived: f.Received,
 			frag: &fragment.Fragment{Seq: uint64(i), Timecode: f.Timecode, Start: f.Start, Last: f.Last, Frames: f.Frames,
 				Keyframe: f.Keyframe, Data: f.Data, Closed: true}}
 		s.entries = append(s.entries, e)
@@ -79,9 +85,26 @@ func (s *Sink) openJournal() (*Recovered, error) {
 		rep.Fragments++
 		rep.Frames += f.Frames
 		rep.To = max(rep.To, f.Last)
+		if f.Received {
+			rep.Received++
+			rep.ReceivedTimecodes = append(rep.ReceivedTimecodes, f.Timecode)
+		}
 	}
 	s.builder.SetNextSeq(uint64(len(frags)))
 	return rep, nil
+}
+
+// reportRecovered emits EventRecovered, and a warning when fragments the
+// service had acknowledged RECEIVED are resent.
+func (s *Sink) reportRecovered(rep *Recovered) {
+	s.emit(Event{Kind: EventRecovered, Recovered: rep, Message: fmt.Sprintf(
+		"recovered %d frame(s) in %d fragment(s) that an earlier run left in storage-path (stream time %v to %v): they are uploaded first",
+		rep.Frames, rep.Fragments, time.Unix(0, int64(rep.From)).UTC().Format(time.RFC3339Nano), time.Unix(0, int64(rep.To)).UTC().Format(time.RFC3339Nano))})
+	if rep.Received > 0 {
+		s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf(
+			"storage-path: %d recovered fragment(s) had been acknowledged RECEIVED (not PERSISTED) before the earlier run ended: they are resent, and the stream may hold them twice (fragment timecodes %v)",
+			rep.Received, rep.ReceivedTimecodes)})
+	}
 }
 
 // journalLocked appends what the fragment of e gained since the last call
@@ -106,6 +129,18 @@ func (s *Sink) journalLocked(e *entry) {
 		err = s.journal.Close(e.jid)
 	}
 	s.journalErrLocked(err)
+}
+
+// journalReceivedLocked records that the service acknowledged e's fragment
+// RECEIVED; it matters only while the fragment is not final (PERSISTED is
+// awaited): recovered after a crash, it is resent and reported as one the
+// stream may hold twice.
+func (s *Sink) journalReceivedLocked(e *entry) {
+	if s.journal == nil || e.jreceived || (!e.jstarted && !e.recovered) || s.finalLocked(e) {
+		return
+	}
+	e.jreceived = true
+	s.journalErrLocked(s.journal.Received(e.jid))
 }
 
 // journalDoneLocked marks e's fragment as needing no recovery.

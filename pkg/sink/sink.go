@@ -62,9 +62,9 @@ type entry struct {
 	// The disk journal (disk.go): the fragment's id there, how many of
 	// its bytes were appended, whether it was started and closed there,
 	// and whether it came back from an earlier run.
-	jid                          uint64
-	journaled                    int
-	jstarted, jclosed, recovered bool
+	jid                                     uint64
+	journaled                               int
+	jstarted, jclosed, recovered, jreceived bool
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -197,9 +197,7 @@ func (s *Sink) Start(ctx context.Context) error {
 			return err
 		}
 		if rep != nil {
-			s.emit(Event{Kind: EventRecovered, Recovered: rep, Message: fmt.Sprintf(
-				"recovered %d frame(s) in %d fragment(s) that an earlier run left in storage-path (stream time %v to %v): they are uploaded first",
-				rep.Frames, rep.Fragments, time.Unix(0, int64(rep.From)).UTC().Format(time.RFC3339Nano), time.Unix(0, int64(rep.To)).UTC().Format(time.RFC3339Nano))})
+			s.reportRecovered(rep)
 		}
 	}
 	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)

@@ -702,6 +702,9 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 	if e != nil && !before && s.finalLocked(e) && e.state != stateFailed {
 		s.metrics.FragmentsAcked++
 	}
+	if e != nil && a.EventType == kvs.AckReceived {
+		s.journalReceivedLocked(e) // disk.go
+	}
 	s.trimLocked()
 	s.wakeLocked()
 	s.mu.Unlock()

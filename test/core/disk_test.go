@@ -130,3 +130,83 @@ func waitFor(t *testing.T, cond func() bool) {
 }
 
 func contains(s, sub string) bool { return strings.Contains(s, sub) }
+
+// Fragments the service acknowledged RECEIVED but not PERSISTED when the
+// producer went away are journaled as such: the next run resends them
+// (it cannot know whether the service kept them) and says so, in
+// EventRecovered and a warning, naming them; the stream then holds those
+// fragments twice and no others.
+func TestDiskStoreReportsReceivedFragments(t *testing.T) {
+	cpd, frames := scaled(t, 1) // 300 frames, 10 fragments
+	fe := newFaultEndpoint(t, kvslocal.Faults{WithholdPersisted: true})
+	dir := t.TempDir()
+
+	ev1 := &events{}
+	cfg := faultConfig(fe.url, "received", ev1)
+	cfg.StoragePath = dir
+	s1 := startSink(t, cfg, cpd)
+	pacedPut(t, s1, frames[:120])
+	receivedAcks := func() map[uint64]bool {
+		r := map[uint64]bool{}
+		for _, a := range ev1.of(sink.EventAck) {
+			if a.AckType == "RECEIVED" {
+				r[a.FragmentTimecode] = true
+			}
+		}
+		return r
+	}
+	waitFor(t, func() bool { return len(receivedAcks()) >= 2 })
+	s1.Close() // no acknowledgement is handled after Close returns
+	received := receivedAcks()
+	fe.server().SetFaults(kvslocal.Faults{})
+
+	ev2 := &events{}
+	cfg2 := faultConfig(fe.url, "received", ev2)
+	cfg2.StoragePath = dir
+	s2 := startSink(t, cfg2, cpd)
+	rec := ev2.of(sink.EventRecovered)
+	if len(rec) != 1 {
+		t.Fatalf("%d recovery reports, want 1", len(rec))
+	}
+	r := rec[0].Recovered
+	t.Logf("RECEIVED before the restart: %d fragments; recovered: %+v", len(received), *r)
+	if r.Received != len(received) || len(r.ReceivedTimecodes) != len(received) {
+		t.Errorf("recovery reports %d fragments acknowledged RECEIVED, the service acknowledged %d", r.Received, len(received))
+	}
+	for _, tc := range r.ReceivedTimecodes {
+		if !received[tc] {
+			t.Errorf("fragment %d reported as RECEIVED, the service never acknowledged it so", tc)
+		}
+	}
+	warned := false
+	for _, w := range ev2.of(sink.EventWarning) {
+		warned = warned || contains(w.Message, "may hold them twice")
+	}
+	if !warned {
+		t.Errorf("no warning about fragments the stream may hold twice: %v", ev2.of(sink.EventWarning))
+	}
+	pacedPut(t, s2, frames[120:])
+	if err := s2.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	frags, err := fe.server().Fragments("received")
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[uint64]int{}
+	for _, f := range frags {
+		seen[f.Timecode]++
+	}
+	for tc, n := range seen {
+		switch {
+		case n > 2, n == 2 && !received[tc]:
+			t.Errorf("fragment %d stored %d times (acknowledged RECEIVED before the restart: %v)", tc, n, received[tc])
+		case n == 1 && received[tc]:
+			t.Errorf("fragment %d, acknowledged RECEIVED and journaled as such, was not resent", tc)
+		}
+	}
+	if sum := summarise(t, fe.server(), "received"); sum.frames != 300 || !sum.inOrder {
+		t.Fatalf("stored %d of 300 distinct frames, in order %v", sum.frames, sum.inOrder)
+	}
+}
