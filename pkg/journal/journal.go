@@ -68,6 +68,11 @@ var (
 	ErrFailed = errors.New("journal: writing to disk failed")
 	// ErrClosed: the journal was closed.
 	ErrClosed = errors.New("journal: closed")
+	// ErrDamaged: bytes read back (Read) are not what was written: the
+	// file was changed, truncated or removed by someone else.
+	ErrDamaged = errors.New("journal: a record read back is damaged")
+	// ErrNotWritten: Read of a fragment whose bytes are not all on disk.
+	ErrNotWritten = errors.New("journal: the fragment is not (completely) on disk")
 )
 
 // Options configures a journal.
@@ -132,10 +137,22 @@ type segment struct {
 }
 
 type fragState struct {
-	segs   []uint64
-	done   bool
-	gapped bool  // a record of it was not written: nothing more is
-	off    int64 // bytes queued so far
+	segs      []uint64
+	done      bool
+	gapped    bool  // a record of it was not written: nothing more is
+	recovered bool  // read back by Open: its bytes are on disk
+	off       int64 // bytes queued so far
+	lastSeq   uint64
+	// extents are its data records in the files, in order (Read).
+	extents []extent
+}
+
+// extent is a data record in a segment file: where it starts and its
+// length, framing included.
+type extent struct {
+	seg uint64
+	off int64
+	n   int
 }
 
 // Journal is safe for concurrent use.
@@ -238,6 +255,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 	}
 	slices.Sort(nums)
 	byID := map[uint64]*Fragment{}
+	extents := map[uint64][]extent{}
 	var order []uint64
 	var warnings []string
 	for i, n := range nums {
@@ -284,6 +302,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 				}
 				f.Data = append(f.Data, r.data...)
 				f.Frames, f.Last = int(r.frames), r.last
+				extents[r.id] = append(extents[r.id], extent{seg: n, off: r.pos, n: r.n})
 				seg.frags[r.id] = true
 			case recClose:
 				if f := byID[r.id]; f != nil {
@@ -325,7 +344,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 			}
 			st := j.frags[id]
 			if st == nil {
-				st = &fragState{off: int64(len(f.Data)), gapped: true}
+				st = &fragState{off: int64(len(f.Data)), gapped: true, recovered: true, extents: extents[id]}
 				j.frags[id] = st
 			}
 			st.segs = append(st.segs, seg.n)
@@ -337,6 +356,8 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 }
 
 type record struct {
+	pos      int64 // offset of the record in its file
+	n        int   // length of the record, framing included
 	typ      byte
 	id       uint64
 	timecode uint64
@@ -373,6 +394,7 @@ func scan(b []byte) (int64, []record, string) {
 		if !ok {
 			return int64(off), out, fmt.Sprintf("a malformed record of type %d", body[0])
 		}
+		r.pos, r.n = int64(off), 8+n
 		out = append(out, r)
 		off += 8 + n
 	}
@@ -557,6 +579,9 @@ func (j *Journal) enqueueLocked(rec []byte, st *fragState) error {
 	j.queue = append(j.queue, rec)
 	j.queued += int64(len(rec))
 	j.enqSeq++
+	if st != nil {
+		st.lastSeq = j.enqSeq
+	}
 	j.cond.Broadcast()
 	return j.awaitLocked(j.enqSeq)
 }
@@ -656,8 +681,13 @@ func (j *Journal) write() {
 		if syncNeeded && err == nil {
 			j.syncs++
 		}
+		pos := seg.size - int64(n)
 		for _, rec := range run {
-			j.noteLocked(seg, rec)
+			if pos+int64(len(rec)) > seg.size {
+				break // not written
+			}
+			j.noteLocked(seg, rec, pos)
+			pos += int64(len(rec))
 		}
 		if err != nil && j.err == nil {
 			j.err = fmt.Errorf("%w: %s: %w", ErrFailed, seg.path, err)
@@ -667,12 +697,16 @@ func (j *Journal) write() {
 	}
 }
 
-// noteLocked records which fragments have records in seg.
-func (j *Journal) noteLocked(seg *segment, rec []byte) {
+// noteLocked records which fragments have records in seg, and where
+// their data records are (rec was written at pos).
+func (j *Journal) noteLocked(seg *segment, rec []byte, pos int64) {
 	id := binary.BigEndian.Uint64(rec[9:])
 	st := j.frags[id]
 	if st == nil {
 		return
+	}
+	if rec[8] == recData {
+		st.extents = append(st.extents, extent{seg: seg.n, off: pos, n: len(rec)})
 	}
 	seg.frags[id] = true
 	if len(st.segs) == 0 || st.segs[len(st.segs)-1] != seg.n {
@@ -748,6 +782,70 @@ func (j *Journal) newSegmentLocked() error {
 	return nil
 }
 
+// Written reports whether every record of fragment id appended so far is
+// in its file (a fragment read back by Open is), so that Read returns its
+// bytes.
+func (j *Journal) Written(id uint64) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.frags[id]
+	if st == nil || st.done {
+		return false
+	}
+	if st.recovered {
+		return true
+	}
+	return !st.gapped && j.err == nil && j.doneSeq >= st.lastSeq
+}
+
+// Read reads the bytes of fragment id back from its files, checking each
+// record's checksum: the caller may drop a fragment from memory once
+// Written reports it on disk, and read it back when it needs it. It reads
+// without holding the journal's lock: appends go on meanwhile.
+func (j *Journal) Read(id uint64) ([]byte, error) {
+	j.mu.Lock()
+	st := j.frags[id]
+	if st == nil || st.done || (!st.recovered && (st.gapped || j.doneSeq < st.lastSeq)) {
+		j.mu.Unlock()
+		return nil, fmt.Errorf("%w: fragment %d", ErrNotWritten, id)
+	}
+	exts := slices.Clone(st.extents)
+	size := st.off
+	open := j.opts.OpenFile
+	j.mu.Unlock()
+	data := make([]byte, 0, size)
+	files := map[uint64]File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, x := range exts {
+		f := files[x.seg]
+		if f == nil {
+			path := filepath.Join(j.opts.Dir, segName(x.seg))
+			var err error
+			if f, err = open(path, os.O_RDONLY, 0); err != nil {
+				return nil, fmt.Errorf("%w: fragment %d: %w", ErrDamaged, id, err)
+			}
+			files[x.seg] = f
+		}
+		b := make([]byte, x.n)
+		if _, err := f.ReadAt(b, x.off); err != nil {
+			return nil, fmt.Errorf("%w: fragment %d: %s at %d: %w", ErrDamaged, id, segName(x.seg), x.off, err)
+		}
+		_, recs, bad := scan(b)
+		if bad != "" || len(recs) != 1 || recs[0].typ != recData || recs[0].id != id || recs[0].off != int64(len(data)) {
+			return nil, fmt.Errorf("%w: fragment %d: %s at byte %d", ErrDamaged, id, segName(x.seg), x.off)
+		}
+		data = append(data, recs[0].data...)
+	}
+	if int64(len(data)) != size {
+		return nil, fmt.Errorf("%w: fragment %d: %d bytes read back, %d written", ErrDamaged, id, len(data), size)
+	}
+	return data, nil
+}
+
 // Err returns the error that stopped the journal, if any.
 func (j *Journal) Err() error {
 	j.mu.Lock()
@@ -775,7 +873,7 @@ func (j *Journal) Stats() Stats {
 func (j *Journal) Flush() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for len(j.queue) > 0 && j.err == nil {
+	for j.doneSeq < j.enqSeq && j.err == nil { // the queue empties before its run is written
 		j.cond.Wait()
 	}
 	return j.err

@@ -436,3 +436,105 @@ func TestReceivedIsRecovered(t *testing.T) {
 		t.Errorf("after a second restart: %+v", got)
 	}
 }
+
+// A fragment whose records are written can be read back (the caller drops
+// it from memory meanwhile), after a restart too; one changed on disk by
+// someone else is reported damaged, never returned.
+func TestReadBack(t *testing.T) {
+	dir := t.TempDir()
+	j, _, _ := open(t, dir, func(o *Options) { o.SegmentBytes = 4 << 10 }) // fragments span files
+	want := write(t, j, []int{40, 30, 5}, true)
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	for id := range uint64(3) {
+		if !j.Written(id) {
+			t.Fatalf("fragment %d: not Written after Flush", id)
+		}
+		got, err := j.Read(id)
+		if err != nil || !bytes.Equal(got, want[id]) {
+			t.Fatalf("fragment %d: read back %d bytes (%v), want %d", id, len(got), err, len(want[id]))
+		}
+	}
+	if err := j.Done(1); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Read(1); !errors.Is(err, ErrNotWritten) {
+		t.Errorf("Read of a done fragment: %v, want ErrNotWritten", err)
+	}
+	if err := j.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	j2, got, _ := open(t, dir)
+	if len(got) != 2 {
+		t.Fatalf("recovered %d fragments, want 2", len(got))
+	}
+	for _, f := range got {
+		if !j2.Written(f.ID) {
+			t.Errorf("recovered fragment %d: not Written", f.ID)
+		}
+		b, err := j2.Read(f.ID)
+		if err != nil || !bytes.Equal(b, f.Data) {
+			t.Errorf("recovered fragment %d: read back %d bytes (%v), want %d", f.ID, len(b), err, len(f.Data))
+		}
+	}
+	// Another process flips a byte of fragment 0's data.
+	segs, _ := filepath.Glob(filepath.Join(dir, "*.kvsj"))
+	b, _ := os.ReadFile(segs[0])
+	b[len(b)/2] ^= 0xff
+	os.WriteFile(segs[0], b, 0o600)
+	if _, err := j2.Read(got[0].ID); !errors.Is(err, ErrDamaged) {
+		t.Errorf("Read of a damaged fragment: %v, want ErrDamaged", err)
+	}
+	// Or removes its file.
+	os.Remove(segs[0])
+	if _, err := j2.Read(got[0].ID); !errors.Is(err, ErrDamaged) {
+		t.Errorf("Read of a fragment whose file is gone: %v, want ErrDamaged", err)
+	}
+	j2.Shutdown()
+}
+
+// Written is false while a record of the fragment waits for a slow disk.
+func TestWrittenWaitsForTheDisk(t *testing.T) {
+	gate := make(chan struct{})
+	j, _, _ := open(t, t.TempDir(), func(o *Options) {
+		o.Block, o.WriteWait = false, time.Millisecond
+		o.OpenFile = func(name string, flag int, perm os.FileMode) (File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err != nil || flag&os.O_WRONLY == 0 {
+				return f, err
+			}
+			return gatedFile{f, gate}, nil
+		}
+	})
+	id, err := j.Start(hdr, 0, 0, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	j.Append(id, frame(1), 1, 0)
+	j.Close(id)
+	if j.Written(id) {
+		t.Error("Written before the disk wrote the fragment")
+	}
+	if _, err := j.Read(id); !errors.Is(err, ErrNotWritten) {
+		t.Errorf("Read before the disk wrote the fragment: %v, want ErrNotWritten", err)
+	}
+	close(gate)
+	if err := j.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if !j.Written(id) {
+		t.Error("not Written once the disk caught up")
+	}
+	j.Shutdown()
+}
+
+type gatedFile struct {
+	*os.File
+	gate chan struct{}
+}
+
+func (g gatedFile) Write(b []byte) (int, error) {
+	<-g.gate
+	return g.File.Write(b)
+}

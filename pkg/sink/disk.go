@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/fragment"
@@ -91,6 +92,7 @@ func (s *Sink) openJournal() (*Recovered, error) {
 		}
 	}
 	s.builder.SetNextSeq(uint64(len(frags)))
+	s.spillLocked(0) // what memory cannot hold waits on disk
 	return rep, nil
 }
 
@@ -145,6 +147,10 @@ func (s *Sink) journalReceivedLocked(e *entry) {
 
 // journalDoneLocked marks e's fragment as needing no recovery.
 func (s *Sink) journalDoneLocked(e *entry) {
+	if e.spilled > 0 {
+		s.spilledBytes -= int64(e.spilled)
+		e.spilled, e.spilledTo = 0, nil
+	}
 	if s.journal == nil || (!e.jstarted && !e.recovered) {
 		return
 	}
@@ -169,6 +175,95 @@ func (s *Sink) journalErrLocked(err error) {
 		s.journalLagWarned = true
 		s.queue(Event{Kind: EventWarning, Message: "storage-path: the disk is slower than the stream: fragments it cannot keep up with are held in memory only (they are not recovered after a crash)"})
 	}
+}
+
+// reasonMemory is the Dropped reason when the store's memory
+// (StorageMemory) is full and no fragment in it is on disk yet.
+const reasonMemory = "storage-memory"
+
+// size is the length of e's fragment, in memory or spilled.
+func (e *entry) size() int { return len(e.frag.Data) + e.spilled }
+
+// memoryFullLocked reports whether n more bytes exceed StorageMemory (with
+// a StoragePath) once every fragment that can leave memory has (spill),
+// and a fragment in memory could make room (the store's usual policy then
+// drops it or waits). The fragment being built and the one being sent
+// never count: memory exceeds StorageMemory by them rather than stall.
+func (s *Sink) memoryFullLocked(n int64) bool {
+	if s.cfg.StoragePath == "" {
+		return false
+	}
+	s.spillLocked(n)
+	if s.stored-s.spilledBytes+n <= s.cfg.StorageMemory {
+		return false
+	}
+	for _, e := range s.entries {
+		if !e.frag.Closed {
+			break
+		}
+		if e != s.inflight && e.spilled == 0 && len(e.frag.Data) > 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// spillLocked drops from memory the bytes of the oldest fragments that are
+// safely on disk (closed, every byte written to the journal) until n more
+// bytes fit in StorageMemory. The fragment being sent stays.
+func (s *Sink) spillLocked(n int64) {
+	if s.journal == nil {
+		return
+	}
+	for _, e := range s.entries {
+		if s.stored-s.spilledBytes+n <= s.cfg.StorageMemory || !e.frag.Closed {
+			return
+		}
+		if e == s.inflight || e.spilled > 0 || len(e.frag.Data) == 0 {
+			continue
+		}
+		if !e.recovered && !(e.jclosed && e.journaled == len(e.frag.Data)) {
+			continue
+		}
+		if !s.journal.Written(e.jid) {
+			continue
+		}
+		e.spilled, e.spilledTo = len(e.frag.Data), s.journal
+		s.spilledBytes += int64(e.spilled)
+		if !e.recovered {
+			s.builder.Recycle(e.frag) // its buffer serves a new fragment
+		}
+		e.frag.Data = nil
+	}
+}
+
+// unspill reads the bytes of a spilled fragment back from disk, without
+// holding s.mu. A fragment that cannot be read back (its file was damaged
+// or removed by someone else) is dropped and reported.
+func (s *Sink) unspill(e *entry) {
+	s.mu.Lock()
+	j, id := e.spilledTo, e.jid
+	s.mu.Unlock()
+	var data []byte
+	err := journal.ErrClosed
+	if j != nil {
+		data, err = j.Read(id)
+	}
+	s.mu.Lock()
+	defer s.unlockAndFlush()
+	i := slices.Index(s.entries, e)
+	if i < 0 || e.spilled == 0 {
+		return // dropped, or read back by someone else, meanwhile
+	}
+	if err != nil {
+		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("storage-path: a fragment could not be read back from disk (%v): it is dropped", err)})
+		s.removeLocked(i, "storage-path", fmt.Sprintf("storage-path: the fragment could not be read back from disk: %v", err))
+		return
+	}
+	s.spillLocked(int64(len(data))) // room for it: the fragments sent before it may leave
+	s.spilledBytes -= int64(e.spilled)
+	e.spilled, e.spilledTo = 0, nil
+	e.frag.Data = data
 }
 
 // closeJournal writes what is queued and releases the journal; fragments

@@ -65,6 +65,11 @@ type entry struct {
 	jid                                     uint64
 	journaled                               int
 	jstarted, jclosed, recovered, jreceived bool
+	// spilled is the length of the fragment's bytes when they were
+	// dropped from memory (they are read back from spilledTo when the
+	// fragment is sent); 0 while they are in memory.
+	spilled   int
+	spilledTo *journal.Journal
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -109,6 +114,7 @@ type Sink struct {
 
 	journal                             *journal.Journal // Config.StoragePath; nil without one or after it failed
 	journalFullWarned, journalLagWarned bool
+	spilledBytes                        int64 // bytes of s.stored not in memory (disk.go)
 
 	dataEndpoint string
 	runCtx       context.Context

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,4 +210,96 @@ func TestDiskStoreReportsReceivedFragments(t *testing.T) {
 	if sum := summarise(t, fe.server(), "received"); sum.frames != 300 || !sum.inOrder {
 		t.Fatalf("stored %d of 300 distinct frames, in order %v", sum.frames, sum.inOrder)
 	}
+}
+
+// An outage longer than storage-memory but within the disk bound loses
+// nothing: fragments safely on disk leave memory and are read back when
+// they are sent. The same outage with only that much memory drops frames,
+// and so does a disk bound that small.
+func TestDiskStoreSpillsBeyondMemory(t *testing.T) {
+	cpd, frames := scaled(t, 2) // 600 frames, 20 fragments; the outage is the middle third
+	total, largest, frag := 0, 0, 0
+	for i, f := range frames {
+		total += len(f.data)
+		if f.key && i > 0 {
+			largest, frag = max(largest, frag), 0
+		}
+		frag += len(f.data)
+	}
+	largest = max(largest, frag)
+	memory := int64(total / 8) // under 3 fragments; the outage lasts about 7
+	t.Logf("%d bytes in 20 fragments (largest %d), memory bound %d", total, largest, memory)
+
+	run := func(t *testing.T, stream string, mod func(*sink.Config)) (sink.Metrics, storedSummary, *events, sink.Metrics) {
+		fe := newFaultEndpoint(t, kvslocal.Faults{})
+		ev := &events{}
+		cfg := faultConfig(fe.url, stream, ev)
+		mod(&cfg)
+		s := startSink(t, cfg, cpd)
+		var peak sink.Metrics // greatest memory and greatest spilled bytes seen
+		var mu sync.Mutex
+		stop := make(chan struct{})
+		sampled := make(chan struct{})
+		go func() {
+			defer close(sampled)
+			for {
+				m := s.Metrics()
+				mu.Lock()
+				peak.StoreMemory = max(peak.StoreMemory, m.StoreMemory)
+				peak.StoreBytes = max(peak.StoreBytes, m.StoreBytes-m.StoreMemory)
+				mu.Unlock()
+				select {
+				case <-stop:
+					return
+				case <-time.After(2 * time.Millisecond):
+				}
+			}
+		}()
+		putThroughOutage(t, s, fe, frames)
+		close(stop)
+		<-sampled
+		m := s.Metrics()
+		s.Close()
+		return m, summarise(t, fe.server(), stream), ev, peak
+	}
+
+	t.Run("memory only", func(t *testing.T) {
+		m, sum, _, _ := run(t, "spill-mem", func(c *sink.Config) { c.StorageSize = memory })
+		t.Logf("dropped %d frames, stored %d", m.FramesDropped, sum.frames)
+		if m.FramesDropped == 0 || sum.frames == len(frames) {
+			t.Fatalf("the outage did not overflow %d bytes of memory (dropped %d, stored %d of %d frames): the test proves nothing", memory, m.FramesDropped, sum.frames, len(frames))
+		}
+	})
+	t.Run("disk", func(t *testing.T) {
+		dir := t.TempDir()
+		m, sum, _, peak := run(t, "spill-disk", func(c *sink.Config) {
+			c.StoragePath, c.StorageSize, c.StorageMemory = dir, 64<<20, memory
+		})
+		t.Logf("dropped %d frames, stored %d; at most %d bytes in memory, %d on disk only", m.FramesDropped, sum.frames, peak.StoreMemory, peak.StoreBytes)
+		if m.FramesDropped != 0 || sum.frames != len(frames) || sum.dups != 0 || !sum.inOrder {
+			t.Fatalf("dropped %d frames; stored %d of %d, %d duplicate fragments, in order %v", m.FramesDropped, sum.frames, len(frames), sum.dups, sum.inOrder)
+		}
+		if peak.StoreBytes == 0 {
+			t.Error("no fragment ever left memory")
+		}
+		// The fragment being built and the one being sent may exceed the
+		// bound; nothing else does.
+		if limit := memory + 2*int64(largest) + 64<<10; peak.StoreMemory > limit {
+			t.Errorf("%d bytes in memory, bound %d (+ two fragments: %d)", peak.StoreMemory, memory, limit)
+		}
+	})
+	t.Run("disk full", func(t *testing.T) {
+		dir := t.TempDir()
+		m, sum, ev, _ := run(t, "spill-full", func(c *sink.Config) {
+			c.StoragePath, c.StorageSize, c.StorageMemory = dir, memory, memory
+		})
+		reasons := map[string]bool{}
+		for _, d := range ev.of(sink.EventDropped) {
+			reasons[d.Dropped.Reason] = true
+		}
+		t.Logf("dropped %d frames (%v), stored %d", m.FramesDropped, reasons, sum.frames)
+		if m.FramesDropped == 0 || !reasons["storage-size"] {
+			t.Fatalf("a disk bound of %d bytes held the whole outage (dropped %d, reasons %v)", memory, m.FramesDropped, reasons)
+		}
+	})
 }
