@@ -303,3 +303,64 @@ func TestDiskStoreSpillsBeyondMemory(t *testing.T) {
 		}
 	})
 }
+
+// Fragments that left memory and whose file another process then damaged
+// are never sent corrupt: reading them back fails its checksums, they are
+// dropped with a warning and a drop report, and the stream goes on.
+func TestDiskStoreDamagedSpillIsDropped(t *testing.T) {
+	cpd, frames := scaled(t, 2)
+	total := 0
+	for _, f := range frames {
+		total += len(f.data)
+	}
+	fe := newFaultEndpoint(t, kvslocal.Faults{})
+	dir := t.TempDir()
+	ev := &events{}
+	cfg := faultConfig(fe.url, "damaged", ev)
+	cfg.StoragePath, cfg.StorageSize, cfg.StorageMemory = dir, 64<<20, int64(total/8)
+	s := startSink(t, cfg, cpd)
+	third := len(frames) / 3
+	pacedPut(t, s, frames[:third])
+	fe.restart(0, kvslocal.Faults{Refuse: true})
+	pacedPut(t, s, frames[third:2*third])
+	if m := s.Metrics(); m.StoreBytes == m.StoreMemory {
+		t.Fatal("no fragment left memory during the outage")
+	}
+	// Another process writes into every journal file, every 4 KiB.
+	segs, _ := filepath.Glob(filepath.Join(sink.JournalDir(dir, "damaged"), "*.kvsj"))
+	for _, p := range segs {
+		f, err := os.OpenFile(p, os.O_RDWR, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fi, _ := f.Stat()
+		for off := int64(2048); off < fi.Size(); off += 4096 {
+			f.WriteAt([]byte{0xa5, 0x5a}, off)
+		}
+		f.Close()
+	}
+	fe.server().SetFaults(kvslocal.Faults{})
+	pacedPut(t, s, frames[2*third:])
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := s.Metrics()
+	dropped := 0
+	for _, d := range ev.of(sink.EventDropped) {
+		if d.Dropped.Reason == "storage-path" {
+			dropped += d.Dropped.Frames
+		}
+	}
+	warned := false
+	for _, w := range ev.of(sink.EventWarning) {
+		warned = warned || contains(w.Message, "could not be read back")
+	}
+	sum := summarise(t, fe.server(), "damaged")
+	t.Logf("dropped %d frames (%d as unreadable), stored %d of %d", m.FramesDropped, dropped, sum.frames, len(frames))
+	if dropped == 0 || !warned {
+		t.Fatalf("damaged fragments: %d frames reported dropped, warning %v", dropped, warned)
+	}
+	if sum.frames+int(m.FramesDropped) != len(frames) || sum.dups != 0 || !sum.inOrder {
+		t.Fatalf("stored %d + dropped %d of %d frames, %d duplicates, in order %v", sum.frames, m.FramesDropped, len(frames), sum.dups, sum.inOrder)
+	}
+}
