@@ -1,7 +1,9 @@
 package core
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -9,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/sink"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
@@ -362,5 +366,79 @@ func TestDiskStoreDamagedSpillIsDropped(t *testing.T) {
 	}
 	if sum.frames+int(m.FramesDropped) != len(frames) || sum.dups != 0 || !sum.inOrder {
 		t.Fatalf("stored %d + dropped %d of %d frames, %d duplicates, in order %v", sum.frames, m.FramesDropped, len(frames), sum.dups, sum.inOrder)
+	}
+}
+
+// An encrypted stream's recovered fragments stay sealed as they were: the
+// journal holds no frame in clear, and a recipient decrypts recovered and
+// live fragments alike, every frame byte for byte, in order.
+func TestDiskStoreRecoversEncryptedFragments(t *testing.T) {
+	cpd, frames := scaled(t, 1)
+	fe := newFaultEndpoint(t, kvslocal.Faults{})
+	dir := t.TempDir()
+	k := newE2EEKeys(t)
+	const name = "disk-e2ee"
+	e2eeCfg := func(ev *events) sink.Config {
+		cfg := faultConfig(fe.url, name, ev)
+		cfg.StoragePath = dir
+		cfg.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public(), k.bob.Public()}, SigningKey: k.device}
+		return cfg
+	}
+	s1 := startSink(t, e2eeCfg(&events{}), cpd)
+	pacedPut(t, s1, frames[:60])
+	waitFor(t, func() bool { return s1.Metrics().FragmentsAcked >= 1 })
+	fe.restart(0, kvslocal.Faults{Refuse: true})
+	pacedPut(t, s1, frames[60:240])
+	s1.Close()
+
+	segs, _ := filepath.Glob(filepath.Join(sink.JournalDir(dir, name), "*.kvsj"))
+	var journal []byte
+	for _, p := range segs {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		journal = append(journal, b...)
+	}
+	if len(journal) == 0 {
+		t.Fatal("nothing journaled during the outage")
+	}
+	for i, f := range frames[60:240] {
+		for off := 0; off+16 <= len(f.data); off += 64 {
+			if bytes.Contains(journal, f.data[off:off+16]) {
+				t.Fatalf("frame %d bytes %d..%d are in clear in the journal", 60+i, off, off+16)
+			}
+		}
+	}
+
+	fe.server().SetFaults(kvslocal.Faults{})
+	ev2 := &events{}
+	s2 := startSink(t, e2eeCfg(ev2), cpd)
+	if rec := ev2.of(sink.EventRecovered); len(rec) != 1 || rec[0].Recovered.Frames < 180 {
+		t.Fatalf("recovery reports %v, want one of at least the 180 frames put during the outage", rec)
+	}
+	pacedPut(t, s2, frames[240:])
+	if err := s2.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+
+	raw := getMediaRaw(t, fe.url, name, kvs.StartSelector{Type: "EARLIEST"})
+	for _, key := range []*e2ee.PrivateKey{k.alice, k.bob} {
+		got, rep, err := decryptFrames(t, raw, name, k.device.Public(), key)
+		if err != nil {
+			t.Fatalf("%v decrypting: %v (report %+v)", key.KEM(), err, rep)
+		}
+		if rep.Dropped() != 0 || len(rep.Gaps) != 0 || len(got) != len(frames) {
+			t.Fatalf("%v: %d frames, %d dropped, gaps %v; want %d, none", key.KEM(), len(got), rep.Dropped(), rep.Gaps, len(frames))
+		}
+		for i := range frames {
+			if !bytes.Equal(got[i].data, frames[i].data) || got[i].key != frames[i].key {
+				t.Fatalf("%v: frame %d differs after decryption", key.KEM(), i)
+			}
+		}
+	}
+	if _, _, err := decryptFrames(t, raw, name, k.device.Public(), k.eve); !errors.Is(err, e2ee.ErrNotRecipient) {
+		t.Fatalf("a non-recipient got %v, want ErrNotRecipient", err)
 	}
 }
