@@ -533,9 +533,12 @@ func (j *Journal) Done(id uint64) error {
 }
 
 // lagAware queues a record that must not be dropped for lack of room (a
-// done marker is small): it waits for room even without Block.
+// done or received marker: small, one per fragment). With Block it waits
+// for room; without, it goes over QueueBytes rather than wait for a slow
+// disk: the caller (an acknowledgement, under the producer's lock) must
+// not stall a live stream.
 func (j *Journal) lagAware(rec []byte) {
-	for !j.closed && j.err == nil && j.queued+int64(len(rec)) > j.opts.QueueBytes && len(j.queue) > 0 {
+	for j.opts.Block && !j.closed && j.err == nil && j.queued+int64(len(rec)) > j.opts.QueueBytes && len(j.queue) > 0 {
 		j.cond.Wait()
 	}
 	if j.closed || j.err != nil {

@@ -538,3 +538,43 @@ func (g gatedFile) Write(b []byte) (int, error) {
 	<-g.gate
 	return g.File.Write(b)
 }
+
+// Without Block, marking fragments done or received never waits for a
+// disk that does not write, even with the write queue full.
+func TestDoneNeverWaitsWithoutBlock(t *testing.T) {
+	gate := make(chan struct{})
+	defer close(gate)
+	j, _, _ := open(t, t.TempDir(), func(o *Options) {
+		o.Block, o.WriteWait, o.QueueBytes = false, time.Millisecond, 1<<10
+		o.OpenFile = func(name string, flag int, perm os.FileMode) (File, error) {
+			f, err := os.OpenFile(name, flag, perm)
+			if err != nil || flag&os.O_WRONLY == 0 {
+				return f, err
+			}
+			return gatedFile{f, gate}, nil
+		}
+	})
+	var ids []uint64
+	for i := range 50 {
+		id, _ := j.Start(hdr, uint64(i), 0, true)
+		j.Append(id, frame(i), 1, 0)
+		j.Close(id)
+		ids = append(ids, id)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for _, id := range ids {
+			j.Received(id)
+			j.Done(id)
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("Done waited for a disk that does not write")
+	}
+	if j.Stats().Lagging == 0 {
+		t.Error("the queue never filled: the test proves nothing")
+	}
+}

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/clock"
 	"github.com/kvsgo/kvsgo/pkg/credentials"
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/journal"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 )
 
@@ -123,6 +125,9 @@ type Config struct {
 	// StorageMemory bounds the store's bytes in memory when StoragePath is
 	// set; it defaults to 32 MiB, or StorageSize if that is less.
 	StorageMemory int64
+	// StorageOpenFile opens the files under StoragePath; default
+	// os.OpenFile. Tests slow it down or make it fail.
+	StorageOpenFile func(name string, flag int, perm os.FileMode) (journal.File, error)
 
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).
 	E2EE *E2EEConfig

@@ -54,7 +54,8 @@ func (s *Sink) openJournal() (*Recovered, error) {
 		Dir: dir, MaxBytes: journalBytes(s.cfg.StorageSize),
 		// Offline waits for the disk as it waits for the service; a live
 		// stream never stalls on a slow disk.
-		Block: s.cfg.StreamingType == Offline,
+		Block:    s.cfg.StreamingType == Offline,
+		OpenFile: s.cfg.StorageOpenFile,
 	})
 	for _, w := range warnings {
 		s.emit(Event{Kind: EventWarning, Message: "storage-path: " + w})

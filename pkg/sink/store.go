@@ -144,6 +144,9 @@ func (s *Sink) metricsLocked() Metrics {
 	m := s.metrics
 	m.StoreBytes, m.StoreSize, m.BufferDuration = s.stored, s.cfg.StorageSize, s.cfg.BufferDuration
 	m.StoreMemory = s.stored - s.spilledBytes
+	if s.journal != nil {
+		m.DiskWritten = s.journal.Stats().Written
+	}
 	if len(s.entries) > 0 {
 		m.StoreDuration = m.FramePTS - s.entries[0].frag.Start
 	}

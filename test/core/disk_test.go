@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/journal"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/sink"
 	"github.com/kvsgo/kvsgo/test/kvslocal"
@@ -441,4 +442,79 @@ func TestDiskStoreRecoversEncryptedFragments(t *testing.T) {
 	if _, _, err := decryptFrames(t, raw, name, k.device.Public(), k.eve); !errors.Is(err, e2ee.ErrNotRecipient) {
 		t.Fatalf("a non-recipient got %v, want ErrNotRecipient", err)
 	}
+}
+
+// A disk that stops writing (an SD card at its worst) never stalls a live
+// stream: every Put returns while not one byte reaches the file, the
+// element warns that the disk is behind, and every frame reaches the
+// service; once the disk writes again the journal catches up.
+func TestDiskStoreHungDiskNeverStallsRealtime(t *testing.T) {
+	cpd, frames := scaled(t, 3) // 900 frames, about 5.7 MB: more than the journal's 4 MiB write queue
+	fe := newFaultEndpoint(t, kvslocal.Faults{})
+	gate := make(chan struct{})
+	var once sync.Once
+	release := func() { once.Do(func() { close(gate) }) }
+	t.Cleanup(release)
+	ev := &events{}
+	cfg := faultConfig(fe.url, "slowdisk", ev)
+	cfg.StoragePath = t.TempDir()
+	cfg.StorageOpenFile = func(name string, flag int, perm os.FileMode) (journal.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+			return f, err
+		}
+		return gatedFile{f, gate}, nil
+	}
+	s := startSink(t, cfg, cpd)
+	done := make(chan error, 1)
+	go func() {
+		start := time.Now()
+		for _, f := range frames { // at their pace: acknowledgements arrive meanwhile
+			if d := f.pts - frames[0].pts - time.Since(start); d > 0 {
+				time.Sleep(d)
+			}
+			if err := s.Put(context.Background(), sink.Frame{PTS: f.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: f.key, Data: f.data}); err != nil {
+				done <- err
+				return
+			}
+		}
+		done <- nil
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second): // generous: the puts take 6 s
+		t.Fatal("Put stalled behind a disk that does not write")
+	}
+	if m := s.Metrics(); m.DiskWritten != 0 {
+		t.Fatalf("%d bytes written through a hung disk", m.DiskWritten)
+	}
+	t.Logf("metrics with the disk hung: %+v", s.Metrics())
+	release()
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	warned := false
+	for _, w := range ev.of(sink.EventWarning) {
+		warned = warned || contains(w.Message, "disk is slower than the stream")
+	}
+	if !warned {
+		t.Errorf("no warning that the disk is behind: %v", ev.of(sink.EventWarning))
+	}
+	if sum := summarise(t, fe.server(), "slowdisk"); sum.frames != len(frames) || sum.dups != 0 || !sum.inOrder {
+		t.Fatalf("stored %d of %d frames, %d duplicates, in order %v", sum.frames, len(frames), sum.dups, sum.inOrder)
+	}
+}
+
+// gatedFile is a journal file whose writes wait until gate is closed.
+type gatedFile struct {
+	*os.File
+	gate chan struct{}
+}
+
+func (g gatedFile) Write(b []byte) (int, error) {
+	<-g.gate
+	return g.File.Write(b)
 }
