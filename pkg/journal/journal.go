@@ -626,6 +626,7 @@ func (j *Journal) write() {
 	defer close(j.writer)
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	var wbuf []byte
 	for {
 		for len(j.queue) == 0 && !j.closed {
 			j.cond.Wait()
@@ -664,9 +665,12 @@ func (j *Journal) write() {
 		j.queue = j.queue[len(run):]
 		f, seg := j.curFile, j.cur
 		j.mu.Unlock()
-		buf := make([]byte, 0, size)
+		buf := wbuf[:0] // the writer's own: reused from run to run
 		for _, rec := range run {
 			buf = append(buf, rec...)
+		}
+		if cap(buf) <= 16<<20 {
+			wbuf = buf
 		}
 		n, err := f.Write(buf)
 		if err == nil && syncNeeded && !j.opts.NoSync {
