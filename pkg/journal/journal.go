@@ -130,10 +130,11 @@ type Fragment struct {
 }
 
 type segment struct {
-	n     uint64
-	path  string
-	size  int64
-	frags map[uint64]bool // fragments with records here
+	n         uint64
+	path      string
+	size      int64
+	frags     map[uint64]bool // fragments with records here
+	dirSynced bool            // its directory entry is on disk
 }
 
 type fragState struct {
@@ -664,6 +665,7 @@ func (j *Journal) write() {
 		}
 		j.queue = j.queue[len(run):]
 		f, seg := j.curFile, j.cur
+		dirSynced := seg.dirSynced
 		j.mu.Unlock()
 		buf := wbuf[:0] // the writer's own: reused from run to run
 		for _, rec := range run {
@@ -675,6 +677,10 @@ func (j *Journal) write() {
 		n, err := f.Write(buf)
 		if err == nil && syncNeeded && !j.opts.NoSync {
 			err = f.Sync()
+			if err == nil && !dirSynced {
+				// A new file's name reaches the disk with its directory.
+				err = syncDir(j.opts.Dir)
+			}
 		}
 		j.mu.Lock()
 		j.queued -= size
@@ -687,6 +693,7 @@ func (j *Journal) write() {
 		j.written += int64(n)
 		if syncNeeded && err == nil {
 			j.syncs++
+			seg.dirSynced = !j.opts.NoSync
 		}
 		pos := seg.size - int64(n)
 		for _, rec := range run {
@@ -763,6 +770,16 @@ func (j *Journal) allDoneLocked(seg *segment) bool {
 		}
 	}
 	return true
+}
+
+// syncDir syncs a directory: the names of the files created in it.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 func (j *Journal) newSegment() error {
