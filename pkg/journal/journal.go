@@ -94,7 +94,7 @@ type Options struct {
 	// WriteWait bounds how long an append waits for its record to be
 	// written when Block is off. It defaults to 20 ms.
 	WriteWait time.Duration
-	// NoSync skips the fdatasync at each fragment close (tests).
+	// NoSync skips the fsyncs at each fragment close (tests).
 	NoSync bool
 	// OpenFile opens segment files; default os.OpenFile. Tests slow it down
 	// or make it fail.
@@ -881,7 +881,7 @@ func (j *Journal) Err() error {
 type Stats struct {
 	OnDisk  int64 // bytes in segment files
 	Written int64 // bytes written since Open, record framing included
-	Syncs   int   // fdatasyncs
+	Syncs   int   // fsyncs of segment files
 	Lagging int   // fragments not kept whole because the disk fell behind
 	Pending int64 // bytes queued for the writer
 }

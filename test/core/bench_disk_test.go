@@ -17,7 +17,7 @@ import (
 // included: the difference between the two is the disk store's cost), and
 // for the disk store its write amplification: bytes written to the journal
 // (record framing and the Matroska header of each fragment included) per
-// byte sent, and fdatasyncs per fragment (one at each fragment close).
+// byte sent.
 func BenchmarkDiskStore(b *testing.B) {
 	benchCPD, _ := officialFrames(b)
 	for _, c := range []struct {
