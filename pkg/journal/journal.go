@@ -94,6 +94,11 @@ type Options struct {
 	// WriteWait bounds how long an append waits for its record to be
 	// written when Block is off. It defaults to 20 ms.
 	WriteWait time.Duration
+	// KeepBytes bounds the bytes of recovered fragments that Open returns
+	// in Fragment.Data, oldest fragments first (whole fragments); the
+	// others come back with Data nil, to be read with Read when they are
+	// needed. 0 returns every fragment's bytes.
+	KeepBytes int64
 	// NoSync skips the fsyncs at each fragment close (tests).
 	NoSync bool
 	// OpenFile opens segment files; default os.OpenFile. Tests slow it down
@@ -119,8 +124,11 @@ type Fragment struct {
 	Last     time.Duration
 	Frames   int
 	Keyframe bool
-	// Data holds the fragment's complete frames as they were appended.
+	// Data holds the fragment's complete frames as they were appended;
+	// nil if Options.KeepBytes left them on disk (Read returns them).
 	Data []byte
+	// Size is the length of the fragment's complete frames.
+	Size int
 	// Closed reports whether the producer closed the fragment; an open one
 	// ends at its last complete frame.
 	Closed bool
@@ -257,6 +265,8 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 	slices.Sort(nums)
 	byID := map[uint64]*Fragment{}
 	extents := map[uint64][]extent{}
+	keep := map[uint64]bool{} // fragments whose bytes are returned (KeepBytes)
+	var kept int64
 	var order []uint64
 	var warnings []string
 	for i, n := range nums {
@@ -286,11 +296,12 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 					continue
 				}
 				byID[r.id] = &Fragment{ID: r.id, Header: r.data, Timecode: r.timecode, Start: r.start, Last: r.start, Keyframe: r.key}
+				keep[r.id] = j.opts.KeepBytes <= 0 || kept < j.opts.KeepBytes
 				order = append(order, r.id)
 				seg.frags[r.id] = true
 			case recData:
 				f := byID[r.id]
-				if f == nil || int64(len(f.Data)) != r.off {
+				if f == nil || int64(f.Size) != r.off {
 					// A gap (the disk fell behind) or bytes of a fragment
 					// whose start was lost: keep what is whole.
 					if f != nil {
@@ -301,7 +312,11 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 				if f.Closed && r.off != 0 {
 					continue
 				}
-				f.Data = append(f.Data, r.data...)
+				if keep[r.id] {
+					f.Data = append(f.Data, r.data...)
+					kept += int64(len(r.data))
+				}
+				f.Size += len(r.data)
 				f.Frames, f.Last = int(r.frames), r.last
 				extents[r.id] = append(extents[r.id], extent{seg: n, off: r.pos, n: r.n})
 				seg.frags[r.id] = true
@@ -312,6 +327,10 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 			case recDone:
 				if f := byID[r.id]; f != nil {
 					f.Frames = -1 // done
+					if keep[r.id] {
+						kept -= int64(len(f.Data))
+						f.Data, keep[r.id] = nil, false
+					}
 				}
 			case recReceived:
 				if f := byID[r.id]; f != nil {
@@ -328,7 +347,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 		if f.Frames < 0 {
 			continue
 		}
-		if f.Frames == 0 || len(f.Data) == 0 {
+		if f.Frames == 0 || f.Size == 0 {
 			f.Frames = -1
 			continue
 		}
@@ -345,7 +364,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 			}
 			st := j.frags[id]
 			if st == nil {
-				st = &fragState{off: int64(len(f.Data)), gapped: true, recovered: true, extents: extents[id]}
+				st = &fragState{off: int64(f.Size), gapped: true, recovered: true, extents: extents[id]}
 				j.frags[id] = st
 			}
 			st.segs = append(st.segs, seg.n)

@@ -387,8 +387,11 @@ func FuzzRecover(f *testing.F) {
 			t.Fatal(err)
 		}
 		for _, fr := range frags {
-			if fr.Frames <= 0 || len(fr.Data) == 0 {
+			if fr.Frames <= 0 || len(fr.Data) == 0 || fr.Size != len(fr.Data) {
 				t.Fatalf("recovered an empty fragment %+v", fr)
+			}
+			if b, err := j.Read(fr.ID); err != nil || !bytes.Equal(b, fr.Data) {
+				t.Fatalf("fragment %d: Read gives %d bytes (%v), recovery %d", fr.ID, len(b), err, len(fr.Data))
 			}
 		}
 		if err := j.Shutdown(); err != nil {
@@ -576,5 +579,30 @@ func TestDoneNeverWaitsWithoutBlock(t *testing.T) {
 	}
 	if j.Stats().Lagging == 0 {
 		t.Error("the queue never filled: the test proves nothing")
+	}
+}
+
+// KeepBytes: recovered fragments beyond the bound come back without their
+// bytes (oldest kept first, whole), and Read returns them.
+func TestRecoverKeepBytes(t *testing.T) {
+	dir := t.TempDir()
+	j, _, _ := open(t, dir)
+	want := write(t, j, []int{10, 10, 10, 10}, true)
+	j.Shutdown()
+	j2, got, _ := open(t, dir, func(o *Options) { o.KeepBytes = int64(len(want[0])) + 1 })
+	defer j2.Shutdown()
+	if len(got) != 4 {
+		t.Fatalf("recovered %d fragments, want 4", len(got))
+	}
+	// Fragment 0 fits; fragment 1 starts while the budget holds one byte:
+	// kept whole; the others are left on disk.
+	for i, keptWant := range []bool{true, true, false, false} {
+		f := got[i]
+		if (f.Data != nil) != keptWant || f.Size != len(want[i]) || f.ID != uint64(i) {
+			t.Errorf("fragment %d: %d bytes in memory, Size %d; want kept %v, %d bytes", f.ID, len(f.Data), f.Size, keptWant, len(want[i]))
+		}
+		if b, err := j2.Read(f.ID); err != nil || !bytes.Equal(b, want[i]) {
+			t.Errorf("fragment %d: Read gives %d bytes (%v)", f.ID, len(b), err)
+		}
 	}
 }

@@ -56,6 +56,9 @@ func (s *Sink) openJournal() (*Recovered, error) {
 		// stream never stalls on a slow disk.
 		Block:    s.cfg.StreamingType == Offline,
 		OpenFile: s.cfg.StorageOpenFile,
+		// Recovered fragments beyond the memory bound stay on disk until
+		// they are sent.
+		KeepBytes: s.cfg.StorageMemory,
 	})
 	for _, w := range warnings {
 		s.emit(Event{Kind: EventWarning, Message: "storage-path: " + w})
@@ -79,11 +82,15 @@ func (s *Sink) openJournal() (*Recovered, error) {
 		if hdr == nil || string(hdr.bytes) != string(f.Header) {
 			hdr = &header{bytes: f.Header}
 		}
-		e := &entry{hdr: hdr, putAt: s.cfg.Clock.Now(), jid: f.ID, journaled: len(f.Data), recovered: true, jreceived: f.Received,
+		e := &entry{hdr: hdr, putAt: s.cfg.Clock.Now(), jid: f.ID, journaled: f.Size, recovered: true, jreceived: f.Received,
 			frag: &fragment.Fragment{Seq: uint64(i), Timecode: f.Timecode, Start: f.Start, Last: f.Last, Frames: f.Frames,
 				Keyframe: f.Keyframe, Data: f.Data, Closed: true}}
+		if f.Data == nil { // left on disk: read back when it is sent
+			e.spilled, e.spilledTo = f.Size, j
+			s.spilledBytes += int64(f.Size)
+		}
 		s.entries = append(s.entries, e)
-		s.stored += int64(len(f.Data))
+		s.stored += int64(f.Size)
 		rep.Fragments++
 		rep.Frames += f.Frames
 		rep.To = max(rep.To, f.Last)

@@ -518,3 +518,63 @@ func (g gatedFile) Write(b []byte) (int, error) {
 	<-g.gate
 	return g.File.Write(b)
 }
+
+// A restart after an outage longer than storage-memory recovers every
+// fragment without holding them all in memory: those beyond the bound stay
+// on disk until they are sent.
+func TestDiskStoreRecoversBeyondMemory(t *testing.T) {
+	cpd, frames := scaled(t, 2) // 600 frames, 20 fragments
+	total := 0
+	for _, f := range frames {
+		total += len(f.data)
+	}
+	memory := int64(total / 8)
+	fe := newFaultEndpoint(t, kvslocal.Faults{})
+	dir := t.TempDir()
+	cfgFor := func(ev *events) sink.Config {
+		cfg := faultConfig(fe.url, "recover-disk", ev)
+		cfg.StoragePath, cfg.StorageSize, cfg.StorageMemory = dir, 64<<20, memory
+		return cfg
+	}
+	s1 := startSink(t, cfgFor(&events{}), cpd)
+	pacedPut(t, s1, frames[:60])
+	waitFor(t, func() bool { return s1.Metrics().FragmentsAcked >= 1 })
+	fe.restart(0, kvslocal.Faults{Refuse: true})
+	pacedPut(t, s1, frames[60:480]) // 14 fragments, far more than memory holds
+	s1.Close()
+	fe.server().SetFaults(kvslocal.Faults{})
+
+	ev2 := &events{}
+	cfg2 := cfgFor(ev2)
+	s2, err := sink.New(cfg2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s2.Close() })
+	// Acknowledgements are held back a while: the recovered fragments are
+	// all in the store when it is measured.
+	fe.server().SetFaults(kvslocal.Faults{AckDelay: 2 * time.Second})
+	if err := s2.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	m := s2.Metrics()
+	rec := ev2.of(sink.EventRecovered)
+	if len(rec) != 1 || rec[0].Recovered.Frames < 420 {
+		t.Fatalf("recovery reports %v, want one of at least the 420 frames put during the outage", rec)
+	}
+	t.Logf("recovered %+v: %d bytes in the store, %d of them in memory (bound %d)", *rec[0].Recovered, m.StoreBytes, m.StoreMemory, memory)
+	if m.StoreMemory > memory+int64(total/20)*2 || m.StoreBytes <= m.StoreMemory {
+		t.Fatalf("after recovery %d bytes in memory of %d stored, memory bound %d", m.StoreMemory, m.StoreBytes, memory)
+	}
+	fe.server().SetFaults(kvslocal.Faults{})
+	if err := s2.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
+		t.Fatal(err)
+	}
+	pacedPut(t, s2, frames[480:])
+	if err := s2.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if sum := summarise(t, fe.server(), "recover-disk"); sum.frames != len(frames) || sum.dups != 0 || !sum.inOrder {
+		t.Fatalf("stored %d of %d frames, %d duplicates, in order %v", sum.frames, len(frames), sum.dups, sum.inOrder)
+	}
+}
