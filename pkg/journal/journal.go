@@ -22,6 +22,7 @@
 package journal
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -924,7 +925,12 @@ func (j *Journal) Flush() error {
 
 // Shutdown writes what is queued, closes the files and releases the lock.
 // Fragments not done stay on disk for the next Open.
-func (j *Journal) Shutdown() error {
+func (j *Journal) Shutdown() error { return j.ShutdownContext(context.Background()) }
+
+// ShutdownContext is Shutdown bounded by ctx: a disk that does not finish
+// writing returns ctx's error, and the files are closed and the lock
+// released when (if) it does.
+func (j *Journal) ShutdownContext(ctx context.Context) error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -933,6 +939,18 @@ func (j *Journal) Shutdown() error {
 	j.closed = true
 	j.cond.Broadcast()
 	j.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- j.finish() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: the disk did not finish writing: %w", ErrFailed, ctx.Err())
+	}
+}
+
+// finish waits for the writer, then closes the files and the lock.
+func (j *Journal) finish() error {
 	<-j.writer
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -281,9 +282,23 @@ func (s *Sink) closeJournal() {
 	j := s.journal
 	s.journal = nil
 	s.mu.Unlock()
-	if j != nil {
-		if err := j.Shutdown(); err != nil {
-			s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("storage-path: %v", err)})
+	if j == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-s.cfg.Clock.After(journalCloseWait):
+			cancel()
+		case <-ctx.Done():
 		}
+	}()
+	if err := j.ShutdownContext(ctx); err != nil {
+		s.emit(Event{Kind: EventWarning, Message: fmt.Sprintf("storage-path: %v (what it had not written is recovered only as far as it got)", err)})
 	}
 }
+
+// journalCloseWait bounds how long Close waits for the disk to write what
+// is queued: a disk that hangs must not hang the element's shutdown.
+const journalCloseWait = 10 * time.Second

@@ -578,3 +578,38 @@ func TestDiskStoreRecoversBeyondMemory(t *testing.T) {
 		t.Fatalf("stored %d of %d frames, %d duplicates, in order %v", sum.frames, len(frames), sum.dups, sum.inOrder)
 	}
 }
+
+// Close does not hang on a disk that never finishes writing: it gives up
+// after a bounded wait with a warning.
+func TestDiskStoreCloseDoesNotHangOnAHungDisk(t *testing.T) {
+	cpd, frames := scaled(t, 1)
+	fe := newFaultEndpoint(t, kvslocal.Faults{})
+	gate := make(chan struct{})
+	t.Cleanup(func() { close(gate) })
+	ev := &events{}
+	cfg := faultConfig(fe.url, "hungclose", ev)
+	cfg.StoragePath = t.TempDir()
+	cfg.StorageOpenFile = func(name string, flag int, perm os.FileMode) (journal.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+			return f, err
+		}
+		return gatedFile{f, gate}, nil
+	}
+	s := startSink(t, cfg, cpd)
+	put(t, s, frames[:60])
+	closed := make(chan struct{})
+	go func() { s.Close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(60 * time.Second): // the wait is 10 s
+		t.Fatal("Close hung on a disk that does not write")
+	}
+	warned := false
+	for _, w := range ev.of(sink.EventWarning) {
+		warned = warned || contains(w.Message, "did not finish writing")
+	}
+	if !warned {
+		t.Errorf("no warning that the disk did not finish: %v", ev.of(sink.EventWarning))
+	}
+}
