@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -612,4 +613,62 @@ func TestDiskStoreCloseDoesNotHangOnAHungDisk(t *testing.T) {
 	if !warned {
 		t.Errorf("no warning that the disk did not finish: %v", ev.of(sink.EventWarning))
 	}
+}
+
+// A disk that fails mid-stream (full: ENOSPC) is one warning: the stream
+// goes on with the in-memory store and every frame reaches the service.
+func TestDiskStoreFailingDiskFallsBackToMemory(t *testing.T) {
+	cpd, frames := scaled(t, 1)
+	fe := newFaultEndpoint(t, kvslocal.Faults{})
+	ev := &events{}
+	cfg := faultConfig(fe.url, "enospc", ev)
+	cfg.StoragePath = t.TempDir()
+	var mu sync.Mutex
+	budget := 300 << 10 // bytes the disk takes before it is full
+	cfg.StorageOpenFile = func(name string, flag int, perm os.FileMode) (journal.File, error) {
+		f, err := os.OpenFile(name, flag, perm)
+		if err != nil || flag&(os.O_WRONLY|os.O_RDWR) == 0 {
+			return f, err
+		}
+		return fullFile{f, &mu, &budget}, nil
+	}
+	s := startSink(t, cfg, cpd)
+	pacedPut(t, s, frames)
+	if err := s.Finish(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, w := range ev.of(sink.EventWarning) {
+		if contains(w.Message, "in-memory store") && contains(w.Message, "no space left") {
+			n++
+		}
+	}
+	if n != 1 {
+		t.Errorf("%d warnings about the full disk, want 1: %v", n, ev.of(sink.EventWarning))
+	}
+	if m := s.Metrics(); m.FramesDropped != 0 {
+		t.Errorf("%d frames dropped", m.FramesDropped)
+	}
+	if sum := summarise(t, fe.server(), "enospc"); sum.frames != len(frames) || sum.dups != 0 || !sum.inOrder {
+		t.Fatalf("stored %d of %d frames, %d duplicates, in order %v", sum.frames, len(frames), sum.dups, sum.inOrder)
+	}
+}
+
+// fullFile is a journal file on a disk with budget bytes left.
+type fullFile struct {
+	*os.File
+	mu     *sync.Mutex
+	budget *int
+}
+
+func (f fullFile) Write(b []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(b) > *f.budget {
+		n, _ := f.File.Write(b[:*f.budget])
+		*f.budget = 0
+		return n, syscall.ENOSPC
+	}
+	*f.budget -= len(b)
+	return f.File.Write(b)
 }
