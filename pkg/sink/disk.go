@@ -34,8 +34,8 @@ type Recovered struct {
 	ReceivedTimecodes []uint64
 }
 
-// journalMargin is how far the journal may exceed StorageSize: record
-// framing, and segment files kept until their oldest fragment is done.
+// journalBytes bounds the journal's files: StorageSize and a margin for record
+// framing and segment files kept until their oldest fragment is done.
 func journalBytes(storage int64) int64 { return storage + storage/8 + 16<<20 }
 
 // JournalDir is the directory of a stream's journal under storagePath.
