@@ -114,7 +114,8 @@ type Sink struct {
 
 	journal                             *journal.Journal // Config.StoragePath; nil without one or after it failed
 	journalFullWarned, journalLagWarned bool
-	spilledBytes                        int64 // bytes of s.stored not in memory (disk.go)
+	spilledBytes                        int64    // bytes of s.stored not in memory (disk.go)
+	refused                             refusals // fragments lost to non-retriable refusals (refused.go)
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -268,6 +269,9 @@ func (s *Sink) newHeaderLocked() {
 		s.builder = mustBuilder(s.fragmentConfig(false), s.builder)
 	}
 	s.hdr = &header{bytes: mkv.AppendHeader(nil, h)}
+	if s.sealer != nil {
+		s.sealer.setHead(s.hdr.bytes)
+	}
 }
 
 // fragmentConfig is the fragmentation policy, with the sealer when the
