@@ -401,7 +401,7 @@ func (e *element) onEvent(ev sink.Event) {
 	case sink.EventRecovered:
 		r := ev.Recovered
 		e.message("kvs-recovered", u64("fragments", uint64(r.Fragments)), u64("frames", uint64(r.Frames)),
-			u64("from", uint64(r.From)), u64("to", uint64(r.To)))
+			u64("from", uint64(r.From)), u64("to", uint64(r.To)), u64("received", uint64(r.Received)))
 		e.log(levelInfo, ev.Message)
 	case sink.EventEpoch:
 		ep := ev.Epoch

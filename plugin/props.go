@@ -166,7 +166,7 @@ var props = []prop{
 		blurb: noEffect + " (it named the official SDK's log4cplus configuration file; kvsgo logs through the GStreamer debug log: GST_DEBUG=kvssink:5). Default: NULL"},
 	{name: "storage-size", nick: "Storage size", kind: kUint, defU: sink.DefaultStorageSizeMB,
 		u:     func(s *sink.Settings) *uint { return &s.StorageSizeMB },
-		blurb: "Memory for fragments waiting for upload or acknowledgement; when full, streaming-type decides between dropping the oldest and blocking. Unit: MiB. Default: 128"},
+		blurb: "Memory for fragments waiting for upload or acknowledgement (kvsgo: with storage-path, the disk space for them instead; storage-memory bounds memory); when full, streaming-type decides between dropping the oldest and blocking. Unit: MiB. Default: 128"},
 	{name: "stop-stream-timeout", nick: "Stop stream timeout", kind: kUint, defU: sink.DefaultStopStreamTimeoutSec,
 		u:     func(s *sink.Settings) *uint { return &s.StopStreamTimeoutSec },
 		blurb: "Longest wait at EOS for the last fragment acknowledgement; after it the element posts an error. Unit: seconds. Default: 120"},
@@ -235,7 +235,10 @@ var props = []prop{
 		blurb: "kvsgo only: post a kvs-metrics element message this often (bytes, frames and fragments sent and acknowledged, dropped frames, latency, store fill); 0 = never. Unit: milliseconds. Default: 0"},
 	{name: "storage-path", nick: "Storage path", kind: kString,
 		str:   func(s *sink.Settings) **string { return &s.StoragePath },
-		blurb: "kvsgo only: a directory where fragments are also kept on disk until the service acknowledges them (a subdirectory per stream), so that after a crash, kill or power cut the next run uploads every frame this one had accepted, first and with its original times; storage-size then bounds the files as well as memory. A live stream never waits for a slow disk (what the disk cannot keep up with is held in memory only); offline waits. A directory that fails is an element warning and the stream goes on in memory; two elements streaming the same stream from one directory is an error. Default: NULL (memory only)"},
+		blurb: "kvsgo only: a directory where fragments are also kept on disk until the service acknowledges them (a subdirectory per stream), so that after a crash, kill or power cut the next run uploads every frame this one had accepted, first and with its original times; storage-size then bounds the files and storage-memory the memory (fragments safely on disk leave memory when it is full and are read back to be sent). A live stream never waits for a slow disk (what the disk cannot keep up with is held in memory only); offline waits. A directory that fails is an element warning and the stream goes on in memory; two elements streaming the same stream from one directory is an error. Default: NULL (memory only)"},
+	{name: "storage-memory", nick: "Storage memory", kind: kUint, defU: sink.DefaultStorageMemoryMB,
+		u:     func(s *sink.Settings) *uint { return &s.StorageMemoryMB },
+		blurb: "kvsgo only, with storage-path: memory for fragments waiting for upload or acknowledgement (at most storage-size); when it is full, fragments already on disk leave memory and are read back when they are sent. Unit: MiB. Default: 32"},
 	{name: "sync", kind: kSync},
 }
 

@@ -5,8 +5,9 @@
 // A journal is one directory per stream, locked by the process that has it
 // open. It holds segment files of checksummed records, appended in order:
 // the Matroska header a fragment is sent with, the start of a fragment, its
-// bytes frame by frame, its close, and the service's final acknowledgement
-// of it ("done"). A segment file is deleted once every fragment with bytes
+// bytes frame by frame, its close, the service's acknowledgement that it
+// received it (RECEIVED, before it is persisted), and the final
+// acknowledgement of it ("done"). A segment file is deleted once every fragment with bytes
 // in it is done. Recovery reads the records back to the last one whose
 // checksum holds: a write torn at any byte loses at most the frame it was
 // writing, and a fragment is never handed back with bytes that were not
@@ -21,6 +22,7 @@
 package journal
 
 import (
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -44,6 +46,9 @@ const (
 	recData  = 3 // fragment u64, offset u64, frames u32, last i64, bytes
 	recClose = 4 // fragment u64
 	recDone  = 5 // fragment u64
+	// recReceived: the service acknowledged the fragment RECEIVED (not yet
+	// PERSISTED): resent after a crash, the stream may hold it twice.
+	recReceived = 6 // fragment u64
 
 	recOverhead = 9
 	// maxRecord bounds one record: a frame of a fragment (at most 50 MB)
@@ -64,6 +69,11 @@ var (
 	ErrFailed = errors.New("journal: writing to disk failed")
 	// ErrClosed: the journal was closed.
 	ErrClosed = errors.New("journal: closed")
+	// ErrDamaged: bytes read back (Read) are not what was written: the
+	// file was changed, truncated or removed by someone else.
+	ErrDamaged = errors.New("journal: a record read back is damaged")
+	// ErrNotWritten: Read of a fragment whose bytes are not all on disk.
+	ErrNotWritten = errors.New("journal: the fragment is not (completely) on disk")
 )
 
 // Options configures a journal.
@@ -85,7 +95,12 @@ type Options struct {
 	// WriteWait bounds how long an append waits for its record to be
 	// written when Block is off. It defaults to 20 ms.
 	WriteWait time.Duration
-	// NoSync skips the fdatasync at each fragment close (tests).
+	// KeepBytes bounds the bytes of recovered fragments that Open returns
+	// in Fragment.Data, oldest fragments first (whole fragments); the
+	// others come back with Data nil, to be read with Read when they are
+	// needed. 0 returns every fragment's bytes.
+	KeepBytes int64
+	// NoSync skips the fsyncs at each fragment close (tests).
 	NoSync bool
 	// OpenFile opens segment files; default os.OpenFile. Tests slow it down
 	// or make it fail.
@@ -110,25 +125,44 @@ type Fragment struct {
 	Last     time.Duration
 	Frames   int
 	Keyframe bool
-	// Data holds the fragment's complete frames as they were appended.
+	// Data holds the fragment's complete frames as they were appended;
+	// nil if Options.KeepBytes left them on disk (Read returns them).
 	Data []byte
+	// Size is the length of the fragment's complete frames.
+	Size int
 	// Closed reports whether the producer closed the fragment; an open one
 	// ends at its last complete frame.
 	Closed bool
+	// Received reports that the service had acknowledged the fragment
+	// RECEIVED (not PERSISTED): the stream may already hold it.
+	Received bool
 }
 
 type segment struct {
-	n     uint64
-	path  string
-	size  int64
-	frags map[uint64]bool // fragments with records here
+	n         uint64
+	path      string
+	size      int64
+	frags     map[uint64]bool // fragments with records here
+	dirSynced bool            // its directory entry is on disk
 }
 
 type fragState struct {
-	segs   []uint64
-	done   bool
-	gapped bool  // a record of it was not written: nothing more is
-	off    int64 // bytes queued so far
+	segs      []uint64
+	done      bool
+	gapped    bool  // a record of it was not written: nothing more is
+	recovered bool  // read back by Open: its bytes are on disk
+	off       int64 // bytes queued so far
+	lastSeq   uint64
+	// extents are its data records in the files, in order (Read).
+	extents []extent
+}
+
+// extent is a data record in a segment file: where it starts and its
+// length, framing included.
+type extent struct {
+	seg uint64
+	off int64
+	n   int
 }
 
 // Journal is safe for concurrent use.
@@ -231,6 +265,9 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 	}
 	slices.Sort(nums)
 	byID := map[uint64]*Fragment{}
+	extents := map[uint64][]extent{}
+	keep := map[uint64]bool{} // fragments whose bytes are returned (KeepBytes)
+	var kept int64
 	var order []uint64
 	var warnings []string
 	for i, n := range nums {
@@ -260,11 +297,12 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 					continue
 				}
 				byID[r.id] = &Fragment{ID: r.id, Header: r.data, Timecode: r.timecode, Start: r.start, Last: r.start, Keyframe: r.key}
+				keep[r.id] = j.opts.KeepBytes <= 0 || kept < j.opts.KeepBytes
 				order = append(order, r.id)
 				seg.frags[r.id] = true
 			case recData:
 				f := byID[r.id]
-				if f == nil || int64(len(f.Data)) != r.off {
+				if f == nil || int64(f.Size) != r.off {
 					// A gap (the disk fell behind) or bytes of a fragment
 					// whose start was lost: keep what is whole.
 					if f != nil {
@@ -275,8 +313,13 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 				if f.Closed && r.off != 0 {
 					continue
 				}
-				f.Data = append(f.Data, r.data...)
+				if keep[r.id] {
+					f.Data = append(f.Data, r.data...)
+					kept += int64(len(r.data))
+				}
+				f.Size += len(r.data)
 				f.Frames, f.Last = int(r.frames), r.last
+				extents[r.id] = append(extents[r.id], extent{seg: n, off: r.pos, n: r.n})
 				seg.frags[r.id] = true
 			case recClose:
 				if f := byID[r.id]; f != nil {
@@ -285,6 +328,14 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 			case recDone:
 				if f := byID[r.id]; f != nil {
 					f.Frames = -1 // done
+					if keep[r.id] {
+						kept -= int64(len(f.Data))
+						f.Data, keep[r.id] = nil, false
+					}
+				}
+			case recReceived:
+				if f := byID[r.id]; f != nil {
+					f.Received = true
 				}
 			}
 		}
@@ -297,7 +348,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 		if f.Frames < 0 {
 			continue
 		}
-		if f.Frames == 0 || len(f.Data) == 0 {
+		if f.Frames == 0 || f.Size == 0 {
 			f.Frames = -1
 			continue
 		}
@@ -314,7 +365,7 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 			}
 			st := j.frags[id]
 			if st == nil {
-				st = &fragState{off: int64(len(f.Data)), gapped: true}
+				st = &fragState{off: int64(f.Size), gapped: true, recovered: true, extents: extents[id]}
 				j.frags[id] = st
 			}
 			st.segs = append(st.segs, seg.n)
@@ -326,6 +377,8 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 }
 
 type record struct {
+	pos      int64 // offset of the record in its file
+	n        int   // length of the record, framing included
 	typ      byte
 	id       uint64
 	timecode uint64
@@ -362,6 +415,7 @@ func scan(b []byte) (int64, []record, string) {
 		if !ok {
 			return int64(off), out, fmt.Sprintf("a malformed record of type %d", body[0])
 		}
+		r.pos, r.n = int64(off), 8+n
 		out = append(out, r)
 		off += 8 + n
 	}
@@ -389,7 +443,7 @@ func decode(body []byte) (record, bool) {
 		p = p[4:]
 		r.last = time.Duration(u64())
 		r.data = slices.Clone(p)
-	case recClose, recDone:
+	case recClose, recDone, recReceived:
 		if len(p) != 8 {
 			return r, false
 		}
@@ -470,6 +524,20 @@ func (j *Journal) Close(id uint64) error {
 	return j.enqueueLocked(encode(recClose, []uint64{id}, nil), st)
 }
 
+// Received records that the service acknowledged fragment id RECEIVED but
+// not yet PERSISTED: if it is recovered, it is resent and the stream may
+// hold it twice (Fragment.Received).
+func (j *Journal) Received(id uint64) error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.frags[id]
+	if st == nil || st.done {
+		return nil
+	}
+	j.lagAware(encode(recReceived, []uint64{id}, nil))
+	return j.err
+}
+
 // Done records that fragment id needs no recovery any more (the service
 // acknowledged it, or it was dropped and reported); segment files that
 // hold nothing else are deleted.
@@ -486,9 +554,12 @@ func (j *Journal) Done(id uint64) error {
 }
 
 // lagAware queues a record that must not be dropped for lack of room (a
-// done marker is small): it waits for room even without Block.
+// done or received marker: small, one per fragment). With Block it waits
+// for room; without, it goes over QueueBytes rather than wait for a slow
+// disk: the caller (an acknowledgement, under the producer's lock) must
+// not stall a live stream.
 func (j *Journal) lagAware(rec []byte) {
-	for !j.closed && j.err == nil && j.queued+int64(len(rec)) > j.opts.QueueBytes && len(j.queue) > 0 {
+	for j.opts.Block && !j.closed && j.err == nil && j.queued+int64(len(rec)) > j.opts.QueueBytes && len(j.queue) > 0 {
 		j.cond.Wait()
 	}
 	if j.closed || j.err != nil {
@@ -532,6 +603,9 @@ func (j *Journal) enqueueLocked(rec []byte, st *fragState) error {
 	j.queue = append(j.queue, rec)
 	j.queued += int64(len(rec))
 	j.enqSeq++
+	if st != nil {
+		st.lastSeq = j.enqSeq
+	}
 	j.cond.Broadcast()
 	return j.awaitLocked(j.enqSeq)
 }
@@ -573,6 +647,7 @@ func (j *Journal) write() {
 	defer close(j.writer)
 	j.mu.Lock()
 	defer j.mu.Unlock()
+	var wbuf []byte
 	for {
 		for len(j.queue) == 0 && !j.closed {
 			j.cond.Wait()
@@ -610,14 +685,22 @@ func (j *Journal) write() {
 		}
 		j.queue = j.queue[len(run):]
 		f, seg := j.curFile, j.cur
+		dirSynced := seg.dirSynced
 		j.mu.Unlock()
-		buf := make([]byte, 0, size)
+		buf := wbuf[:0] // the writer's own: reused from run to run
 		for _, rec := range run {
 			buf = append(buf, rec...)
+		}
+		if cap(buf) <= 16<<20 {
+			wbuf = buf
 		}
 		n, err := f.Write(buf)
 		if err == nil && syncNeeded && !j.opts.NoSync {
 			err = f.Sync()
+			if err == nil && !dirSynced {
+				// A new file's name reaches the disk with its directory.
+				err = syncDir(j.opts.Dir)
+			}
 		}
 		j.mu.Lock()
 		j.queued -= size
@@ -630,9 +713,15 @@ func (j *Journal) write() {
 		j.written += int64(n)
 		if syncNeeded && err == nil {
 			j.syncs++
+			seg.dirSynced = !j.opts.NoSync
 		}
+		pos := seg.size - int64(n)
 		for _, rec := range run {
-			j.noteLocked(seg, rec)
+			if pos+int64(len(rec)) > seg.size {
+				break // not written
+			}
+			j.noteLocked(seg, rec, pos)
+			pos += int64(len(rec))
 		}
 		if err != nil && j.err == nil {
 			j.err = fmt.Errorf("%w: %s: %w", ErrFailed, seg.path, err)
@@ -642,12 +731,16 @@ func (j *Journal) write() {
 	}
 }
 
-// noteLocked records which fragments have records in seg.
-func (j *Journal) noteLocked(seg *segment, rec []byte) {
+// noteLocked records which fragments have records in seg, and where
+// their data records are (rec was written at pos).
+func (j *Journal) noteLocked(seg *segment, rec []byte, pos int64) {
 	id := binary.BigEndian.Uint64(rec[9:])
 	st := j.frags[id]
 	if st == nil {
 		return
+	}
+	if rec[8] == recData {
+		st.extents = append(st.extents, extent{seg: seg.n, off: pos, n: len(rec)})
 	}
 	seg.frags[id] = true
 	if len(st.segs) == 0 || st.segs[len(st.segs)-1] != seg.n {
@@ -699,6 +792,16 @@ func (j *Journal) allDoneLocked(seg *segment) bool {
 	return true
 }
 
+// syncDir syncs a directory: the names of the files created in it.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
+}
+
 func (j *Journal) newSegment() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
@@ -723,6 +826,70 @@ func (j *Journal) newSegmentLocked() error {
 	return nil
 }
 
+// Written reports whether every record of fragment id appended so far is
+// in its file (a fragment read back by Open is), so that Read returns its
+// bytes.
+func (j *Journal) Written(id uint64) bool {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	st := j.frags[id]
+	if st == nil || st.done {
+		return false
+	}
+	if st.recovered {
+		return true
+	}
+	return !st.gapped && j.err == nil && j.doneSeq >= st.lastSeq
+}
+
+// Read reads the bytes of fragment id back from its files, checking each
+// record's checksum: the caller may drop a fragment from memory once
+// Written reports it on disk, and read it back when it needs it. It reads
+// without holding the journal's lock: appends go on meanwhile.
+func (j *Journal) Read(id uint64) ([]byte, error) {
+	j.mu.Lock()
+	st := j.frags[id]
+	if st == nil || st.done || (!st.recovered && (st.gapped || j.doneSeq < st.lastSeq)) {
+		j.mu.Unlock()
+		return nil, fmt.Errorf("%w: fragment %d", ErrNotWritten, id)
+	}
+	exts := slices.Clone(st.extents)
+	size := st.off
+	open := j.opts.OpenFile
+	j.mu.Unlock()
+	data := make([]byte, 0, size)
+	files := map[uint64]File{}
+	defer func() {
+		for _, f := range files {
+			f.Close()
+		}
+	}()
+	for _, x := range exts {
+		f := files[x.seg]
+		if f == nil {
+			path := filepath.Join(j.opts.Dir, segName(x.seg))
+			var err error
+			if f, err = open(path, os.O_RDONLY, 0); err != nil {
+				return nil, fmt.Errorf("%w: fragment %d: %w", ErrDamaged, id, err)
+			}
+			files[x.seg] = f
+		}
+		b := make([]byte, x.n)
+		if _, err := f.ReadAt(b, x.off); err != nil {
+			return nil, fmt.Errorf("%w: fragment %d: %s at %d: %w", ErrDamaged, id, segName(x.seg), x.off, err)
+		}
+		_, recs, bad := scan(b)
+		if bad != "" || len(recs) != 1 || recs[0].typ != recData || recs[0].id != id || recs[0].off != int64(len(data)) {
+			return nil, fmt.Errorf("%w: fragment %d: %s at byte %d", ErrDamaged, id, segName(x.seg), x.off)
+		}
+		data = append(data, recs[0].data...)
+	}
+	if int64(len(data)) != size {
+		return nil, fmt.Errorf("%w: fragment %d: %d bytes read back, %d written", ErrDamaged, id, len(data), size)
+	}
+	return data, nil
+}
+
 // Err returns the error that stopped the journal, if any.
 func (j *Journal) Err() error {
 	j.mu.Lock()
@@ -734,7 +901,7 @@ func (j *Journal) Err() error {
 type Stats struct {
 	OnDisk  int64 // bytes in segment files
 	Written int64 // bytes written since Open, record framing included
-	Syncs   int   // fdatasyncs
+	Syncs   int   // fsyncs of segment files
 	Lagging int   // fragments not kept whole because the disk fell behind
 	Pending int64 // bytes queued for the writer
 }
@@ -750,7 +917,7 @@ func (j *Journal) Stats() Stats {
 func (j *Journal) Flush() error {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	for len(j.queue) > 0 && j.err == nil {
+	for j.doneSeq < j.enqSeq && j.err == nil { // the queue empties before its run is written
 		j.cond.Wait()
 	}
 	return j.err
@@ -758,7 +925,12 @@ func (j *Journal) Flush() error {
 
 // Shutdown writes what is queued, closes the files and releases the lock.
 // Fragments not done stay on disk for the next Open.
-func (j *Journal) Shutdown() error {
+func (j *Journal) Shutdown() error { return j.ShutdownContext(context.Background()) }
+
+// ShutdownContext is Shutdown bounded by ctx: a disk that does not finish
+// writing returns ctx's error, and the files are closed and the lock
+// released when (if) it does.
+func (j *Journal) ShutdownContext(ctx context.Context) error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
@@ -767,6 +939,18 @@ func (j *Journal) Shutdown() error {
 	j.closed = true
 	j.cond.Broadcast()
 	j.mu.Unlock()
+	done := make(chan error, 1)
+	go func() { done <- j.finish() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		return fmt.Errorf("%w: the disk did not finish writing: %w", ErrFailed, ctx.Err())
+	}
+}
+
+// finish waits for the writer, then closes the files and the lock.
+func (j *Journal) finish() error {
 	<-j.writer
 	j.mu.Lock()
 	defer j.mu.Unlock()

@@ -7,12 +7,14 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
 	"sort"
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/clock"
 	"github.com/kvsgo/kvsgo/pkg/credentials"
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/journal"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 )
 
@@ -115,9 +117,17 @@ type Config struct {
 	// StoragePath, if set, keeps the store's fragments on disk as well
 	// (disk.go), in a directory per stream under it, so that a restarted
 	// producer uploads what an earlier run had accepted. StorageSize then
-	// bounds the files as it bounds memory. It needs absolute fragment
-	// times (recovered fragments keep their original timecodes).
+	// bounds the files, and StorageMemory the bytes kept in memory: a
+	// fragment safely on disk leaves memory when it is full and is read
+	// back when it is sent. It needs absolute fragment times (recovered
+	// fragments keep their original timecodes).
 	StoragePath string
+	// StorageMemory bounds the store's bytes in memory when StoragePath is
+	// set; it defaults to 32 MiB, or StorageSize if that is less.
+	StorageMemory int64
+	// StorageOpenFile opens the files under StoragePath; default
+	// os.OpenFile. Tests slow it down or make it fail.
+	StorageOpenFile func(name string, flag int, perm os.FileMode) (journal.File, error)
 
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).
 	E2EE *E2EEConfig
@@ -199,6 +209,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		MetricsOnKeyFrame:     st.GetKVSMetrics,
 		CACertPath:            caCertPath(st.CACertPath, getenv),
 		StoragePath:           deref(st.StoragePath),
+		StorageMemory:         int64(st.StorageMemoryMB) << 20,
 		LoopbackOnly:          getenv(LoopbackOnlyEnv) != "",
 		HTTPClient:            hc, // the credentials' client: one transport, CAs read once
 	}
@@ -388,6 +399,10 @@ func (c Config) withDefaults() Config {
 	if c.StorageSize <= 0 {
 		c.StorageSize = DefaultStorageSizeMB << 20
 	}
+	if c.StorageMemory <= 0 {
+		c.StorageMemory = DefaultStorageMemoryMB << 20
+	}
+	c.StorageMemory = min(c.StorageMemory, c.StorageSize)
 	if c.TimecodeScale <= 0 {
 		c.TimecodeScale = time.Millisecond
 	}

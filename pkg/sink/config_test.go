@@ -153,3 +153,27 @@ func testCA(t *testing.T) string {
 	}
 	return path
 }
+
+// storage-memory: 32 MiB by default, never more than storage-size (which
+// bounds the disk with a storage path).
+func TestStorageMemory(t *testing.T) {
+	for _, c := range []struct {
+		sizeMB, memMB uint
+		want          int64
+	}{
+		{128, DefaultStorageMemoryMB, 32 << 20},
+		{4096, 256, 256 << 20},
+		{16, 32, 16 << 20},
+		{16, 0, 16 << 20}, // 0: the default, capped
+	} {
+		st := DefaultSettings()
+		st.StorageSizeMB, st.StorageMemoryMB = c.sizeMB, c.memMB
+		cfg, err := st.Config(env(map[string]string{"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "b"}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.withDefaults().StorageMemory; got != c.want {
+			t.Errorf("storage-size %d MiB, storage-memory %d MiB: StorageMemory %d, want %d", c.sizeMB, c.memMB, got, c.want)
+		}
+	}
+}

@@ -77,6 +77,13 @@ type Metrics struct {
 	Latency time.Duration
 	// StoreBytes and StoreSize: the store's fill and capacity in bytes.
 	StoreBytes, StoreSize int64
+	// StoreMemory is how much of StoreBytes is in memory: less with a
+	// storage path, when fragments wait on disk only (storage-memory).
+	StoreMemory int64
+	// DiskWritten counts the bytes written under StoragePath since Start,
+	// record framing included (write amplification: DiskWritten over
+	// BytesSent).
+	DiskWritten int64
 	// StoreDuration is the stretch of stream held (first to last frame),
 	// against BufferDuration.
 	StoreDuration, BufferDuration time.Duration

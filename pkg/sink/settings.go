@@ -51,6 +51,7 @@ const (
 	DefaultRotationPeriodSec     = 3600
 	DefaultLogConfig             = "../kvs_log_configuration"
 	DefaultStorageSizeMB         = 128
+	DefaultStorageMemoryMB       = 32 // with storage-path
 	DefaultStopStreamTimeoutSec  = 120
 	DefaultConnectionTimeoutSec  = 5
 	DefaultCompletionTimeoutSec  = 10
@@ -156,6 +157,9 @@ type Settings struct {
 	MetricsIntervalMs uint
 	// StoragePath is storage-path: a directory for the disk-backed store.
 	StoragePath *string
+	// StorageMemoryMB is storage-memory: with storage-path, the memory for
+	// the store (storage-size then bounds the disk).
+	StorageMemoryMB uint
 }
 
 // E2EE defaults.
@@ -191,6 +195,7 @@ func DefaultSettings() Settings {
 		TrackName:             DefaultTrackName,
 		RotationPeriodSec:     DefaultRotationPeriodSec,
 		StorageSizeMB:         DefaultStorageSizeMB,
+		StorageMemoryMB:       DefaultStorageMemoryMB,
 		StopStreamTimeoutSec:  DefaultStopStreamTimeoutSec,
 		ConnectionTimeoutSec:  DefaultConnectionTimeoutSec,
 		CompletionTimeoutSec:  DefaultCompletionTimeoutSec,

@@ -62,9 +62,14 @@ type entry struct {
 	// The disk journal (disk.go): the fragment's id there, how many of
 	// its bytes were appended, whether it was started and closed there,
 	// and whether it came back from an earlier run.
-	jid                          uint64
-	journaled                    int
-	jstarted, jclosed, recovered bool
+	jid                                     uint64
+	journaled                               int
+	jstarted, jclosed, recovered, jreceived bool
+	// spilled is the length of the fragment's bytes when they were
+	// dropped from memory (they are read back from spilledTo when the
+	// fragment is sent); 0 while they are in memory.
+	spilled   int
+	spilledTo *journal.Journal
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -109,6 +114,7 @@ type Sink struct {
 
 	journal                             *journal.Journal // Config.StoragePath; nil without one or after it failed
 	journalFullWarned, journalLagWarned bool
+	spilledBytes                        int64    // bytes of s.stored not in memory (disk.go)
 	refused                             refusals // fragments lost to non-retriable refusals (refused.go)
 
 	dataEndpoint string
@@ -198,9 +204,7 @@ func (s *Sink) Start(ctx context.Context) error {
 			return err
 		}
 		if rep != nil {
-			s.emit(Event{Kind: EventRecovered, Recovered: rep, Message: fmt.Sprintf(
-				"recovered %d frame(s) in %d fragment(s) that an earlier run left in storage-path (stream time %v to %v): they are uploaded first",
-				rep.Frames, rep.Fragments, time.Unix(0, int64(rep.From)).UTC().Format(time.RFC3339Nano), time.Unix(0, int64(rep.To)).UTC().Format(time.RFC3339Nano))})
+			s.reportRecovered(rep)
 		}
 	}
 	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)

@@ -24,6 +24,9 @@ func (s *Sink) fullLocked(n int64) (bool, string) {
 	if s.stored+n > s.cfg.StorageSize {
 		return true, "storage-size"
 	}
+	if s.memoryFullLocked(n) { // disk.go
+		return true, reasonMemory
+	}
 	// buffer-duration counts stream time, but a source faster than real
 	// time (a file) covers minutes of stream in seconds: the limit is
 	// reached only when the oldest fragment has also waited that long.
@@ -73,7 +76,7 @@ func (s *Sink) dropOldestLocked(reason string) bool {
 		if !e.frag.Closed {
 			return false
 		}
-		if e == s.inflight {
+		if e == s.inflight || (reason == reasonMemory && e.spilled > 0) {
 			continue
 		}
 		s.removeLocked(i, reason, fmt.Sprintf("the store is full (%s)", reason))
@@ -87,7 +90,7 @@ func (s *Sink) dropOldestLocked(reason string) bool {
 func (s *Sink) removeLocked(i int, reason, why string) {
 	e := s.entries[i]
 	s.entries = append(s.entries[:i], s.entries[i+1:]...)
-	s.stored -= int64(len(e.frag.Data))
+	s.stored -= int64(e.size())
 	s.journalDoneLocked(e)
 	if s.stored < 0 || len(s.entries) == 0 {
 		s.stored = 0
@@ -140,6 +143,10 @@ func (s *Sink) Metrics() Metrics {
 func (s *Sink) metricsLocked() Metrics {
 	m := s.metrics
 	m.StoreBytes, m.StoreSize, m.BufferDuration = s.stored, s.cfg.StorageSize, s.cfg.BufferDuration
+	m.StoreMemory = s.stored - s.spilledBytes
+	if s.journal != nil {
+		m.DiskWritten = s.journal.Stats().Written
+	}
 	if len(s.entries) > 0 {
 		m.StoreDuration = m.FramePTS - s.entries[0].frag.Start
 	}

@@ -240,7 +240,7 @@ func (s *Sink) allFinalLocked() bool {
 func (s *Sink) trimLocked() {
 	n := 0
 	for n < len(s.entries) && s.finalLocked(s.entries[n]) && s.entries[n].frag.Closed && s.entries[n] != s.inflight {
-		s.stored -= int64(len(s.entries[n].frag.Data))
+		s.stored -= int64(s.entries[n].size())
 		n++
 	}
 	for _, e := range s.entries[:n] {
@@ -574,6 +574,11 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 			// last fragment is acknowledged.
 			return endTags()
 		}
+		if e != nil && off == 0 && e.spilled > 0 {
+			s.mu.Unlock()
+			s.unspill(e) // disk.go: its bytes are read back from disk
+			continue
+		}
 		var chunk []byte
 		closed := false
 		if e != nil {
@@ -714,6 +719,9 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 	}
 	if e != nil && !before && s.finalLocked(e) && e.state != stateFailed {
 		s.metrics.FragmentsAcked++
+	}
+	if e != nil && a.EventType == kvs.AckReceived {
+		s.journalReceivedLocked(e) // disk.go
 	}
 	s.trimLocked()
 	s.wakeLocked()

@@ -10,7 +10,7 @@ import (
 // The fault hooks of Faults, wired into the request path with one call
 // each: Refuse in ServeHTTP, ClockSkew in New (around Config.Now),
 // DropAfterBytes in putMedia, AckDelay and ErrorAck in the ingest.
-// WithholdAcks lives in ingest.ack.
+// WithholdAcks and WithholdPersisted live in ingest.ack.
 
 // ErrorAck makes the endpoint answer one fragment with an ERROR ack.
 type ErrorAck struct {

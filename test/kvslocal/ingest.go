@@ -358,7 +358,7 @@ func (in *ingest) ack(typ string, f *fragmentState) error {
 	if !in.p.acks {
 		return nil
 	}
-	if in.s.getFaults().WithholdAcks && (typ == ackReceived || typ == ackPersisted) {
+	if f := in.s.getFaults(); (f.WithholdAcks && (typ == ackReceived || typ == ackPersisted)) || (f.WithholdPersisted && typ == ackPersisted) {
 		return nil
 	}
 	in.s.delayAck() // Faults.AckDelay (faults.go)

@@ -45,6 +45,9 @@ type Faults struct {
 	// WithholdAcks stops RECEIVED and PERSISTED acknowledgements (BUFFERING
 	// and IDLE still flow), as a service that never confirms storage.
 	WithholdAcks bool
+	// WithholdPersisted stops PERSISTED acknowledgements only: fragments
+	// are stored and acknowledged RECEIVED, never PERSISTED.
+	WithholdPersisted bool
 	// DropAfterBytes, when positive, closes a PutMedia connection (no
 	// ERROR ack, no clean end) once that many body bytes have arrived,
 	// as a network failure would (faults.go).
