@@ -102,6 +102,16 @@ func (r *restartable) start(f kvslocal.Faults) {
 	r.mu.Unlock()
 }
 
+// restart closes the endpoint (every connection drops) and serves again,
+// without faults, after down.
+func (r *restartable) restart(down time.Duration) {
+	if err := r.server().Close(); err != nil {
+		r.t.Errorf("closing the endpoint: %v", err)
+	}
+	time.Sleep(down) // the outage itself, not a wait for a condition
+	r.start(kvslocal.Faults{})
+}
+
 func (r *restartable) server() *kvslocal.Server {
 	r.mu.Lock()
 	defer r.mu.Unlock()

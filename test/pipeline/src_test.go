@@ -11,7 +11,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -31,58 +30,10 @@ const (
 	srcFrameSize        = srcWidth * srcHeight * 3 / 2 // I420
 )
 
-// restartable is a local endpoint that can be stopped and started again on
-// the same address and storage, as a service restart.
-type restartable struct {
-	t    *testing.T
-	dir  string
-	addr string
-	mu   sync.Mutex
-	srv  *kvslocal.Server
-	*endpoint
-}
-
-func startRestartable(t *testing.T) *restartable {
-	r := &restartable{t: t, dir: t.TempDir()}
-	r.srv = r.newServer()
-	url, err := r.srv.Start("127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	r.addr = strings.TrimPrefix(url, "http://")
-	r.endpoint = &endpoint{srv: r.srv, url: url, dir: r.dir}
-	t.Cleanup(func() { r.mu.Lock(); r.srv.Close(); r.mu.Unlock() })
-	return r
-}
-
-func (r *restartable) newServer() *kvslocal.Server {
-	srv, err := kvslocal.New(kvslocal.Config{Dir: r.dir,
-		Credentials: []kvslocal.Credential{{AccessKeyID: testAccessKey, SecretAccessKey: testSecretKey}}})
-	if err != nil {
-		r.t.Fatal(err)
-	}
-	return srv
-}
-
-// restart closes the endpoint (every connection drops) and serves again
-// after down.
-func (r *restartable) restart(down time.Duration) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if err := r.srv.Close(); err != nil {
-		r.t.Errorf("closing the endpoint: %v", err)
-	}
-	time.Sleep(down) // the outage itself, not a wait for a condition
-	r.srv = r.newServer()
-	if _, err := r.srv.Start(r.addr); err != nil {
-		r.t.Fatalf("restarting the endpoint on %s: %v", r.addr, err)
-	}
-}
-
 // fragments is how many fragments the endpoint lists for stream (0 while
 // it does not exist or cannot be reached).
 func (r *restartable) fragments(t *testing.T, stream string) int {
-	return len(listFragments(t, r.url, stream))
+	return len(listFragments(t, r.endpoint().url, stream))
 }
 
 // listFragments lists a stream's fragments with pkg/kvs (nil on any error).
@@ -223,13 +174,13 @@ func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool)
 // it, restarts the endpoint in the middle, and checks that the decoder saw
 // every frame once, bit-exact.
 func TestSrcLiveThroughEndpointRestart(t *testing.T) {
-	ep := startRestartable(t)
+	ep := newRestartable(t, kvslocal.Faults{})
 	dir := t.TempDir()
 	ref, out := filepath.Join(dir, "ref.mkv"), filepath.Join(dir, "out.yuv")
 	const frames = 300 // 10 s at 30 fps
-	prod := startGst(t, ep.endpoint, 180*time.Second, producer("src-live", frames, ref))
+	prod := startGst(t, ep.endpoint(), 180*time.Second, producer("src-live", frames, ref))
 	waitFor(t, 60*time.Second, "the first fragment", func() bool { return ep.fragments(t, "src-live") > 0 })
-	cons := startGst(t, ep.endpoint, 180*time.Second, consumer("src-live", out, "start-selector=earliest", "idle-timeout=15"))
+	cons := startGst(t, ep.endpoint(), 180*time.Second, consumer("src-live", out, "start-selector=earliest", "idle-timeout=15"))
 	waitFor(t, 60*time.Second, "a third of the stream", func() bool { return ep.fragments(t, "src-live") >= frames/15/3 })
 	ep.restart(time.Second)
 	prod.wait(t, "producer")
