@@ -167,7 +167,10 @@ func (in *ingest) segmentStart(ev mkv.Event) error {
 }
 
 func (in *ingest) tags(ev mkv.Event) error {
-	defer in.rec.trim(in.rd.Offset())
+	// Up to the end of these Tags, not to the reader's offset: Tags inside a
+	// segment head come after the head's event, when the reader has already
+	// read on to the first Cluster.
+	defer in.rec.trim(ev.Offset + int64(len(ev.TagsRaw)))
 	for _, t := range ev.Tags {
 		if t.Name == mkv.TagEndOfFragment {
 			return in.finish()
