@@ -1,0 +1,182 @@
+package fragment
+
+import (
+	"errors"
+	"testing"
+	"time"
+)
+
+const msec = time.Millisecond
+
+func popAll(iv *Interleaver) (out []Queued) {
+	for {
+		q, ok := iv.Pop()
+		if !ok {
+			return out
+		}
+		out = append(out, q)
+	}
+}
+
+func TestInterleaverOrdersByTimeVideoFirstAtTies(t *testing.T) {
+	iv := NewInterleaver(msec, 2*time.Second, 1, 2)
+	// Audio arrives ahead of video; equal milliseconds put video first.
+	for _, a := range []time.Duration{0, 21 * msec, 42 * msec, 64 * msec} {
+		if err := iv.Push(Frame{Track: 2, PTS: a, Keyframe: true, Data: []byte{2}}, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if q, ok := iv.Pop(); ok {
+		t.Fatalf("popped %+v before the video track delivered anything", q)
+	}
+	// 42.4 msec and 42.9 msec are the same timecode: video (track 1) goes first.
+	for _, v := range []time.Duration{0, 33 * msec, 42*msec + 900*time.Microsecond, 66 * msec} {
+		if err := iv.Push(Frame{Track: 1, PTS: v, Keyframe: v == 0, Data: []byte{1}}, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var got []uint64
+	for _, q := range popAll(iv) {
+		got = append(got, q.Frame.Track)
+	}
+	// 0v 0a 21a 33v 42v 42a 64a; 66v stays until audio says where it is.
+	want := []uint64{1, 2, 2, 1, 1, 2, 2}
+	if len(got) != len(want) {
+		t.Fatalf("popped tracks %v, want %v", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("popped tracks %v, want %v", got, want)
+		}
+	}
+	if iv.Queued() != 1 {
+		t.Fatalf("%d frames queued, want the last video frame", iv.Queued())
+	}
+	iv.End(2)
+	if q, ok := iv.Pop(); !ok || q.Frame.Track != 1 {
+		t.Fatalf("after the audio ended the video frame must leave, got %+v %v", q, ok)
+	}
+}
+
+func TestInterleaverStallAndResume(t *testing.T) {
+	iv := NewInterleaver(msec, time.Second, 1, 2)
+	push := func(track uint64, at time.Duration) error {
+		return iv.Push(Frame{Track: track, PTS: at, Keyframe: true, Data: []byte{byte(track)}}, at)
+	}
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(push(2, 0))
+	must(push(1, 0))
+	popAll(iv)
+	// Audio goes silent; video runs on. Within a second only the queued
+	// audio frame at 0 may leave.
+	for at := 33 * msec; at < time.Second; at += 33 * msec {
+		must(push(1, at))
+	}
+	if out := popAll(iv); len(out) != 1 || out[0].Frame.Track != 2 || len(iv.Stalled()) != 0 {
+		t.Fatalf("%d frames left and stalled=%v before the stall time, want only the audio frame", len(out), iv.Stalled())
+	}
+	must(push(1, time.Second+10*msec))
+	out := popAll(iv)
+	if len(out) != 31 {
+		t.Fatalf("%d frames left after the stall, want 31", len(out))
+	}
+	if s := iv.Stalled(); len(s) != 1 || s[0] != 2 {
+		t.Fatalf("stalled = %v, want [2]", s)
+	}
+	if s := iv.Stalled(); len(s) != 0 {
+		t.Fatalf("stall reported twice: %v", s)
+	}
+	// Audio comes back late (behind what left): refused, not reordered.
+	if err := push(2, 500*msec); !errors.Is(err, ErrLate) {
+		t.Fatalf("late frame: %v, want ErrLate", err)
+	}
+	// And in time: it is live again, and the interleaver waits for it.
+	must(push(2, 1100*msec))
+	must(push(1, 1200*msec))
+	if q, ok := iv.Pop(); !ok || q.Frame.Track != 2 {
+		t.Fatalf("popped %+v, want the resumed audio frame", q)
+	}
+	if q, ok := iv.Pop(); ok {
+		t.Fatalf("popped %+v while the live audio track has nothing queued", q)
+	}
+	if !iv.Live(2) {
+		t.Fatal("audio not live after it resumed")
+	}
+}
+
+func TestInterleaverRefusesBackwardsAndNeverFedTrackStalls(t *testing.T) {
+	iv := NewInterleaver(msec, 500*msec, 1, 2)
+	// The first frame sets the origin of silence even on absolute times.
+	base := time.Duration(1_700_000_000) * time.Second
+	if err := iv.Push(Frame{Track: 1, PTS: base, Keyframe: true}, base); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := iv.Pop(); ok {
+		t.Fatal("a never-fed track counted as stalled at once")
+	}
+	if err := iv.Push(Frame{Track: 1, PTS: base - msec}, base-msec); !errors.Is(err, ErrOrder) {
+		t.Fatalf("backwards frame: %v, want ErrOrder", err)
+	}
+	if err := iv.Push(Frame{Track: 1, PTS: base + 600*msec}, base+600*msec); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(popAll(iv)); n != 2 {
+		t.Fatalf("%d frames left, want 2 once the silent audio track stalled", n)
+	}
+	if err := iv.Push(Frame{Track: 3}, 0); err == nil {
+		t.Fatal("a frame for an undeclared track was accepted")
+	}
+	iv.End(2)
+	if !iv.Ended(2) || iv.Live(2) {
+		t.Fatal("End did not end the track")
+	}
+	if err := iv.Push(Frame{Track: 2, PTS: base + time.Second}, base+time.Second); err == nil {
+		t.Fatal("a frame after the track's end was accepted")
+	}
+}
+
+// In an audio and video layout only video key frames cut, and never before
+// the fragment holds a frame of every declared track (4011).
+func TestBuilderAVLayoutCutsAtVideoKeyFramesWithEveryTrack(t *testing.T) {
+	b, err := NewBuilder(Config{KeyFrameFragmentation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SetLayout(Layout{CutTrack: 1, Tracks: []uint64{1, 2}, KeyFrameFragmentation: true}); err != nil {
+		t.Fatal(err)
+	}
+	add := func(track uint64, at time.Duration, key bool) *Fragment {
+		t.Helper()
+		cur, _, err := b.Add(Frame{Track: track, PTS: at, Keyframe: key, Data: []byte{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+	if add(2, 0, true) != nil {
+		t.Fatal("an audio frame before the first video key frame opened a fragment")
+	}
+	f0 := add(1, 10*msec, true)
+	if f0 == nil || f0.Timecode != 10 {
+		t.Fatalf("the video key frame did not open the fragment: %+v", f0)
+	}
+	// Every frame a key frame, but no audio yet: no cut.
+	if add(1, 43*msec, true) != f0 {
+		t.Fatal("cut before the fragment held an audio frame")
+	}
+	if add(2, 50*msec, true) != f0 {
+		t.Fatal("an audio frame cut the fragment")
+	}
+	f1 := add(1, 76*msec, true)
+	if f1 == f0 || f1.Timecode != 76 || f0.Tracks[1] != 2 || f0.Tracks[2] != 1 {
+		t.Fatalf("want a cut at 76 after 2 video + 1 audio frames, got %+v then %+v", f0.Tracks, f1)
+	}
+	if err := b.SetLayout(Layout{CutTrack: 2, Tracks: []uint64{1}}); err == nil {
+		t.Fatal("a cut track outside the layout was accepted")
+	}
+}
