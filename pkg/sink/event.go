@@ -45,6 +45,8 @@ type Event struct {
 	Dropped Dropped
 	// Metrics is set on EventMetrics.
 	Metrics Metrics
+	// Track names the track a warning is about (TrackAny: none).
+	Track TrackKind
 	// KeyFrame marks an EventMetrics posted for a key frame
 	// (Config.MetricsOnKeyFrame), not for Config.MetricsInterval.
 	KeyFrame bool
@@ -66,6 +68,7 @@ type Metrics struct {
 	BytesSent      uint64 // body bytes written to PutMedia connections (replays included)
 	FramesPut      uint64 // frames accepted into fragments
 	FramesDropped  uint64 // frames dropped before the service received them
+	FramesSkipped  uint64 // frames that could not start or join a fragment (before the first key frame)
 	FragmentsSent  uint64 // fragments completely written (replays counted once)
 	FragmentsAcked uint64 // fragments finally acknowledged (PERSISTED, or RECEIVED without retention)
 	Connections    uint64 // PutMedia connections established

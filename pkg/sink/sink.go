@@ -67,14 +67,14 @@ type Sink struct {
 
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
-	track         *track
+	track         *track   // single-track stream
+	av            *avState // audio and video stream (Config.AV)
 	hdr           *header
 	builder       *fragment.Builder
 	entries       []*entry
 	stored        int64
 	started       bool // first frame seen
 	firstPTS      time.Duration
-	lastPTS       time.Duration
 	producerStart time.Time
 	eos           bool // Finish called
 	closed        bool // Close called
@@ -122,6 +122,9 @@ func New(cfg Config) (*Sink, error) {
 		cfg.HTTPClient = c
 	}
 	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{})}
+	if cfg.AV {
+		s.av = newAVState(cfg)
+	}
 	if cfg.E2EE != nil {
 		var err error
 		if s.sealer, err = newSealer(cfg, s.queue); err != nil {
@@ -198,6 +201,14 @@ func (s *Sink) startErr(what string, err error, bound time.Duration) error {
 func (s *Sink) mediaTypeGuess() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.MediaType != "" {
+		return s.cfg.MediaType
+	}
+	if s.av != nil {
+		if ct := s.av.contentType(); ct != "" {
+			return ct
+		}
+	}
 	if s.track != nil {
 		return s.track.mediaType
 	}
@@ -213,7 +224,10 @@ func (s *Sink) SetFormat(f Format) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndFlush()
+	if s.av != nil {
+		return s.setFormatAVLocked(t)
+	}
 	if s.track != nil && s.track.annexB && t.annexB {
 		return nil // parameter sets come in-band
 	}
@@ -287,6 +301,9 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	if s.eos || s.closed {
 		return ErrClosed
 	}
+	if s.av != nil {
+		return s.putAVLocked(ctx, f)
+	}
 	if s.track == nil {
 		return ErrNoFormat
 	}
@@ -306,14 +323,19 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		s.newHeaderLocked()
 	}
 	if s.hdr == nil {
-		s.warnSkipLocked(f)
+		s.warnSkipLocked(f.PTS)
 		return nil
 	}
-	ts, err := s.timestampLocked(f)
+	ts, err := s.timestampLocked(f, s.track)
 	if err != nil {
 		return err
 	}
-	cur, closed, err := s.builder.Add(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
+	return s.addLocked(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
+}
+
+// addLocked puts a frame, converted and timed, in its fragment.
+func (s *Sink) addLocked(f fragment.Frame) error {
+	cur, closed, err := s.builder.Add(f)
 	if closed != nil {
 		s.closeFragmentLocked(closed) // even when f itself failed
 	}
@@ -321,7 +343,9 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		return err
 	}
 	if cur == nil {
-		s.warnSkipLocked(f)
+		if s.av == nil {
+			s.warnSkipLocked(f.PTS)
+		}
 		return nil
 	}
 	if len(s.entries) == 0 || s.entries[len(s.entries)-1].frag != cur {
@@ -331,26 +355,27 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
 		}
 	}
-	s.stored += int64(len(data)) + 16
+	s.stored += int64(len(f.Data)) + 16
 	s.metrics.FramesPut++
-	s.metrics.FramePTS = ts
-	if key && s.cfg.MetricsOnKeyFrame {
+	s.metrics.FramePTS = max(s.metrics.FramePTS, f.PTS)
+	if f.Keyframe && (f.Track == 0 || f.Track == s.builder.Layout().CutTrack) && s.cfg.MetricsOnKeyFrame {
 		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
 	s.wakeLocked()
 	return nil
 }
 
-func (s *Sink) warnSkipLocked(f Frame) {
+func (s *Sink) warnSkipLocked(pts time.Duration) {
+	s.metrics.FramesSkipped++
 	if !s.skipWarned {
 		s.skipWarned = true
-		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
+		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", pts)})
 	}
 }
 
 // timestampLocked maps a buffer timestamp to the stream time base: epoch
 // time for absolute fragment times, time since the first frame otherwise.
-func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
+func (s *Sink) timestampLocked(f Frame, t *track) (time.Duration, error) {
 	pts := f.PTS
 	if pts == NoTime {
 		pts = f.DTS
@@ -364,19 +389,19 @@ func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
 			// duration or the caps' framerate.
 			d := f.Duration
 			if d == NoTime || d <= 0 {
-				d = s.track.frameDuration
+				d = t.frameDuration
 			}
 			if d <= 0 {
 				d = s.cfg.TimecodeScale
 			}
-			pts = s.lastPTS + d
+			pts = t.lastPTS + d
 		}
 	}
 	if !s.started {
 		s.started, s.firstPTS = true, pts
 		s.producerStart = s.cfg.Clock.Now()
 	}
-	s.lastPTS = pts
+	t.lastPTS = pts
 	var abs time.Duration
 	switch {
 	case s.cfg.StreamingType == Offline:
@@ -450,6 +475,11 @@ func (s *Sink) Finish(ctx context.Context) error {
 		return ErrNotStarted
 	}
 	if !s.eos {
+		if s.av != nil {
+			if err := s.drainAVLocked(true); err != nil {
+				s.log.Warn("placing the last frames", "error", err)
+			}
+		}
 		s.eos = true
 		if f := s.builder.Flush(); f != nil {
 			s.closeFragmentLocked(f)

@@ -1,0 +1,325 @@
+package core
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/pkg/sink"
+)
+
+// aacConfig is an AudioSpecificConfig: AAC-LC, 48 kHz, stereo.
+var aacConfig = []byte{0x11, 0x90}
+
+const aacFrame = 1024 * time.Second / 48000 // 21.333 ms
+
+// avPut is one call on an audio and video core.
+type avPut struct {
+	kind sink.TrackKind
+	pts  time.Duration
+	key  bool
+	data []byte
+	end  bool // EndTrack instead of a frame
+}
+
+// audioFrames returns audio frames from..to, each a distinct payload.
+func audioFrames(from, to time.Duration) []avPut {
+	var out []avPut
+	for pts := from; pts < to; pts += aacFrame {
+		out = append(out, avPut{kind: sink.TrackAudio, pts: pts, key: true, data: []byte(fmt.Sprintf("aac@%d", pts))})
+	}
+	return out
+}
+
+// interleave merges video and audio puts the way two pads deliver them:
+// audio runs lead ahead of the video.
+func interleave(video, audio []avPut, lead time.Duration) []avPut {
+	var out []avPut
+	a := 0
+	for _, v := range video {
+		for a < len(audio) && (audio[a].end || audio[a].pts <= v.pts+lead) {
+			out = append(out, audio[a])
+			a++
+		}
+		out = append(out, v)
+	}
+	return append(out, audio[a:]...)
+}
+
+func videoPuts(frames []frame, offset time.Duration) []avPut {
+	out := make([]avPut, len(frames))
+	for i, f := range frames {
+		out[i] = avPut{kind: sink.TrackVideo, pts: f.pts + offset, key: f.key, data: f.data}
+	}
+	return out
+}
+
+type avEvents struct {
+	mu  sync.Mutex
+	all []sink.Event
+}
+
+func (e *avEvents) add(ev sink.Event) { e.mu.Lock(); e.all = append(e.all, ev); e.mu.Unlock() }
+func (e *avEvents) of(k sink.EventKind) []sink.Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	var out []sink.Event
+	for _, ev := range e.all {
+		if ev.Kind == k {
+			out = append(out, ev)
+		}
+	}
+	return out
+}
+
+// avStream streams puts through an audio and video core into the local
+// endpoint and returns the events. Every fragment must be accepted.
+func avStream(t *testing.T, url, name string, puts []avPut, mod func(*sink.Config)) *avEvents {
+	t.Helper()
+	evs := &avEvents{}
+	cfg := config(url, name)
+	cfg.AV = true
+	cfg.OnEvent = evs.add
+	if mod != nil {
+		mod(&cfg)
+	}
+	s, err := sink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cpd, _ := officialFrames(t)
+	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFormat(sink.Format{Codec: "aac", StreamFormat: "raw", CodecData: aacConfig, Rate: 48000, Channels: 2}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range puts {
+		if p.end {
+			if err := s.EndTrack(p.kind); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := s.Put(ctx, sink.Frame{Kind: p.kind, PTS: p.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: p.key, Data: p.data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if errs := evs.of(sink.EventStreamError); len(errs) > 0 {
+		t.Fatalf("the endpoint rejected fragments: %v", errs)
+	}
+	return evs
+}
+
+// avReadBack reads the stream back and checks what any consumer relies on:
+// every fragment starts with a key frame of its first track, holds every
+// track its header declares, and its timecode is above every frame before
+// it. It returns the payloads per track number and the headers' track
+// lists.
+func avReadBack(t *testing.T, url, name string) (map[uint64][][]byte, []string) {
+	t.Helper()
+	got := map[uint64][][]byte{}
+	var layouts []string
+	var declared []uint64
+	var inFrag map[uint64]int
+	var lastTC, clusterTC uint64
+	haveLast, first := false, false
+	check := func() {
+		for _, n := range declared {
+			if inFrag != nil && inFrag[n] == 0 {
+				t.Errorf("fragment at %d has no frame of declared track %d", clusterTC, n)
+			}
+		}
+	}
+	eachEvent(t, url, name, func(ev mkv.Event) {
+		switch ev.Kind {
+		case mkv.EventSegmentStart:
+			check()
+			inFrag = nil
+			declared = declared[:0]
+			var names []string
+			for _, tr := range ev.Header.Tracks {
+				declared = append(declared, tr.Number)
+				names = append(names, fmt.Sprintf("%d:%s:%s", tr.Number, tr.Name, tr.CodecID))
+			}
+			l := strings.Join(names, ",")
+			if len(layouts) == 0 || layouts[len(layouts)-1] != l {
+				layouts = append(layouts, l)
+			}
+		case mkv.EventClusterStart:
+			check()
+			inFrag = map[uint64]int{}
+			if haveLast && ev.Timecode <= lastTC {
+				t.Errorf("fragment timecode %d not above the previous frame timecode %d", ev.Timecode, lastTC)
+			}
+			clusterTC, first = ev.Timecode, true
+		case mkv.EventBlock:
+			b := ev.Block
+			if first && (!b.Keyframe || b.Track != declared[0]) {
+				t.Errorf("fragment at %d starts with track %d key=%v", clusterTC, b.Track, b.Keyframe)
+			}
+			first = false
+			inFrag[b.Track]++
+			tc := uint64(int64(clusterTC) + int64(b.RelTimecode))
+			if tc > lastTC || !haveLast {
+				lastTC, haveLast = tc, true
+			}
+			got[b.Track] = append(got[b.Track], append([]byte(nil), b.Data...))
+		}
+	})
+	check()
+	return got, layouts
+}
+
+func payloads(ps []avPut, kind sink.TrackKind, from time.Duration) [][]byte {
+	var out [][]byte
+	for _, p := range ps {
+		if p.kind == kind && !p.end && p.pts >= from {
+			out = append(out, p.data)
+		}
+	}
+	return out
+}
+
+func samePayloads(t *testing.T, what string, got, want [][]byte) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Fatalf("%s: read back %d frames, want %d", what, len(got), len(want))
+	}
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Fatalf("%s: frame %d differs", what, i)
+		}
+	}
+}
+
+// Video and audio interleave by time into fragments that start at video key
+// frames and hold both tracks: audio delivered ahead of the video, at equal
+// timestamps, and audio that starts before the first key frame (dropped:
+// a fragment starts at a key frame).
+func TestAVInterleavesIntoAcceptedFragments(t *testing.T) {
+	_, frames := officialFrames(t)
+	for _, c := range []struct {
+		name       string
+		videoStart time.Duration
+		lead       time.Duration
+	}{
+		{"audio ahead", 0, 400 * time.Millisecond},
+		{"video ahead", 0, -300 * time.Millisecond},
+		{"audio before the first key frame", 500 * time.Millisecond, 0},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			srv, url := startEndpoint(t)
+			name := "av-" + strings.ReplaceAll(c.name, " ", "-")
+			video := videoPuts(frames, c.videoStart)
+			audio := audioFrames(0, video[len(video)-1].pts+time.Second)
+			puts := interleave(video, audio, c.lead)
+			avStream(t, url, name, puts, nil)
+			frags, err := srv.Fragments(name)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(frags) != 10 {
+				t.Errorf("%d fragments, want one per key frame (10)", len(frags))
+			}
+			got, layouts := avReadBack(t, url, name)
+			if len(layouts) != 1 || layouts[0] != "1:kinesis_video:V_MPEG4/ISO/AVC,2:audio:A_AAC" {
+				t.Errorf("headers declare %q, want video track 1 and audio track 2 throughout", layouts)
+			}
+			samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
+			// Audio before the first key frame cannot be in a fragment; the
+			// audio after the last video frame's fragment is still sent.
+			samePayloads(t, "audio", got[2], payloads(audio, sink.TrackAudio, c.videoStart))
+		})
+	}
+}
+
+// One track ends while the other goes on: the rest is sent under a header
+// that declares the remaining track only, so that no fragment lacks a
+// declared track (4011). Both directions.
+func TestAVOneTrackEndsTheOtherGoesOn(t *testing.T) {
+	_, frames := officialFrames(t)
+	t.Run("audio ends", func(t *testing.T) {
+		_, url := startEndpoint(t)
+		video := videoPuts(frames, 0)
+		audio := append(audioFrames(0, 4*time.Second), avPut{kind: sink.TrackAudio, end: true})
+		evs := avStream(t, url, "av-audio-ends", interleave(video, audio, 100*time.Millisecond), nil)
+		got, layouts := avReadBack(t, url, "av-audio-ends")
+		if len(layouts) != 2 || !strings.Contains(layouts[0], "A_AAC") || strings.Contains(layouts[1], "A_AAC") {
+			t.Fatalf("layouts %q, want A/V then video only", layouts)
+		}
+		samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
+		samePayloads(t, "audio", got[2], payloads(audio, sink.TrackAudio, 0))
+		if len(evs.of(sink.EventWarning)) == 0 {
+			t.Error("no warning said the stream went on with video only")
+		}
+	})
+	t.Run("video ends", func(t *testing.T) {
+		_, url := startEndpoint(t)
+		video := append(videoPuts(frames[:150], 0), avPut{kind: sink.TrackVideo, end: true})
+		audio := audioFrames(0, 9*time.Second)
+		avStream(t, url, "av-video-ends", interleave(video, audio, 100*time.Millisecond), nil)
+		got, layouts := avReadBack(t, url, "av-video-ends")
+		if len(layouts) != 2 || !strings.HasPrefix(layouts[1], "2:audio:A_AAC") {
+			t.Fatalf("layouts %q, want A/V then audio only", layouts)
+		}
+		samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
+		samePayloads(t, "audio", got[2], payloads(audio, sink.TrackAudio, 0))
+	})
+}
+
+// A live audio track stalls for 3 s while the video goes on: after the
+// stall timeout a warning names the audio track, the video is sent alone,
+// and the audio rejoins at the next key frame once it delivers again. A
+// track that never delivers at all stalls the same way.
+func TestAVStalledAndNeverFedTracks(t *testing.T) {
+	_, frames := officialFrames(t)
+	stallCfg := func(c *sink.Config) { c.StallTimeout = time.Second }
+	t.Run("stall", func(t *testing.T) {
+		_, url := startEndpoint(t)
+		video := videoPuts(frames, 0)
+		audio := append(audioFrames(0, 3*time.Second), audioFrames(6*time.Second, 11*time.Second)...)
+		evs := avStream(t, url, "av-stall", interleave(video, audio, 50*time.Millisecond), stallCfg)
+		stalled := false
+		for _, w := range evs.of(sink.EventWarning) {
+			if w.Track == sink.TrackAudio && strings.Contains(w.Message, "audio track stalled") {
+				stalled = true
+			}
+		}
+		if !stalled {
+			t.Fatalf("no warning named the stalled audio track: %v", evs.of(sink.EventWarning))
+		}
+		got, layouts := avReadBack(t, url, "av-stall")
+		if len(layouts) != 3 {
+			t.Fatalf("layouts %q, want A/V, video only, A/V", layouts)
+		}
+		samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
+		// The audio that resumes before the next key frame waits for it.
+		if n := len(got[2]); n < len(payloads(audio, sink.TrackAudio, 0))-50 || n > len(payloads(audio, sink.TrackAudio, 0)) {
+			t.Fatalf("read back %d audio frames of %d", n, len(payloads(audio, sink.TrackAudio, 0)))
+		}
+	})
+	t.Run("never fed", func(t *testing.T) {
+		_, url := startEndpoint(t)
+		video := videoPuts(frames, 0)
+		avStream(t, url, "av-never-fed", video, stallCfg)
+		got, layouts := avReadBack(t, url, "av-never-fed")
+		if len(layouts) != 1 || strings.Contains(layouts[0], "A_AAC") {
+			t.Fatalf("layouts %q, want video only", layouts)
+		}
+		samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
+	})
+}
