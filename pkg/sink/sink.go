@@ -67,8 +67,8 @@ type Sink struct {
 
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
-	track         *track   // single-track stream
-	av            *avState // audio and video stream (Config.AV)
+	track         *track        // single-track stream
+	av            *avState      // audio and video stream (Config.AV)
 	hdr           *header
 	builder       *fragment.Builder
 	entries       []*entry
