@@ -2,6 +2,7 @@ package main
 
 /*
 #include "plugin_desc.h"
+#include "av.h"
 #include <stdlib.h>
 */
 import "C"
@@ -42,6 +43,7 @@ type element struct {
 	structs  map[string]string // serialisation of the GstStructure properties that are set
 	logged   map[string]bool   // no-effect properties already logged
 	core     *sink.Sink        // between start and stop
+	pads     avPads            // what the pads carry, between start and stop
 
 	acks    ackCounts
 	started time.Time // when the core started (metrics uptime)
@@ -63,6 +65,7 @@ func (e *element) InstanceInit(obj *glib.Object) {
 	e.structs = map[string]string{}
 	e.logged = map[string]bool{}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	C.kvsgo_av_instance_init(e.el)
 	// The official element never syncs on the clock; neither do we by
 	// default. The shadowing "sync" pspec shows the same default.
 	C.kvsgo_base_sink_set_sync(e.el, C.FALSE)
@@ -166,6 +169,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	}
 	cfg.Logger = newLogger(e.el)
 	cfg.OnEvent = e.onEvent
+	e.padsAtStart(&cfg) // av.go
 	e.announceCredentials(cfg) // credentials.go
 	where := fmt.Sprintf("stream=%s region=%s endpoint=%s (from %s) credentials=%s",
 		cfg.StreamName, cfg.Region, cfg.Endpoint, cfg.EndpointSource, cfg.CredSource)
@@ -183,6 +187,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 		return false
 	}
 	e.log(levelInfo, "started: "+where)
+	core.SetPlaying(false) // READY to PAUSED: no track stalls before PLAYING
 	e.mu.Lock()
 	e.core = core
 	e.mu.Unlock()
@@ -202,6 +207,18 @@ func (e *element) Stop(_ *base.GstBaseSink) (ok bool) {
 	return true
 }
 
+func (e *element) isAV() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pads.av
+}
+
+func (e *element) primaryKind() sink.TrackKind {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pads.primaryKind
+}
+
 func (e *element) getCore() *sink.Sink {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -218,11 +235,18 @@ func (e *element) SetCaps(_ *base.GstBaseSink, caps *gst.Caps) (ok bool) {
 		return false
 	}
 	f, err := formatFromCaps(c)
+	e.mu.Lock()
+	p := &e.pads
+	p.primaryKind = sink.KindOf(f.Codec)
+	if err == nil && p.av && p.primaryKind == p.secondKind {
+		err = fmt.Errorf("%w: pads %s and %s both carry %s; kvssink takes one video and one audio track", sink.ErrFormat, e.padName(true), e.padName(false), p.secondKind)
+	}
+	e.mu.Unlock()
 	if err == nil {
 		err = core.SetFormat(f)
 	}
 	if err != nil {
-		e.fail("Cannot stream these caps", err, "caps: "+capsString(c))
+		e.fail(fmt.Sprintf("Cannot stream these caps on pad %s", e.padName(true)), err, "caps: "+capsString(c))
 		return false
 	}
 	e.log(levelDebug, "caps: "+capsString(c))
@@ -251,12 +275,16 @@ func (e *element) Render(_ *base.GstBaseSink, buf *gst.Buffer) (ret gst.FlowRetu
 	if C.guint(b.flags)&skipFlags != 0 {
 		return gst.FlowOK
 	}
+	if e.isAV() {
+		C.kvsgo_av_to_running(e.el, C.TRUE, &b) // one time base for both tracks
+	}
 	f := sink.Frame{
 		PTS:      clockTime(b.pts),
 		DTS:      clockTime(b.dts),
 		Duration: clockTime(b.duration),
 		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
 		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
+		Kind:     e.primaryKind(),
 	}
 	for {
 		ctx := e.context()

@@ -18,10 +18,11 @@ import (
 //
 // A frame leaves only when every live track has a frame queued (so no
 // earlier frame can still arrive) or has ended. A live track that has
-// queued nothing while the newest frame of another track moved StallAfter
-// past its last one is stalled: the others go on without it (Stalled
-// reports it once) until its next frame. Frames queued are copies: the
-// interleaver holds at most StallAfter of stream per track.
+// delivered nothing for StallAfter of wall time (given by the caller, so
+// that a source faster than real time is not mistaken for a stall) while
+// another has frames waiting is stalled: the others go on without it
+// (Stalled reports it once) until its next frame. Frames queued are
+// copies; the caller bounds how far one track may run ahead (Ahead).
 //
 // It does no I/O and is not safe for concurrent use.
 type Interleaver struct {
@@ -30,7 +31,6 @@ type Interleaver struct {
 	lanes      []*lane
 	out        time.Duration // order key of the last frame out
 	anyOut     bool
-	newest     time.Duration // greatest order key pushed
 	anyIn      bool
 }
 
@@ -55,7 +55,7 @@ type lane struct {
 	state laneState
 	last  time.Duration // order key of the last frame pushed
 	seen  bool
-	since time.Duration // newest order key when the lane was declared or last pushed
+	since time.Time // wall time of its last frame (or of the first frame of any track, or of Touch)
 	// stallNoted: the stall was reported by Stalled.
 	stallNoted bool
 }
@@ -96,7 +96,7 @@ func (iv *Interleaver) lane(track uint64) *lane {
 // order key. A frame whose key goes back on its track (ErrOrder) or that a
 // resumed track delivers behind what already went out (ErrLate) is not
 // queued.
-func (iv *Interleaver) Push(f Frame, order time.Duration) error {
+func (iv *Interleaver) Push(f Frame, order time.Duration, now time.Time) error {
 	l := iv.lane(f.Track)
 	if l == nil {
 		return fmt.Errorf("fragment: frame for undeclared track %d", f.Track)
@@ -113,7 +113,7 @@ func (iv *Interleaver) Push(f Frame, order time.Duration) error {
 	}
 	if !iv.anyIn {
 		for _, o := range iv.lanes {
-			o.since = order // silence is counted from the first frame of any track
+			o.since = now // silence is counted from the first frame of any track
 		}
 	}
 	f.Data = append([]byte(nil), f.Data...)
@@ -122,10 +122,8 @@ func (iv *Interleaver) Push(f Frame, order time.Duration) error {
 	if l.state == laneStalled {
 		l.state, l.stallNoted = laneLive, false
 	}
-	if !iv.anyIn || order > iv.newest {
-		iv.newest, iv.anyIn = order, true
-	}
-	l.since = iv.newest
+	iv.anyIn = true
+	l.since = now
 	return nil
 }
 
@@ -157,15 +155,51 @@ func (iv *Interleaver) Head(track uint64) (time.Duration, bool) {
 	return l.q[l.head].Order, true
 }
 
-// Pop returns the next frame in order, if one may leave now. Its Data is a
-// copy the caller owns.
-func (iv *Interleaver) Pop() (Queued, bool) { return iv.pop(false) }
+// Pop returns the next frame in order, if one may leave at wall time now
+// (the zero time: never declare a track stalled, e.g. while paused). Its
+// Data is a copy the caller owns.
+func (iv *Interleaver) Pop(now time.Time) (Queued, bool) { return iv.pop(now, false) }
 
 // Drain returns the next frame in order regardless of silent tracks (end of
 // stream).
-func (iv *Interleaver) Drain() (Queued, bool) { return iv.pop(true) }
+func (iv *Interleaver) Drain() (Queued, bool) { return iv.pop(time.Time{}, true) }
 
-func (iv *Interleaver) pop(drain bool) (Queued, bool) {
+// Touch restarts every track's silence at now (after a pause, when no
+// track could deliver).
+func (iv *Interleaver) Touch(now time.Time) {
+	for _, l := range iv.lanes {
+		l.since = now
+	}
+}
+
+// StallAt returns when the first live track with nothing queued would be
+// stalled, if any frame is waiting for one.
+func (iv *Interleaver) StallAt() (time.Time, bool) {
+	if iv.Queued() == 0 {
+		return time.Time{}, false
+	}
+	var at time.Time
+	found := false
+	for _, l := range iv.lanes {
+		if l.state == laneLive && l.head == len(l.q) {
+			if t := l.since.Add(iv.stallAfter); !found || t.Before(at) {
+				at, found = t, true
+			}
+		}
+	}
+	return at, found
+}
+
+// Ahead is the span of order time a track has queued.
+func (iv *Interleaver) Ahead(track uint64) time.Duration {
+	l := iv.lane(track)
+	if l == nil || l.head == len(l.q) {
+		return 0
+	}
+	return l.last - l.q[l.head].Order
+}
+
+func (iv *Interleaver) pop(now time.Time, drain bool) (Queued, bool) {
 	var best *lane
 	for _, l := range iv.lanes {
 		if l.head == len(l.q) {
@@ -185,7 +219,7 @@ func (iv *Interleaver) pop(drain bool) (Queued, bool) {
 			}
 			// A live track with nothing queued may still deliver an
 			// earlier frame: wait, unless it has been silent too long.
-			if iv.newest-l.since < iv.stallAfter {
+			if now.IsZero() || now.Sub(l.since) < iv.stallAfter {
 				return Queued{}, false
 			}
 			l.state = laneStalled

@@ -8,9 +8,13 @@ import (
 
 const msec = time.Millisecond
 
-func popAll(iv *Interleaver) (out []Queued) {
+var wall = time.Date(2026, 12, 5, 12, 0, 0, 0, time.UTC)
+
+func popAll(iv *Interleaver) (out []Queued) { return popAt(iv, wall) }
+
+func popAt(iv *Interleaver, now time.Time) (out []Queued) {
 	for {
-		q, ok := iv.Pop()
+		q, ok := iv.Pop(now)
 		if !ok {
 			return out
 		}
@@ -22,16 +26,16 @@ func TestInterleaverOrdersByTimeVideoFirstAtTies(t *testing.T) {
 	iv := NewInterleaver(msec, 2*time.Second, 1, 2)
 	// Audio arrives ahead of video; equal milliseconds put video first.
 	for _, a := range []time.Duration{0, 21 * msec, 42 * msec, 64 * msec} {
-		if err := iv.Push(Frame{Track: 2, PTS: a, Keyframe: true, Data: []byte{2}}, a); err != nil {
+		if err := iv.Push(Frame{Track: 2, PTS: a, Keyframe: true, Data: []byte{2}}, a, wall); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if q, ok := iv.Pop(); ok {
+	if q, ok := iv.Pop(wall); ok {
 		t.Fatalf("popped %+v before the video track delivered anything", q)
 	}
 	// 42.4 msec and 42.9 msec are the same timecode: video (track 1) goes first.
 	for _, v := range []time.Duration{0, 33 * msec, 42*msec + 900*time.Microsecond, 66 * msec} {
-		if err := iv.Push(Frame{Track: 1, PTS: v, Keyframe: v == 0, Data: []byte{1}}, v); err != nil {
+		if err := iv.Push(Frame{Track: 1, PTS: v, Keyframe: v == 0, Data: []byte{1}}, v, wall); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -53,15 +57,16 @@ func TestInterleaverOrdersByTimeVideoFirstAtTies(t *testing.T) {
 		t.Fatalf("%d frames queued, want the last video frame", iv.Queued())
 	}
 	iv.End(2)
-	if q, ok := iv.Pop(); !ok || q.Frame.Track != 1 {
+	if q, ok := iv.Pop(wall); !ok || q.Frame.Track != 1 {
 		t.Fatalf("after the audio ended the video frame must leave, got %+v %v", q, ok)
 	}
 }
 
 func TestInterleaverStallAndResume(t *testing.T) {
 	iv := NewInterleaver(msec, time.Second, 1, 2)
+	now := wall
 	push := func(track uint64, at time.Duration) error {
-		return iv.Push(Frame{Track: track, PTS: at, Keyframe: true, Data: []byte{byte(track)}}, at)
+		return iv.Push(Frame{Track: track, PTS: at, Keyframe: true, Data: []byte{byte(track)}}, at, now)
 	}
 	must := func(err error) {
 		t.Helper()
@@ -72,18 +77,29 @@ func TestInterleaverStallAndResume(t *testing.T) {
 	must(push(2, 0))
 	must(push(1, 0))
 	popAll(iv)
-	// Audio goes silent; video runs on. Within a second only the queued
-	// audio frame at 0 may leave.
-	for at := 33 * msec; at < time.Second; at += 33 * msec {
+	// Audio goes silent; video runs on, faster than real time: ten seconds
+	// of video in half a second of wall time is no stall.
+	for at := 33 * msec; at < 10*time.Second; at += 33 * msec {
+		now = now.Add(time.Millisecond + 500*time.Microsecond)
 		must(push(1, at))
 	}
-	if out := popAll(iv); len(out) != 1 || out[0].Frame.Track != 2 || len(iv.Stalled()) != 0 {
+	if out := popAt(iv, now); len(out) != 1 || out[0].Frame.Track != 2 || len(iv.Stalled()) != 0 {
 		t.Fatalf("%d frames left and stalled=%v before the stall time, want only the audio frame", len(out), iv.Stalled())
 	}
-	must(push(1, time.Second+10*msec))
-	out := popAll(iv)
-	if len(out) != 31 {
-		t.Fatalf("%d frames left after the stall, want 31", len(out))
+	if ahead := iv.Ahead(1); ahead < 9*time.Second {
+		t.Fatalf("video ahead by %v", ahead)
+	}
+	at, ok := iv.StallAt()
+	if !ok || !at.Equal(wall.Add(time.Second)) {
+		t.Fatalf("StallAt = %v %v, want a second after the audio's last frame", at, ok)
+	}
+	// While paused (zero time) nothing stalls.
+	if out := popAt(iv, time.Time{}); len(out) != 0 {
+		t.Fatalf("%d frames left while stall detection was off", len(out))
+	}
+	out := popAt(iv, at)
+	if len(out) != 303 {
+		t.Fatalf("%d frames left after the stall, want 303", len(out))
 	}
 	if s := iv.Stalled(); len(s) != 1 || s[0] != 2 {
 		t.Fatalf("stalled = %v, want [2]", s)
@@ -96,12 +112,12 @@ func TestInterleaverStallAndResume(t *testing.T) {
 		t.Fatalf("late frame: %v, want ErrLate", err)
 	}
 	// And in time: it is live again, and the interleaver waits for it.
-	must(push(2, 1100*msec))
-	must(push(1, 1200*msec))
-	if q, ok := iv.Pop(); !ok || q.Frame.Track != 2 {
+	must(push(2, 10100*msec))
+	must(push(1, 10200*msec))
+	if q, ok := iv.Pop(at); !ok || q.Frame.Track != 2 {
 		t.Fatalf("popped %+v, want the resumed audio frame", q)
 	}
-	if q, ok := iv.Pop(); ok {
+	if q, ok := iv.Pop(at); ok {
 		t.Fatalf("popped %+v while the live audio track has nothing queued", q)
 	}
 	if !iv.Live(2) {
@@ -111,31 +127,30 @@ func TestInterleaverStallAndResume(t *testing.T) {
 
 func TestInterleaverRefusesBackwardsAndNeverFedTrackStalls(t *testing.T) {
 	iv := NewInterleaver(msec, 500*msec, 1, 2)
-	// The first frame sets the origin of silence even on absolute times.
 	base := time.Duration(1_700_000_000) * time.Second
-	if err := iv.Push(Frame{Track: 1, PTS: base, Keyframe: true}, base); err != nil {
+	if err := iv.Push(Frame{Track: 1, PTS: base, Keyframe: true}, base, wall); err != nil {
 		t.Fatal(err)
 	}
-	if _, ok := iv.Pop(); ok {
-		t.Fatal("a never-fed track counted as stalled at once")
+	if _, ok := iv.Pop(wall.Add(499 * msec)); ok {
+		t.Fatal("a never-fed track counted as stalled before the stall time")
 	}
-	if err := iv.Push(Frame{Track: 1, PTS: base - msec}, base-msec); !errors.Is(err, ErrOrder) {
+	if err := iv.Push(Frame{Track: 1, PTS: base - msec}, base-msec, wall); !errors.Is(err, ErrOrder) {
 		t.Fatalf("backwards frame: %v, want ErrOrder", err)
 	}
-	if err := iv.Push(Frame{Track: 1, PTS: base + 600*msec}, base+600*msec); err != nil {
+	if err := iv.Push(Frame{Track: 1, PTS: base + 600*msec}, base+600*msec, wall); err != nil {
 		t.Fatal(err)
 	}
-	if n := len(popAll(iv)); n != 2 {
+	if n := len(popAt(iv, wall.Add(500*msec))); n != 2 {
 		t.Fatalf("%d frames left, want 2 once the silent audio track stalled", n)
 	}
-	if err := iv.Push(Frame{Track: 3}, 0); err == nil {
+	if err := iv.Push(Frame{Track: 3}, 0, wall); err == nil {
 		t.Fatal("a frame for an undeclared track was accepted")
 	}
 	iv.End(2)
 	if !iv.Ended(2) || iv.Live(2) {
 		t.Fatal("End did not end the track")
 	}
-	if err := iv.Push(Frame{Track: 2, PTS: base + time.Second}, base+time.Second); err == nil {
+	if err := iv.Push(Frame{Track: 2, PTS: base + time.Second}, base+time.Second, wall); err == nil {
 		t.Fatal("a frame after the track's end was accepted")
 	}
 }

@@ -37,6 +37,7 @@ type avState struct {
 	iv     *fragment.Interleaver
 	dirty  bool // a track's format changed: a new header at the next cut
 	layout []uint64
+	paused bool // no track can deliver: nothing stalls (SetPlaying)
 }
 
 func newAVState(cfg Config) *avState {
@@ -138,7 +139,7 @@ func (s *Sink) putAVLocked(ctx context.Context, f Frame) error {
 	if f.PTS != NoTime && f.DTS != NoTime && f.DTS <= f.PTS {
 		order = ts - (f.PTS - f.DTS) // decode order for B-frames
 	}
-	err = a.iv.Push(fragment.Frame{PTS: ts, Keyframe: key, Track: numberOf(f.Kind), Data: data}, order)
+	err = a.iv.Push(fragment.Frame{PTS: ts, Keyframe: key, Track: numberOf(f.Kind), Data: data}, order, s.cfg.Clock.Now())
 	switch {
 	case errors.Is(err, fragment.ErrOrder), errors.Is(err, fragment.ErrLate):
 		if !t.backWarned {
@@ -149,8 +150,54 @@ func (s *Sink) putAVLocked(ctx context.Context, f Frame) error {
 	case err != nil:
 		return err
 	}
-	s.metrics.FramePTS = max(s.metrics.FramePTS, ts)
-	return s.drainAVLocked(false)
+	if err := s.drainAVLocked(false); err != nil {
+		return err
+	}
+	// Backpressure: a track that runs more than StallTimeout of stream
+	// ahead of the other (a fast source, a slow encoder on the other
+	// branch) waits for it, or for it to be declared stalled.
+	for a.iv.Ahead(numberOf(f.Kind)) > s.cfg.StallTimeout {
+		var timer <-chan time.Time
+		if at, ok := a.iv.StallAt(); ok && !a.paused {
+			timer = s.cfg.Clock.After(max(at.Sub(s.cfg.Clock.Now()), time.Millisecond))
+		}
+		ch := s.changedLocked()
+		s.mu.Unlock()
+		select {
+		case <-ch:
+		case <-timer:
+		case <-ctx.Done():
+			s.mu.Lock()
+			return ctx.Err()
+		}
+		s.mu.Lock()
+		switch {
+		case s.err != nil:
+			return s.err
+		case s.closed || s.eos:
+			return ErrClosed
+		}
+		if err := s.drainAVLocked(false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SetPlaying tells an audio and video stream whether its pads can deliver
+// (PLAYING) or not (PAUSED): a track is never declared stalled while
+// paused, and its silence counts from the resume.
+func (s *Sink) SetPlaying(playing bool) {
+	s.mu.Lock()
+	defer s.unlockAndFlush()
+	if s.av == nil {
+		return
+	}
+	if playing && s.av.paused {
+		s.av.iv.Touch(s.cfg.Clock.Now())
+	}
+	s.av.paused = !playing
+	s.wakeLocked()
 }
 
 // drainAVLocked places every frame the interleaver lets go (all of them
@@ -160,10 +207,13 @@ func (s *Sink) drainAVLocked(all bool) error {
 	for {
 		var q fragment.Queued
 		var ok bool
-		if all {
+		switch {
+		case all:
 			q, ok = a.iv.Drain()
-		} else {
-			q, ok = a.iv.Pop()
+		case a.paused:
+			q, ok = a.iv.Pop(time.Time{})
+		default:
+			q, ok = a.iv.Pop(s.cfg.Clock.Now())
 		}
 		for _, n := range a.iv.Stalled() {
 			k := TrackVideo
@@ -174,7 +224,7 @@ func (s *Sink) drainAVLocked(all bool) error {
 			if k == TrackAudio {
 				other = TrackVideo
 			}
-			s.queue(Event{Kind: EventWarning, Track: k, Message: fmt.Sprintf("the %s track stalled: nothing for %v of %s stream time; the %s track goes on alone until it delivers again", k, s.cfg.StallTimeout, other, other)})
+			s.queue(Event{Kind: EventWarning, Track: k, Message: fmt.Sprintf("the %s track stalled: nothing for %v while %s frames waited; the %s track goes on alone until it delivers again", k, s.cfg.StallTimeout, other, other)})
 		}
 		if !ok {
 			return nil
@@ -203,9 +253,10 @@ func (s *Sink) placeLocked(f fragment.Frame, order time.Duration) error {
 		if err := s.relayoutLocked(f.Track, order); err != nil {
 			return err
 		}
-	case f.Track != lay.CutTrack && !cutLive && (s.hdr == nil || in):
+	case f.Track != lay.CutTrack && !cutLive && (s.hdr == nil || in && s.trailedLocked(f)):
 		// The cut track stalled, ended or never came: the other goes on
-		// alone.
+		// alone (after a while: a track that ends a little after the
+		// other stays in the last fragment).
 		if err := s.relayoutLocked(f.Track, order); err != nil {
 			return err
 		}
@@ -222,6 +273,18 @@ func (s *Sink) placeLocked(f fragment.Frame, order time.Duration) error {
 		}
 	}
 	return s.addLocked(f)
+}
+
+// trailLimit is how long the other track goes on in a fragment after its
+// cut track stopped before the stream switches to that track alone: well
+// under the 10 s a fragment may last.
+const trailLimit = fragment.MaxServiceDuration / 2
+
+// trailedLocked reports whether f lies trailLimit or more past the start
+// of the open fragment (or none is open).
+func (s *Sink) trailedLocked(f fragment.Frame) bool {
+	c := s.builder.Current()
+	return c == nil || f.PTS-c.Start >= trailLimit
 }
 
 func hasHead(iv *fragment.Interleaver, track uint64) bool {

@@ -119,13 +119,15 @@ type Config struct {
 	// content type, e.g. "video/h264,audio/aac"); by default it follows the
 	// caps.
 	MediaType string
-	// StallTimeout is how much stream time one track of an audio and video
-	// stream may run ahead of a silent other one before that one is
-	// declared stalled (an EventWarning naming it) and the stream goes on
-	// without it until it delivers again. It defaults to
-	// DefaultStallTimeout (3 s): longer than the few hundred milliseconds
-	// a live encoder or a demuxer's queue keeps one track behind the other,
-	// well under the 10 s a fragment may last.
+	// StallTimeout is how long (wall time, while playing) one track of an
+	// audio and video stream may deliver nothing while frames of the other
+	// wait for it before it is declared stalled (an EventWarning naming
+	// it) and the stream goes on without it until it delivers again. It
+	// also bounds how much stream time one track may run ahead of the
+	// other: beyond it, Put waits. It defaults to DefaultStallTimeout
+	// (3 s): longer than the few hundred milliseconds a live encoder or a
+	// demuxer's queue keeps one track behind the other, well under the 10 s
+	// a fragment may last.
 	StallTimeout time.Duration
 
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).

@@ -291,7 +291,7 @@ func TestAVStalledAndNeverFedTracks(t *testing.T) {
 	t.Run("stall", func(t *testing.T) {
 		_, url := startEndpoint(t)
 		video := videoPuts(frames, 0)
-		audio := append(audioFrames(0, 3*time.Second), audioFrames(6*time.Second, 11*time.Second)...)
+		audio := append(audioFrames(0, 3*time.Second), audioFrames(6*time.Second, 10*time.Second)...)
 		evs := avStream(t, url, "av-stall", interleave(video, audio, 50*time.Millisecond), stallCfg)
 		stalled := false
 		for _, w := range evs.of(sink.EventWarning) {
