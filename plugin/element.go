@@ -169,7 +169,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	}
 	cfg.Logger = newLogger(e.el)
 	cfg.OnEvent = e.onEvent
-	e.padsAtStart(&cfg) // av.go
+	e.padsAtStart(&cfg)        // av.go
 	e.announceCredentials(cfg) // credentials.go
 	where := fmt.Sprintf("stream=%s region=%s endpoint=%s (from %s) credentials=%s",
 		cfg.StreamName, cfg.Region, cfg.Endpoint, cfg.EndpointSource, cfg.CredSource)
