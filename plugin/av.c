@@ -387,9 +387,16 @@ void kvsgo_av_set_stall(GstElement *el, gint64 us) {
   g_mutex_unlock(&st->lock);
 }
 
+/* The media type the pad will carry: its current caps, else what its peer
+ * can give within the pad's template, the template's first type first (as
+ * the official element reads the allowed caps at start). */
 static gchar *peer_media(GstPad *pad) {
   GstCaps *caps = gst_pad_get_current_caps(pad);
-  if (!caps) caps = gst_pad_peer_query_caps(pad, NULL);
+  if (!caps) {
+    GstCaps *templ = gst_pad_get_pad_template_caps(pad);
+    caps = gst_pad_peer_query_caps(pad, templ);
+    gst_caps_unref(templ);
+  }
   gchar *out = NULL;
   if (caps && gst_caps_get_size(caps) > 0 && !gst_caps_is_any(caps))
     out = g_strdup(gst_structure_get_name(gst_caps_get_structure(caps, 0)));

@@ -12,6 +12,11 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
 
+// maxOrderStepBack is how far a track's timestamps may step back and the
+// frame still be kept in arrival order (its own timestamp unchanged); a
+// larger step back drops the frame with a warning.
+const maxOrderStepBack = time.Second
+
 // DefaultStallTimeout is the default Config.StallTimeout.
 const DefaultStallTimeout = 3 * time.Second
 
@@ -139,6 +144,13 @@ func (s *Sink) putAVLocked(ctx context.Context, f Frame) error {
 	if f.PTS != NoTime && f.DTS != NoTime && f.DTS <= f.PTS {
 		order = ts - (f.PTS - f.DTS) // decode order for B-frames
 	}
+	// Frames arrive in decode order: a small step back of the order time
+	// (a DTS clamped at the segment start, jitter) keeps the frame in
+	// place; a real jump back is refused by the interleaver.
+	if t.orderSeen && order < t.lastOrder && t.lastOrder-order <= maxOrderStepBack {
+		order = t.lastOrder
+	}
+	t.lastOrder, t.orderSeen = order, true
 	err = a.iv.Push(fragment.Frame{PTS: ts, Keyframe: key, Track: numberOf(f.Kind), Data: data}, order, s.cfg.Clock.Now())
 	switch {
 	case errors.Is(err, fragment.ErrOrder), errors.Is(err, fragment.ErrLate):
@@ -248,7 +260,7 @@ func (s *Sink) placeLocked(f fragment.Frame, order time.Duration) error {
 	// The current cut track still delivers (or has frames to come).
 	cutLive := a.iv.Live(lay.CutTrack) || hasHead(a.iv, lay.CutTrack)
 	switch {
-	case f.Track == preferred && f.Keyframe && (s.hdr == nil || lay.CutTrack != preferred):
+	case f.Track == preferred && f.Keyframe && (s.hdr == nil || lay.CutTrack != preferred && preferred == videoTrackNumber):
 		// The first fragment, or video back after audio went on alone.
 		if err := s.relayoutLocked(f.Track, order); err != nil {
 			return err

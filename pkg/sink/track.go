@@ -33,6 +33,8 @@ type track struct {
 	// untimedWarned: a frame without timestamps was reported.
 	untimedWarned bool
 	backWarned    bool
+	lastOrder     time.Duration // interleaving order time of the last frame
+	orderSeen     bool
 }
 
 // TrackKind is what a pad carries.

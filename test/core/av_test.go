@@ -323,3 +323,21 @@ func TestAVStalledAndNeverFedTracks(t *testing.T) {
 		samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
 	})
 }
+
+// Audio that goes on a little after the video's end of stream stays in the
+// last fragment: no header change, no warning.
+func TestAVShortTrailingAudioStaysInTheLastFragment(t *testing.T) {
+	_, frames := officialFrames(t)
+	_, url := startEndpoint(t)
+	video := append(videoPuts(frames[:90], 0), avPut{kind: sink.TrackVideo, end: true})
+	audio := audioFrames(0, 3100*time.Millisecond)
+	evs := avStream(t, url, "av-trailing", interleave(video, audio, 0), nil)
+	if w := evs.of(sink.EventWarning); len(w) > 0 {
+		t.Fatalf("warnings: %v", w)
+	}
+	got, layouts := avReadBack(t, url, "av-trailing")
+	if len(layouts) != 1 {
+		t.Fatalf("layouts %q, want one", layouts)
+	}
+	samePayloads(t, "audio", got[2], payloads(audio, sink.TrackAudio, 0))
+}

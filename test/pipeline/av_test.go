@@ -1,0 +1,205 @@
+package pipeline
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/kvsgo/kvsgo/pkg/kvs"
+	"github.com/kvsgo/kvsgo/test/testenv"
+)
+
+// Encoding branches of the audio and video tests: three seconds each.
+const (
+	h264Branch  = "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc key-int-max=30 bframes=0 ! h264parse"
+	h265Branch  = "videotestsrc num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 ! x265enc key-int-max=30 ! h265parse"
+	voaacBranch = "audiotestsrc num-buffers=130 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse"
+	avaacBranch = "audiotestsrc num-buffers=140 samplesperbuffer=1024 ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse"
+	alawBranch  = "audiotestsrc num-buffers=150 samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=1 ! alawenc"
+	mulawBranch = "audiotestsrc num-buffers=150 samplesperbuffer=160 ! audio/x-raw,rate=8000,channels=2 ! mulawenc"
+)
+
+// avInput encodes a video and an audio branch into one Matroska file.
+func avInput(t *testing.T, video, audio, mux string) string {
+	t.Helper()
+	ext := map[string]string{"matroskamux": "mkv", "mp4mux": "mp4"}[mux]
+	in := filepath.Join(t.TempDir(), "in."+ext)
+	if r := launch(t, nil, 120*time.Second, video+" ! queue ! mux. "+audio+" ! queue ! mux. "+mux+" name=mux ! filesink location="+in); r.rc != 0 {
+		t.Fatalf("making the input: %s", r.output)
+	}
+	return in
+}
+
+var buildKvsgo = sync.OnceValues(func() (string, error) {
+	bin := filepath.Join(testenv.Root(), "build", "kvsgo")
+	cmd := exec.Command("go", "build", "-o", bin, "./examples/kvsgo")
+	cmd.Dir = testenv.Root()
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building kvsgo: %v\n%s", err, out)
+	}
+	return bin, nil
+})
+
+// kvsgoGet reads a whole stream back with the kvsgo command-line tool
+// (GetMedia, fragments joined into one file) and returns the file.
+func kvsgoGet(t *testing.T, ep *endpoint, stream string, args ...string) string {
+	t.Helper()
+	bin, err := buildKvsgo()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), stream+".mkv")
+	cmd := exec.Command(bin, append([]string{"get", "-stream", stream, "-endpoint", ep.url, "-o", out}, args...)...)
+	cmd.Env = gstEnv(testenv.PluginDir(t), ep)
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("kvsgo get: %v\n%s", err, b)
+	}
+	return out
+}
+
+// firstPTS is the time of a stream's first packet, by ffprobe.
+func firstPTS(t *testing.T, path, kind string) float64 {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-select_streams", kind+":0", "-show_entries", "packet=pts_time",
+		"-of", "csv=p=0", "-read_intervals", "%+#1", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe first packet: %v", err)
+	}
+	v, err := strconv.ParseFloat(strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0]), 64)
+	if err != nil {
+		t.Fatalf("ffprobe first packet of %s: %q", kind, out)
+	}
+	return v
+}
+
+// streamCodecs lists the codec of every stream ffprobe sees.
+func streamCodecs(t *testing.T, path string) string {
+	t.Helper()
+	out, err := exec.Command("ffprobe", "-v", "error", "-show_entries", "stream=codec_name", "-of", "csv=p=0", path).Output()
+	if err != nil {
+		t.Fatalf("ffprobe streams: %v", err)
+	}
+	return strings.Join(strings.Fields(string(out)), ",")
+}
+
+// mediaType is the stream's MediaType as DescribeStream returns it.
+func (ep *endpoint) mediaType(t *testing.T, stream string) string {
+	t.Helper()
+	creds := aws.NewCredentialsCache(awscreds.NewStaticCredentialsProvider(testAccessKey, testSecretKey, ""))
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: ep.url, Region: "us-west-2", Credentials: creds})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	info, err := ctl.DescribeStream(ctx, stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.MediaType
+}
+
+// checkAV compares what the endpoint serves for stream with the input file:
+// both streams present, the same packet counts, the same A/V offset within
+// one video frame, and both tracks decode to the same samples.
+func checkAV(t *testing.T, in, got, vdec, adec string) {
+	t.Helper()
+	independentTools(t, got, "v")
+	independentTools(t, got, "a")
+	if a, b := streamCodecs(t, in), streamCodecs(t, got); a != b {
+		t.Fatalf("streams %q, the input has %q", b, a)
+	}
+	for _, kind := range []string{"v", "a"} {
+		if n, m := packets(t, in, kind), packets(t, got, kind); n != m || n == 0 {
+			t.Fatalf("%s: the input has %d packets, the endpoint served %d", kind, n, m)
+		}
+	}
+	inOff := firstPTS(t, in, "a") - firstPTS(t, in, "v")
+	gotOff := firstPTS(t, got, "a") - firstPTS(t, got, "v")
+	if math.Abs(inOff-gotOff) > 1.0/30 {
+		t.Fatalf("A/V offset %.4f s, the input's %.4f s: more than one video frame apart", gotOff, inOff)
+	}
+	for _, c := range []struct{ dec, kind string }{{vdec, "v"}, {adec, "a"}} {
+		a, b := decodedHash(t, in, c.dec, c.kind), decodedHash(t, got, c.dec, c.kind)
+		if a != b {
+			t.Fatalf("%s decodes to %s, the input to %s", c.dec, b, a)
+		}
+	}
+	t.Logf("%s: %s, %d video and %d audio packets, A/V offset %.4f s (input %.4f s), both tracks decode like the input",
+		filepath.Base(got), streamCodecs(t, got), packets(t, got, "v"), packets(t, got, "a"), gotOff, inOff)
+}
+
+// The official audio and video pipelines stream both tracks into one
+// stream: "sink." picks the pad by caps, or the pads are named; the
+// content type, track numbers and names are the official element's; what
+// GetMedia serves (joined by kvsgo get) has every packet of both tracks
+// and decodes like the input.
+func TestAVPipelines(t *testing.T) {
+	cases := []struct {
+		name, video, audio, vparse, aparse, vdec, adec, link, content, codecs string
+	}{
+		{"h264 aac voaacenc", h264Branch, voaacBranch, "h264parse", "aacparse", "avdec_h264", "avdec_aac", "sink.", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
+		{"h264 aac avenc_aac named pads", h264Branch, avaacBranch, "h264parse", "aacparse", "avdec_h264", "avdec_aac", "named", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
+		{"h264 aac audio first", h264Branch, voaacBranch, "h264parse", "aacparse", "avdec_h264", "avdec_aac", "audio first", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
+		{"h265 aac", h265Branch, voaacBranch, "h265parse", "aacparse", "avdec_h265", "avdec_aac", "sink.", "video/h265,audio/aac", "V_MPEGH/ISO/HEVC,A_AAC"},
+		{"h264 alaw", h264Branch, alawBranch, "h264parse", "audio/x-alaw", "avdec_h264", "alawdec", "sink.", "video/h264,audio/alaw", "V_MPEG4/ISO/AVC,A_MS/ACM"},
+		{"h264 mulaw", h264Branch, mulawBranch, "h264parse", "audio/x-mulaw", "avdec_h264", "mulawdec", "named", "video/h264,audio/mulaw", "V_MPEG4/ISO/AVC,A_MS/ACM"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			in := avInput(t, c.video, c.audio, "matroskamux")
+			ep := startEndpoint(t)
+			stream := "av-" + strings.ReplaceAll(c.name, " ", "-")
+			demux := "filesrc location=" + in + " ! matroskademux name=d "
+			var p string
+			switch c.link {
+			case "sink.":
+				p = demux + "d.video_0 ! queue ! " + c.vparse + " ! " + kvssink(stream, "name=sink") + " d.audio_0 ! queue ! " + c.aparse + " ! sink."
+			case "named":
+				p = demux + kvssink(stream, "name=sink") + " d.video_0 ! queue ! " + c.vparse + " ! sink.video_0 d.audio_0 ! queue ! " + c.aparse + " ! sink.audio_0"
+			case "audio first":
+				p = demux + "d.audio_0 ! queue ! " + c.aparse + " ! " + kvssink(stream, "name=sink") + " d.video_0 ! queue ! " + c.vparse + " ! sink."
+			}
+			r := launch(t, ep, 180*time.Second, p)
+			if r.rc != 0 {
+				t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+			}
+			if strings.Contains(r.output, "WARNING") {
+				t.Errorf("warnings:\n%s", r.output)
+			}
+			if got := ep.mediaType(t, stream); got != c.content {
+				t.Errorf("content type %q, want %q", got, c.content)
+			}
+			got := kvsgoGet(t, ep, stream)
+			checkAV(t, in, got, c.vdec, c.adec)
+			info, err := exec.Command("mkvinfo", got).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var ids []string
+			for _, l := range strings.Split(string(info), "\n") {
+				if i := strings.Index(l, "Codec ID: "); i >= 0 {
+					ids = append(ids, strings.TrimSpace(l[i+len("Codec ID: "):]))
+				}
+			}
+			if strings.Join(ids, ",") != c.codecs {
+				t.Errorf("codec ids %q, want %s", ids, c.codecs)
+			}
+			for _, want := range []string{"Track number: 1", "Name: kinesis_video", "Track number: 2", "Name: audio"} {
+				if !strings.Contains(string(info), want) {
+					t.Errorf("mkvinfo has no %q:\n%s", want, info)
+				}
+			}
+		})
+	}
+}
