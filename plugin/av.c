@@ -26,6 +26,14 @@ typedef struct {
   GstSegment second_segment; /* the second pad's last TIME segment */
 } KvsgoAv;
 
+/* A warning in the kvssink debug category (GST_DEBUG=kvssink:2). */
+#define AV_WARN(el, ...)                                                     \
+  do {                                                                       \
+    gchar *m_ = g_strdup_printf(__VA_ARGS__);                                \
+    kvsgo_log(GST_LEVEL_WARNING, __FILE__, G_STRFUNC, __LINE__, (el), m_);   \
+    g_free(m_);                                                              \
+  } while (0)
+
 static GQuark av_quark;
 static GstPadEventFunction basesink_event;
 static GstElementClass *parent_element_class; /* for chaining change_state etc. */
@@ -226,6 +234,7 @@ static GstPad *request_new_pad(GstElement *el, GstPadTemplate *templ, const gcha
   if (!kind) return NULL;
   name = g_strdup_printf("%s_0", kind_name(kind)); /* one pad per kind, as the official element */
   if (GST_STATE(el) > GST_STATE_READY || GST_STATE_PENDING(el) > GST_STATE_READY) {
+    AV_WARN(el, "Cannot add pad %s while streaming: kvssink's tracks are fixed when it starts", name);
     GST_ELEMENT_WARNING(el, STREAM, FAILED,
         ("Cannot add pad %s while streaming: kvssink's tracks are fixed when it starts; request and link it before PAUSED", name), (NULL));
     g_free(name);
@@ -238,6 +247,7 @@ static GstPad *request_new_pad(GstElement *el, GstPadTemplate *templ, const gcha
   g_mutex_lock(&st->lock);
   if (st->ghost_kind == kind || st->second_kind == kind || taken == kind) {
     g_mutex_unlock(&st->lock);
+    AV_WARN(el, "kvssink takes one %s track: pad %s refused (a %s pad is already linked)", kind_name(kind), name, kind_name(kind));
     GST_ELEMENT_WARNING(el, STREAM, FAILED,
         ("kvssink takes one %s track: pad %s refused (a %s pad is already linked)", kind_name(kind), name, kind_name(kind)), (NULL));
     g_free(name);
@@ -245,6 +255,7 @@ static GstPad *request_new_pad(GstElement *el, GstPadTemplate *templ, const gcha
   }
   if (st->second || (st->ghost && sink_linked)) {
     g_mutex_unlock(&st->lock);
+    AV_WARN(el, "kvssink takes at most one video and one audio pad: pad %s refused", name);
     GST_ELEMENT_WARNING(el, STREAM, FAILED, ("kvssink takes at most one video and one audio pad: pad %s refused", name), (NULL));
     g_free(name);
     return NULL;

@@ -2,8 +2,10 @@ package pipeline
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"math"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
@@ -130,7 +132,7 @@ func checkAV(t *testing.T, in, got, vdec, adec string) {
 		t.Fatalf("A/V offset %.4f s, the input's %.4f s: more than one video frame apart", gotOff, inOff)
 	}
 	for _, c := range []struct{ dec, kind string }{{vdec, "v"}, {adec, "a"}} {
-		a, b := decodedHash(t, in, c.dec, c.kind), decodedHash(t, got, c.dec, c.kind)
+		a, b := avDecodedHash(t, in, c.dec, c.kind), avDecodedHash(t, got, c.dec, c.kind)
 		if a != b {
 			t.Fatalf("%s decodes to %s, the input to %s", c.dec, b, a)
 		}
@@ -150,7 +152,7 @@ func TestAVPipelines(t *testing.T) {
 	}{
 		{"h264 aac voaacenc", h264Branch, voaacBranch, "h264parse", "aacparse", "avdec_h264", "avdec_aac", "sink.", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
 		{"h264 aac avenc_aac named pads", h264Branch, avaacBranch, "h264parse", "aacparse", "avdec_h264", "avdec_aac", "named", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
-		{"h264 aac audio first", h264Branch, voaacBranch, "h264parse", "aacparse", "avdec_h264", "avdec_aac", "audio first", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
+		{"h264 aac audio first", h264Branch, strings.Replace(voaacBranch, "audiotestsrc", "audiotestsrc timestamp-offset=100000000", 1), "h264parse", "aacparse", "avdec_h264", "avdec_aac", "audio first", "video/h264,audio/aac", "V_MPEG4/ISO/AVC,A_AAC"},
 		{"h265 aac", h265Branch, voaacBranch, "h265parse", "aacparse", "avdec_h265", "avdec_aac", "sink.", "video/h265,audio/aac", "V_MPEGH/ISO/HEVC,A_AAC"},
 		{"h264 alaw", h264Branch, alawBranch, "h264parse", "audio/x-alaw", "avdec_h264", "alawdec", "sink.", "video/h264,audio/alaw", "V_MPEG4/ISO/AVC,A_MS/ACM"},
 		{"h264 mulaw", h264Branch, mulawBranch, "h264parse", "audio/x-mulaw", "avdec_h264", "mulawdec", "named", "video/h264,audio/mulaw", "V_MPEG4/ISO/AVC,A_MS/ACM"},
@@ -201,5 +203,151 @@ func TestAVPipelines(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// avDecodedHash is decodedHash for Matroska or MP4 files.
+func avDecodedHash(t *testing.T, path, decoder, kind string) string {
+	t.Helper()
+	if !strings.HasSuffix(path, ".mp4") {
+		return decodedHash(t, path, decoder, kind)
+	}
+	raw := filepath.Join(t.TempDir(), "raw")
+	parse := map[string]string{"avdec_h264": "h264parse ! ", "avdec_h265": "h265parse ! ", "avdec_aac": "aacparse ! "}[decoder]
+	conv := "videoconvert ! video/x-raw,format=I420"
+	pad := "d.video_0"
+	if kind == "a" {
+		conv, pad = "audioconvert ! audio/x-raw,format=S16LE", "d.audio_0"
+	}
+	p := "filesrc location=" + path + " ! qtdemux name=d " + pad + " ! " + parse + decoder + " ! " + conv + " ! filesink location=" + raw
+	if r := launch(t, nil, 60*time.Second, p); r.rc != 0 {
+		t.Fatalf("decoding %s: %s", path, r.output)
+	}
+	b, err := os.ReadFile(raw)
+	if err != nil || len(b) == 0 {
+		t.Fatalf("decoding %s gave no samples: %v", path, err)
+	}
+	return fmt.Sprintf("%x", sha256.Sum256(b))
+}
+
+// The official file upload: an MP4 with both tracks through qtdemux, as the
+// official documentation writes it, offline.
+func TestAVQtdemuxFileUpload(t *testing.T) {
+	in := avInput(t, h264Branch, voaacBranch, "mp4mux")
+	ep := startEndpoint(t)
+	const stream = "av-mp4-upload"
+	r := launch(t, ep, 180*time.Second, "filesrc location="+in+" ! qtdemux name=demux demux. ! queue ! h264parse ! "+
+		kvssink(stream, "name=sink", "streaming-type=offline")+" demux. ! queue ! aacparse ! sink.")
+	if r.rc != 0 || strings.Contains(r.output, "WARNING") {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	checkAV(t, in, kvsgoGet(t, ep, stream), "avdec_h264", "avdec_aac")
+}
+
+// Encoders straight into kvssink, as the official README's A/V pipelines:
+// non-live and live sources. Every encoded packet of both tracks arrives
+// and both decode.
+func TestAVEncodeStraightIntoKvssink(t *testing.T) {
+	for _, live := range []bool{false, true} {
+		t.Run(fmt.Sprintf("live=%v", live), func(t *testing.T) {
+			video, audio := h264Branch, voaacBranch
+			if live {
+				video = strings.Replace(strings.Replace(video, "videotestsrc", "videotestsrc is-live=true", 1), "x264enc", "x264enc tune=zerolatency", 1)
+				audio = strings.Replace(audio, "audiotestsrc", "audiotestsrc is-live=true", 1)
+			}
+			ref := avInput(t, h264Branch, voaacBranch, "matroskamux") // the packet counts to expect
+			ep := startEndpoint(t)
+			stream := fmt.Sprintf("av-straight-live-%v", live)
+			r := launch(t, ep, 120*time.Second, video+" ! "+kvssink(stream, "name=sink")+" "+audio+" ! sink.")
+			if r.rc != 0 || strings.Contains(r.output, "WARNING") {
+				t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+			}
+			got := kvsgoGet(t, ep, stream)
+			independentTools(t, got, "v")
+			independentTools(t, got, "a")
+			// Every video packet; every audio packet but, with live
+			// sources, one that starts a moment before the first key
+			// frame (a fragment starts at a video key frame).
+			if n, m := packets(t, ref, "v"), packets(t, got, "v"); n != m {
+				t.Fatalf("video: %d packets, the same branch gives %d", m, n)
+			}
+			slack := 0
+			if live {
+				slack = 1
+			}
+			if n, m := packets(t, ref, "a"), packets(t, got, "a"); m > n || m < n-slack {
+				t.Fatalf("audio: %d packets, the same branch gives %d", m, n)
+			}
+			if n := demuxDecode(t, got, "h264"); n != 90 {
+				t.Fatalf("matroskademux decoded %d video frames, want 90", n)
+			}
+			off := firstPTS(t, got, "a") - firstPTS(t, got, "v")
+			if math.Abs(off) > 1.0/30 {
+				t.Fatalf("A/V offset %.4f s: both sources start together", off)
+			}
+			t.Logf("%d video and %d audio packets, A/V offset %.4f s", packets(t, got, "v"), packets(t, got, "a"), off)
+		})
+	}
+}
+
+// Audio alone, on the always sink pad or on a requested audio pad (which
+// then is the sink pad's ghost, so the element prerolls as usual): one
+// track named "audio", content type audio/aac, and fragments cut by
+// duration (key-frame fragmentation is off for audio only, as in the
+// official element).
+func TestAVAudioOnly(t *testing.T) {
+	const branch = "audiotestsrc num-buffers=216 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse" // 5 s
+	for _, c := range []struct{ name, pipeline string }{
+		{"sink pad", branch + " ! " + kvssink("audio-only-sink")},
+		{"audio_0", kvssink("audio-only-request", "name=s") + " " + branch + " ! s.audio_0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ep := startEndpoint(t)
+			stream := strings.Fields(c.pipeline[strings.Index(c.pipeline, "stream-name="):])[0][len("stream-name="):]
+			r := launch(t, ep, 120*time.Second, c.pipeline)
+			if r.rc != 0 || strings.Contains(r.output, "WARNING") {
+				t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+			}
+			if got := ep.mediaType(t, stream); got != "audio/aac" {
+				t.Errorf("content type %q, want audio/aac", got)
+			}
+			got := ep.capture(t, stream, 1)[0]
+			independentTools(t, got, "a")
+			info, err := exec.Command("mkvinfo", "-v", got).Output()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if clusters := strings.Count(string(info), "|+ Cluster\n"); clusters != 3 {
+				t.Errorf("%d fragments of 5 s of audio, want 3 (cut every 2 s)", clusters)
+			}
+			if strings.Count(string(info), "+ Track number") != 1 || !strings.Contains(string(info), "Name: audio") || !strings.Contains(string(info), "Codec ID: A_AAC") {
+				t.Errorf("want one track \"audio\" A_AAC:\n%s", info)
+			}
+			if n := packets(t, got, "a"); n < 210 {
+				t.Errorf("%d audio packets", n)
+			}
+		})
+	}
+}
+
+// A second video input is refused, naming the pad; the element never
+// streams two video tracks.
+func TestAVSecondVideoPadRefused(t *testing.T) {
+	ep := startEndpoint(t)
+	v := "videotestsrc num-buffers=30 ! x264enc ! h264parse"
+	for _, p := range []string{
+		v + " ! " + kvssink("two-video", "name=s") + " " + v + " ! s.",
+		kvssink("two-video", "name=s") + " " + v + " ! s.video_0 " + v + " ! s.video_1",
+	} {
+		r := launch(t, ep, 60*time.Second, p, "GST_DEBUG=kvssink:2")
+		if r.rc == 0 {
+			t.Fatalf("two video inputs ran:\n%s", r.output)
+		}
+		if !strings.Contains(r.output, "could not link") {
+			t.Errorf("no link failure reported:\n%s", r.output)
+		}
+		if !strings.Contains(r.output, "one video track") {
+			t.Errorf("the reason was not logged:\n%s", r.output)
+		}
 	}
 }
