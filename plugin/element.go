@@ -422,6 +422,11 @@ func (e *element) onEvent(ev sink.Event) {
 			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message), "")
 	case sink.EventMetrics:
 		e.metrics(ev.Metrics, ev.KeyFrame)
+	case sink.EventRecovered:
+		r := ev.Recovered
+		e.message("kvs-recovered", u64("fragments", uint64(r.Fragments)), u64("frames", uint64(r.Frames)),
+			u64("from", uint64(r.From)), u64("to", uint64(r.To)))
+		e.log(levelInfo, ev.Message)
 	case sink.EventEpoch:
 		ep := ev.Epoch
 		ids := make([]string, len(ep.Recipients))

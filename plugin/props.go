@@ -58,6 +58,19 @@ type prop struct {
 	defStr *string // pspec default of string properties
 	defB   bool
 	defU   uint
+	// minU and maxU bound a kUint property (maxU 0 means G_MAXUINT): the
+	// pspec enforces them, so gst-inspect shows them and g_object_set and
+	// gst-launch parsing refuse a value outside them.
+	minU, maxU uint
+}
+
+// uintRange returns the bounds declared in p's pspec.
+func (p *prop) uintRange() (lo, hi uint) {
+	hi = p.maxU
+	if hi == 0 {
+		hi = math.MaxUint32
+	}
+	return p.minU, hi
 }
 
 func sp(s string) *string { return &s }
@@ -75,8 +88,8 @@ var props = []prop{
 		blurb: "Name of the destination stream: 1 to 256 letters, digits, '_', '.' or '-'. Default: DEFAULT_STREAM"},
 	{name: "user-agent", nick: "User agent", kind: kString, defStr: sp(sink.DefaultUserAgent),
 		strv:  func(s *sink.Settings) *string { return &s.UserAgent },
-		blurb: "Product name at the start of the User-Agent header of every request. Default: " + sink.DefaultUserAgent},
-	{name: "retention-period", nick: "Retention period", kind: kUint, defU: sink.DefaultRetentionHours,
+		blurb: "Product name at the start of the User-Agent header of every request: Kinesis Video Streams control plane and PutMedia, STS and the IoT credentials provider (the SDK's own tokens follow it). Default: " + sink.DefaultUserAgent},
+	{name: "retention-period", nick: "Retention period", kind: kUint, defU: sink.DefaultRetentionHours, maxU: sink.MaxRetentionHours,
 		u:     func(s *sink.Settings) *uint { return &s.RetentionHours },
 		blurb: "Data retention of a stream this element creates; with 0 the service keeps nothing and EOS waits for RECEIVED instead of PERSISTED acks. Unit: hours. Default: 2"},
 	{name: "streaming-type", nick: "Streaming type", kind: kEnum,
@@ -88,11 +101,12 @@ var props = []prop{
 		u:     func(s *sink.Settings) *uint { return &s.MaxLatencySec },
 		blurb: "Reset the PutMedia connection when the oldest fragment the service has not received was produced this long ago (at most once per max-latency; realtime and near-realtime with fragment-acks; 0 = off). Unit: seconds. Default: 60"},
 	{name: "fragment-duration", nick: "Fragment duration", kind: kUint, defU: sink.DefaultFragmentDurationMs,
+		minU: sink.MinFragmentDurationMs, maxU: sink.MaxFragmentDurationMs,
 		u:     func(s *sink.Settings) *uint { return &s.FragmentDurationMs },
-		blurb: "Fragment length when key-frame-fragmentation=false: a fragment starts at the first key frame after it. Range: 1000 to 30000. Unit: milliseconds. Default: 2000"},
-	{name: "timecode-scale", nick: "Timecode scale", kind: kUint, defU: sink.DefaultTimecodeScaleMs,
+		blurb: "Fragment length when key-frame-fragmentation=false: a fragment starts at the first key frame after it. Unit: milliseconds. Default: 2000"},
+	{name: "timecode-scale", nick: "Timecode scale", kind: kUint, defU: sink.DefaultTimecodeScaleMs, minU: 1,
 		u:     func(s *sink.Settings) *uint { return &s.TimecodeScaleMs },
-		blurb: "Matroska timecode unit; at least 1. Unit: milliseconds. Default: 1"},
+		blurb: "Matroska timecode unit. Unit: milliseconds. Default: 1"},
 	{name: "key-frame-fragmentation", nick: "Key frame fragmentation", kind: kBool, defB: sink.DefaultKeyFrameFragmentation,
 		b:     func(s *sink.Settings) *bool { return &s.KeyFrameFragmentation },
 		blurb: "If true, start a new fragment at every key frame; otherwise at the first key frame after fragment-duration. Default: true"},
@@ -177,7 +191,7 @@ var props = []prop{
 	{name: "role-external-id", nick: "Role external ID", kind: kString, secret: true,
 		str:   func(s *sink.Settings) **string { return &s.RoleExternalID },
 		blurb: "kvsgo only: external ID the role's trust policy requires; reads back as ***** when set. Default: NULL"},
-	{name: "role-duration", nick: "Role duration", kind: kUint,
+	{name: "role-duration", nick: "Role duration", kind: kUint, maxU: sink.MaxRoleDurationSec,
 		u:     func(s *sink.Settings) *uint { return &s.RoleDurationSec },
 		blurb: "kvsgo only: lifetime of role-arn's credentials, 900 to 43200 and at most the role's maximum. Unit: seconds. Default: 0, which means STS's default (900)"},
 	{name: "stream-tags", nick: "Stream tags", kind: kStructure,
@@ -210,15 +224,18 @@ var props = []prop{
 	{name: "e2ee-suite", nick: "E2EE cipher suite", kind: kString, defStr: sp(sink.DefaultE2EESuite),
 		strv:  func(s *sink.Settings) *string { return &s.E2EESuite },
 		blurb: "kvsgo only: SFrame cipher suite of end-to-end encryption: aes-256-gcm (RFC 9605 suite 5) or aes-128-gcm (suite 4). Default: aes-256-gcm"},
-	{name: "e2ee-rotation-interval", nick: "E2EE rotation interval", kind: kUint, defU: sink.DefaultE2EERotationSec,
+	{name: "e2ee-rotation-interval", nick: "E2EE rotation interval", kind: kUint, defU: sink.DefaultE2EERotationSec, minU: sink.MinE2EERotationSec,
 		u:     func(s *sink.Settings) *uint { return &s.E2EERotationSec },
-		blurb: "kvsgo only: longest life of an encryption epoch; a new epoch (fresh key, new bundle) starts at the first fragment after it. Range: 60 to 4294967295. Unit: seconds. Default: 3600"},
+		blurb: "kvsgo only: longest life of an encryption epoch; a new epoch (fresh key, new bundle) starts at the first fragment after it. Unit: seconds. Default: 3600"},
 	{name: "ca-cert-path", nick: "CA certificates", kind: kString,
 		str:   func(s *sink.Settings) **string { return &s.CACertPath },
 		blurb: "kvsgo only: a PEM file or a directory of PEM files whose certificates are trusted instead of the system roots for every HTTPS connection. Default: NULL, which means KVSSINK_CA_CERT_PATH, else the system roots"},
 	{name: "metrics-interval", nick: "Metrics interval", kind: kUint,
 		u:     func(s *sink.Settings) *uint { return &s.MetricsIntervalMs },
 		blurb: "kvsgo only: post a kvs-metrics element message this often (bytes, frames and fragments sent and acknowledged, dropped frames, latency, store fill); 0 = never. Unit: milliseconds. Default: 0"},
+	{name: "storage-path", nick: "Storage path", kind: kString,
+		str:   func(s *sink.Settings) **string { return &s.StoragePath },
+		blurb: "kvsgo only: a directory where fragments are also kept on disk until the service acknowledges them (a subdirectory per stream), so that after a crash, kill or power cut the next run uploads every frame this one had accepted, first and with its original times; storage-size then bounds the files as well as memory. A live stream never waits for a slow disk (what the disk cannot keep up with is held in memory only); offline waits. A directory that fails is an element warning and the stream goes on in memory; two elements streaming the same stream from one directory is an error. Default: NULL (memory only)"},
 	{name: "sync", kind: kSync},
 }
 
@@ -237,7 +254,8 @@ func paramSpecs() []*glib.ParamSpec {
 		case kBool:
 			out[i] = glib.NewBoolParam(p.name, p.nick, p.blurb, p.defB, flags)
 		case kUint:
-			out[i] = glib.NewUintParam(p.name, p.nick, p.blurb, 0, math.MaxUint32, p.defU, flags)
+			lo, hi := p.uintRange()
+			out[i] = glib.NewUintParam(p.name, p.nick, p.blurb, lo, hi, p.defU, flags)
 		case kUint64:
 			out[i] = glib.NewUint64Param(p.name, p.nick, p.blurb, 0, math.MaxUint64, 0, flags)
 		case kEnum:

@@ -368,3 +368,35 @@ func mkvinfoHasNoKeyTrack(t *testing.T, path string) {
 		t.Fatalf("ffprobe: %q %v", b, err)
 	}
 }
+
+// Without credentials, get names what a user of the tool can set: the
+// environment and the AWS default chain, not the element's properties.
+func TestGetWithoutCredentials(t *testing.T) {
+	dir := t.TempDir()
+	for _, k := range []string{"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_DEFAULT_PROFILE",
+		"AWS_CONTAINER_CREDENTIALS_FULL_URI", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_ROLE_ARN"} {
+		t.Setenv(k, "")
+		os.Unsetenv(k)
+	}
+	t.Setenv("AWS_CONFIG_FILE", filepath.Join(dir, "config"))
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", filepath.Join(dir, "credentials"))
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "true")
+	err := get(context.Background(), []string{"-stream", "cam-1", "-endpoint", "http://127.0.0.1:9", "-o", filepath.Join(dir, "out.mkv")}, io.Discard)
+	if err == nil {
+		t.Fatal("get succeeded without credentials")
+	}
+	msg := err.Error()
+	for _, want := range []string{"no AWS credentials", "AWS_ACCESS_KEY_ID", "~/.aws/credentials"} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("error lacks %q: %s", want, msg)
+		}
+	}
+	for _, notOurs := range []string{"iot-certificate", "propert", "credential-path"} {
+		if strings.Contains(msg, notOurs) {
+			t.Errorf("error names %q, which the tool does not have: %s", notOurs, msg)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out.mkv")); err == nil {
+		t.Error("an output file was written")
+	}
+}

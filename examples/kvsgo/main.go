@@ -107,6 +107,9 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	cr, err := credentials.Resolve(ctx, credentials.Sources{}, credentials.Options{Region: rgn})
+	if errors.Is(err, credentials.ErrNoCredentials) {
+		return fmt.Errorf("get: %w; kvsgo reads %s", err, credentials.EnvironmentHint)
+	}
 	if err != nil {
 		return err
 	}

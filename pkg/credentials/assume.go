@@ -49,7 +49,7 @@ func assumeRole(base aws.CredentialsProvider, r AssumeRole, o Options) (aws.Cred
 	if ep == "" {
 		ep = o.Getenv("AWS_ENDPOINT_URL")
 	}
-	so := sts.Options{Region: o.Region, Credentials: cache(base, o.ExpiryWindow)}
+	so := sts.Options{Region: o.Region, Credentials: cache(base, o.ExpiryWindow), APIOptions: o.APIOptions}
 	if so.Region == "" {
 		so.Region = "us-east-1"
 	}

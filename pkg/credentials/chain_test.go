@@ -1,6 +1,9 @@
 package credentials
 
 import (
+	"github.com/aws/smithy-go/middleware"
+	smithyhttp "github.com/aws/smithy-go/transport/http"
+
 	"context"
 	"errors"
 	"fmt"
@@ -39,6 +42,7 @@ type fakeAWS struct {
 	*httptest.Server
 	hits atomic.Int32
 	form atomic.Value
+	ua   atomic.Value // User-Agent of the last STS call
 }
 
 func newFakeAWS(t *testing.T) *fakeAWS {
@@ -60,6 +64,7 @@ func newFakeAWS(t *testing.T) *fakeAWS {
 			b, _ := io.ReadAll(r.Body)
 			form, _ := url.ParseQuery(string(b))
 			f.form.Store(form)
+			f.ua.Store(r.Header.Get("User-Agent"))
 			op := form.Get("Action")
 			if op == "AssumeRole" && !strings.Contains(r.Header.Get("Authorization"), "Credential=AKIDBASE/") {
 				w.WriteHeader(403)
@@ -153,7 +158,17 @@ func TestAssumeRole(t *testing.T) {
 	isolate(t)
 	f := newFakeAWS(t)
 	role := &AssumeRole{ARN: "arn:aws:iam::123456789012:role/Uploader", SessionName: "cam1", ExternalID: "ext-secret", Duration: 20 * time.Minute}
-	k, r := retrieveKey(t, Sources{AccessKey: ptr("AKIDBASE"), SecretKey: ptr("s"), Role: role}, Options{Region: "us-west-2", STSEndpoint: f.URL, HTTPClient: f.Client()})
+	product := func(st *middleware.Stack) error {
+		return st.Build.Add(middleware.BuildMiddlewareFunc("product", func(ctx context.Context, in middleware.BuildInput, next middleware.BuildHandler) (middleware.BuildOutput, middleware.Metadata, error) {
+			in.Request.(*smithyhttp.Request).Header.Set("User-Agent", "cam-fleet/2")
+			return next.HandleBuild(ctx, in)
+		}), middleware.After)
+	}
+	k, r := retrieveKey(t, Sources{AccessKey: ptr("AKIDBASE"), SecretKey: ptr("s"), Role: role}, Options{Region: "us-west-2", STSEndpoint: f.URL, HTTPClient: f.Client(),
+		APIOptions: []func(*middleware.Stack) error{product}})
+	if ua := f.ua.Load(); ua != "cam-fleet/2" {
+		t.Errorf("STS call's User-Agent %q: APIOptions were not applied", ua)
+	}
 	if k != "ASIAASSUME" || r.Source != "role arn:aws:iam::123456789012:role/Uploader assumed with properties" {
 		t.Fatalf("%s from %s", k, r.Source)
 	}

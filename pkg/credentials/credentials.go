@@ -11,6 +11,8 @@
 package credentials
 
 import (
+	"github.com/aws/smithy-go/middleware"
+
 	"context"
 	"errors"
 	"fmt"
@@ -23,7 +25,13 @@ import (
 )
 
 // ErrNoCredentials is returned when no source yields credentials.
-var ErrNoCredentials = errors.New("credentials: no AWS credentials found: set iot-certificate, the access-key and secret-key properties, AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a credential-path file, or configure the AWS default chain (~/.aws, web identity, ECS, EC2 instance metadata)")
+// Callers add what their users can set (the element's properties, a tool's
+// flags) with NoCredentialsHint or their own words.
+var ErrNoCredentials = errors.New("credentials: no AWS credentials found")
+
+// EnvironmentHint names the credential sources that need no program
+// settings: the environment and the AWS default chain.
+const EnvironmentHint = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary credentials), or the AWS default chain: a profile in ~/.aws/credentials or ~/.aws/config (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), ECS container or EC2 instance credentials"
 
 // Sources are the credential inputs of the element. Resolve uses the first
 // one that is set, in this order (the official element's order, then the
@@ -72,6 +80,11 @@ type Options struct {
 	// again. It defaults to ExpiryWindow; tests with short-lived
 	// credentials shrink it.
 	ExpiryWindow time.Duration
+	// UserAgent, if set, starts the User-Agent header of requests to the
+	// IoT credentials provider. APIOptions are added to the STS client's
+	// middleware stack (the element puts its user-agent there as well).
+	UserAgent  string
+	APIOptions []func(*middleware.Stack) error
 }
 
 // HTTPClient is the SDK's HTTP client interface (*http.Client is one).
@@ -134,7 +147,7 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 
 func resolveBase(ctx context.Context, src Sources, o Options) (Resolved, aws.CredentialsProvider, error) {
 	if src.IoT != nil {
-		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now})
+		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now, Product: o.UserAgent})
 		if err != nil {
 			return Resolved{}, nil, err
 		}

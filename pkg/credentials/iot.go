@@ -68,17 +68,20 @@ type IoTOptions struct {
 	// Now is the clock used to check the certificate's validity and the
 	// expiration of credentials; default time.Now.
 	Now func() time.Time
+	// Product, if set, starts the User-Agent header, before IoTUserAgent.
+	Product string
 }
 
 // IoTProvider fetches temporary credentials with a device certificate. It
 // is an aws.CredentialsProvider; wrap it in aws.CredentialsCache (Resolve
 // does) so that it is asked only when the last credentials near expiry.
 type IoTProvider struct {
-	cfg    IoTCertificate
-	url    string
-	client *http.Client
-	now    func() time.Time
-	certID string
+	cfg     IoTCertificate
+	product string
+	url     string
+	client  *http.Client
+	now     func() time.Time
+	certID  string
 }
 
 // NewIoTProvider reads and checks the certificate, its key and the CA (the
@@ -161,11 +164,12 @@ func NewIoTProvider(c IoTCertificate, o IoTOptions) (*IoTProvider, []string, err
 		IdleConnTimeout:     30 * time.Second,
 	}
 	p := &IoTProvider{
-		cfg:    c,
-		url:    "https://" + c.Endpoint + "/role-aliases/" + url.PathEscape(c.RoleAlias) + "/credentials",
-		client: &http.Client{Transport: tr, Timeout: c.CompletionTimeout},
-		now:    now,
-		certID: CertificateID(pair.Certificate[0]),
+		cfg:     c,
+		product: o.Product,
+		url:     "https://" + c.Endpoint + "/role-aliases/" + url.PathEscape(c.RoleAlias) + "/credentials",
+		client:  &http.Client{Transport: tr, Timeout: c.CompletionTimeout},
+		now:     now,
+		certID:  CertificateID(pair.Certificate[0]),
 	}
 	return p, warnings, nil
 }
@@ -191,7 +195,11 @@ func (p *IoTProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 		return aws.Credentials{}, fmt.Errorf("%w %s: %v", ErrIoTCredentials, p.url, err)
 	}
 	req.Header.Set("x-amzn-iot-thingname", p.cfg.ThingName)
-	req.Header.Set("User-Agent", IoTUserAgent)
+	ua := IoTUserAgent
+	if p.product != "" {
+		ua = p.product + " " + IoTUserAgent
+	}
+	req.Header.Set("User-Agent", ua)
 	resp, err := p.client.Do(req)
 	if err != nil {
 		return aws.Credentials{}, fmt.Errorf("%w %s (thing %s): %v", ErrIoTCredentials, p.url, p.cfg.ThingName, explainTLS(err, p.cfg))
@@ -289,7 +297,16 @@ func explainTLS(err error, c IoTCertificate) error {
 	case errors.As(err, &ce):
 		return fmt.Errorf("the endpoint's certificate is invalid: %v", err)
 	case strings.Contains(err.Error(), "remote error: tls"), strings.Contains(err.Error(), "connection reset"):
-		return fmt.Errorf("the endpoint refused the TLS handshake: is the certificate in %s registered and ACTIVE, and the endpoint the iot:CredentialProvider one? (%v)", c.CertPath, err)
+		host := c.Endpoint
+		if h, _, splitErr := net.SplitHostPort(c.Endpoint); splitErr == nil {
+			host = h
+		}
+		if net.ParseIP(strings.Trim(host, "[]")) != nil {
+			// Go sends no server name (SNI) for an IP address, and the
+			// credentials provider routes the handshake by that name.
+			return fmt.Errorf("the endpoint refused the TLS handshake; endpoint=%s is an IP address, so no server name was sent: use the credentials provider's host name (aws iot describe-endpoint --endpoint-type iot:CredentialProvider; localhost for a local endpoint) (%v)", c.Endpoint, err)
+		}
+		return fmt.Errorf("the endpoint refused the TLS handshake: check that endpoint=%s is your account's credentials provider (aws iot describe-endpoint --endpoint-type iot:CredentialProvider) and that the certificate in %s is registered and ACTIVE (%v)", c.Endpoint, c.CertPath, err)
 	}
 	return err
 }

@@ -78,6 +78,7 @@ type fakeIoT struct {
 	endpoint string // localhost:PORT
 	requests atomic.Int32
 	thing    atomic.Value
+	ua       atomic.Value
 	answer   func(w http.ResponseWriter, r *http.Request)
 }
 
@@ -92,6 +93,7 @@ func newFakeIoT(t *testing.T) *fakeIoT {
 	f.srv = httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.requests.Add(1)
 		f.thing.Store(r.Header.Get("x-amzn-iot-thingname"))
+		f.ua.Store(r.Header.Get("User-Agent"))
 		if len(r.TLS.PeerCertificates) == 0 || r.URL.Path != "/role-aliases/Alias/credentials" || r.TLS.ServerName != "localhost" {
 			http.Error(w, "bad request", 400)
 			return
@@ -153,6 +155,20 @@ func TestIoTProvider(t *testing.T) {
 	}
 	if f.thing.Load() != "cam1" {
 		t.Fatalf("thing header %v", f.thing.Load())
+	}
+	if ua := f.ua.Load(); ua != IoTUserAgent {
+		t.Errorf("User-Agent %q, want %q", ua, IoTUserAgent)
+	}
+	// The element's user-agent starts it.
+	pp, _, err := NewIoTProvider(c, IoTOptions{Product: "cam-fleet/2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pp.Retrieve(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if ua := f.ua.Load(); ua != "cam-fleet/2 "+IoTUserAgent {
+		t.Errorf("User-Agent %q, want the product first", ua)
 	}
 	// A CA directory works as well as a file.
 	c.CAPath = filepath.Dir(c.CAPath)

@@ -220,6 +220,18 @@ func (b *Builder) Config() Config { return b.cfg }
 // Skipped returns how many frames were dropped before the first key frame.
 func (b *Builder) Skipped() int { return b.skipped }
 
+// SetNextSeq sets the Seq of the next fragment started (fragments that
+// came from elsewhere take the numbers before it). It has no effect once a
+// fragment was started.
+func (b *Builder) SetNextSeq(seq uint64) {
+	if b.cur == nil && b.seq == 0 {
+		b.seq = seq
+	}
+}
+
+// NextSeq is the Seq the next fragment started will have.
+func (b *Builder) NextSeq() uint64 { return b.seq }
+
 // Current returns the open fragment, or nil.
 func (b *Builder) Current() *Fragment { return b.cur }
 

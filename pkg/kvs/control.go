@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideo/types"
 	"github.com/aws/smithy-go"
+	"github.com/aws/smithy-go/middleware"
 
 	"github.com/kvsgo/kvsgo/pkg/clock"
 )
@@ -46,9 +46,8 @@ type ControlConfig struct {
 	// HTTPClient carries the calls; nil means a client whose dial and TLS
 	// handshake are bounded by ConnectTimeout.
 	HTTPClient *http.Client
-	// UserAgent is added to the SDK's User-Agent as its application id
-	// (app/<id>: '/' and ' ' become '-', other characters outside
-	// [A-Za-z0-9._-] are dropped, at most 50).
+	// UserAgent is put at the start of every call's User-Agent header,
+	// before the SDK's own tokens (UserAgentFirst).
 	UserAgent string
 	// ConnectTimeout bounds dial + TLS of the default client. It defaults to
 	// 5 s.
@@ -127,31 +126,13 @@ func NewControl(cfg ControlConfig) (*Control, error) {
 		Credentials:  cfg.Credentials,
 		HTTPClient:   cfg.HTTPClient,
 		Retryer:      retryer,
-		AppID:        sanitizeAppID(cfg.UserAgent),
+		APIOptions:   []func(*middleware.Stack) error{UserAgentFirst(cfg.UserAgent)},
 	})
 	return &Control{cfg: cfg, client: client}, nil
 }
 
 // Endpoint is the control-plane base URL in use.
 func (c *Control) Endpoint() string { return c.cfg.Endpoint }
-
-// sanitizeAppID keeps the characters the SDK allows in an app id; '/' and
-// ' ' become '-' ("kvsgo/1.0" is sent as app/kvsgo-1.0).
-func sanitizeAppID(s string) string {
-	var b strings.Builder
-	for _, r := range s {
-		switch {
-		case r == '/' || r == ' ':
-			b.WriteByte('-')
-		case r < 128 && (r == '-' || r == '.' || r == '_' || r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z'):
-			b.WriteRune(r)
-		}
-	}
-	if b.Len() > 50 {
-		return b.String()[:50]
-	}
-	return b.String()
-}
 
 // StreamInfo is what DescribeStream returns.
 type StreamInfo struct {

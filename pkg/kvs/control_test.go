@@ -169,8 +169,12 @@ func TestDescribeStream(t *testing.T) {
 	if *info != want {
 		t.Errorf("got %+v\nwant %+v", *info, want)
 	}
-	if ua := s.uas[0]; !strings.Contains(ua, "app/kvsgo-test-1.0") {
-		t.Errorf("user agent %q lacks the application id", ua)
+	// The user-agent property starts every request's User-Agent, as it
+	// starts PutMedia's; the SDK's tokens follow.
+	for i, ua := range s.uas {
+		if !strings.HasPrefix(ua, "kvsgo-test/1.0 aws-sdk-go-v2/") {
+			t.Errorf("call %d: User-Agent %q does not start with the configured product", i, ua)
+		}
 	}
 	if _, err := c.DescribeStream(context.Background(), "bad name"); err == nil || s.count("describeStream") != 1 {
 		t.Errorf("invalid name: %v (calls %d)", err, s.count("describeStream"))

@@ -20,7 +20,7 @@ func TestMain(m *testing.M) {
 func TestNoCgoNoGStreamer(t *testing.T) {
 	goTool, err := exec.LookPath("go")
 	if err != nil {
-		t.Skip("go tool not in PATH")
+		t.Fatalf("the go tool is not in PATH: %v", err)
 	}
 	out, err := exec.Command(goTool, "list", "-deps", "-f", "{{.ImportPath}} {{.Standard}} {{len .CgoFiles}}", ".").CombinedOutput()
 	if err != nil {

@@ -353,6 +353,9 @@ func (p *PutMedia) readAcks(sctx context.Context, body io.ReadCloser, stopCtx fu
 			case errors.Is(err, io.EOF):
 			case sctx.Err() != nil:
 				p.setErr(p.cause(sctx))
+			case errors.Is(err, io.ErrUnexpectedEOF):
+				p.setErr(fmt.Errorf("PutMedia response from %s: the connection closed in the middle of an acknowledgement (truncated ack stream): %w", p.endpoint, err))
+				p.cancel(err)
 			default:
 				p.setErr(fmt.Errorf("PutMedia response from %s: %w", p.endpoint, err))
 				p.cancel(err)

@@ -2,6 +2,7 @@ package sink
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -129,6 +130,12 @@ type Config struct {
 	// demuxer's queue keeps one track behind the other, well under the 10 s
 	// a fragment may last.
 	StallTimeout time.Duration
+	// StoragePath, if set, keeps the store's fragments on disk as well
+	// (disk.go), in a directory per stream under it, so that a restarted
+	// producer uploads what an earlier run had accepted. StorageSize then
+	// bounds the files as it bounds memory. It needs absolute fragment
+	// times (recovered fragments keep their original timecodes).
+	StoragePath string
 
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).
 	E2EE *E2EEConfig
@@ -167,8 +174,11 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if st.TimecodeScaleMs == 0 {
 		return c, fmt.Errorf("%w: timecode-scale must be at least 1 ms", ErrSettings)
 	}
-	if !st.KeyFrameFragmentation && (st.FragmentDurationMs < 1000 || st.FragmentDurationMs > 30000) {
-		return c, fmt.Errorf("%w: fragment-duration %d ms outside 1000..30000 (used when key-frame-fragmentation=false)", ErrSettings, st.FragmentDurationMs)
+	if st.FragmentDurationMs < MinFragmentDurationMs || st.FragmentDurationMs > MaxFragmentDurationMs {
+		return c, fmt.Errorf("%w: fragment-duration %d ms outside %d..%d", ErrSettings, st.FragmentDurationMs, MinFragmentDurationMs, MaxFragmentDurationMs)
+	}
+	if st.RetentionHours > MaxRetentionHours {
+		return c, fmt.Errorf("%w: retention-period %d h is over the service's %d h maximum", ErrSettings, st.RetentionHours, MaxRetentionHours)
 	}
 	c = Config{
 		StreamName:            st.StreamName,
@@ -206,11 +216,15 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		MetricsInterval:       time.Duration(st.MetricsIntervalMs) * time.Millisecond,
 		MetricsOnKeyFrame:     st.GetKVSMetrics,
 		CACertPath:            caCertPath(st.CACertPath, getenv),
+		StoragePath:           deref(st.StoragePath),
 		LoopbackOnly:          getenv(LoopbackOnlyEnv) != "",
 		HTTPClient:            hc, // the credentials' client: one transport, CAs read once
 	}
 	if st.FileStartTime != 0 {
 		c.FileStartTime = time.Unix(int64(st.FileStartTime), 0)
+	}
+	if c.StoragePath != "" && !c.AbsoluteFragmentTimes && c.StreamingType != Offline {
+		return c, fmt.Errorf("%w: storage-path needs absolute-fragment-times=true: fragments recovered after a restart are uploaded with their original times", ErrSettings)
 	}
 	if c.E2EE, err = st.e2eeConfig(); err != nil {
 		return c, err
@@ -246,8 +260,8 @@ func (st Settings) e2eeConfig() (*E2EEConfig, error) {
 			return nil, fmt.Errorf("%w: e2ee-suite: %w", ErrSettings, err)
 		}
 	}
-	if st.E2EERotationSec < 60 {
-		return nil, fmt.Errorf("%w: e2ee-rotation-interval %d s is under the 60 s minimum", ErrSettings, st.E2EERotationSec)
+	if st.E2EERotationSec < MinE2EERotationSec {
+		return nil, fmt.Errorf("%w: e2ee-rotation-interval %d s is under the %d s minimum", ErrSettings, st.E2EERotationSec, MinE2EERotationSec)
 	}
 	return &E2EEConfig{Recipients: rs, SigningKey: sk, Suite: suite, RotationInterval: secs(st.E2EERotationSec)}, nil
 }
@@ -300,7 +314,11 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 	defer cancel()
 	r, err := credentials.Resolve(ctx, src, credentials.Options{
 		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
+		UserAgent: st.UserAgent, APIOptions: kvs.UserAgentAPIOptions(st.UserAgent),
 	})
+	if errors.Is(err, credentials.ErrNoCredentials) {
+		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w; set the iot-certificate property, the access-key and secret-key properties, a credential-path file (default .kvs/credential), or %s", ErrSettings, err, credentials.EnvironmentHint)
+	}
 	if err != nil {
 		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
 	}

@@ -51,12 +51,14 @@ func TestSettingsConfig(t *testing.T) {
 		{name: "AWS_ENDPOINT_URL", env: with(map[string]string{"AWS_ENDPOINT_URL": "https://kvs.example.com"}), region: "us-west-2", endpoint: "https://kvs.example.com", source: "AWS_ENDPOINT_URL"},
 		{name: "plain http only on loopback", env: with(map[string]string{"CONTROL_PLANE_URI": "http://10.0.0.1:80"}), err: "CONTROL_PLANE_URI"},
 		{name: "bad stream name", mod: func(s *Settings) { s.StreamName = "a b" }, env: creds, err: "stream-name"},
-		{name: "no credentials", env: map[string]string{}, err: "no AWS credentials"},
+		{name: "no credentials", env: map[string]string{}, err: "; set the iot-certificate property, the access-key and secret-key properties"},
 		{name: "bad region", mod: func(s *Settings) { s.AWSRegion = ptr("mars") }, env: creds, err: "mars"},
 		{name: "non-string stream tag", mod: func(s *Settings) {
 			s.StreamTags = &Structure{Name: "tags", Fields: map[string]TypedValue{"n": {Type: "gint", Value: "5"}}}
 		}, env: creds, err: "n=(string)5"},
 		{name: "fragment-duration out of range", mod: func(s *Settings) { s.KeyFrameFragmentation = false; s.FragmentDurationMs = 500 }, env: creds, err: "fragment-duration"},
+		{name: "fragment-duration out of range with key-frame fragmentation", mod: func(s *Settings) { s.FragmentDurationMs = 30001 }, env: creds, err: "fragment-duration 30001 ms outside 1000..30000"},
+		{name: "retention-period over the service's maximum", mod: func(s *Settings) { s.RetentionHours = 87601 }, env: creds, err: "retention-period 87601 h"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

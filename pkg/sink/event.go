@@ -20,6 +20,7 @@ const (
 	EventEpoch                           // a new end-to-end encryption epoch (Epoch is set)
 	EventDropped                         // frames were dropped from the store (Dropped says which)
 	EventMetrics                         // periodic or per-key-frame metrics (Metrics)
+	EventRecovered                       // fragments of an earlier run were found in StoragePath (Recovered)
 )
 
 // Event is an observation from the core, for element messages and signals.
@@ -43,6 +44,8 @@ type Event struct {
 	Retriable bool
 	// Dropped describes an EventDropped.
 	Dropped Dropped
+	// Recovered is set on EventRecovered.
+	Recovered *Recovered
 	// Metrics is set on EventMetrics.
 	Metrics Metrics
 	// Track names the track a warning is about (TrackAny: none).

@@ -59,6 +59,16 @@ const (
 	DefaultDeviceName            = "Kinesis_Video_Device"
 )
 
+// Property ranges the element declares in its GParamSpecs and Config checks
+// again for callers that fill Settings directly.
+const (
+	MinFragmentDurationMs = 1000
+	MaxFragmentDurationMs = 30000
+	MaxRetentionHours     = 87600 // the service's DataRetentionInHours limit: 10 years
+	MaxRoleDurationSec    = 43200 // STS AssumeRole's DurationSeconds limit; 1..899 is refused at start
+	MinE2EERotationSec    = 60
+)
+
 // TypedValue is one field of a GstStructure property as the plugin read it:
 // the GType name of the value (e.g. "gchararray", "gint") and its
 // serialisation. Keeping the type lets pure code reject non-string fields the
@@ -144,6 +154,8 @@ type Settings struct {
 	// MetricsIntervalMs is kvsgo's metrics-interval property: how often a
 	// kvs-metrics element message is posted; 0 = never.
 	MetricsIntervalMs uint
+	// StoragePath is storage-path: a directory for the disk-backed store.
+	StoragePath *string
 }
 
 // E2EE defaults.

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/fragment"
+	"github.com/kvsgo/kvsgo/pkg/journal"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
@@ -57,6 +58,13 @@ type entry struct {
 	sent  bool      // completely written on some session
 	tried bool      // written (at least partly) on some session
 	putAt time.Time // when its first frame was put (latency)
+
+	// The disk journal (disk.go): the fragment's id there, how many of
+	// its bytes were appended, whether it was started and closed there,
+	// and whether it came back from an earlier run.
+	jid                          uint64
+	journaled                    int
+	jstarted, jclosed, recovered bool
 }
 
 // Sink streams one track to one Kinesis video stream.
@@ -75,6 +83,7 @@ type Sink struct {
 	stored        int64
 	started       bool // first frame seen
 	firstPTS      time.Duration
+	lastPTS       time.Duration // buffer time of the last frame (any track)
 	producerStart time.Time
 	eos           bool // Finish called
 	closed        bool // Close called
@@ -94,6 +103,13 @@ type Sink struct {
 	endpointAt       time.Time
 	endpointStale    bool
 	lastLatencyReset time.Time
+	// rotatedFrom is the expiry of the credentials whose connection was
+	// last rotated before they expire: the next connection must be signed
+	// with a later set, and is not rotated for this one again.
+	rotatedFrom time.Time
+
+	journal                             *journal.Journal // Config.StoragePath; nil without one or after it failed
+	journalFullWarned, journalLagWarned bool
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -179,6 +195,17 @@ func (s *Sink) Start(ctx context.Context) error {
 		return s.startErr("GetDataEndpoint", err, bound)
 	}
 	s.dataEndpoint, s.endpointAt = ep, s.cfg.Clock.Now()
+	if s.cfg.StoragePath != "" {
+		rep, err := s.openJournal()
+		if err != nil {
+			return err
+		}
+		if rep != nil {
+			s.emit(Event{Kind: EventRecovered, Recovered: rep, Message: fmt.Sprintf(
+				"recovered %d frame(s) in %d fragment(s) that an earlier run left in storage-path (stream time %v to %v): they are uploaded first",
+				rep.Frames, rep.Fragments, time.Unix(0, int64(rep.From)).UTC().Format(time.RFC3339Nano), time.Unix(0, int64(rep.To)).UTC().Format(time.RFC3339Nano))})
+		}
+	}
 	s.log.Info("stream ready", "arn", info.ARN, "data_endpoint", ep, "control_plane", s.cfg.Endpoint, "endpoint_source", s.cfg.EndpointSource, "credentials", s.cfg.CredSource)
 	s.runCtx, s.cancel = context.WithCancel(context.Background())
 	go s.run()
@@ -278,6 +305,9 @@ func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
 	if err != nil {
 		return old
 	}
+	if old != nil {
+		b.SetNextSeq(old.NextSeq()) // fragments keep numbers no entry has
+	}
 	return b
 }
 
@@ -352,7 +382,7 @@ func (s *Sink) addLocked(f fragment.Frame) error {
 		s.entries = append(s.entries, &entry{frag: cur, hdr: s.hdr, putAt: s.cfg.Clock.Now()})
 		if cur.Forced && !s.longGOPWarned {
 			s.longGOPWarned = true
-			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame at pts %v (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval under 10 s", fragment.MaxServiceDuration, cur.Seq, f.PTS)})
+			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame %v into the stream (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval (x264enc key-int-max, for example) to under 10 s of frames", fragment.MaxServiceDuration, cur.Seq, (s.lastPTS - s.firstPTS).Round(time.Millisecond))})
 		}
 	}
 	s.stored += int64(len(f.Data)) + 16
@@ -362,6 +392,9 @@ func (s *Sink) addLocked(f fragment.Frame) error {
 		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
 	s.wakeLocked()
+	if last := s.entries[len(s.entries)-1]; last.frag == cur {
+		s.journalLocked(last) // the frame is on its way to disk before Put returns
+	}
 	return nil
 }
 
@@ -377,6 +410,13 @@ func (s *Sink) warnSkipLocked(pts time.Duration) {
 // time for absolute fragment times, time since the first frame otherwise.
 func (s *Sink) timestampLocked(f Frame, t *track) (time.Duration, error) {
 	pts := f.PTS
+	if pts == NoTime && t.order != nil && s.cfg.FrameTimecodes {
+		var warning string
+		pts, warning = t.order.present(f)
+		if warning != "" {
+			s.queue(Event{Kind: EventWarning, Message: warning})
+		}
+	}
 	if pts == NoTime {
 		pts = f.DTS
 	}
@@ -401,7 +441,7 @@ func (s *Sink) timestampLocked(f Frame, t *track) (time.Duration, error) {
 		s.started, s.firstPTS = true, pts
 		s.producerStart = s.cfg.Clock.Now()
 	}
-	t.lastPTS = pts
+	t.lastPTS, s.lastPTS = pts, pts
 	var abs time.Duration
 	switch {
 	case s.cfg.StreamingType == Offline:
@@ -429,6 +469,12 @@ func (s *Sink) closeFragmentLocked(f *fragment.Fragment) {
 		return
 	}
 	f.Closed = true
+	for i := len(s.entries) - 1; i >= 0; i-- {
+		if s.entries[i].frag == f {
+			s.journalLocked(s.entries[i])
+			break
+		}
+	}
 	s.wakeLocked()
 }
 
@@ -562,6 +608,7 @@ func (s *Sink) Close() error {
 			s.cancel()
 			<-s.done
 		}
+		s.closeJournal()
 		// Wake a Put or Finish still waiting for room or acks.
 		s.mu.Lock()
 		s.closed = true

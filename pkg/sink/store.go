@@ -88,6 +88,7 @@ func (s *Sink) removeLocked(i int, reason, why string) {
 	e := s.entries[i]
 	s.entries = append(s.entries[:i], s.entries[i+1:]...)
 	s.stored -= int64(len(e.frag.Data))
+	s.journalDoneLocked(e)
 	if s.stored < 0 || len(s.entries) == 0 {
 		s.stored = 0
 	}

@@ -59,10 +59,16 @@ func backoff(n int, rnd func(int64) int64) time.Duration {
 }
 
 // rotationAt is when a connection opened at opened must be rotated: before
-// maxDur (MaxConnectionLifetime less jitter when maxDur is 0) and
-// grace (default credentialGrace) before the credentials expire (if they
-// do).
-func rotationAt(opened time.Time, maxDur time.Duration, expires time.Time, canExpire bool, grace time.Duration, rnd func(int64) int64) time.Time {
+// maxDur (MaxConnectionLifetime less jitter when maxDur is 0) and, when the
+// credentials that signed it expire (canExpire), grace (default
+// credentialGrace) before they do. A set that lives less than twice the
+// grace is used for half of its remaining life instead, so that however
+// short-lived the credentials, a connection carries its set for a while and
+// each set costs one rotation, never one per fragment. A set that has
+// already expired schedules nothing: the service ends or refuses the
+// connection, and the expired-token path fetches the next set. forCreds
+// reports that the credentials, not the lifetime, set the time.
+func rotationAt(opened time.Time, maxDur time.Duration, expires time.Time, canExpire bool, grace time.Duration, rnd func(int64) int64) (at time.Time, forCreds bool) {
 	if grace <= 0 {
 		grace = credentialGrace
 	}
@@ -70,13 +76,14 @@ func rotationAt(opened time.Time, maxDur time.Duration, expires time.Time, canEx
 		j := min(rotationJitterMax, MaxConnectionLifetime/10)
 		maxDur = MaxConnectionLifetime - time.Duration(rnd(int64(j)+1))
 	}
-	at := opened.Add(maxDur)
-	if canExpire && !expires.IsZero() {
-		if e := expires.Add(-grace); e.Before(at) {
-			at = e
+	at = opened.Add(maxDur)
+	if canExpire && !expires.IsZero() && expires.After(opened) {
+		g := min(grace, expires.Sub(opened)/2)
+		if e := expires.Add(-g); e.Before(at) {
+			return e, true
 		}
 	}
-	return at
+	return at, false
 }
 
 // resetReason says why the watchdog ends a connection.

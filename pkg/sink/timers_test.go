@@ -28,21 +28,33 @@ func TestRotationAt(t *testing.T) {
 	opened := fc.Now()
 	noJitter := func(int64) int64 { return 0 }
 	maxJitter := func(n int64) int64 { return n - 1 }
-	if got := rotationAt(opened, 0, time.Time{}, false, 0, noJitter); got.Sub(opened) != MaxConnectionLifetime {
+	if got, _ := rotationAt(opened, 0, time.Time{}, false, 0, noJitter); got.Sub(opened) != MaxConnectionLifetime {
 		t.Fatalf("static credentials: rotate after %v", got.Sub(opened))
 	}
-	if got := rotationAt(opened, 0, time.Time{}, false, 0, maxJitter); got.Sub(opened) != MaxConnectionLifetime-rotationJitterMax {
+	if got, _ := rotationAt(opened, 0, time.Time{}, false, 0, maxJitter); got.Sub(opened) != MaxConnectionLifetime-rotationJitterMax {
 		t.Fatalf("max jitter: rotate after %v", got.Sub(opened))
 	}
 	exp := opened.Add(10 * time.Minute)
-	if got := rotationAt(opened, 0, exp, true, 0, noJitter); !got.Equal(exp.Add(-credentialGrace)) {
+	if got, _ := rotationAt(opened, 0, exp, true, 0, noJitter); !got.Equal(exp.Add(-credentialGrace)) {
 		t.Fatalf("expiring credentials: rotate at %v, want %v", got, exp.Add(-credentialGrace))
 	}
-	if got := rotationAt(opened, 0, exp, true, 5*time.Second, noJitter); !got.Equal(exp.Add(-5 * time.Second)) {
+	if got, _ := rotationAt(opened, 0, exp, true, 5*time.Second, noJitter); !got.Equal(exp.Add(-5 * time.Second)) {
 		t.Fatalf("grace 5 s: rotate at %v, want %v", got, exp.Add(-5*time.Second))
 	}
-	if got := rotationAt(opened, time.Second, exp, true, 0, noJitter); got.Sub(opened) != time.Second {
+	if got, _ := rotationAt(opened, time.Second, exp, true, 0, noJitter); got.Sub(opened) != time.Second {
 		t.Fatalf("configured duration: %v", got.Sub(opened))
+	}
+	// A set that lives less than twice the grace is used for half of its
+	// remaining life, not rotated away from at once.
+	if got, forCreds := rotationAt(opened, 0, opened.Add(25*time.Second), true, 0, noJitter); got.Sub(opened) != 12500*time.Millisecond || !forCreds {
+		t.Fatalf("25 s credentials: rotate after %v (for the credentials: %v), want 12.5 s", got.Sub(opened), forCreds)
+	}
+	// An expired set schedules no rotation; the lifetime still applies.
+	if got, forCreds := rotationAt(opened, 0, opened.Add(-time.Second), true, 0, noJitter); got.Sub(opened) != MaxConnectionLifetime || forCreds {
+		t.Fatalf("expired credentials: rotate after %v (for the credentials: %v)", got.Sub(opened), forCreds)
+	}
+	if _, forCreds := rotationAt(opened, 0, opened.Add(time.Hour), true, 0, noJitter); forCreds {
+		t.Fatal("credentials outliving the connection's lifetime reported as the reason")
 	}
 }
 

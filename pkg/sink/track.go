@@ -35,6 +35,9 @@ type track struct {
 	backWarned    bool
 	lastOrder     time.Duration // interleaving order time of the last frame
 	orderSeen     bool
+	// order derives presentation times of H.264/H.265 frames that arrive
+	// without (nil for audio).
+	order *presenter
 }
 
 // TrackKind is what a pad carries.
@@ -137,6 +140,7 @@ func trackFor(f Format, codecID, name string) (*track, error) {
 		return nil, formatErr("codec %q (kvssink takes H.264, H.265, AAC, A-law and µ-law)", f.Codec)
 	}
 	if t.video {
+		t.order = newPresenter(t.hevc, f, t.frameDuration)
 		if codecID != "" && codecID != DefaultCodecID {
 			t.entry.CodecID = codecID
 		}

@@ -234,7 +234,10 @@ func (s *Sink) trimLocked() {
 		n++
 	}
 	for _, e := range s.entries[:n] {
-		s.builder.Recycle(e.frag) // acknowledged and not being written
+		s.journalDoneLocked(e)
+		if !e.recovered {
+			s.builder.Recycle(e.frag) // acknowledged and not being written
+		}
 	}
 	if n > 0 {
 		s.entries = append(s.entries[:0], s.entries[n:]...)
@@ -256,26 +259,24 @@ type sessState struct {
 	sentAny      bool
 }
 
-// freshCredentials makes sure a new connection is not signed with
-// credentials that are already due for rotation: a cache (which reports its
-// credentials as expiring ExpiryWindow early) may still hand out the set the
-// previous connection was rotated away from, which would rotate the new
-// connection again at once. Such a cache is invalidated so that it fetches
-// the next set: one fetch, one rotation per refresh.
+// freshCredentials makes sure a new connection is not signed with the set
+// of credentials the previous connection was rotated away from: a cache
+// (which reports its credentials as expiring ExpiryWindow early) may still
+// hand it out. Such a cache is invalidated so that it fetches the next set:
+// one fetch, one rotation per set.
 func (s *Sink) freshCredentials(ctx context.Context) {
-	c, err := s.cfg.Credentials.Retrieve(ctx)
-	if err != nil || !c.CanExpire {
+	s.mu.Lock()
+	from := s.rotatedFrom
+	s.mu.Unlock()
+	if from.IsZero() {
 		return
 	}
-	grace := s.cfg.CredentialGrace
-	if grace <= 0 {
-		grace = credentialGrace
-	}
-	if s.cfg.Clock.Now().Before(c.Expires.Add(-grace)) {
+	c, err := s.cfg.Credentials.Retrieve(ctx)
+	if err != nil || !c.CanExpire || c.Expires.After(from) {
 		return
 	}
 	if inv, ok := s.cfg.Credentials.(interface{ Invalidate() }); ok {
-		s.log.Debug("credentials are due for rotation: fetching the next set before connecting")
+		s.log.Debug("the credentials are the set the last connection was rotated away from: fetching the next set before connecting")
 		inv.Invalidate()
 	}
 }
@@ -350,7 +351,10 @@ func (s *Sink) session(ctx context.Context, start int) error {
 	s.mu.Lock()
 	s.metrics.Connections++
 	restored := s.metrics.Connections > 1
-	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire, s.cfg.CredentialGrace, rnd),
+	// A set no later than the one the last rotation left (the source had
+	// no newer one) is not rotated for again: one rotation per set.
+	rotateAt, forCreds := rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire && expires.After(s.rotatedFrom), s.cfg.CredentialGrace, rnd)
+	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotateAt,
 		opened: now, lastReset: s.lastLatencyReset}
 	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
 		wd.maxLatency = s.cfg.MaxLatency
@@ -429,6 +433,9 @@ func (s *Sink) session(ctx context.Context, start int) error {
 			case resetRotate:
 				ss.rotate = true
 				wd.rotateAt = time.Time{}
+				if forCreds {
+					s.rotatedFrom = expires
+				}
 				s.wakeLocked()
 			case resetLatency:
 				s.lastLatencyReset = now

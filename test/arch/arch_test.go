@@ -68,9 +68,10 @@ var allowedInternal = map[string][]string{
 	"pkg/credentials": {"pkg/clock"},
 	"pkg/kvs":         {"pkg/mkv", "pkg/clock"},
 	"pkg/e2ee":        {},
+	"pkg/journal":     {},
 	// The Matroska-level transform of encrypted streams (kvsdecrypt, kvsgo).
 	"pkg/e2ee/mkvstream": {"pkg/e2ee", "pkg/mkv"},
-	"pkg/sink":           {"pkg/fragment", "pkg/kvs", "pkg/credentials", "pkg/mkv", "pkg/codec/", "pkg/clock", "pkg/e2ee"},
+	"pkg/sink":           {"pkg/fragment", "pkg/kvs", "pkg/credentials", "pkg/mkv", "pkg/codec/", "pkg/clock", "pkg/e2ee", "pkg/journal"},
 }
 
 var awsAllowed = []string{"pkg/credentials", "pkg/kvs"}

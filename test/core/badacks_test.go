@@ -129,8 +129,19 @@ func (b *badEndpoint) putMedia(w http.ResponseWriter, r *http.Request, mode stri
 			case mode == "malformed" && clusters == 2:
 				send(func() { io.WriteString(w, `{"EventType":"BUFFERING","FragmentTimecode":"not a number"}`+"\n") })
 			case mode == "truncated" && clusters == 2:
+				// Half an ack, then the connection closes, as a failing
+				// server's does. (panic(http.ErrAbortHandler) would not do:
+				// net/http first reads up to 256 KiB more of the request
+				// body, which at a camera's pace takes longer than the
+				// client's staleness limit.)
 				send(func() { io.WriteString(w, `{"EventType":"RECEIV`) })
-				panic(http.ErrAbortHandler)
+				conn, _, err := rc.Hijack()
+				if err != nil {
+					b.t.Errorf("hijack: %v", err)
+					panic(http.ErrAbortHandler)
+				}
+				conn.Close()
+				return
 			default:
 				send(func() { ack(w, "BUFFERING", cur) })
 			}
@@ -149,7 +160,7 @@ func TestBadAckStreams(t *testing.T) {
 		lost string // what the connection-lost event says; "" = no reconnect
 	}{
 		{"malformed", "malformed PutMedia acknowledgement"},
-		{"truncated", "PutMedia response"},
+		{"truncated", "closed in the middle of an acknowledgement"},
 		{"reorder", ""},
 		{"silent", "connection-staleness"},
 		{"html", "502"},

@@ -18,6 +18,7 @@ type Property struct {
 	Blurb   string
 	Type    string // String, Boolean, Unsigned Integer, Unsigned Integer64, Enum, Boxed GstStructure, ...
 	Default string
+	Range   string // "lo - hi" of numeric properties, as gst-inspect prints it
 	Flags   string
 }
 
@@ -37,6 +38,7 @@ var (
 	propLine = regexp.MustCompile(`^  ([a-z0-9-]+)\s*: (.*)$`)
 	typeLine = regexp.MustCompile(`^\s{20,}(String|Boolean|Unsigned Integer64|Unsigned Integer|Integer64|Integer|Enum "[^"]+"|Boxed pointer of type "[^"]+"|Object of type "[^"]+"|Unsigned Long|Double|Float)(.*)$`)
 	defRE    = regexp.MustCompile(`Default: (.*)$`)
+	rangeRE  = regexp.MustCompile(`Range: (\S+ - \S+)`)
 )
 
 // Parse extracts the "Element Properties" section.
@@ -73,6 +75,9 @@ func Parse(out string) []Property {
 			if d := defRE.FindStringSubmatch(m[2]); d != nil {
 				cur.Default = strings.TrimSpace(d[1])
 			}
+			if r := rangeRE.FindStringSubmatch(m[2]); r != nil {
+				cur.Range = r[1]
+			}
 		}
 	}
 	return props
@@ -101,7 +106,7 @@ func Markdown(props []Property) string {
 	sorted := append([]Property(nil), props...)
 	sort.Slice(sorted, func(i, j int) bool { return sorted[i].Name < sorted[j].Name })
 	var b strings.Builder
-	b.WriteString("| Property | Type | Default | Description |\n|---|---|---|---|\n")
+	b.WriteString("| Property | Type | Range | Default | Description |\n|---|---|---|---|---|\n")
 	for _, p := range sorted {
 		if Inherited[p.Name] {
 			continue
@@ -110,7 +115,11 @@ func Markdown(props []Property) string {
 		if def == "" {
 			def = "—"
 		}
-		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", p.Name, p.Type, esc(def), esc(p.Blurb))
+		rng := p.Range
+		if rng == "" {
+			rng = "—"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s | %s |\n", p.Name, p.Type, rng, esc(def), esc(p.Blurb))
 	}
 	return b.String()
 }

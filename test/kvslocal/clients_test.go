@@ -127,10 +127,7 @@ func TestBoto3(t *testing.T) {
 	// it up as it is.
 	python := testenv.Tool(t, "/usr/bin/python3", "python3-boto3")
 	if err := exec.Command(python, "-c", "import boto3").Run(); err != nil {
-		if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
-			t.Fatalf("%s cannot import boto3 (Debian package python3-boto3); scripts/setup installs it", python)
-		}
-		t.Skipf("%s cannot import boto3 (Debian package python3-boto3); run scripts/setup", python)
+		testenv.Missing(t, python+" cannot import boto3 (Debian package python3-boto3); run scripts/setup")
 	}
 	fx := loadFixture(t)
 	_, url := start(t, t.TempDir())

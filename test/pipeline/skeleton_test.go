@@ -5,6 +5,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -158,12 +160,21 @@ func TestNoTimestampsFromFile(t *testing.T) {
 // longer ones with 4002), with one element warning.
 func TestLongGOP(t *testing.T) {
 	ep := startEndpoint(t)
-	r := launch(t, ep, 120*time.Second, "videotestsrc num-buffers=450 ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc key-int-max=1000 ! h264parse ! "+kvssink("longgop"))
+	// Buffer times start at 1000 h, as a live source's running time does:
+	// the warning speaks of stream time, not of the buffers' clock.
+	r := launch(t, ep, 120*time.Second, "videotestsrc num-buffers=450 timestamp-offset=3600000000000000 ! video/x-raw,width=160,height=120,framerate=30/1 ! x264enc key-int-max=1000 ! h264parse ! "+kvssink("longgop"))
 	if r.rc != 0 {
 		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
 	}
 	if n := strings.Count(r.output, "GOP longer than"); n != 1 {
 		t.Errorf("%d long-GOP warnings, want 1:\n%s", n, r.output)
+	}
+	m := regexp.MustCompile(`non-key frame ([0-9.]+)s into the stream`).FindStringSubmatch(r.output)
+	if m == nil || strings.Contains(r.output, "1000h") {
+		t.Fatalf("the long-GOP warning does not give the cut's stream time:\n%s", r.output)
+	}
+	if at, _ := strconv.ParseFloat(m[1], 64); at < 9 || at > 10 {
+		t.Errorf("cut %ss into the stream, want within the first 10 s", m[1])
 	}
 	path := ep.capture(t, "longgop", 1)[0]
 	if n := packets(t, path, "v"); n != 450 {

@@ -1,5 +1,7 @@
-// Package testenv locates the repository, the shared fixtures and the tools
-// tests depend on, and skips with a clear message when one is absent.
+// Package testenv locates the repository, its fixtures and the tools tests
+// depend on. A missing fixture fails the test; a missing tool skips it with
+// the Debian package to install, or fails under KVSGO_REQUIRE_TOOLS
+// (scripts/test sets it, so a full run never skips).
 package testenv
 
 import (
@@ -19,19 +21,31 @@ func Root() string {
 	return filepath.Clean(filepath.Join(filepath.Dir(file), "..", ".."))
 }
 
-// Fixture returns the path of a shared fixture (../shared/fixtures/name next
-// to the repository), or skips the test when it is absent, as in a user's
-// clone.
+// fixtures maps each shared fixture to the package that owns its one copy
+// (that package's testdata/README.md says where the bytes came from and
+// under which licence).
+var fixtures = map[string]string{
+	"official-putmedia.mkv":            "pkg/mkv/testdata",
+	"kvs-getmedia-real.mkv":            "pkg/mkv/testdata",
+	"sframe-rfc9605-test-vectors.json": "pkg/e2ee/testdata",
+}
+
+// Fixture returns the path of a fixture kept in the repository. An unknown
+// name or a missing file fails the test: a plain clone holds every fixture.
 func Fixture(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(Root(), "..", "shared", "fixtures", name)
+	dir, ok := fixtures[name]
+	if !ok {
+		t.Fatalf("testenv: no fixture named %q", name)
+	}
+	p := filepath.Join(Root(), filepath.FromSlash(dir), name)
 	if _, err := os.Stat(p); err != nil {
-		t.Skipf("fixture %s not present (it lives in ../shared/fixtures beside the repository in CI): %v", name, err)
+		t.Fatalf("fixture %s missing from the repository: %v", name, err)
 	}
 	return p
 }
 
-// ReadFixture reads a shared fixture, skipping as Fixture does.
+// ReadFixture reads a fixture, failing as Fixture does.
 func ReadFixture(t testing.TB, name string) []byte {
 	t.Helper()
 	b, err := os.ReadFile(Fixture(t, name))
@@ -47,10 +61,7 @@ func Tool(t testing.TB, name, debianPackage string) string {
 	t.Helper()
 	p, err := exec.LookPath(name)
 	if err != nil {
-		if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
-			t.Fatalf("%s not found (Debian package %s); scripts/setup installs it", name, debianPackage)
-		}
-		t.Skipf("%s not found (Debian package %s); run scripts/setup", name, debianPackage)
+		missing(t, fmt.Sprintf("%s not found (Debian package %s); run scripts/setup", name, debianPackage))
 	}
 	return p
 }
@@ -95,7 +106,7 @@ func BuildGstHost(t testing.TB, source string) string {
 	pc := Tool(t, "pkg-config", "pkg-config")
 	flags, err := exec.Command(pc, "--cflags", "--libs", "gstreamer-1.0").Output()
 	if err != nil {
-		t.Skipf("pkg-config gstreamer-1.0: %v (libgstreamer1.0-dev; run scripts/setup)", err)
+		missing(t, fmt.Sprintf("pkg-config gstreamer-1.0: %v (Debian package libgstreamer1.0-dev); run scripts/setup", err))
 	}
 	dir := t.TempDir()
 	src, bin := filepath.Join(dir, "host.c"), filepath.Join(dir, "host")
@@ -107,4 +118,17 @@ func BuildGstHost(t testing.TB, source string) string {
 		t.Fatalf("cc: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// Missing reports a prerequisite the machine lacks (a tool, a Python
+// module): a failure under KVSGO_REQUIRE_TOOLS, else a skip that says what
+// to install.
+func Missing(t testing.TB, what string) { t.Helper(); missing(t, what) }
+
+func missing(t testing.TB, what string) {
+	t.Helper()
+	if os.Getenv("KVSGO_REQUIRE_TOOLS") != "" {
+		t.Fatal(what)
+	}
+	t.Skip(what)
 }

@@ -1,6 +1,8 @@
 // Package h264 converts H.264 between Annex-B byte-stream and AVCC
 // (length-prefixed) forms, builds and parses the avcC decoder configuration
-// record (Matroska CodecPrivate) and reads picture size from an SPS.
+// record (Matroska CodecPrivate), reads picture size from an SPS and
+// computes the picture order count of each access unit from its slice
+// header (PictureOrder).
 //
 // It imports the standard library only.
 package h264

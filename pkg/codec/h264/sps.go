@@ -11,6 +11,31 @@ type SPSInfo struct {
 	BitDepthChroma  int
 	Width           int // after cropping
 	Height          int
+
+	// What slice headers and picture order counts need.
+	ID                        uint32
+	SeparateColourPlane       bool
+	Log2MaxFrameNum           int // 4..16
+	PicOrderCntType           int // 0, 1 or 2
+	Log2MaxPicOrderCntLsb     int // 4..16 (type 0)
+	DeltaPicOrderAlwaysZero   bool
+	OffsetForNonRefPic        int32
+	OffsetForTopToBottomField int32
+	OffsetForRefFrame         []int32 // one per frame of the POC cycle (type 1)
+	MaxNumRefFrames           int
+	FrameMbsOnly              bool
+	// MaxNumReorderFrames is the VUI's max_num_reorder_frames, 0 for
+	// Baseline and intra-only profiles that do not declare it, or -1 when
+	// the SPS does not say (or its VUI is unreadable).
+	MaxNumReorderFrames int
+}
+
+// ChromaArrayType is chroma_format_idc, or 0 with separate colour planes.
+func (s *SPSInfo) ChromaArrayType() int {
+	if s.SeparateColourPlane {
+		return 0
+	}
+	return int(s.ChromaFormatIDC)
 }
 
 // HighProfile reports whether the profile carries chroma_format_idc and bit
@@ -101,12 +126,13 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 		return nil, fmt.Errorf("%w: not an SPS NAL unit (%d bytes)", ErrBadSPS, len(nal))
 	}
 	r := NewBitReader(Unescape(nal[1:]))
-	s := &SPSInfo{ChromaFormatIDC: 1, BitDepthLuma: 8, BitDepthChroma: 8}
+	s := &SPSInfo{ChromaFormatIDC: 1, BitDepthLuma: 8, BitDepthChroma: 8, MaxNumReorderFrames: -1}
 	s.ProfileIDC = byte(r.U(8))
-	r.U(8) // constraint flags
+	constraints := r.U(8)
 	s.LevelIDC = byte(r.U(8))
-	if id := r.UE(); id > 31 {
-		return nil, fmt.Errorf("%w: seq_parameter_set_id %d", ErrBadSPS, id)
+	s.ID = r.UE()
+	if s.ID > 31 {
+		return nil, fmt.Errorf("%w: seq_parameter_set_id %d", ErrBadSPS, s.ID)
 	}
 	separateColour := false
 	if s.HighProfile() {
@@ -140,32 +166,43 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 			}
 		}
 	}
-	if v := r.UE(); v > 12 { // log2_max_frame_num_minus4
+	s.SeparateColourPlane = separateColour
+	v := r.UE() // log2_max_frame_num_minus4
+	if v > 12 {
 		return nil, fmt.Errorf("%w: log2_max_frame_num_minus4 %d", ErrBadSPS, v)
 	}
-	switch poc := r.UE(); poc {
+	s.Log2MaxFrameNum = int(v) + 4
+	poc := r.UE()
+	s.PicOrderCntType = int(poc)
+	switch poc {
 	case 0:
-		r.UE()
+		v := r.UE()
+		if v > 12 {
+			return nil, fmt.Errorf("%w: log2_max_pic_order_cnt_lsb_minus4 %d", ErrBadSPS, v)
+		}
+		s.Log2MaxPicOrderCntLsb = int(v) + 4
 	case 1:
-		r.U(1)
-		r.SE()
-		r.SE()
+		s.DeltaPicOrderAlwaysZero = r.U(1) == 1
+		s.OffsetForNonRefPic = r.SE()
+		s.OffsetForTopToBottomField = r.SE()
 		n := r.UE()
 		if n > 255 {
 			return nil, fmt.Errorf("%w: %d ref frames in POC cycle", ErrBadSPS, n)
 		}
-		for i := uint32(0); i < n; i++ {
-			r.SE()
+		s.OffsetForRefFrame = make([]int32, n)
+		for i := range s.OffsetForRefFrame {
+			s.OffsetForRefFrame[i] = r.SE()
 		}
 	case 2:
 	default:
 		return nil, fmt.Errorf("%w: pic_order_cnt_type %d", ErrBadSPS, poc)
 	}
-	r.UE() // max_num_ref_frames
+	s.MaxNumRefFrames = int(r.UE())
 	r.U(1) // gaps_in_frame_num_value_allowed_flag
 	wMbs := r.UE() + 1
 	hMapUnits := r.UE() + 1
 	frameMbsOnly := r.U(1)
+	s.FrameMbsOnly = frameMbsOnly == 1
 	if frameMbsOnly == 0 {
 		r.U(1) // mb_adaptive_frame_field_flag
 	}
@@ -176,6 +213,25 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 	}
 	if r.Err() != nil {
 		return nil, r.Err()
+	}
+	if r.U(1) == 1 { // vui_parameters_present_flag
+		// Best effort: an unreadable VUI leaves the reorder depth unknown
+		// and fails nothing that needs only the picture size.
+		if n, ok := readVUIReorder(r); ok {
+			s.MaxNumReorderFrames = n
+		}
+	}
+	if s.MaxNumReorderFrames < 0 {
+		// Inferred 0 for intra-only profiles (E.2.1); Baseline has no B
+		// slices, and its encoders output in decoding order.
+		switch s.ProfileIDC {
+		case 44, 66:
+			s.MaxNumReorderFrames = 0
+		case 86, 100, 110, 122, 244:
+			if constraints&0x10 != 0 { // constraint_set3_flag
+				s.MaxNumReorderFrames = 0
+			}
+		}
 	}
 	if wMbs > 1024 || hMapUnits > 1024 {
 		return nil, fmt.Errorf("%w: %dx%d macroblocks", ErrBadSPS, wMbs, hMapUnits)
@@ -198,6 +254,79 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 	}
 	s.Width, s.Height = w, h
 	return s, nil
+}
+
+// readVUIReorder reads vui_parameters() up to max_num_reorder_frames
+// (Rec. ITU-T H.264 E.1.1). ok is false when the VUI has no bitstream
+// restriction or cannot be read.
+func readVUIReorder(r *BitReader) (n int, ok bool) {
+	if r.U(1) == 1 { // aspect_ratio_info_present_flag
+		if r.U(8) == 255 { // Extended_SAR
+			r.U(16)
+			r.U(16)
+		}
+	}
+	if r.U(1) == 1 { // overscan_info_present_flag
+		r.U(1)
+	}
+	if r.U(1) == 1 { // video_signal_type_present_flag
+		r.U(3)
+		r.U(1)
+		if r.U(1) == 1 { // colour_description_present_flag
+			r.U(24)
+		}
+	}
+	if r.U(1) == 1 { // chroma_loc_info_present_flag
+		r.UE()
+		r.UE()
+	}
+	if r.U(1) == 1 { // timing_info_present_flag
+		r.U(32)
+		r.U(32)
+		r.U(1)
+	}
+	nal := r.U(1) == 1
+	if nal && !skipHRD(r) {
+		return 0, false
+	}
+	vcl := r.U(1) == 1
+	if vcl && !skipHRD(r) {
+		return 0, false
+	}
+	if nal || vcl {
+		r.U(1) // low_delay_hrd_flag
+	}
+	r.U(1)           // pic_struct_present_flag
+	if r.U(1) == 0 { // bitstream_restriction_flag
+		return 0, false
+	}
+	r.U(1)      // motion_vectors_over_pic_boundaries_flag
+	r.UE()      // max_bytes_per_pic_denom
+	r.UE()      // max_bits_per_mb_denom
+	r.UE()      // log2_max_mv_length_horizontal
+	r.UE()      // log2_max_mv_length_vertical
+	v := r.UE() // max_num_reorder_frames
+	r.UE()      // max_dec_frame_buffering
+	if r.Err() != nil || v > 16 {
+		return 0, false
+	}
+	return int(v), true
+}
+
+// skipHRD skips hrd_parameters() (E.1.2).
+func skipHRD(r *BitReader) bool {
+	n := r.UE() + 1 // cpb_cnt_minus1
+	if n > 32 {
+		return false
+	}
+	r.U(8) // bit_rate_scale, cpb_size_scale
+	for i := uint32(0); i < n && r.Err() == nil; i++ {
+		r.UE()
+		r.UE()
+		r.U(1)
+	}
+	r.U(20) // four 5-bit lengths
+	return r.Err() == nil
 }
 
 func skipScalingList(r *BitReader, size int) {

@@ -1,6 +1,8 @@
 // Package h265 builds the HEVC decoder configuration record (hvcC, the
-// Matroska CodecPrivate of V_MPEGH/ISO/HEVC) from in-band VPS/SPS/PPS and
-// reads picture size from an SPS. Annex-B splitting is shared with H.264
+// Matroska CodecPrivate of V_MPEGH/ISO/HEVC) from in-band VPS/SPS/PPS, reads
+// it back, reads picture size from an SPS and computes the picture order
+// count of each access unit from its first slice segment header
+// (PictureOrder). Annex-B splitting is shared with H.264
 // (pkg/codec/h264.SplitAnnexB).
 //
 // It imports the standard library and pkg/codec/h264 only.
@@ -47,6 +49,14 @@ type SPSInfo struct {
 	BitDepthLumaMinus8   int
 	BitDepthChromaMinus8 int
 	Width, Height        int // after the conformance window
+
+	// What slice headers and picture order counts need.
+	ID                    uint32
+	SeparateColourPlane   bool
+	Log2MaxPicOrderCntLsb int // 4..16
+	// MaxNumReorderPics is sps_max_num_reorder_pics of the highest
+	// sub-layer.
+	MaxNumReorderPics int
 }
 
 // ParseSPS parses an SPS NAL unit (with its two-byte header).
@@ -85,8 +95,9 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 			r.U(8)
 		}
 	}
-	if id := r.UE(); id > 15 {
-		return nil, fmt.Errorf("%w: sps_seq_parameter_set_id %d", ErrBadSPS, id)
+	s.ID = r.UE()
+	if s.ID > 15 {
+		return nil, fmt.Errorf("%w: sps_seq_parameter_set_id %d", ErrBadSPS, s.ID)
 	}
 	cf := int(r.UE())
 	if cf > 3 {
@@ -114,8 +125,26 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 	}
 	s.BitDepthLumaMinus8 = int(r.UE())
 	s.BitDepthChromaMinus8 = int(r.UE())
+	s.SeparateColourPlane = separate
+	lsb := r.UE() // log2_max_pic_order_cnt_lsb_minus4
+	if lsb > 12 {
+		return nil, fmt.Errorf("%w: log2_max_pic_order_cnt_lsb_minus4 %d", ErrBadSPS, lsb)
+	}
+	s.Log2MaxPicOrderCntLsb = int(lsb) + 4
+	from := n
+	if r.U(1) == 1 { // sps_sub_layer_ordering_info_present_flag
+		from = 0
+	}
+	for i := from; i <= n; i++ {
+		r.UE() // sps_max_dec_pic_buffering_minus1
+		s.MaxNumReorderPics = int(r.UE())
+		r.UE() // sps_max_latency_increase_plus1
+	}
 	if r.Err() != nil {
 		return nil, fmt.Errorf("%w: %v", ErrBadSPS, r.Err())
+	}
+	if s.MaxNumReorderPics > 16 {
+		return nil, fmt.Errorf("%w: sps_max_num_reorder_pics %d", ErrBadSPS, s.MaxNumReorderPics)
 	}
 	if w <= 0 || h <= 0 || w > 16888 || h > 16888 || s.BitDepthLumaMinus8 > 8 || s.BitDepthChromaMinus8 > 8 {
 		return nil, fmt.Errorf("%w: %dx%d, bit depth %d/%d", ErrBadSPS, w, h, s.BitDepthLumaMinus8+8, s.BitDepthChromaMinus8+8)
@@ -160,4 +189,44 @@ func BuildConfig(vps, sps, pps [][]byte) ([]byte, error) {
 		}
 	}
 	return b, nil
+}
+
+// ParseConfig reads an hvcC record: the size of its NAL unit lengths
+// (1, 2 or 4) and the parameter set NAL units of its arrays.
+func ParseConfig(b []byte) (lengthSize int, nals [][]byte, err error) {
+	if len(b) < 23 || b[0] != 1 {
+		return 0, nil, fmt.Errorf("%w: %d-byte record (version %d)", ErrBadHVCC, len(b), firstByte(b))
+	}
+	lengthSize = int(b[21]&3) + 1
+	if lengthSize == 3 {
+		return 0, nil, fmt.Errorf("%w: NAL length size 3", ErrBadHVCC)
+	}
+	off := 23
+	for i := 0; i < int(b[22]); i++ {
+		if off+3 > len(b) {
+			return 0, nil, fmt.Errorf("%w: array %d overruns the record", ErrBadHVCC, i)
+		}
+		n := int(b[off+1])<<8 | int(b[off+2])
+		off += 3
+		for j := 0; j < n; j++ {
+			if off+2 > len(b) {
+				return 0, nil, fmt.Errorf("%w: array %d overruns the record", ErrBadHVCC, i)
+			}
+			l := int(b[off])<<8 | int(b[off+1])
+			off += 2
+			if l == 0 || off+l > len(b) {
+				return 0, nil, fmt.Errorf("%w: NAL unit of %d bytes overruns the record", ErrBadHVCC, l)
+			}
+			nals = append(nals, b[off:off+l])
+			off += l
+		}
+	}
+	return lengthSize, nals, nil
+}
+
+func firstByte(b []byte) int {
+	if len(b) == 0 {
+		return -1
+	}
+	return int(b[0])
 }

@@ -72,3 +72,22 @@ func FuzzParseSPS(f *testing.F) {
 		}
 	})
 }
+
+// ParseConfig reads back what BuildConfig wrote, and rejects records that
+// overrun.
+func TestParseConfig(t *testing.T) {
+	vps, sps, pps := params(t)
+	c, err := BuildConfig(vps, sps, pps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	size, nals, err := ParseConfig(c)
+	if err != nil || size != 4 || len(nals) != 3 || !bytes.Equal(nals[0], vps[0]) || !bytes.Equal(nals[1], sps[0]) || !bytes.Equal(nals[2], pps[0]) {
+		t.Fatalf("ParseConfig = %d, %x, %v", size, nals, err)
+	}
+	for cut := 0; cut < len(c); cut++ {
+		if _, _, err := ParseConfig(c[:cut]); !errors.Is(err, ErrBadHVCC) {
+			t.Fatalf("record cut to %d bytes: %v", cut, err)
+		}
+	}
+}
