@@ -431,3 +431,104 @@ func TestAVE2EE(t *testing.T) {
 		t.Fatalf("kvsdecrypt output: matroskademux decoded %d video frames, want 90", n)
 	}
 }
+
+// PAUSED/PLAYING/READY/NULL loops never deadlock an audio and video
+// kvssink, however its pads are linked, nor an audio-only one on a
+// requested pad (GstBaseSink's own pad through a ghost).
+func TestAVStateChangesDoNotDeadlock(t *testing.T) {
+	host := testenv.BuildGstHost(t, stateHost)
+	plugin := testenv.PluginDir(t)
+	video := "videotestsrc is-live=true pattern=snow ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency key-int-max=10 speed-preset=ultrafast ! h264parse"
+	audio := "audiotestsrc is-live=true ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse"
+	for _, c := range []struct{ name, pipeline string }{
+		{"sink.", video + " ! " + kvssink("states-av", "name=s") + " " + audio + " ! s."},
+		{"named", kvssink("states-av-named", "name=s") + " " + audio + " ! s.audio_0 " + video + " ! s.video_0"},
+		{"audio_0 alone", kvssink("states-audio", "name=s") + " " + audio + " ! s.audio_0"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			ep := startEndpoint(t)
+			cmd := exec.Command(host, c.pipeline, "10")
+			cmd.Env = gstEnv(plugin, ep)
+			out, err := cmd.CombinedOutput()
+			if err != nil || !strings.Contains(string(out), "done 10 rounds") || strings.Contains(string(out), "CRITICAL") {
+				t.Fatalf("%v:\n%s", err, tail(out))
+			}
+		})
+	}
+}
+
+// avHost prerolls a pipeline, plays it, then either seeks (flushing) and
+// waits for the end of stream, or, with "null", sets NULL while kvssink
+// holds the first pad's end of stream for the second's.
+const avHost = `
+#include <gst/gst.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static int wait_state(GstElement *p, const char *what) {
+  if (gst_element_get_state(p, NULL, NULL, 30 * GST_SECOND) == GST_STATE_CHANGE_ASYNC) { printf("DEADLOCK %s\n", what); return 1; }
+  return 0;
+}
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  alarm(120);
+  GError *err = NULL;
+  GstElement *p = gst_parse_launch(argv[1], &err);
+  if (!p) { printf("parse: %s\n", err->message); return 2; }
+  gst_element_set_state(p, GST_STATE_PAUSED);
+  if (wait_state(p, "prerolling")) return 1;
+  printf("prerolled\n");
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  if (wait_state(p, "playing")) return 1;
+  g_usleep(strcmp(argv[2], "null") == 0 ? 2000000 : 300000);
+  if (strcmp(argv[2], "null") == 0) {
+    gint64 t0 = g_get_monotonic_time();
+    gst_element_set_state(p, GST_STATE_NULL);
+    printf("null after %" G_GINT64_FORMAT " ms\n", (g_get_monotonic_time() - t0) / 1000);
+    return 0;
+  }
+  if (!gst_element_seek_simple(p, GST_FORMAT_TIME, GST_SEEK_FLAG_FLUSH | GST_SEEK_FLAG_KEY_UNIT, 0)) { printf("seek refused\n"); return 1; }
+  if (wait_state(p, "after the seek")) return 1;
+  printf("seeked\n");
+  GstMessage *m = gst_bus_timed_pop_filtered(gst_element_get_bus(p), 60 * GST_SECOND, GST_MESSAGE_EOS | GST_MESSAGE_ERROR);
+  if (!m) { printf("no EOS\n"); return 1; }
+  if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) { GError *e; gst_message_parse_error(m, &e, NULL); printf("error: %s\n", e->message); return 1; }
+  printf("eos\n");
+  gst_element_set_state(p, GST_STATE_NULL);
+  return 0;
+}
+`
+
+// A flushing seek reaches both branches and the stream still ends; NULL
+// while the video's end of stream waits for a live audio track returns at
+// once.
+func TestAVSeekAndNullWhileEOSHeld(t *testing.T) {
+	host := testenv.BuildGstHost(t, avHost)
+	plugin := testenv.PluginDir(t)
+	in := avInput(t, h264Branch, voaacBranch, "matroskamux")
+	ep := startEndpoint(t)
+	run := func(pipeline, mode string) string {
+		cmd := exec.Command(host, pipeline, mode)
+		cmd.Env = gstEnv(plugin, ep)
+		out, err := cmd.CombinedOutput()
+		if err != nil || strings.Contains(string(out), "CRITICAL") {
+			t.Fatalf("%v:\n%s", err, tail(out))
+		}
+		return string(out)
+	}
+	out := run("filesrc location="+in+" ! matroskademux name=d d.video_0 ! queue ! h264parse ! "+kvssink("av-seek", "name=s")+" d.audio_0 ! queue ! aacparse ! s.", "seek")
+	if !strings.Contains(out, "seeked") || !strings.Contains(out, "eos") {
+		t.Fatalf("seek: %s", out)
+	}
+	out = run("videotestsrc num-buffers=15 ! video/x-raw,framerate=30/1 ! x264enc key-int-max=15 ! h264parse ! "+kvssink("av-null-held", "name=s")+
+		" audiotestsrc is-live=true ! voaacenc ! aacparse ! s.", "null")
+	var ms int
+	i := strings.Index(out, "null after")
+	if i < 0 {
+		t.Fatalf("NULL while the EOS was held: %s", out)
+	}
+	if _, err := fmt.Sscanf(out[i:], "null after %d ms", &ms); err != nil || ms > 10000 {
+		t.Fatalf("NULL while the EOS was held: %s", out)
+	}
+	t.Logf("NULL while the video's end of stream was held took %d ms", ms)
+}
