@@ -343,3 +343,114 @@ func TestAVShortTrailingAudioStaysInTheLastFragment(t *testing.T) {
 	}
 	samePayloads(t, "audio", got[2], payloads(audio, sink.TrackAudio, 0))
 }
+
+// Bad input on the audio track: buffers without timestamps, timestamps
+// that go back or jump ahead, a format change mid-stream. Each gets a
+// warning naming the audio track, and the endpoint accepts every fragment.
+func TestAVBadAudioInput(t *testing.T) {
+	_, frames := officialFrames(t)
+	video := videoPuts(frames, 0)
+	short := func(c *sink.Config) { c.StallTimeout = time.Second }
+	cases := []struct {
+		name  string
+		audio []avPut
+		want  string
+	}{
+		{"back 5 s", append(audioFrames(0, 5*time.Second), audioFrames(0, 10*time.Second)...), "goes back"},
+		{"jump 30 s", append(audioFrames(0, 4*time.Second), audioFrames(34*time.Second, 35*time.Second)...), "stalled"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			_, url := startEndpoint(t)
+			name := "av-bad-" + strings.ReplaceAll(c.name, " ", "-")
+			evs := avStream(t, url, name, interleave(video, c.audio, 100*time.Millisecond), short)
+			found := false
+			for _, w := range evs.of(sink.EventWarning) {
+				if w.Track == sink.TrackAudio && strings.Contains(w.Message, c.want) {
+					found = true
+				}
+			}
+			if !found {
+				t.Fatalf("no warning about the audio track saying %q: %v", c.want, evs.of(sink.EventWarning))
+			}
+			got, _ := avReadBack(t, url, name)
+			samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
+		})
+	}
+	t.Run("untimed", func(t *testing.T) {
+		_, url := startEndpoint(t)
+		evs := &avEvents{}
+		cfg := config(url, "av-bad-untimed")
+		cfg.AV, cfg.OnEvent = true, evs.add
+		s, err := sink.New(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer s.Close()
+		ctx := context.Background()
+		if err := s.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		cpd, _ := officialFrames(t)
+		if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetFormat(sink.Format{Codec: "aac", StreamFormat: "raw", CodecData: aacConfig, Rate: 48000, Channels: 2}); err != nil {
+			t.Fatal(err)
+		}
+		audio := 0
+		for i, v := range video {
+			if err := s.Put(ctx, sink.Frame{Kind: sink.TrackVideo, PTS: v.pts, DTS: sink.NoTime, Duration: sink.NoTime, Keyframe: v.key, Data: v.data}); err != nil {
+				t.Fatal(err)
+			}
+			// Audio without timestamps: with a duration it is timed from
+			// the previous audio frame; without, it cannot be placed.
+			d := time.Second / 30
+			if i%10 == 5 {
+				d = sink.NoTime
+			}
+			if err := s.Put(ctx, sink.Frame{Kind: sink.TrackAudio, PTS: sink.NoTime, DTS: sink.NoTime, Duration: d, Keyframe: true, Data: []byte{byte(i)}}); err != nil {
+				t.Fatal(err)
+			}
+			audio++
+			// A format change mid-stream: new AudioSpecificConfig.
+			if i == 150 {
+				if err := s.SetFormat(sink.Format{Codec: "aac", StreamFormat: "raw", CodecData: []byte{0x11, 0x88}, Rate: 48000, Channels: 1}); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		if err := s.Finish(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if errs := evs.of(sink.EventStreamError); len(errs) > 0 {
+			t.Fatalf("the endpoint rejected fragments: %v", errs)
+		}
+		var said []string
+		for _, w := range evs.of(sink.EventWarning) {
+			if w.Track == sink.TrackAudio {
+				said = append(said, w.Message)
+			}
+		}
+		all := strings.Join(said, "\n")
+		for _, want := range []string{"without timestamps", "format changed"} {
+			if !strings.Contains(all, want) {
+				t.Errorf("no audio warning saying %q: %q", want, said)
+			}
+		}
+		// The new format goes under a new header from the next fragment.
+		var cpds []string
+		eachEvent(t, url, "av-bad-untimed", func(ev mkv.Event) {
+			if ev.Kind == mkv.EventSegmentStart {
+				for _, tr := range ev.Header.Tracks {
+					if c := fmt.Sprintf("%x", tr.CodecPrivate); tr.Number == 2 && (len(cpds) == 0 || cpds[len(cpds)-1] != c) {
+						cpds = append(cpds, c)
+					}
+				}
+			}
+		})
+		if strings.Join(cpds, ",") != "1190,1188" {
+			t.Errorf("audio CodecPrivate in the headers: %q, want 1190 then 1188", cpds)
+		}
+	})
+}
