@@ -64,6 +64,22 @@ type Dropped struct {
 	// first and last dropped frame.
 	From, To time.Duration
 	Reason   string // "storage-size", "buffer-duration", "replay-duration"
+	// VideoFrames and AudioFrames split Frames by track.
+	VideoFrames, AudioFrames int
+}
+
+// Tracks names the tracks that lost frames: "video", "audio" or
+// "video,audio".
+func (d Dropped) Tracks() string {
+	switch {
+	case d.VideoFrames > 0 && d.AudioFrames > 0:
+		return "video,audio"
+	case d.AudioFrames > 0:
+		return "audio"
+	case d.VideoFrames > 0:
+		return "video"
+	}
+	return ""
 }
 
 // Metrics are the running totals of a stream.
@@ -94,7 +110,7 @@ func (e Event) String() string {
 	case EventStreamError:
 		return fmt.Sprintf("stream error %d %s: %s", e.ErrorID, e.ErrorName, e.Message)
 	case EventDropped:
-		return fmt.Sprintf("dropped %d frame(s) in %d fragment(s), stream time %v..%v (%s): %s", e.Dropped.Frames, e.Dropped.Fragments, e.Dropped.From, e.Dropped.To, e.Dropped.Reason, e.Message)
+		return fmt.Sprintf("dropped %d frame(s) (video %d, audio %d) in %d fragment(s), stream time %v..%v (%s): %s", e.Dropped.Frames, e.Dropped.VideoFrames, e.Dropped.AudioFrames, e.Dropped.Fragments, e.Dropped.From, e.Dropped.To, e.Dropped.Reason, e.Message)
 	case EventMetrics:
 		m := e.Metrics
 		return fmt.Sprintf("metrics bytes=%d frames=%d dropped=%d fragments-sent=%d acked=%d latency=%v store=%d/%d", m.BytesSent, m.FramesPut, m.FramesDropped, m.FragmentsSent, m.FragmentsAcked, m.Latency, m.StoreBytes, m.StoreSize)
