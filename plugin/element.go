@@ -420,7 +420,7 @@ func (e *element) onEvent(ev sink.Event) {
 			u64("from", uint64(d.From)), u64("to", uint64(d.To)), str("reason", d.Reason),
 			str("tracks", d.Tracks()), u64("video-frames", uint64(d.VideoFrames)), u64("audio-frames", uint64(d.AudioFrames)))
 		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite),
-			fmt.Sprintf("Dropped %d %s frame(s) in %d fragment(s), stream time %s to %s: %s", d.Frames, d.Tracks(), d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message), "")
+			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s (tracks: %s)", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message, d.Tracks()), "")
 	case sink.EventMetrics:
 		e.metrics(ev.Metrics, ev.KeyFrame)
 	case sink.EventRecovered:
