@@ -532,3 +532,81 @@ func TestAVSeekAndNullWhileEOSHeld(t *testing.T) {
 	}
 	t.Logf("NULL while the video's end of stream was held took %d ms", ms)
 }
+
+// lateHost requests and links an audio pad the wrong ways: while the
+// element streams (refused), and requested before the start but linked
+// after it (an error naming the pad once data arrives).
+const lateHost = `
+#include <gst/gst.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+static void dump(GstBus *bus) {
+  GstMessage *m;
+  while ((m = gst_bus_pop_filtered(bus, GST_MESSAGE_ERROR | GST_MESSAGE_WARNING))) {
+    GError *e = NULL;
+    if (GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR) gst_message_parse_error(m, &e, NULL);
+    else gst_message_parse_warning(m, &e, NULL);
+    printf("%s: %s\n", GST_MESSAGE_TYPE(m) == GST_MESSAGE_ERROR ? "error" : "warning", e->message);
+    g_error_free(e);
+    gst_message_unref(m);
+  }
+}
+int main(int argc, char **argv) {
+  gst_init(&argc, &argv);
+  alarm(60);
+  GError *err = NULL;
+  GstElement *p = gst_parse_launch(argv[1], &err);
+  if (!p) { printf("parse: %s\n", err->message); return 2; }
+  GstElement *s = gst_bin_get_by_name(GST_BIN(p), "s");
+  GstBus *bus = gst_element_get_bus(p);
+  GstPad *early = NULL;
+  if (strcmp(argv[2], "early") == 0) early = gst_element_request_pad_simple(s, "audio_%u");
+  gst_element_set_state(p, GST_STATE_PLAYING);
+  gst_element_get_state(p, NULL, NULL, 30 * GST_SECOND);
+  g_usleep(300000);
+  if (!early) {
+    GstPad *late = gst_element_request_pad_simple(s, "audio_%u");
+    printf("late request: %s\n", late ? "granted" : "refused");
+  } else {
+    GstElement *a = gst_parse_bin_from_description("audiotestsrc num-buffers=20 ! voaacenc ! aacparse", TRUE, &err);
+    gst_bin_add(GST_BIN(p), a);
+    GstPad *src = gst_element_get_static_pad(a, "src");
+    printf("link: %d\n", gst_pad_link(src, early));
+    gst_element_sync_state_with_parent(a);
+    g_usleep(1000000);
+  }
+  dump(bus);
+  gst_element_set_state(p, GST_STATE_NULL);
+  printf("done\n");
+  return 0;
+}
+`
+
+// A pad requested while streaming is refused, and one requested before
+// the start but linked after it is an error once data arrives: both name
+// the pad. The element never mixes a track into a stream started without
+// it.
+func TestAVPadLinkedAfterStart(t *testing.T) {
+	host := testenv.BuildGstHost(t, lateHost)
+	plugin := testenv.PluginDir(t)
+	ep := startEndpoint(t)
+	video := "videotestsrc is-live=true ! video/x-raw,framerate=30/1 ! x264enc tune=zerolatency key-int-max=30 ! h264parse ! "
+	for _, c := range []struct{ mode, want string }{
+		{"late", "late request: refused"},
+		{"early", "Pad audio_0 was linked after kvssink started"},
+	} {
+		cmd := exec.Command(host, video+kvssink("av-late-"+c.mode, "name=s"), c.mode)
+		cmd.Env = gstEnv(plugin, ep)
+		out, err := cmd.CombinedOutput()
+		if err != nil || !strings.Contains(string(out), "done") || strings.Contains(string(out), "CRITICAL") {
+			t.Fatalf("%s: %v:\n%s", c.mode, err, tail(out))
+		}
+		if !strings.Contains(string(out), c.want) {
+			t.Fatalf("%s: no %q:\n%s", c.mode, c.want, out)
+		}
+		if c.mode == "late" && !strings.Contains(string(out), "warning: Cannot add pad audio_0 while streaming") {
+			t.Fatalf("late: no warning naming the pad:\n%s", out)
+		}
+	}
+}
