@@ -610,3 +610,18 @@ func TestAVPadLinkedAfterStart(t *testing.T) {
 		}
 	}
 }
+
+// The video ends after 1 s, the audio goes on for 4 s: the end of stream
+// is posted once both ended, and every frame of both is served.
+func TestAVVideoEndsFirst(t *testing.T) {
+	video := "videotestsrc num-buffers=30 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc key-int-max=30 bframes=0 ! h264parse"
+	audio := "audiotestsrc num-buffers=172 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse"
+	in := avInput(t, video, audio, "matroskamux")
+	ep := startEndpoint(t)
+	r := launch(t, ep, 120*time.Second, "filesrc location="+in+" ! matroskademux name=d d.video_0 ! queue ! h264parse ! "+
+		kvssink("av-video-first", "name=s")+" d.audio_0 ! queue ! aacparse ! s.")
+	if r.rc != 0 || strings.Contains(r.output, "WARNING") {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	checkAV(t, in, kvsgoGet(t, ep, "av-video-first"), "avdec_h264", "avdec_aac")
+}
