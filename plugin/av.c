@@ -190,6 +190,7 @@ static gboolean second_event(GstPad *pad, GstObject *parent, GstEvent *ev) {
     break;
   case GST_EVENT_FLUSH_START:
     av_wake(el);
+    kvsgoAvFlush(el); /* a chain blocked in the core returns */
     break;
   case GST_EVENT_CUSTOM_DOWNSTREAM:
   case GST_EVENT_CUSTOM_DOWNSTREAM_OOB:

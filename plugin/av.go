@@ -106,6 +106,14 @@ func (e *element) padName(primary bool) string {
 	return C.GoString(n)
 }
 
+// trackPad names the pad that carries a track of this run.
+func (e *element) trackPad(k sink.TrackKind) string {
+	e.mu.Lock()
+	p := e.pads
+	e.mu.Unlock()
+	return e.padName(!p.av || k != p.secondKind)
+}
+
 func boolC(b bool) C.gboolean {
 	if b {
 		return C.TRUE
@@ -190,8 +198,17 @@ func kvsgoAvChain(el *C.GstElement, pad *C.GstPad, kind C.int, cb *C.GstBuffer) 
 		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
 		Kind:     sink.TrackKind(kind),
 	}
-	ctx := e.context()
+	// The call is cancelled by unlock (the element's context) and by a
+	// flush of this pad alone (kvsgoAvFlush).
+	ctx, stop := context.WithCancel(e.context())
+	e.ctxMu.Lock()
+	e.secondStop = stop
+	e.ctxMu.Unlock()
 	err := core.Put(ctx, f)
+	e.ctxMu.Lock()
+	e.secondStop = nil
+	e.ctxMu.Unlock()
+	stop()
 	switch {
 	case err == nil:
 		return C.GST_FLOW_OK
@@ -227,6 +244,16 @@ func kvsgoAvPrimaryEos(el *C.GstElement) {
 			e.fail("Streaming failed at the end of pad "+e.padName(true), err, "")
 		}
 	}
+}
+
+//export kvsgoAvFlush
+func kvsgoAvFlush(el *C.GstElement) {
+	e := goElement(el)
+	e.ctxMu.Lock()
+	if e.secondStop != nil {
+		e.secondStop()
+	}
+	e.ctxMu.Unlock()
 }
 
 //export kvsgoAvPlaying

@@ -1,6 +1,6 @@
 /* kvssink's request pads video_%u and audio_%u next to GstBaseSink's always
  * "sink" pad (go-gst v1.4.0 has no request-pad or pad-function support that
- * avoids its double unref; see shared design notes in av.c).
+ * avoids its double unref; threads and locks are described in av.c).
  *
  * The first pad that carries media is GstBaseSink's own "sink" pad: linked
  * directly, or through a requested video_N/audio_N that is a ghost pad

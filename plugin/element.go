@@ -52,6 +52,9 @@ type element struct {
 	ctxMu  sync.Mutex
 	ctx    context.Context // every blocking core call; cancelled by unlock, re-armed by unlock_stop and start
 	cancel context.CancelFunc
+	// secondStop cancels the second pad's call in progress (its own
+	// FLUSH_START), nil when none runs.
+	secondStop context.CancelFunc
 }
 
 func (e *element) InstanceInit(obj *glib.Object) {
@@ -438,7 +441,11 @@ func (e *element) onEvent(ev sink.Event) {
 			str("suite", ep.Suite.String()), str("recipients", strings.Join(ids, ",")), u64("bundle-size", uint64(ep.BundleSize)))
 		e.log(levelInfo, ev.Message)
 	case sink.EventWarning:
-		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), ev.Message, "")
+		msg := ev.Message
+		if ev.Track != sink.TrackAny {
+			msg = "pad " + e.trackPad(ev.Track) + ": " + msg // av.go
+		}
+		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), msg, "")
 	}
 }
 

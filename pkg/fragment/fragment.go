@@ -1,7 +1,10 @@
 // Package fragment turns timestamped frames into Kinesis Video Streams
 // fragments: one Matroska Cluster each, cut at key frames (or after a minimum
 // duration), never longer than the service's limit, with cluster timecodes
-// that strictly increase so the service can never answer 4004.
+// that strictly increase so the service can never answer 4004. With an
+// audio and a video track, an Interleaver orders their frames by time and a
+// Layout makes every fragment start at a video key frame and hold each
+// declared track (4011).
 //
 // It does no I/O. It imports pkg/mkv and the standard library only.
 package fragment

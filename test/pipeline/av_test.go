@@ -625,3 +625,22 @@ func TestAVVideoEndsFirst(t *testing.T) {
 	}
 	checkAV(t, in, kvsgoGet(t, ep, "av-video-first"), "avdec_h264", "avdec_aac")
 }
+
+// An audio pad that is linked but never fed does not hold the stream: after
+// the stall time a warning names the pad and its track, the video goes on
+// alone, and the end of stream does not wait for the silent pad.
+func TestAVNeverFedPad(t *testing.T) {
+	ep := startEndpoint(t)
+	r := launch(t, ep, 60*time.Second, "videotestsrc num-buffers=150 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc key-int-max=30 bframes=0 ! h264parse ! "+
+		kvssink("av-never-fed", "name=s")+" appsrc ! aacparse ! s.")
+	if r.rc != 0 {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	if !strings.Contains(r.output, "pad audio_0: the audio track stalled") {
+		t.Fatalf("no warning naming the silent pad:\n%s", r.output)
+	}
+	got := kvsgoGet(t, ep, "av-never-fed")
+	if n := packets(t, got, "v"); n != 150 || streamCodecs(t, got) != "h264" {
+		t.Fatalf("%d video packets in streams %s, want 150 video only", n, streamCodecs(t, got))
+	}
+}
