@@ -440,6 +440,9 @@ func (e *element) onEvent(ev sink.Event) {
 		e.message("kvs-e2ee-epoch", str("epoch-id", fmt.Sprintf("%08x", ep.ID)), u64("first-pts", ep.FirstPTS),
 			str("suite", ep.Suite.String()), str("recipients", strings.Join(ids, ",")), u64("bundle-size", uint64(ep.BundleSize)))
 		e.log(levelInfo, ev.Message)
+	case sink.EventTracks:
+		e.post(kindInfo, domainStream, int(gst.StreamErrorFailed), ev.Message, "")
+		e.log(levelInfo, ev.Message)
 	case sink.EventWarning:
 		msg := ev.Message
 		if ev.Track != sink.TrackAny {

@@ -103,6 +103,7 @@ type Fragment struct {
 	Timecode uint64        // Cluster timecode, in TimecodeScale units
 	Start    time.Duration // PTS of the first frame
 	Last     time.Duration // greatest PTS in the fragment
+	Least    time.Duration // least PTS in the fragment (below Start for frames shown before the one that opened it)
 	Frames   int
 	Keyframe bool // starts with a key frame (false only when Forced)
 	Forced   bool // cut on a non-key frame to stay under MaxDuration
@@ -312,6 +313,9 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 	}
 	c.Frames++
 	c.Tracks[f.Track]++
+	if f.PTS < c.Least {
+		c.Least = f.PTS
+	}
 	if f.PTS > c.Last {
 		c.Last = f.PTS
 	}
@@ -328,7 +332,9 @@ func (b *Builder) cutBefore(f Frame, tc uint64) bool {
 	// timecode already sent, or the service answers 4004: keep the frame in
 	// the current fragment rather than cut there.
 	monotonic := tc > b.lastTC
-	span := f.PTS - c.Start
+	// The service measures a fragment from its least to its greatest frame
+	// timecode.
+	span := max(f.PTS, c.Last) - min(f.PTS, c.Least)
 	if tc-c.Timecode > 32767 && tc > c.Timecode || span >= b.cfg.MaxDuration {
 		return monotonic
 	}
@@ -347,7 +353,7 @@ func (b *Builder) cutBefore(f Frame, tc uint64) bool {
 }
 
 func (b *Builder) open(f Frame, tc uint64, key []byte) {
-	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Keyframe: b.cuts(f), Forced: !b.cuts(f), want: b.layout.Tracks}
+	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Least: f.PTS, Keyframe: b.cuts(f), Forced: !b.cuts(f), want: b.layout.Tracks}
 	b.seq++
 	// Size the buffer from the previous fragment so that frames are copied
 	// into it once and it rarely grows (growing would copy it again).

@@ -256,3 +256,33 @@ func FuzzInterleaver(f *testing.F) {
 		}
 	})
 }
+
+// A frame shown before the key frame that opened its fragment counts in the
+// fragment's span, as the service measures it (4002 above 10 s).
+func TestBuilderSpanCountsFramesBeforeTheStart(t *testing.T) {
+	b, err := NewBuilder(Config{KeyFrameFragmentation: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	add := func(at time.Duration, key bool) *Fragment {
+		t.Helper()
+		cur, _, err := b.Add(Frame{PTS: at, Keyframe: key, Data: []byte{1}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cur
+	}
+	first := add(10*time.Second, true)
+	add(10*time.Second-50*msec, false) // shown before the key frame
+	for at := 10*time.Second + 33*msec; at < 20*time.Second-50*msec; at += 33 * msec {
+		if add(at, false) != first {
+			t.Fatalf("cut at %v, before the span reached 10 s", at)
+		}
+	}
+	if next := add(20*time.Second-40*msec, false); next == first || !next.Forced {
+		t.Fatalf("a frame 10 s after the fragment's least frame stayed in it (span %v)", first.Last-first.Least)
+	}
+	if first.Least != 10*time.Second-50*msec {
+		t.Fatalf("Least = %v", first.Least)
+	}
+}

@@ -140,9 +140,14 @@ func (s *Sink) putAVLocked(ctx context.Context, f Frame) error {
 	if err != nil {
 		return err
 	}
+	// The order time is the decoding time, except at a video key frame:
+	// there it is the presentation time, so that audio up to the key
+	// frame's PTS goes in the fragment before it (the cluster timecode) and
+	// none lands before the cluster it starts; the frames decoded after it
+	// keep its order time until their own passes it (below).
 	order := ts
-	if f.PTS != NoTime && f.DTS != NoTime && f.DTS <= f.PTS {
-		order = ts - (f.PTS - f.DTS) // decode order for B-frames
+	if f.PTS != NoTime && f.DTS != NoTime && f.DTS <= f.PTS && !(key && t.video) {
+		order = ts - (f.PTS - f.DTS)
 	}
 	// Frames arrive in decode order: a small step back of the order time
 	// (a DTS clamped at the segment start, jitter) keeps the frame in
@@ -354,7 +359,7 @@ func (s *Sink) relayoutLocked(cut uint64, at time.Duration) error {
 		names = append(names, t.kind.String())
 	}
 	if s.hdr != nil && !slices.Equal(tracks, a.layout) {
-		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("the stream goes on with %s from %s, under a new header (a new PutMedia session)", strings.Join(names, " and "), s.describeTime(at))})
+		s.queue(Event{Kind: EventTracks, Message: fmt.Sprintf("the stream goes on with %s from %s, under a new header (a new PutMedia session)", strings.Join(names, " and "), s.describeTime(at))})
 	}
 	s.hdr = s.headerFor(entries)
 	a.layout, a.dirty = tracks, false

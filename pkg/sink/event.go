@@ -21,6 +21,7 @@ const (
 	EventDropped                         // frames were dropped from the store (Dropped says which)
 	EventMetrics                         // periodic or per-key-frame metrics (Metrics)
 	EventRecovered                       // fragments of an earlier run were found in StoragePath (Recovered)
+	EventTracks                          // an audio and video stream goes on with other tracks (Message says which)
 )
 
 // Event is an observation from the core, for element messages and signals.

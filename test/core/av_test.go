@@ -263,8 +263,11 @@ func TestAVOneTrackEndsTheOtherGoesOn(t *testing.T) {
 		}
 		samePayloads(t, "video", got[1], payloads(video, sink.TrackVideo, 0))
 		samePayloads(t, "audio", got[2], payloads(audio, sink.TrackAudio, 0))
-		if len(evs.of(sink.EventWarning)) == 0 {
-			t.Error("no warning said the stream went on with video only")
+		if n := evs.of(sink.EventTracks); len(n) != 1 || !strings.Contains(n[0].Message, "goes on with video from") {
+			t.Errorf("no event said the stream went on with video only: %v", n)
+		}
+		if w := evs.of(sink.EventWarning); len(w) > 0 {
+			t.Errorf("warnings for a track that ended normally: %v", w)
 		}
 	})
 	t.Run("video ends", func(t *testing.T) {
@@ -334,8 +337,8 @@ func TestAVShortTrailingAudioStaysInTheLastFragment(t *testing.T) {
 	video := append(videoPuts(frames[:90], 0), avPut{kind: sink.TrackVideo, end: true})
 	audio := audioFrames(0, 3100*time.Millisecond)
 	evs := avStream(t, url, "av-trailing", interleave(video, audio, 0), nil)
-	if w := evs.of(sink.EventWarning); len(w) > 0 {
-		t.Fatalf("warnings: %v", w)
+	if w := append(evs.of(sink.EventWarning), evs.of(sink.EventTracks)...); len(w) > 0 {
+		t.Fatalf("warnings or track changes: %v", w)
 	}
 	got, layouts := avReadBack(t, url, "av-trailing")
 	if len(layouts) != 1 {
@@ -451,6 +454,68 @@ func TestAVBadAudioInput(t *testing.T) {
 		})
 		if strings.Join(cpds, ",") != "1190,1188" {
 			t.Errorf("audio CodecPrivate in the headers: %q, want 1190 then 1188", cpds)
+		}
+	})
+}
+
+// x264enc's defaults: a key frame every 10 s exactly, B-frames (a DTS one
+// frame before the PTS). The audio between a key frame's DTS and PTS must
+// not stretch the next fragment past the service's 10 s (4002), nor start
+// before its cluster.
+func TestAVTenSecondGOPWithBFrames(t *testing.T) {
+	_, frames := officialFrames(t)
+	_, url := startEndpoint(t)
+	const fd = time.Second / 30
+	evs := &avEvents{}
+	cfg := config(url, "av-gop10")
+	cfg.AV, cfg.OnEvent = true, evs.add
+	s, err := sink.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	cpd, _ := officialFrames(t)
+	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.SetFormat(sink.Format{Codec: "aac", StreamFormat: "raw", CodecData: aacConfig, Rate: 48000, Channels: 2}); err != nil {
+		t.Fatal(err)
+	}
+	a := time.Duration(0)
+	for i := range 1200 { // 40 s
+		pts := time.Duration(i) * fd
+		dts := pts - fd
+		if i == 0 {
+			dts = sink.NoTime
+		}
+		for ; a <= dts+fd/2; a += aacFrame {
+			if err := s.Put(ctx, sink.Frame{Kind: sink.TrackAudio, PTS: a, DTS: sink.NoTime, Duration: aacFrame, Keyframe: true, Data: []byte("a")}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := s.Put(ctx, sink.Frame{Kind: sink.TrackVideo, PTS: pts, DTS: dts, Duration: fd, Keyframe: i%300 == 0, Data: frames[i%300].data}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.Finish(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if errs := evs.of(sink.EventStreamError); len(errs) > 0 {
+		t.Fatalf("the endpoint rejected fragments: %v", errs)
+	}
+	var cluster uint64
+	eachEvent(t, url, "av-gop10", func(ev mkv.Event) {
+		switch ev.Kind {
+		case mkv.EventClusterStart:
+			cluster = ev.Timecode
+		case mkv.EventBlock:
+			if ev.Block.Track == 2 && ev.Block.RelTimecode < 0 {
+				t.Errorf("an audio frame %d ms before its cluster at %d", -ev.Block.RelTimecode, cluster)
+			}
 		}
 	})
 }

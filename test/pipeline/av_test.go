@@ -644,3 +644,23 @@ func TestAVNeverFedPad(t *testing.T) {
 		t.Fatalf("%d video packets in streams %s, want 150 video only", n, streamCodecs(t, got))
 	}
 }
+
+// The official pipeline with x264enc's defaults (a key frame every 10 s,
+// B-frames): every fragment is accepted (none longer than 10 s, 4002) and
+// every packet served.
+func TestAVX264Defaults(t *testing.T) {
+	video := "videotestsrc num-buffers=900 ! video/x-raw,width=320,height=240,framerate=30/1 ! x264enc ! h264parse"
+	audio := "audiotestsrc num-buffers=1300 samplesperbuffer=1024 ! audio/x-raw,rate=44100,channels=2 ! voaacenc ! aacparse"
+	ref := avInput(t, video, audio, "matroskamux")
+	ep := startEndpoint(t)
+	r := launch(t, ep, 180*time.Second, video+" ! "+kvssink("av-x264-defaults", "name=sink")+" "+audio+" ! sink.")
+	if r.rc != 0 || strings.Contains(r.output, "WARNING") {
+		t.Fatalf("gst-launch exited %d:\n%s", r.rc, r.output)
+	}
+	got := kvsgoGet(t, ep, "av-x264-defaults")
+	for _, kind := range []string{"v", "a"} {
+		if n, m := packets(t, ref, kind), packets(t, got, kind); n != m {
+			t.Fatalf("%s: %d packets served, the same branch gives %d", kind, m, n)
+		}
+	}
+}
