@@ -19,6 +19,7 @@ type decryptSettings struct {
 	privateKeys string // comma-separated recipient private key files
 	deviceKeys  string // comma-separated device public key files or inline keys
 	streamName  string // the stream the input was read from
+	stateFile   string // replay state kept between runs, or ""
 }
 
 var decryptProps = []struct {
@@ -31,6 +32,8 @@ var decryptProps = []struct {
 		func(s *decryptSettings) *string { return &s.deviceKeys }},
 	{"stream-name", "Stream name", "The Kinesis Video stream the input was read from; frames encrypted for another stream are rejected",
 		func(s *decryptSettings) *string { return &s.streamName }},
+	{"state-file", "Replay state file", "Path of a file keeping the replay state between runs (created if missing, written when a stream ends; no secret in it): frames output once are refused as replays by later runs. Default: none, each run starts afresh",
+		func(s *decryptSettings) *string { return &s.stateFile }},
 }
 
 func decryptParamSpecs() []*glib.ParamSpec {
@@ -102,8 +105,18 @@ func (s decryptSettings) transform(report func(error, *mkvstream.Report) error) 
 		return nil, fmt.Errorf("device-keys: %w", err)
 	}
 	cfg := e2ee.DecryptorConfig{Stream: s.streamName, Devices: devs, Keys: keys}
+	if s.stateFile != "" {
+		if cfg.State, err = e2ee.LoadStateFile(s.stateFile); err != nil {
+			return nil, fmt.Errorf("state-file: %w", err)
+		}
+	}
 	return func(r io.Reader, w io.Writer) error {
-		_, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report, MismatchAfter: mismatchFrames})
+		rep, err := mkvstream.Decrypt(w, r, cfg, mkvstream.Options{Live: true, OnProblem: report, MismatchAfter: mismatchFrames})
+		if s.stateFile != "" && rep != nil && rep.State != nil {
+			if serr := e2ee.WriteStateFile(s.stateFile, rep.State); serr != nil && err == nil {
+				err = fmt.Errorf("state-file: %w", serr)
+			}
+		}
 		return err
 	}, nil
 }

@@ -63,6 +63,12 @@ func keygen(args []string, stdout io.Writer) error {
 	return nil
 }
 
+// acceptV1Usage describes -accept-v1, which get and decrypt share.
+const acceptV1Usage = "accept key bundles of version 1 (older kvsgo), which do not sign the segment head: timestamps and codec data are then not authenticated (reported)"
+
+// stateUsage describes -state, which get and decrypt share.
+const stateUsage = "file keeping the replay state between runs (created if missing): frames output once are refused as replays by later runs"
+
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
@@ -88,6 +94,8 @@ func decrypt(args []string, stderr io.Writer) error {
 	out := fs.String("o", "out.mkv", "plain Matroska output")
 	raw := fs.Bool("raw", false, "keep one segment per fragment instead of joining")
 	strict := fs.Bool("strict", false, "fail on the first frame or bundle that does not decrypt instead of dropping it")
+	state := fs.String("state", "", stateUsage)
+	acceptV1 := fs.Bool("accept-v1", false, acceptV1Usage)
 	fs.Parse(args)
 	if *stream == "" || *devices == "" || len(keys) == 0 {
 		return errors.New("decrypt: -stream, -device and -key are required")
@@ -96,22 +104,32 @@ func decrypt(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if err := loadState(*state, &cfg); err != nil {
+		return err
+	}
+	cfg.AcceptV1Bundles = *acceptV1
 	src, err := openIn(*in)
 	if err != nil {
 		return err
 	}
 	defer src.Close()
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
+	f := &lazyFile{path: *out}
 	rep, log, st, err := decryptTo(f, src, cfg, mkvstream.Options{Strict: *strict}, *raw, nil)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	printReport(stderr, rep, log, cfg)
+	if serr := saveState(*state, rep); err == nil {
+		err = serr
+	}
+	if err == nil && !f.created() {
+		err = errNoFragments
+	}
+	if errors.Is(err, errNoFragments) {
+		err = fmt.Errorf("%w: nothing written to %s", err, *out)
+	}
 	if nothingDecrypted(err) {
-		os.Remove(*out)
+		f.remove()
 	} else if err == nil && !*raw {
 		fmt.Fprintf(stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
 	}

@@ -75,6 +75,56 @@ func TestJoinRejectsGarbage(t *testing.T) {
 	}
 }
 
+// FuzzJoin: no input makes the joiner panic, and whatever it writes has
+// cluster timecodes that start after every frame before them.
+func FuzzJoin(f *testing.F) {
+	f.Add(fragments(1000, 2000, 3000))
+	f.Add(fragments(1000, 2000, 2000))
+	f.Add(fragments(1000, 2000, 1500))
+	f.Add(fragments())
+	f.Add(fragments(5)[:40])
+	small := fragments(1000, 2000)
+	f.Add(small[:len(small)-2])
+	i := bytes.Index(small, []byte{0x15, 0x49, 0xa9, 0x66}) // Info
+	f.Add(append(append(bytes.Clone(small[:i]), mkv.AppendTags(nil, []mkv.SimpleTag{{Name: "ENCODER", Value: "x"}})...), small[i:]...))
+	f.Fuzz(func(t *testing.T, in []byte) {
+		var out bytes.Buffer
+		st, err := join(&out, bytes.NewReader(in))
+		if err != nil && out.Len() == 0 {
+			return
+		}
+		r := mkv.NewReader(bytes.NewReader(out.Bytes()))
+		var last int64 = -1
+		var tc uint64
+		clusters := 0
+		for {
+			ev, rerr := r.NextEvent()
+			if rerr == io.EOF {
+				break
+			}
+			if rerr != nil {
+				if err == nil {
+					t.Fatalf("output does not read back: %v", rerr)
+				}
+				return // an input error may cut the output anywhere
+			}
+			switch ev.Kind {
+			case mkv.EventClusterStart:
+				clusters++
+				if int64(ev.Timecode) <= last {
+					t.Fatalf("cluster at %d after a frame at %d", ev.Timecode, last)
+				}
+				tc = ev.Timecode
+			case mkv.EventBlock:
+				last = max(last, int64(tc)+int64(ev.Block.RelTimecode))
+			}
+		}
+		if err == nil && clusters != st.clusters {
+			t.Fatalf("%d clusters written, %d counted", clusters, st.clusters)
+		}
+	})
+}
+
 // An audio and video stream that goes on with one track (the other
 // stalled or ended) joins into one segment; a fragment that brings a track
 // the first header lacks, or changes one, does not.

@@ -3,10 +3,10 @@
 // an end-to-end encrypted stream on the way when given -key and -device.
 //
 //	kvsgo get -stream NAME [-start EARLIEST|NOW|FRAGMENT_NUMBER|PRODUCER_TIMESTAMP|SERVER_TIMESTAMP|CONTINUATION_TOKEN]
-//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict]]
-//	          [-raw] [-o out.mkv]
+//	          [-after N] [-timestamp RFC3339] [-token T] [-key FILE [-key FILE] -device ENTRY|FILE [-strict] [-state FILE]
+//	          [-accept-v1]] [-raw] [-ca-cert FILE|DIR] [-o out.mkv]
 //	kvsgo keygen -kind x25519|xwing|ed25519 -o FILE [-pub PUBFILE]   (writes FILE, mode 0600, and FILE.pub or PUBFILE)
-//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict]
+//	kvsgo decrypt -stream NAME -device ENTRY|FILE -key FILE [-key FILE] [-i in.mkv] [-o out.mkv] [-raw] [-strict] [-state FILE] [-accept-v1]
 //	kvsgo encrypt -stream NAME -signing-key FILE -recipients ENTRY|FILE [-suite S] [-i in.mkv] [-o out.mkv]
 //
 // keygen, decrypt and encrypt handle end-to-end encrypted streams
@@ -15,15 +15,26 @@
 //
 // The endpoint, region and credentials come from the same places as the
 // element's: AWS_ENDPOINT_URL_KINESIS_VIDEO, CONTROL_PLANE_URI or
-// AWS_ENDPOINT_URL; AWS_REGION; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY.
+// AWS_ENDPOINT_URL; AWS_REGION; AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY; the
+// CA certificates of a TLS endpoint from -ca-cert, KVSSINK_CA_CERT_PATH or
+// AWS_CA_BUNDLE.
+//
+// get never writes a file players would mishandle: a range without
+// fragments writes no file, an encrypted stream read without -key and a
+// fragment whose timestamps go back stop it with an error (the latter
+// keeping what came before; -raw keeps every fragment as its own segment).
+// Its exit status is then 1.
 package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -79,10 +90,13 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 	endpoint := fs.String("endpoint", "", "control-plane URL (default: from the environment)")
 	region := fs.String("region", "", "AWS region (default: AWS_REGION, AWS_DEFAULT_REGION, us-west-2)")
 	raw := fs.Bool("raw", false, "write one segment per fragment, as GetMedia sends them (with -key: decrypted, not joined)")
+	caCert := fs.String("ca-cert", "", "PEM file or directory of the CA certificates to trust for TLS (default: "+caEnv+", else AWS_CA_BUNDLE, else the system's)")
 	var keys listFlag
 	fs.Var(&keys, "key", "recipient private key file of an end-to-end encrypted stream (repeatable; needs -device)")
 	devices := fs.String("device", "", "pinned device public keys of an encrypted stream: ed25519:BASE64 entries or files of them, comma-separated (needs -key)")
 	strict := fs.Bool("strict", false, "with -key: fail on the first frame or bundle that does not decrypt instead of dropping it")
+	state := fs.String("state", "", "with -key: "+stateUsage)
+	acceptV1 := fs.Bool("accept-v1", false, "with -key: "+acceptV1Usage)
 	fs.Parse(args)
 	if *stream == "" {
 		return errors.New("get: -stream is required")
@@ -96,6 +110,10 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		if err != nil {
 			return err
 		}
+		if err := loadState(*state, &c); err != nil {
+			return err
+		}
+		c.AcceptV1Bundles = *acceptV1
 		dcfg = &c
 	}
 	rgn, err := kvs.ResolveRegion(*region, *region != "", os.Getenv)
@@ -106,7 +124,11 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	cr, err := credentials.Resolve(ctx, credentials.Sources{}, credentials.Options{Region: rgn})
+	hc, err := httpClient(*caCert, os.Getenv)
+	if err != nil {
+		return err
+	}
+	cr, err := credentials.Resolve(ctx, credentials.Sources{}, credentials.Options{Region: rgn, HTTPClient: hc})
 	if errors.Is(err, credentials.ErrNoCredentials) {
 		return fmt.Errorf("get: %w; kvsgo reads %s", err, credentials.EnvironmentHint)
 	}
@@ -114,7 +136,7 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		return err
 	}
 	creds := cr.Provider
-	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: ep, Region: rgn, Credentials: creds})
+	ctl, err := kvs.NewControl(kvs.ControlConfig{Endpoint: ep, Region: rgn, Credentials: creds, HTTPClient: hc})
 	if err != nil {
 		return err
 	}
@@ -128,15 +150,12 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 			return fmt.Errorf("get: -timestamp: %v", err)
 		}
 	}
-	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: dataEP, StreamName: *stream, Region: rgn, Credentials: creds, Start: sel})
+	body, err := kvs.GetMedia(ctx, kvs.GetMediaConfig{Endpoint: dataEP, StreamName: *stream, Region: rgn, Credentials: creds, Start: sel, HTTPClient: hc})
 	if err != nil {
 		return err
 	}
 	defer body.Close()
-	f, err := os.Create(*out)
-	if err != nil {
-		return err
-	}
+	f := &lazyFile{path: *out}
 	tty := false
 	if sf, ok := stderr.(*os.File); ok {
 		tty = isTerminal(sf)
@@ -151,6 +170,9 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		rep, log, st, err = decryptTo(f, src, *dcfg, mkvstream.Options{Strict: *strict}, *raw, progress)
 		progress.done()
 		printReport(stderr, rep, log, *dcfg)
+		if serr := saveState(*state, rep); err == nil {
+			err = serr
+		}
 		err = explain(err, log, *dcfg)
 	case *raw:
 		_, err = io.Copy(f, src)
@@ -163,7 +185,13 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		err = cerr
 	}
 	if nothingDecrypted(err) {
-		os.Remove(*out)
+		f.remove()
+	}
+	if err == nil && !f.created() {
+		err = errNoFragments
+	}
+	if errors.Is(err, errNoFragments) || errors.Is(err, errEncrypted) {
+		return fmt.Errorf("%w: nothing written to %s", err, *out)
 	}
 	if err != nil {
 		return err
@@ -172,6 +200,77 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "kvsgo: wrote %s: %d fragments, %d frames\n", *out, st.clusters, st.blocks)
 	}
 	return nil
+}
+
+// lazyFile creates its file at the first Write, so that a run that has
+// nothing to write leaves no file behind.
+type lazyFile struct {
+	path string
+	f    *os.File
+}
+
+func (l *lazyFile) Write(b []byte) (int, error) {
+	if l.f == nil {
+		if len(b) == 0 {
+			return 0, nil
+		}
+		f, err := os.Create(l.path)
+		if err != nil {
+			return 0, err
+		}
+		l.f = f
+	}
+	return l.f.Write(b)
+}
+
+func (l *lazyFile) created() bool { return l.f != nil }
+
+func (l *lazyFile) Close() error {
+	if l.f == nil {
+		return nil
+	}
+	return l.f.Close()
+}
+
+// remove deletes the file if it was created.
+func (l *lazyFile) remove() {
+	if l.f != nil {
+		os.Remove(l.path)
+	}
+}
+
+// caEnv is the element's variable for a private CA, which kvsgo honours too.
+const caEnv = "KVSSINK_CA_CERT_PATH"
+
+// httpClient is the client of every call: HTTP/1.1, TLS 1.2 or later,
+// proxies from the environment, trusting the CA certificates of caPath, else
+// of KVSSINK_CA_CERT_PATH (as the element does), else of AWS_CA_BUNDLE (as
+// the AWS SDKs and CLI do), else the system's. A PEM file or a directory of
+// them.
+func httpClient(caPath string, getenv func(string) string) (*http.Client, error) {
+	what := "-ca-cert"
+	for _, env := range []string{caEnv, "AWS_CA_BUNDLE"} {
+		if caPath == "" {
+			caPath, what = getenv(env), env
+		}
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caPath != "" {
+		pool, err := credentials.LoadCertPool(caPath)
+		if err != nil {
+			return nil, fmt.Errorf("%s: CA certificates: %w", what, err)
+		}
+		tc.RootCAs = pool
+	}
+	return &http.Client{Transport: &http.Transport{
+		Proxy:               http.ProxyFromEnvironment,
+		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		TLSHandshakeTimeout: 10 * time.Second,
+		TLSClientConfig:     tc,
+		// HTTP/1.1, as the service's media endpoints are used by the SDKs.
+		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
+		IdleConnTimeout: 90 * time.Second,
+	}}, nil
 }
 
 // progress prints bytes and fragments received, at most once a second and

@@ -32,6 +32,31 @@ func decryptConfig(stream, devices string, keys []string) (e2ee.DecryptorConfig,
 	return cfg, nil
 }
 
+// loadState reads the replay state -state names into cfg; a file that does
+// not exist yet is a first run.
+func loadState(path string, cfg *e2ee.DecryptorConfig) error {
+	if path == "" {
+		return nil
+	}
+	st, err := e2ee.LoadStateFile(path)
+	if err != nil {
+		return fmt.Errorf("-state: %w", err)
+	}
+	cfg.State = st
+	return nil
+}
+
+// saveState writes the replay state after a run.
+func saveState(path string, rep *mkvstream.Report) error {
+	if path == "" || rep == nil || rep.State == nil {
+		return nil
+	}
+	if err := e2ee.WriteStateFile(path, rep.State); err != nil {
+		return fmt.Errorf("-state: %w", err)
+	}
+	return nil
+}
+
 // epochSeen is one key bundle as the report lists it. Only bundles that
 // verify against a pinned device key are listed: the fields of any other
 // bundle are the word of whoever wrote it.
@@ -254,6 +279,12 @@ func explain(err error, log *bundleLog, cfg e2ee.DecryptorConfig) error {
 		if log != nil && len(log.epochs) > 0 {
 			hint = fmt.Sprintf("the key bundles were made for stream %q, not %q", log.epochs[0].stream, cfg.Stream)
 		}
+	case errors.Is(err, e2ee.ErrHeadMismatch):
+		hint = "the segment heads were changed after the camera signed them (timecode scale, codec, CodecPrivate or tracks): the stream was tampered with in storage"
+	case errors.Is(err, e2ee.ErrUnsupported) && strings.Contains(err.Error(), "version 1"):
+		hint = "the stream was written by an older kvsgo whose key bundles do not sign the segment head; -accept-v1 decrypts it, warning that timestamps and codec data are not authenticated"
+	case errors.Is(err, e2ee.ErrReplay):
+		hint = "the key bundles are of epochs this consumer no longer holds or already read (-state): the stream replays footage; to read it again on purpose, run without that -state file"
 	case errors.Is(err, e2ee.ErrUnwrap):
 		hint = "a -key file matches a recipient id but does not open its wrapped key (a corrupted bundle or a mismatched key)"
 	default:

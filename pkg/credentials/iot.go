@@ -46,6 +46,8 @@ type IoTStatusError struct {
 	StatusCode int
 	Code       string // x-amzn-ErrorType, without namespace
 	Message    string // the body's message, when it is JSON
+	// Hint, when set, says how to fix the refusal.
+	Hint string
 }
 
 func (e *IoTStatusError) Error() string {
@@ -56,7 +58,26 @@ func (e *IoTStatusError) Error() string {
 	if e.Message != "" {
 		s += ": " + e.Message
 	}
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
 	return s
+}
+
+// msgInvalidThing is the credentials provider's answer when the thing named
+// in x-amzn-iot-thingname does not exist or is not attached to the
+// certificate.
+const msgInvalidThing = "Invalid thing name passed"
+
+// thingHint explains msgInvalidThing: which thing was asked for, why, and
+// the two ways out.
+func thingHint(c IoTCertificate, certID string) string {
+	fix := fmt.Sprintf("attach the certificate to that thing (aws iot attach-thing-principal --thing-name %s --principal <certificate ARN>, certificate id %s)", c.ThingName, certID)
+	if c.ThingNameDefaulted {
+		return fmt.Sprintf("iot-thing-name is not set, so the thing name is the stream name %q, which is not a thing attached to this certificate: "+
+			"set iot-thing-name in iot-certificate to the certificate's thing (aws iot list-principal-things --principal <certificate ARN>), or %s", c.ThingName, fix)
+	}
+	return fmt.Sprintf("the thing %q named by iot-thing-name does not exist or is not attached to this certificate: %s", c.ThingName, fix)
 }
 
 // IoTOptions are the test seams and environment of an IoT provider.
@@ -223,6 +244,9 @@ func (p *IoTProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
 			se.Message = printable(m.Message + m.Message2)
 		} else if ct != "" {
 			se.Message = "a " + ct + " body"
+		}
+		if resp.StatusCode == http.StatusForbidden && se.Message == msgInvalidThing {
+			se.Hint = thingHint(p.cfg, p.certID)
 		}
 		return aws.Credentials{}, fmt.Errorf("%w %s (thing %s, role alias %s): %w", ErrIoTCredentials, p.url, p.cfg.ThingName, p.cfg.RoleAlias, se)
 	}

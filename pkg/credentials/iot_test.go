@@ -277,6 +277,44 @@ func TestIoTBadAnswers(t *testing.T) {
 	}
 }
 
+// "Invalid thing name passed" says which thing was asked for, whether it is
+// the stream name by default, and how to fix it.
+func TestIoTInvalidThingExplained(t *testing.T) {
+	f := newFakeIoT(t)
+	c, id := f.config(t)
+	f.answer = func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("x-amzn-ErrorType", "AccessDeniedException")
+		w.WriteHeader(403)
+		fmt.Fprint(w, `{"message":"Invalid thing name passed"}`)
+	}
+	for _, tc := range []struct {
+		defaulted bool
+		want      []string
+	}{
+		{true, []string{`iot-thing-name is not set, so the thing name is the stream name "cam1"`, "set iot-thing-name", "list-principal-things", "attach-thing-principal --thing-name cam1", id}},
+		{false, []string{`the thing "cam1" named by iot-thing-name does not exist or is not attached to this certificate`, "attach-thing-principal --thing-name cam1", id}},
+	} {
+		c.ThingNameDefaulted = tc.defaulted
+		p, _, err := NewIoTProvider(c, IoTOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = p.Retrieve(context.Background())
+		var se *IoTStatusError
+		if !errors.As(err, &se) || se.Message != "Invalid thing name passed" {
+			t.Fatalf("%v", err)
+		}
+		for _, w := range tc.want {
+			if !strings.Contains(err.Error(), w) {
+				t.Errorf("defaulted=%v: %q lacks %q", tc.defaulted, err, w)
+			}
+		}
+	}
+	if c, err := ParseIoTCertificate("iot-certificate,endpoint=e,cert-path=c,key-path=k,ca-path=a,role-aliases=r", "stream1"); err != nil || c.ThingName != "stream1" || !c.ThingNameDefaulted {
+		t.Fatalf("default thing name: %+v %v", c, err)
+	}
+}
+
 // Bad files are errors naming the field and the file, found before any
 // request.
 func TestIoTBadFiles(t *testing.T) {

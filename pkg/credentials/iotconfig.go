@@ -68,6 +68,9 @@ type IoTCertificate struct {
 	CAPath    string // PEM file, or a directory of PEM files, that verifies the endpoint
 	RoleAlias string // the role-aliases field
 	ThingName string // iot-thing-name; defaults to the stream name
+	// ThingNameDefaulted says ThingName is the stream name, iot-thing-name
+	// being unset (errors say so).
+	ThingNameDefaulted bool
 	// ConnectionTimeout bounds the dial and TLS handshake; default 3 s.
 	ConnectionTimeout time.Duration
 	// CompletionTimeout bounds the whole request; default 5 s.
@@ -136,7 +139,7 @@ func IoTFromFields(fields []Field, streamName string) (IoTCertificate, error) {
 		return IoTCertificate{}, &IoTFieldError{Field: "role-aliases", Reason: fmt.Sprintf("%q is not a role alias name", c.RoleAlias)}
 	}
 	if c.ThingName == "" {
-		c.ThingName = streamName
+		c.ThingName, c.ThingNameDefaulted = streamName, true
 	}
 	var err error
 	if c.ConnectionTimeout, err = seconds(m, "connection-timeout", DefaultIoTConnectionTimeout); err != nil {

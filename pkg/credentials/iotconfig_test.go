@@ -15,14 +15,14 @@ func TestParseIoTCertificate(t *testing.T) {
 		err      string // the field the error names
 	}{
 		{"guide", full, IoTCertificate{Endpoint: "xxx.credentials.iot.us-west-2.amazonaws.com", CertPath: "/c.pem", KeyPath: "/k.key", CAPath: "/ca.pem",
-			RoleAlias: "Alias", ThingName: "stream", ConnectionTimeout: 3 * time.Second, CompletionTimeout: 5 * time.Second}, ""},
+			RoleAlias: "Alias", ThingName: "stream", ThingNameDefaulted: true, ConnectionTimeout: 3 * time.Second, CompletionTimeout: 5 * time.Second}, ""},
 		{"thing and timeouts", full + ",iot-thing-name=cam1,connection-timeout=(string)4,completion-timeout=(string)9", IoTCertificate{Endpoint: "xxx.credentials.iot.us-west-2.amazonaws.com",
 			CertPath: "/c.pem", KeyPath: "/k.key", CAPath: "/ca.pem", RoleAlias: "Alias", ThingName: "cam1", ConnectionTimeout: 4 * time.Second, CompletionTimeout: 9 * time.Second}, ""},
 		{"quoted, spaces, port, trailing ;", `iot-certificate, endpoint="localhost:8443", cert-path="/a b/c.pem", key-path=/k.key, ca-path=/ca.pem, role-aliases=Alias;`,
-			IoTCertificate{Endpoint: "localhost:8443", CertPath: "/a b/c.pem", KeyPath: "/k.key", CAPath: "/ca.pem", RoleAlias: "Alias", ThingName: "stream",
+			IoTCertificate{Endpoint: "localhost:8443", CertPath: "/a b/c.pem", KeyPath: "/k.key", CAPath: "/ca.pem", RoleAlias: "Alias", ThingName: "stream", ThingNameDefaulted: true,
 				ConnectionTimeout: 3 * time.Second, CompletionTimeout: 5 * time.Second}, ""},
 		{"inconsistent timeouts reset", full + ",connection-timeout=(string)9,completion-timeout=(string)2", IoTCertificate{Endpoint: "xxx.credentials.iot.us-west-2.amazonaws.com",
-			CertPath: "/c.pem", KeyPath: "/k.key", CAPath: "/ca.pem", RoleAlias: "Alias", ThingName: "stream", ConnectionTimeout: 3 * time.Second, CompletionTimeout: 5 * time.Second}, ""},
+			CertPath: "/c.pem", KeyPath: "/k.key", CAPath: "/ca.pem", RoleAlias: "Alias", ThingName: "stream", ThingNameDefaulted: true, ConnectionTimeout: 3 * time.Second, CompletionTimeout: 5 * time.Second}, ""},
 		{"untyped number", full + ",connection-timeout=5", IoTCertificate{}, "connection-timeout"},
 		{"typed int", full + ",completion-timeout=(int)5", IoTCertificate{}, "completion-timeout"},
 		{"missing key", "iot-certificate,endpoint=e,cert-path=/c,key-path=/k,role-aliases=A", IoTCertificate{}, "ca-path"},

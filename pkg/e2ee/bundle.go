@@ -8,27 +8,34 @@ import (
 	"fmt"
 )
 
-// Key bundle layout (e2ee.md §6.2), all integers big-endian:
+// Key bundle layout (SPEC.md §4), all integers big-endian:
 //
-//	"KVK1" | BE16 suite | BE32 epoch_id | BE64 first_pts | L16(stream) | signer_id[8] | u8 n |
+//	"KVK2" | BE16 suite | BE32 epoch_id | BE64 first_pts | L16(stream) | signer_id[8] | head_digest[32] | u8 n |
 //	  n × ( BE16 kem_id | rcpt_id[8] | L16(enc) | L16(ct) ) | sig[64]
 //
 // sig = Ed25519(device key, "KVS-E2EE/1 bundle sig" || every preceding byte).
 // Each (enc, ct) is HPKE base mode (KDF HKDF-SHA256, AEAD AES-256-GCM) of
 // the 32-byte epoch secret to one recipient with
 // info = "KVS-E2EE/1 wrap" || BE16 suite || BE32 epoch_id || L16(stream) || signer_id
-// and empty AAD.
+// and empty AAD. head_digest is Head.Digest of the segment head the epoch's
+// frames are presented with. The first version, "KVK1", has no
+// head_digest; it is refused unless DecryptorConfig.AcceptV1Bundles.
 const (
-	// BundleMagic starts every v1 key bundle.
-	BundleMagic = "KVK1"
-	// BundleFixedSize is the size of a bundle with an empty stream name and
-	// no recipient; add len(stream) and RecipientEntrySize(kem) per
-	// recipient.
-	BundleFixedSize = 4 + 2 + 4 + 8 + 2 + 8 + 1 + ed25519.SignatureSize
+	// BundleMagic starts every bundle this package writes (version 2).
+	BundleMagic = "KVK2"
+	// BundleMagicV1 starts a version 1 bundle, which does not authenticate
+	// the segment head.
+	BundleMagicV1 = "KVK1"
+	// BundleFixedSize is the size of a version 2 bundle with an empty
+	// stream name and no recipient; add len(stream) and
+	// RecipientEntrySize(kem) per recipient.
+	BundleFixedSize = BundleFixedSizeV1 + HeadDigestSize
+	// BundleFixedSizeV1 is BundleFixedSize for a version 1 bundle.
+	BundleFixedSizeV1 = 4 + 2 + 4 + 8 + 2 + 8 + 1 + ed25519.SignatureSize
 	// MaxRecipients is the most recipients a bundle holds (u8 n).
 	MaxRecipients = 255
 	// KeyTrackCodecID is the CodecID of the Matroska key track (TrackType
-	// 17) that carries one bundle per Cluster (§6.4).
+	// 17) that carries one bundle per Cluster (SPEC.md §6).
 	KeyTrackCodecID = "S_KVSE2EE/KEYBUNDLE/V1"
 	// KeyTrackType is the Matroska TrackType of the key track.
 	KeyTrackType = 17
@@ -68,11 +75,13 @@ type WrappedKey struct {
 
 // Bundle is a parsed key bundle. Its slices alias the parsed bytes.
 type Bundle struct {
+	Version    int // 2, or 1 for a KVK1 bundle
 	Suite      Suite
 	EpochID    uint32
 	FirstPTS   uint64 // the epoch's first Cluster timecode
 	Stream     string
 	Signer     SignerID
+	HeadDigest [HeadDigestSize]byte // zero in a version 1 bundle
 	Recipients []WrappedKey
 	Signature  []byte
 	raw        []byte
@@ -82,8 +91,8 @@ type Bundle struct {
 func (b *Bundle) Bytes() []byte { return b.raw }
 
 func (b *Bundle) String() string {
-	return fmt.Sprintf("key bundle epoch=%#08x suite=%v stream=%q signer=%v recipients=%d first_pts=%d",
-		b.EpochID, b.Suite, b.Stream, b.Signer, len(b.Recipients), b.FirstPTS)
+	return fmt.Sprintf("key bundle v%d epoch=%#08x suite=%v stream=%q signer=%v recipients=%d first_pts=%d",
+		b.Version, b.EpochID, b.Suite, b.Stream, b.Signer, len(b.Recipients), b.FirstPTS)
 }
 
 func bundleErr(format string, args ...any) error {
@@ -96,8 +105,13 @@ func ParseBundle(raw []byte) (*Bundle, error) {
 	if len(raw) < len(BundleMagic) {
 		return nil, bundleErr("%d bytes, too short for the magic", len(raw))
 	}
-	if string(raw[:4]) != BundleMagic {
-		return nil, fmt.Errorf("%w: magic %q, want %q", ErrUnsupported, raw[:4], BundleMagic)
+	version := 2
+	switch string(raw[:4]) {
+	case BundleMagic:
+	case BundleMagicV1:
+		version = 1
+	default:
+		return nil, fmt.Errorf("%w: magic %q, want %q (or %q)", ErrUnsupported, raw[:4], BundleMagic, BundleMagicV1)
 	}
 	p := raw[4:]
 	need := func(n int, what string) error {
@@ -109,7 +123,7 @@ func ParseBundle(raw []byte) (*Bundle, error) {
 	if err := need(2+4+8+2, "header"); err != nil {
 		return nil, err
 	}
-	b := &Bundle{raw: raw}
+	b := &Bundle{raw: raw, Version: version}
 	b.Suite = Suite(binary.BigEndian.Uint16(p))
 	if b.Suite != SuiteAES128GCM && b.Suite != SuiteAES256GCM {
 		return nil, fmt.Errorf("%w: cipher suite %v (KVS-E2EE v1 uses 0x0004 or 0x0005)", ErrUnsupported, b.Suite)
@@ -123,8 +137,16 @@ func ParseBundle(raw []byte) (*Bundle, error) {
 	}
 	b.Stream = string(p[:sl])
 	copy(b.Signer[:], p[sl:])
-	n := int(p[sl+8])
-	p = p[sl+9:]
+	p = p[sl+8:]
+	if version == 2 {
+		if err := need(HeadDigestSize+1, "head digest"); err != nil {
+			return nil, err
+		}
+		copy(b.HeadDigest[:], p)
+		p = p[HeadDigestSize:]
+	}
+	n := int(p[0])
+	p = p[1:]
 	if b.EpochID == 0 {
 		return nil, bundleErr("epoch id 0")
 	}
@@ -211,7 +233,9 @@ func wrapInfo(suite Suite, epochID uint32, stream string, signer SignerID) []byt
 }
 
 // sealBundle wraps E to every recipient and signs the result.
-func sealBundle(suite Suite, epochID uint32, firstPTS uint64, stream string, sk *SigningKey, recipients []*PublicKey, secret []byte) ([]byte, error) {
+// A nil head writes a version 1 bundle (for tests of the consumer's
+// handling of them; the Encryptor always passes one).
+func sealBundle(suite Suite, epochID uint32, firstPTS uint64, stream string, head *[HeadDigestSize]byte, sk *SigningKey, recipients []*PublicKey, secret []byte) ([]byte, error) {
 	if len(recipients) == 0 {
 		return nil, ErrNoRecipients
 	}
@@ -221,12 +245,19 @@ func sealBundle(suite Suite, epochID uint32, firstPTS uint64, stream string, sk 
 	info := wrapInfo(suite, epochID, stream, sk.pub.id)
 	out := make([]byte, 0, len(sigLabel)+BundleSize(stream, recipients))
 	out = append(out, sigLabel...)
-	out = append(out, BundleMagic...)
+	if head == nil {
+		out = append(out, BundleMagicV1...)
+	} else {
+		out = append(out, BundleMagic...)
+	}
 	out = binary.BigEndian.AppendUint16(out, uint16(suite))
 	out = binary.BigEndian.AppendUint32(out, epochID)
 	out = binary.BigEndian.AppendUint64(out, firstPTS)
 	out = appendL16(out, []byte(stream))
 	out = append(out, sk.pub.id[:]...)
+	if head != nil {
+		out = append(out, head[:]...)
+	}
 	out = append(out, byte(len(recipients)))
 	for _, r := range recipients {
 		enc, s, err := hpke.NewSender(r.pk, hpke.HKDFSHA256(), hpke.AES256GCM(), info)

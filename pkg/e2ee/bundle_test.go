@@ -31,7 +31,7 @@ func TestParseBundleErrors(t *testing.T) {
 		t.Fatalf("Verify with another device: %v", err)
 	}
 	set := func(off int, v ...byte) []byte { c := bytes.Clone(body); copy(c[off:], v); return c }
-	nOff := 4 + 2 + 4 + 8 + 2 + 5 + 8
+	nOff := 4 + 2 + 4 + 8 + 2 + 5 + 8 + HeadDigestSize
 	for _, c := range []struct {
 		name    string
 		raw     []byte
@@ -39,13 +39,14 @@ func TestParseBundleErrors(t *testing.T) {
 		mention string
 	}{
 		{"empty", nil, ErrBundleMalformed, "too short"},
-		{"unknown magic", append([]byte("KVK2"), good[4:]...), ErrUnsupported, `"KVK2"`},
+		{"unknown magic", append([]byte("KVK3"), good[4:]...), ErrUnsupported, `"KVK3"`},
 		{"unknown suite", resign(set(4, 0x00, 0x01)), ErrUnsupported, "AES_128_CTR_HMAC_SHA256_80"},
 		{"private suite", resign(set(4, 0xf0, 0x00)), ErrUnsupported, "0xf000"},
 		{"epoch id 0", resign(set(6, 0, 0, 0, 0)), ErrBundleMalformed, "epoch id 0"},
 		{"no recipients", resign(append(bytes.Clone(body[:nOff]), 0)), ErrBundleMalformed, "no recipients"},
 		{"truncated header", good[:10], ErrBundleMalformed, "truncated"},
 		{"truncated recipient", good[:nOff+20], ErrBundleMalformed, "recipient 0"},
+		{"truncated head digest", good[:nOff-10], ErrBundleMalformed, "head digest"},
 		{"no signature", body, ErrBundleMalformed, "signature"},
 		{"trailing byte", append(bytes.Clone(good), 0), ErrBundleMalformed, "signature"},
 		{"wrong enc length", resign(set(nOff+1+10, 0, 31)), ErrBundleMalformed, ""},

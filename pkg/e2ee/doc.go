@@ -5,7 +5,7 @@
 // and recipients.
 //
 // Its one job is the cryptography of a stream; it does no I/O besides reading
-// and writing key files, and knows nothing of Matroska, the network or
+// and writing key files and replay state files, and knows nothing of Matroska, the network or
 // GStreamer. It imports the standard library only (crypto/hpke, crypto/hkdf,
 // crypto/ed25519, crypto/aes, crypto/cipher); it must not import other kvsgo
 // packages, the AWS SDK, cgo or GStreamer. The Matroska-level stream
@@ -20,9 +20,11 @@
 // §4.4.3); every (base_key, KID, CTR) must be used for at most one
 // encryption, which the layers above guarantee.
 //
-// KVS-E2EE v1 (e2ee.md §6): [DeriveBaseKey], [KID], [AppendMetadata],
-// [Bundle], [ParseBundle]; the producer side is [Encryptor], the consumer
-// side [Decryptor].
+// KVS-E2EE v1, specified in SPEC.md beside this file (wire format, key
+// schedule, bundle, what is authenticated, threat model, test vectors):
+// [DeriveBaseKey], [KID], [AppendMetadata], [Bundle], [ParseBundle],
+// [Head]; the producer side is [Encryptor], the consumer side [Decryptor]
+// with its replay state ([DecryptorState]).
 //
 // Keys: recipient key pairs ([PrivateKey], [PublicKey]; DHKEM(X25519) and
 // MLKEM768-X25519), device signing keys ([SigningKey], [DeviceKey]), and

@@ -8,7 +8,7 @@ import (
 	"time"
 )
 
-// DefaultRotationInterval is how long an epoch lasts at most (e2ee.md §4.1):
+// DefaultRotationInterval is how long an epoch lasts at most (SPEC.md §3):
 // an hour keeps every key far below AEAD usage limits.
 const DefaultRotationInterval = time.Hour
 
@@ -82,6 +82,9 @@ type Encryptor struct {
 	epoch   *sendEpoch
 	prevID  uint32
 	changed bool
+	head    [HeadDigestSize]byte // of the segment head set last
+	epHead  [HeadDigestSize]byte // of the current epoch's bundle
+	v1      bool                 // write version 1 bundles (tests only)
 	meta    [MetadataLen]byte
 }
 
@@ -111,7 +114,7 @@ func NewEncryptor(cfg EncryptorConfig) (*Encryptor, error) {
 	case cfg.RotationInterval < 0:
 		return nil, fmt.Errorf("e2ee: negative rotation interval %v", cfg.RotationInterval)
 	}
-	e := &Encryptor{cfg: cfg}
+	e := &Encryptor{cfg: cfg, head: Head{}.Digest()}
 	if err := e.SetRecipients(cfg.Recipients); err != nil {
 		return nil, err
 	}
@@ -143,6 +146,14 @@ func (e *Encryptor) SetRecipients(rs []*PublicKey) error {
 	return nil
 }
 
+// SetHead declares the segment head the following frames are presented
+// with (timecode scale and A/V tracks as written, without the key track).
+// Its digest goes into every bundle from the next NewEpoch on; a head that
+// differs from the current epoch's makes RotationDue true, so the caller
+// starts a new epoch with the new segment head. Until it is called the
+// head is the empty Head.
+func (e *Encryptor) SetHead(h Head) { e.head = h.Digest() }
+
 // NewEpoch ends the current epoch and starts a new one whose first Cluster
 // has timecode firstPTS: it draws a fresh 32-byte secret and a random
 // non-zero epoch id different from the previous one, wraps the secret to
@@ -161,7 +172,11 @@ func (e *Encryptor) NewEpoch(firstPTS uint64) ([]byte, error) {
 		}
 		id = binary.BigEndian.Uint32(b[:])
 	}
-	bundle, err := sealBundle(e.cfg.Suite, id, firstPTS, e.cfg.Stream, e.cfg.SigningKey, e.cfg.Recipients, secret)
+	head := &e.head
+	if e.v1 {
+		head = nil
+	}
+	bundle, err := sealBundle(e.cfg.Suite, id, firstPTS, e.cfg.Stream, head, e.cfg.SigningKey, e.cfg.Recipients, secret)
 	if err != nil {
 		clear(secret)
 		return nil, err
@@ -172,7 +187,7 @@ func (e *Encryptor) NewEpoch(firstPTS uint64) ([]byte, error) {
 	for _, r := range e.cfg.Recipients {
 		ep.info.Recipients = append(ep.info.Recipients, r.id)
 	}
-	e.epoch, e.prevID, e.changed = ep, id, false
+	e.epoch, e.prevID, e.changed, e.epHead = ep, id, false, e.head
 	return bundle, nil
 }
 
@@ -195,10 +210,11 @@ func (e *Encryptor) Epoch() EpochInfo {
 
 // RotationDue reports whether the caller should start a new epoch at the
 // next Cluster: there is none yet, the recipients changed, the rotation
-// interval elapsed, or a track's counter is close to MaxCounter.
+// interval elapsed, the segment head changed (SetHead), or a track's
+// counter is close to MaxCounter.
 func (e *Encryptor) RotationDue() bool {
 	ep := e.epoch
-	if ep == nil || e.changed || e.cfg.Now().Sub(ep.started) >= e.cfg.RotationInterval {
+	if ep == nil || e.changed || e.head != e.epHead || e.cfg.Now().Sub(ep.started) >= e.cfg.RotationInterval {
 		return true
 	}
 	for _, n := range ep.next {

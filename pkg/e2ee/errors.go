@@ -5,7 +5,7 @@ import (
 	"fmt"
 )
 
-// Errors of the consumer procedure (e2ee.md §6.5). Each cause has its own
+// Errors of the consumer procedure (SPEC.md §7). Each cause has its own
 // sentinel; errors returned by this package wrap exactly one of them (test
 // with errors.Is) and add context that never includes secret material.
 var (
@@ -37,6 +37,11 @@ var (
 	// ErrReplay: the frame's counter is not above the last accepted one for
 	// its KID (a duplicated, replayed or reordered frame).
 	ErrReplay = errors.New("e2ee: replayed or reordered frame")
+	// ErrHeadMismatch: the frame's epoch was signed for another segment
+	// head (timecode scale, tracks, codecs, CodecPrivate) than the one it
+	// is read with: the head was rewritten in storage, or the frame was
+	// moved into another segment.
+	ErrHeadMismatch = errors.New("e2ee: segment head differs from the one the camera signed")
 	// ErrAuth: the frame failed authentication (tampered frame, or a context
 	// mismatch such as a rewritten timecode, keyframe flag or stream).
 	ErrAuth = errors.New("e2ee: frame authentication failed")
@@ -47,6 +52,11 @@ var (
 	// ErrStaleEpoch is matched by *StaleEpochError: a new epoch starts before
 	// the current one, i.e. old footage is being served as new. A warning.
 	ErrStaleEpoch = errors.New("e2ee: epoch older than the current one")
+
+	// ErrHeadUnauthenticated is a warning: a version 1 bundle was accepted
+	// (DecryptorConfig.AcceptV1Bundles), so the segment head its frames are
+	// presented with is not authenticated.
+	ErrHeadUnauthenticated = errors.New("e2ee: segment head not authenticated (version 1 key bundle)")
 
 	// ErrNoEpoch: Seal was called before the first NewEpoch.
 	ErrNoEpoch = errors.New("e2ee: no epoch started")

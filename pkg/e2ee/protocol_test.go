@@ -54,8 +54,8 @@ func TestRoundTripRecipientMatrix(t *testing.T) {
 			t.Fatal(err)
 		}
 		bundle, frames := produce(t, e, 1_000_000, 30)
-		if len(bundle) != BundleSize("cam-1", []*PublicKey{tX25519.Public(), tXWing.Public()}) || len(bundle) != 93+5+94+1182 {
-			t.Errorf("bundle is %d bytes, want %d", len(bundle), 93+5+94+1182)
+		if len(bundle) != BundleSize("cam-1", []*PublicKey{tX25519.Public(), tXWing.Public()}) || len(bundle) != 125+5+94+1182 {
+			t.Errorf("bundle is %d bytes, want %d", len(bundle), 125+5+94+1182)
 		}
 		for _, k := range []*PrivateKey{tX25519, tXWing} {
 			d, _ := testDecryptor(t, "cam-1", k)
@@ -94,7 +94,7 @@ func TestLateJoinerAndRepeatedBundle(t *testing.T) {
 }
 
 // TestAttacks: each manipulation of an encrypted stream is detected with its
-// own error (e2ee.md §4.3, §6.5).
+// own error (SPEC.md §7, §8).
 func TestAttacks(t *testing.T) {
 	testKeys(t)
 	e := testEncryptor(t, "cam-1")
@@ -290,12 +290,18 @@ func TestStaleEpochAndReplacement(t *testing.T) {
 			t.Fatalf("epoch 0x55 after replacement: %v", err)
 		}
 	}
-	// Reset forgets replay windows.
+	// Reset forgets epochs and replay windows.
 	p, _ := e4.Seal(nil, 1, true, 60_001, []byte("y"))
 	if _, err := d.Open(nil, 1, true, 60_001, p); err != nil {
 		t.Fatal(err)
 	}
 	d.Reset()
+	if _, err := d.Open(nil, 1, true, 60_001, p); !errors.Is(err, ErrMissingKey) {
+		t.Fatalf("after Reset, before the bundle: %v", err)
+	}
+	if _, err := d.AddBundle(e4.Bundle()); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := d.Open(nil, 1, true, 60_001, p); err != nil {
 		t.Fatalf("after Reset: %v", err)
 	}

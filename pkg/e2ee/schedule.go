@@ -7,13 +7,13 @@ import (
 	"fmt"
 )
 
-// KVS-E2EE v1 sizes and limits (e2ee.md §6).
+// KVS-E2EE v1 sizes and limits (SPEC.md §3, §6).
 const (
 	// EpochSecretSize is the length of an epoch secret E.
 	EpochSecretSize = 32
 	// BaseKeySize is the length of a per-track base_key.
 	BaseKeySize = 32
-	// MetadataLen is the length of the SFrame metadata of a frame (§6.3).
+	// MetadataLen is the length of the SFrame metadata of a frame (SPEC.md §6.1).
 	MetadataLen = 16
 	// MaxTrack is the highest track number a KID can carry (4 bits).
 	MaxTrack = 15
@@ -28,7 +28,7 @@ const (
 // KID returns the SFrame KID of a track in an epoch: epoch_id << 4 | track.
 func KID(epochID uint32, track uint8) uint64 { return uint64(epochID)<<4 | uint64(track&0xf) }
 
-// DeriveBaseKey is the §6.1 key schedule:
+// DeriveBaseKey is the key schedule of SPEC.md §3:
 //
 //	base_key = HKDF-SHA256(salt = "KVS-E2EE/1 epoch", IKM = E,
 //	    info = "KVS-E2EE/1 base_key" || L16(stream) || BE32(epoch_id) || u8(t) || BE16(suite), L = 32)
@@ -53,7 +53,7 @@ func DeriveBaseKey(epochSecret []byte, stream string, epochID uint32, track uint
 	return hkdf.Key(sha256.New, epochSecret, []byte("KVS-E2EE/1 epoch"), string(info), BaseKeySize)
 }
 
-// AppendMetadata appends the 16-byte SFrame metadata of a frame (§6.3):
+// AppendMetadata appends the 16-byte SFrame metadata of a frame (SPEC.md §6.1):
 //
 //	"KVS1" || u8 track || u8 flags (0x80 if keyframe) || 0x0000 || BE64 pts
 //

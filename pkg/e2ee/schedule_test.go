@@ -16,7 +16,7 @@ func unhex(t testing.TB, s string) []byte {
 	return b
 }
 
-// TestExampleVector reproduces e2ee.md §6.6 exactly.
+// TestExampleVector reproduces SPEC.md §9.1 exactly.
 func TestExampleVector(t *testing.T) {
 	secret := make([]byte, 32)
 	for i := range secret {

@@ -105,6 +105,8 @@ const (
 var (
 	ErrInvalidVint = errors.New("mkv: invalid EBML variable-length integer")
 	ErrTooLarge    = errors.New("mkv: element too large")
+	// ErrInvalidHeader is wrapped by Header.Validate's errors.
+	ErrInvalidHeader = errors.New("mkv: invalid segment header")
 )
 
 // AppendID appends an element ID (which already carries its length marker).

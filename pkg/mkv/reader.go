@@ -32,9 +32,9 @@ const (
 	// read into memory (a frame, a Tags or BlockGroup element): 64 MiB.
 	DefaultMaxElementSize = 64 << 20
 	// DefaultMaxHeaderSize bounds the segment head kept as
-	// SegmentHeader.Raw (EBML header up to the first Tags or Cluster): 8 MiB,
-	// far above the few hundred bytes producers write, below anything that
-	// would hurt.
+	// SegmentHeader.Raw (EBML header up to the first Cluster) and, apart,
+	// the Tags read inside that head: 8 MiB each, far above the few hundred
+	// bytes producers write, below anything that would hurt.
 	DefaultMaxHeaderSize = 8 << 20
 	// maxDepth bounds the open masters; Matroska needs 6 for what the
 	// reader descends into.
@@ -49,7 +49,8 @@ type ReaderOptions struct {
 	// DefaultMaxElementSize. Larger elements fail with an error naming the
 	// element (wrapping ErrTooLarge) instead of allocating.
 	MaxElementSize int64
-	// MaxHeaderSize bounds SegmentHeader.Raw; default DefaultMaxHeaderSize.
+	// MaxHeaderSize bounds SegmentHeader.Raw, and the Tags inside one
+	// segment head; default DefaultMaxHeaderSize.
 	MaxHeaderSize int64
 	// Resync makes NextEvent skip damaged bytes to the next Cluster, Tags or
 	// EBML header ID instead of failing on a *SyntaxError, as Matroska
@@ -157,6 +158,7 @@ type Reader struct {
 	capOn    bool
 	capStart int64
 	capture  []byte
+	capGap   int64 // bytes of the head left out of capture (its Tags)
 
 	// high level
 	held       *Element // an element read but not yet handled
@@ -166,6 +168,8 @@ type Reader struct {
 	haveTC     bool // the open Cluster's Timecode was read
 	clusterOff int64
 	tagsRaw    []byte
+	queue      []Event // Tags read inside a segment head, returned after it
+	queueBytes int64
 	skipped    int64
 	lastResync int64
 }
@@ -262,7 +266,7 @@ func (r *Reader) discard(n int64) error {
 		r.consume(chunk)
 		n -= int64(chunk)
 		if r.capOn && int64(len(r.capture)) > r.opts.MaxHeaderSize {
-			return syntaxErr(r.capStart, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster or Tags", r.capStart, r.opts.MaxHeaderSize)
+			return syntaxErr(r.capStart, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster", r.capStart, r.opts.MaxHeaderSize)
 		}
 	}
 	return nil
@@ -455,9 +459,10 @@ func (k EventKind) String() string {
 	return fmt.Sprintf("EventKind(%d)", int(k))
 }
 
-// SegmentHeader is what a segment declares before its first Tags or
-// Cluster. Tracks uses the writer's Track type, so a header that was read can
-// be written again.
+// SegmentHeader is what a segment declares before its first Cluster: its
+// Info and Tracks, in whatever order they come. Tracks uses the writer's
+// Track type, so a header that was read can be written again; it may be
+// empty (a segment that declares no track), which callers must refuse.
 type SegmentHeader struct {
 	TimecodeScale uint64 // nanoseconds per timecode unit (default 1,000,000)
 	SegmentUID    []byte
@@ -466,8 +471,10 @@ type SegmentHeader struct {
 	WritingApp    string
 	Tracks        []Track
 	// Raw is the bytes from the start of the EBML header (or of the Segment,
-	// if it had none) up to, excluding, the first Tags or Cluster, as
-	// received. It is the caller's to keep.
+	// if it had none) up to, excluding, the first Cluster, as received,
+	// except the Tags elements found in between: those are left out of Raw
+	// and returned as EventTags right after the EventSegmentStart. It is
+	// the caller's to keep.
 	Raw []byte
 }
 
@@ -493,10 +500,23 @@ type Event struct {
 }
 
 // NextEvent returns the next segment start, tags, cluster start or block,
-// and io.EOF at the end of the input. Errors are *SyntaxError for invalid
+// and io.EOF at the end of the input. The top-level elements of a segment
+// may come in any order: the segment head (Info, Tracks, SeekHead, Cues,
+// Chapters, Attachments, Void) ends at the first Cluster, the next EBML
+// header or Segment, or the end of the input; Tags found inside it are
+// returned right after its EventSegmentStart, in their order. Info or
+// Tracks after the first Cluster of a segment are skipped. Errors are *SyntaxError for invalid
 // bytes (skipped instead with Resync), or wrap io.ErrUnexpectedEOF or the
 // source's error; after an error every call returns it again.
 func (r *Reader) NextEvent() (Event, error) {
+	if len(r.queue) > 0 {
+		ev := r.queue[0]
+		r.queue = r.queue[1:]
+		if len(r.queue) == 0 {
+			r.queue, r.queueBytes = r.queue[:0], 0
+		}
+		return ev, nil
+	}
 	if r.err != nil {
 		return Event{}, r.err
 	}
@@ -531,7 +551,7 @@ func (r *Reader) NextEvent() (Event, error) {
 // segmentStart completes the pending segment head, whose bytes end at end.
 func (r *Reader) segmentStart(end int64) Event {
 	h := r.hdr
-	n := end - r.capStart
+	n := end - r.capStart - r.capGap
 	if n > int64(len(r.capture)) || n < 0 {
 		n = int64(len(r.capture))
 	}
@@ -546,7 +566,7 @@ func (r *Reader) segmentStart(end int64) Event {
 // startCapture begins a segment head with the element header just read.
 func (r *Reader) startCapture(e Element) {
 	r.hdr = &SegmentHeader{TimecodeScale: DefaultTimecodeScale}
-	r.capOn, r.capStart = true, e.Offset
+	r.capOn, r.capStart, r.capGap = true, e.Offset, 0
 	r.capture = append(r.capture[:0], r.hdrRaw[:r.hdrLen]...)
 }
 
@@ -562,6 +582,7 @@ func (r *Reader) resync(cause error) error {
 	}
 	start := r.off
 	r.pending, r.held = 0, nil
+	r.queue, r.queueBytes = nil, 0
 	r.capOn, r.pendHdr, r.hdr, r.ebmlOpen, r.haveTC = false, false, nil, false, false
 	for {
 		if err := r.fill(4); err != nil {
@@ -628,13 +649,18 @@ func (r *Reader) step() (Event, bool, error) {
 		}
 		if r.pendHdr {
 			switch e.ID {
-			case IDCluster, IDTags, IDCues, IDEBML, IDSegment:
+			case IDCluster, IDEBML, IDSegment:
 				// The segment head is complete: report it, then handle e.
 				r.held = &e
 				return r.segmentStart(e.Offset), true, nil
+			case IDTags:
+				// Tags inside the head (the service may send them before
+				// Info and Tracks): kept out of Raw, returned after the
+				// head.
+				return Event{}, false, r.queueTags(e)
 			}
 			if r.capOn && int64(len(r.capture)) > r.opts.MaxHeaderSize {
-				return Event{}, false, syntaxErr(r.capStart, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster or Tags", r.capStart, r.opts.MaxHeaderSize)
+				return Event{}, false, syntaxErr(r.capStart, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster", r.capStart, r.opts.MaxHeaderSize)
 			}
 		}
 	}
@@ -790,6 +816,25 @@ func (r *Reader) headerField(e Element, parent uint32) error {
 		}
 	}
 	return err
+}
+
+// queueTags reads a Tags element found inside a segment head, leaving its
+// bytes out of the head's Raw, and queues its event for after the head.
+func (r *Reader) queueTags(e Element) error {
+	r.capture = r.capture[:max(len(r.capture)-r.hdrLen, 0)]
+	r.capOn = false
+	ev, _, err := r.readTags(e)
+	r.capOn = true
+	r.capGap += int64(e.HeaderLen) + max(e.Size, 0)
+	if err != nil {
+		return err
+	}
+	if r.queueBytes += int64(len(ev.TagsRaw)); r.queueBytes > r.opts.MaxHeaderSize {
+		return syntaxErr(e.Offset, e.ID, ErrTooLarge, "Tags inside the segment head at offset %d exceed %d bytes", r.capStart, r.opts.MaxHeaderSize)
+	}
+	ev.TagsRaw = append([]byte(nil), ev.TagsRaw...)
+	r.queue = append(r.queue, ev)
+	return nil
 }
 
 // readTags reads a whole Tags element.

@@ -459,6 +459,9 @@ func FuzzReader(f *testing.F) {
 	f.Add(segmentHead("V_TEST"))
 	f.Add(append(segmentHead("V_TEST"), cluster(7, el(IDBlockGroup, el(IDBlock, []byte{0x81, 0, 0, 0}, []byte("x"))))...))
 	f.Add([]byte{0x1A, 0x45, 0xDF, 0xA3, 0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF})
+	for _, s := range serviceShapes() {
+		f.Add(s.in)
+	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		for _, resync := range []bool{false, true} {
 			r := NewReaderOptions(bytes.NewReader(b), ReaderOptions{Resync: resync, MaxElementSize: 1 << 16, MaxHeaderSize: 1 << 16})

@@ -42,7 +42,7 @@ type Track struct {
 const DefaultTimecodeScale = 1_000_000
 
 // master appends a master element whose payload is built by body, with a size
-// field of width w (0 = minimal).
+// field of width w (0 = 8), or wider if the payload needs it.
 func master(dst []byte, id uint32, w int, body func([]byte) []byte) []byte {
 	dst = AppendID(dst, id)
 	if w == 0 {
@@ -54,12 +54,43 @@ func master(dst []byte, id uint32, w int, body func([]byte) []byte) []byte {
 	dst = body(dst)
 	n := int64(len(dst) - start)
 	if uint64(n) >= (uint64(1)<<(7*w))-1 {
-		panic(fmt.Sprintf("mkv: element 0x%X of %d bytes exceeds its %d-byte size field", id, n, w))
+		// A payload too big for the width asked for (a huge CodecPrivate):
+		// widen the size field rather than fail.
+		wide := AppendSizeWidth(nil, n, 8)
+		dst = append(dst, make([]byte, 8-w)...)
+		copy(dst[start+8-w:], dst[start:len(dst)-(8-w)])
+		copy(dst[sizeAt:], wide)
+		return dst
 	}
 	var tmp [8]byte
 	copy(dst[sizeAt:start], AppendSizeWidth(tmp[:0], n, w))
 	return dst
 }
+
+// Validate reports what makes h unfit to start a stream: no track, a track
+// number of 0 or used twice. AppendHeader writes such a header anyway (it
+// never panics); readers of untrusted input call Validate first.
+// Its errors wrap ErrInvalidHeader.
+func (h *Header) Validate() error {
+	if len(h.Tracks) == 0 {
+		return fmt.Errorf("%w: the segment declares no tracks", ErrInvalidHeader)
+	}
+	seen := make(map[uint64]bool, len(h.Tracks))
+	for _, t := range h.Tracks {
+		if t.Number == 0 || t.Number > maxTrackNumber {
+			return fmt.Errorf("%w: track number %d out of range 1..%d", ErrInvalidHeader, t.Number, uint64(maxTrackNumber))
+		}
+		if seen[t.Number] {
+			return fmt.Errorf("%w: track number %d declared twice", ErrInvalidHeader, t.Number)
+		}
+		seen[t.Number] = true
+	}
+	return nil
+}
+
+// maxTrackNumber is the largest track number a block header can carry (an
+// 8-byte EBML vint).
+const maxTrackNumber = 1<<56 - 2
 
 // AppendEBMLHeader appends the EBML header the official producer writes
 // (DocType matroska, version 2).
@@ -77,11 +108,9 @@ func AppendEBMLHeader(dst []byte) []byte {
 }
 
 // AppendHeader appends the EBML header, the start of a Segment of unknown
-// size, Info and Tracks: everything a PutMedia body starts with.
+// size, Info and Tracks: everything a PutMedia body starts with. It writes
+// whatever h holds, even a header that Validate refuses.
 func AppendHeader(dst []byte, h *Header) []byte {
-	if len(h.Tracks) == 0 {
-		panic("mkv: header without tracks")
-	}
 	dst = AppendEBMLHeader(dst)
 	dst = AppendID(dst, IDSegment)
 	dst = AppendSize(dst, UnknownSize)
@@ -162,14 +191,18 @@ const SimpleBlockHeaderLen = 1 + 8 + 4
 
 // AppendSimpleBlockHeader appends a SimpleBlock's ID, 8-byte size and block
 // header for a payload of n bytes; the caller appends the payload itself, so
-// a frame is copied exactly once.
+// a frame is copied exactly once. Track numbers above 126 take a wider
+// field (as read from a file); 0 is written as is, and Validate refuses it.
 func AppendSimpleBlockHeader(dst []byte, track uint64, relTimecode int16, flags byte, n int) []byte {
-	if track == 0 || track > 126 {
-		panic(fmt.Sprintf("mkv: track number %d out of range 1..126", track))
-	}
 	dst = AppendID(dst, IDSimpleBlock)
-	dst = AppendSizeWidth(dst, int64(n)+4, 8)
-	return append(dst, 0x80|byte(track), byte(uint16(relTimecode)>>8), byte(uint16(relTimecode)), flags)
+	if track >= 1 && track <= 126 {
+		dst = AppendSizeWidth(dst, int64(n)+4, 8)
+		return append(dst, 0x80|byte(track), byte(uint16(relTimecode)>>8), byte(uint16(relTimecode)), flags)
+	}
+	tn := AppendSize(nil, int64(min(track, maxTrackNumber)))
+	dst = AppendSizeWidth(dst, int64(n+len(tn)+3), 8)
+	dst = append(dst, tn...)
+	return append(dst, byte(uint16(relTimecode)>>8), byte(uint16(relTimecode)), flags)
 }
 
 // SetSimpleBlockPayloadSize rewrites the size of the SimpleBlock that starts

@@ -383,7 +383,11 @@ func (s *Sink) headerFor(tracks []mkv.Track) *header {
 	if s.sealer != nil {
 		h.Tracks = append(h.Tracks, s.sealer.keyTrack())
 	}
-	return &header{bytes: mkv.AppendHeader(nil, h)}
+	hdr := &header{bytes: mkv.AppendHeader(nil, h)}
+	if s.sealer != nil {
+		s.sealer.setHead(hdr.bytes) // the next epoch's bundles sign this head
+	}
+	return hdr
 }
 
 // EndTrack ends one track of an audio and video stream (EOS on its pad):

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 )
 
@@ -67,6 +68,20 @@ func newSealer(cfg Config, queue func(Event)) (*sealer, error) {
 func (s *sealer) keyTrack() mkv.Track {
 	return mkv.Track{Number: s.track, UID: s.track, Type: e2ee.KeyTrackType, Name: e2ee.KeyTrackName,
 		CodecID: e2ee.KeyTrackCodecID, NotDefault: true}
+}
+
+// setHead signs the segment head written from now on into the bundles of
+// the next epoch, which a changed head starts at the next fragment.
+// Called with Sink.mu held, like StartFragment.
+func (s *sealer) setHead(hdr []byte) {
+	h, err := mkvstream.HeadOf(hdr)
+	if err != nil {
+		// The sink's own header always reads back; should it not, the
+		// empty head makes every frame fail at the consumer rather than
+		// present a head the camera did not sign.
+		h = e2ee.Head{}
+	}
+	s.enc.SetHead(h)
 }
 
 // setRecipients queues a new recipient set for the next fragment.

@@ -110,6 +110,7 @@ type Sink struct {
 
 	journal                             *journal.Journal // Config.StoragePath; nil without one or after it failed
 	journalFullWarned, journalLagWarned bool
+	refused                             refusals // fragments lost to non-retriable refusals (refused.go)
 
 	dataEndpoint string
 	runCtx       context.Context
@@ -279,6 +280,9 @@ func (s *Sink) newHeaderLocked() {
 		s.builder = mustBuilder(s.fragmentConfig(false), s.builder)
 	}
 	s.hdr = &header{bytes: mkv.AppendHeader(nil, h)}
+	if s.sealer != nil {
+		s.sealer.setHead(s.hdr.bytes)
+	}
 }
 
 // fragmentConfig is the fragmentation policy, with the sealer when the

@@ -57,6 +57,9 @@ func (s *Sink) run() {
 	for {
 		start, ok := s.waitForWork(ctx)
 		if !ok {
+			if rerr := s.refusedErr(false); rerr != nil && ctx.Err() == nil {
+				s.fail(rerr) // finished with fragments lost (refused.go)
+			}
 			return
 		}
 		s.refreshEndpoint(ctx)
@@ -68,6 +71,9 @@ func (s *Sink) run() {
 		var skip *skipError
 		switch {
 		case err == nil:
+			if rerr := s.refusedErr(false); rerr != nil {
+				s.fail(rerr) // loss is never silent (refused.go)
+			}
 			return // finished
 		case errors.Is(err, errSessionEnded):
 			failures, outageStart = 0, time.Time{}
@@ -77,6 +83,10 @@ func (s *Sink) run() {
 		case errors.As(err, &skip):
 			if !s.cfg.RestartOnError {
 				s.fail(err)
+				return
+			}
+			if rerr := s.refusedErr(true); rerr != nil {
+				s.fail(rerr) // MaxRefusedRun in a row (refused.go)
 				return
 			}
 			continue
@@ -674,6 +684,7 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 		if e != nil && e.state < stateReceived {
 			e.state = stateReceived
 			s.acked++
+			s.refused.run = 0
 		}
 	case kvs.AckPersisted:
 		if e != nil && e.state != stateFailed && e.state < statePersisted {
@@ -681,6 +692,7 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 				s.acked++
 			}
 			e.state = statePersisted
+			s.refused.run = 0
 		}
 	case kvs.AckErrorEvent:
 		info := kvs.LookupAckError(a.ErrorID)
@@ -693,8 +705,9 @@ func (s *Sink) handleAck(a kvs.Ack, ss *sessState) error {
 			Message: fmt.Sprintf("the service rejected the fragment at timecode %d: %s", a.FragmentTimecode, what)}
 		result = &kvs.AckError{Ack: a}
 		if !info.Retriable {
-			if e != nil {
+			if e != nil && e.state != stateFailed {
 				e.state = stateFailed // never resent
+				s.refused.refused(a.ErrorID, info.Name, e.frag.Frames)
 			}
 			result = &skipError{result}
 		}

@@ -71,7 +71,7 @@ var allowedInternal = map[string][]string{
 	"pkg/journal":     {},
 	// The Matroska-level transform of encrypted streams (kvsdecrypt, kvsgo).
 	"pkg/e2ee/mkvstream": {"pkg/e2ee", "pkg/mkv"},
-	"pkg/sink":           {"pkg/fragment", "pkg/kvs", "pkg/credentials", "pkg/mkv", "pkg/codec/", "pkg/clock", "pkg/e2ee", "pkg/journal"},
+	"pkg/sink":           {"pkg/fragment", "pkg/kvs", "pkg/credentials", "pkg/mkv", "pkg/codec/", "pkg/clock", "pkg/e2ee", "pkg/e2ee/mkvstream", "pkg/journal"},
 }
 
 var awsAllowed = []string{"pkg/credentials", "pkg/kvs"}

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/kvs"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
 	"github.com/kvsgo/kvsgo/pkg/sink"
 )
@@ -518,4 +520,44 @@ func TestAVTenSecondGOPWithBFrames(t *testing.T) {
 			}
 		}
 	})
+}
+
+// An encrypted audio and video stream whose audio ends mid-way: the
+// headers change (A/V, then video alone), each signed into its epoch's
+// bundles, and the recipient decrypts every frame of both tracks.
+func TestAVE2EEAcrossAHeaderChange(t *testing.T) {
+	_, frames := officialFrames(t)
+	_, url := startEndpoint(t)
+	k := newE2EEKeys(t)
+	const name = "av-e2ee-change"
+	video := videoPuts(frames, 0)
+	audio := append(audioFrames(0, 4*time.Second), avPut{kind: sink.TrackAudio, end: true})
+	avStream(t, url, name, interleave(video, audio, 100*time.Millisecond), func(c *sink.Config) {
+		c.E2EE = &sink.E2EEConfig{Recipients: []*e2ee.PublicKey{k.alice.Public()}, SigningKey: k.device}
+	})
+	raw := getMediaRaw(t, url, name, kvs.StartSelector{Type: "EARLIEST"})
+	got, rep, err := decryptFrames(t, raw, name, k.device.Public(), k.alice)
+	if err != nil {
+		t.Fatalf("%v (report %+v)", err, rep)
+	}
+	want := len(payloads(video, sink.TrackVideo, 0)) + len(payloads(audio, sink.TrackAudio, 0))
+	if len(got) != want {
+		t.Fatalf("decrypted %d frames, want %d (report %+v)", len(got), want, rep)
+	}
+	var all [][]byte
+	for _, p := range interleave(video, audio, 100*time.Millisecond) {
+		if !p.end {
+			all = append(all, p.data)
+		}
+	}
+	have := map[string]int{}
+	for _, f := range got {
+		have[string(f.data)]++
+	}
+	for _, d := range all {
+		if have[string(d)] == 0 {
+			t.Fatal("a frame was not decrypted")
+		}
+		have[string(d)]--
+	}
 }

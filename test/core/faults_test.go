@@ -298,7 +298,8 @@ func TestFaultOutageBeyondCapacity(t *testing.T) {
 }
 
 // ERROR acks: 4000 and 5000 are retried (every frame stored), 4006 skips
-// the fragment and reports it; the stream goes on.
+// the fragment and reports it; the stream goes on, and ends with an error
+// naming the fragment lost (loss is never silent).
 func TestFaultErrorAcks(t *testing.T) {
 	for _, c := range []struct {
 		id        int
@@ -316,8 +317,13 @@ func TestFaultErrorAcks(t *testing.T) {
 			stream := fmt.Sprintf("errack%d", c.id)
 			s := startSink(t, faultConfig(fe.url, stream, ev), cpd)
 			pacedPut(t, s, frames)
-			if err := s.Finish(context.Background()); err != nil {
+			err := s.Finish(context.Background())
+			var re *sink.RefusedError
+			switch {
+			case c.retriable && err != nil:
 				t.Fatal(err)
+			case !c.retriable && (!errors.As(err, &re) || re.Run || re.ErrorID != c.id || re.Fragments != 1 || re.Frames != 30):
+				t.Fatalf("Finish after a refused fragment: %v", err)
 			}
 			errs := ev.of(sink.EventStreamError)
 			if len(errs) != 1 || errs[0].ErrorID != c.id || errs[0].Retriable != c.retriable || errs[0].ErrorName == "" {

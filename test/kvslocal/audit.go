@@ -3,6 +3,7 @@ package kvslocal
 import (
 	"bytes"
 	"encoding/json"
+	"encoding/xml"
 	"fmt"
 	"net"
 	"net/http"
@@ -22,25 +23,26 @@ import (
 
 // auditEvent is one line of the audit log, with CloudTrail's field names.
 type auditEvent struct {
-	EventVersion       string         `json:"eventVersion"`
-	UserIdentity       auditIdentity  `json:"userIdentity"`
-	EventTime          string         `json:"eventTime"`
-	EventSource        string         `json:"eventSource"`
-	EventName          string         `json:"eventName"`
-	AWSRegion          string         `json:"awsRegion"`
-	SourceIPAddress    string         `json:"sourceIPAddress"`
-	UserAgent          string         `json:"userAgent"`
-	ErrorCode          string         `json:"errorCode,omitempty"`
-	ErrorMessage       string         `json:"errorMessage,omitempty"`
-	RequestParameters  map[string]any `json:"requestParameters"`
-	ResponseElements   map[string]any `json:"responseElements"`
-	RequestID          string         `json:"requestID"`
-	EventID            string         `json:"eventID"`
-	ReadOnly           bool           `json:"readOnly"`
-	EventType          string         `json:"eventType"`
-	ManagementEvent    bool           `json:"managementEvent"`
-	RecipientAccountID string         `json:"recipientAccountId"`
-	EventCategory      string         `json:"eventCategory"`
+	EventVersion       string          `json:"eventVersion"`
+	UserIdentity       auditIdentity   `json:"userIdentity"`
+	EventTime          string          `json:"eventTime"`
+	EventSource        string          `json:"eventSource"`
+	EventName          string          `json:"eventName"`
+	AWSRegion          string          `json:"awsRegion"`
+	SourceIPAddress    string          `json:"sourceIPAddress"`
+	UserAgent          string          `json:"userAgent"`
+	ErrorCode          string          `json:"errorCode,omitempty"`
+	ErrorMessage       string          `json:"errorMessage,omitempty"`
+	RequestParameters  map[string]any  `json:"requestParameters"`
+	ResponseElements   map[string]any  `json:"responseElements"`
+	Resources          []auditResource `json:"resources,omitempty"`
+	RequestID          string          `json:"requestID"`
+	EventID            string          `json:"eventID"`
+	ReadOnly           bool            `json:"readOnly"`
+	EventType          string          `json:"eventType"`
+	ManagementEvent    bool            `json:"managementEvent"`
+	RecipientAccountID string          `json:"recipientAccountId"`
+	EventCategory      string          `json:"eventCategory"`
 }
 
 type auditIdentity struct {
@@ -50,6 +52,14 @@ type auditIdentity struct {
 	AccountID   string `json:"accountId,omitempty"`
 	AccessKeyID string `json:"accessKeyId,omitempty"`
 	UserName    string `json:"userName,omitempty"`
+	InvokedBy   string `json:"invokedBy,omitempty"`
+}
+
+// auditResource is a resource an event names (CloudTrail's resources).
+type auditResource struct {
+	ARN       string `json:"ARN"`
+	AccountID string `json:"accountId"`
+	Type      string `json:"type"`
 }
 
 const (
@@ -58,7 +68,7 @@ const (
 	// auditMaxResponse bounds the responses logged as responseElements
 	// and the error bodies kept for errorMessage.
 	auditMaxResponse = 4 << 10
-	// auditUserName names the IAM user every accepted credential stands for.
+	// auditUserName is the default IAM user name of Config.Credentials.
 	auditUserName = "kvslocal"
 )
 
@@ -114,6 +124,36 @@ type auditWriter struct {
 	status int
 	body   bytes.Buffer // the first auditMaxResponse bytes
 	req    []byte       // the request body, for requestParameters
+	// Set by the service that answers a call of another service than
+	// kinesisvideo (NoteAuditCall).
+	source, name string
+	params       map[string]any
+}
+
+// NoteAuditCall tells the audit log which call of which service w answers
+// (source: iam.amazonaws.com…, name: CreateRole…) and its parameters
+// (secret-looking members are removed). Empty values leave what is known.
+// It does nothing when the audit log is off.
+func NoteAuditCall(w http.ResponseWriter, source, name string, params map[string]any) {
+	for {
+		if aw, ok := w.(*auditWriter); ok {
+			if source != "" {
+				aw.source = source
+			}
+			if name != "" {
+				aw.name = name
+			}
+			if params != nil {
+				aw.params = params
+			}
+			return
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return
+		}
+		w = u.Unwrap()
+	}
 }
 
 func (aw *auditWriter) WriteHeader(code int) {
@@ -160,22 +200,30 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 	}
 	r := aw.r
 	name := operationName(r.URL.Path) // authz.go
+	source := auditEventSource
+	if aw.source != "" {
+		source, name = aw.source, aw.name
+	}
 	ip, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		ip = r.RemoteAddr
 	}
 	ev := &auditEvent{
-		EventVersion: auditEventVersion, EventTime: aw.start.UTC().Format(time.RFC3339), EventSource: auditEventSource,
+		EventVersion: auditEventVersion, EventTime: aw.start.UTC().Format(time.RFC3339), EventSource: source,
 		EventName: name, AWSRegion: s.cfg.Region, SourceIPAddress: ip, UserAgent: r.UserAgent(),
 		RequestID: aw.Header().Get("x-amzn-RequestId"), EventID: newRequestID(), EventType: "AwsApiCall",
 		ReadOnly:           strings.HasPrefix(name, "Describe") || strings.HasPrefix(name, "List") || strings.HasPrefix(name, "Get"),
 		RecipientAccountID: s.cfg.AccountID, EventCategory: "Management", ManagementEvent: true,
 	}
-	if dataOps[name] {
+	if dataOps[name] && source == auditEventSource {
 		ev.EventCategory, ev.ManagementEvent = "Data", false
 	}
 	ev.UserIdentity = s.auditIdentity(r)
-	if r.URL.Path == "/putMedia" {
+	if aw.params != nil {
+		ev.RequestParameters = scrub(aw.params)
+	} else if source != auditEventSource {
+		// another service's body is not JSON (awsquery) or is noted
+	} else if r.URL.Path == "/putMedia" {
 		ev.RequestParameters = map[string]any{}
 		for _, h := range []struct{ header, key string }{
 			{"x-amzn-stream-name", "streamName"}, {"x-amzn-stream-arn", "streamARN"},
@@ -194,11 +242,22 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 	}
 	if aw.status >= 400 {
 		ev.ErrorCode, _, _ = strings.Cut(aw.Header().Get("x-amzn-ErrorType"), ":")
-		var msg map[string]string
+		var msg map[string]any
 		if json.Unmarshal(aw.body.Bytes(), &msg) == nil {
-			ev.ErrorMessage = msg["Message"]
-			if ev.ErrorMessage == "" {
-				ev.ErrorMessage = msg["message"]
+			for _, k := range []string{"Message", "message"} {
+				if m, ok := msg[k].(string); ok && ev.ErrorMessage == "" {
+					ev.ErrorMessage = m
+				}
+			}
+			if t, ok := msg["__type"].(string); ok && ev.ErrorCode == "" {
+				ev.ErrorCode = t[strings.LastIndex(t, "#")+1:]
+			}
+		} else {
+			var x struct {
+				Error struct{ Code, Message string }
+			}
+			if xml.Unmarshal(aw.body.Bytes(), &x) == nil {
+				ev.ErrorCode, ev.ErrorMessage = x.Error.Code, x.Error.Message
 			}
 		}
 		if ev.ErrorCode == "" {
@@ -218,19 +277,23 @@ func (s *Server) auditEnd(w http.ResponseWriter) {
 // auditIdentity is the caller as far as the request tells: the access key
 // ID from the Authorization header's scope (never anything else of it).
 func (s *Server) auditIdentity(r *http.Request) auditIdentity {
-	id := auditIdentity{Type: "Unknown", AccountID: s.cfg.AccountID}
 	_, rest, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
 	key, _, _ := strings.Cut(rest, "/")
 	if key == "" || strings.ContainsAny(key, ", ") || len(key) > 128 {
-		return id
+		return auditIdentity{Type: "Unknown", AccountID: s.cfg.AccountID}
 	}
-	id.AccessKeyID = key
+	return s.identityOf(key)
+}
+
+// identityOf is the holder of an access key as CloudTrail names it.
+func (s *Server) identityOf(key string) auditIdentity {
+	id := auditIdentity{Type: "Unknown", AccountID: s.cfg.AccountID, AccessKeyID: key}
 	c, ok := s.credential(key) // sigv4.go
 	if !ok {
 		return id
 	}
-	id.Type, id.UserName, id.PrincipalID = "IAMUser", auditUserName, key
-	id.ARN = fmt.Sprintf("arn:aws:iam::%s:user/%s", s.cfg.AccountID, auditUserName)
+	id.Type, id.UserName, id.PrincipalID = "IAMUser", s.userName(), key
+	id.ARN = fmt.Sprintf("arn:aws:iam::%s:user/%s", s.cfg.AccountID, s.userName())
 	switch {
 	case strings.Contains(c.ARN, ":assumed-role/"):
 		// arn:aws:sts::ACCOUNT:assumed-role/ROLE/SESSION
@@ -271,4 +334,43 @@ func scrubValue(v any) any {
 		}
 	}
 	return v
+}
+
+// AuditRecord is an event reported by a part of the endpoint that is not
+// served at its URL: the IoT credentials provider (test/kvslocal/iam).
+type AuditRecord struct {
+	Source, Name          string // eventSource and eventName
+	SourceIP, UserAgent   string
+	ErrorCode, ErrorMsg   string // empty on success
+	Params, Response      map[string]any
+	PrincipalType         string // e.g. AWSService
+	PrincipalARN          string
+	InvokedBy             string // e.g. credentials.iot.amazonaws.com
+	ResourceARN, Resource string // a resource the event names, and its type
+}
+
+// Audit appends r to the audit log (Config.AuditLog), if it is on.
+func (s *Server) Audit(r AuditRecord) {
+	if s.audit == nil {
+		return
+	}
+	ev := &auditEvent{
+		EventVersion: auditEventVersion, EventTime: s.cfg.Now().UTC().Format(time.RFC3339), EventSource: r.Source, EventName: r.Name,
+		AWSRegion: s.cfg.Region, SourceIPAddress: r.SourceIP, UserAgent: r.UserAgent, ErrorCode: r.ErrorCode, ErrorMessage: r.ErrorMsg,
+		RequestID: newRequestID(), EventID: newRequestID(), EventType: "AwsApiCall", ManagementEvent: true,
+		RecipientAccountID: s.cfg.AccountID, EventCategory: "Management",
+		UserIdentity: auditIdentity{Type: r.PrincipalType, ARN: r.PrincipalARN, AccountID: s.cfg.AccountID, InvokedBy: r.InvokedBy},
+	}
+	if r.Params != nil {
+		ev.RequestParameters = scrub(r.Params)
+	}
+	if r.Response != nil {
+		ev.ResponseElements = scrub(r.Response)
+	}
+	if r.ResourceARN != "" {
+		ev.Resources = []auditResource{{ARN: r.ResourceARN, AccountID: s.cfg.AccountID, Type: r.Resource}}
+	}
+	if err := s.audit.write(ev); err != nil {
+		s.log.Error("writing the audit log", "error", err)
+	}
 }

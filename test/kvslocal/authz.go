@@ -79,5 +79,16 @@ func (s *Server) authorize(r *http.Request, body []byte, id identity) *apiError 
 	if err := az.Authorize(AuthzRequest{AccessKeyID: id.AccessKeyID, Action: action, Resource: resource}); err != nil {
 		return newErr("AccessDeniedException", err.Error())
 	}
+	if p == "getMedia" || p == "getMediaForFragmentList" {
+		// Reading a stream under a customer-managed key takes kms:Decrypt
+		// on it as well (kmsuse.go).
+		if m, e := s.store.get(ref); e == nil && m.KMSKeyID != "" {
+			if arn, managed := s.kms.keyARN(m.KMSKeyID); arn != "" && !managed {
+				if err := az.Authorize(AuthzRequest{AccessKeyID: id.AccessKeyID, Action: "kms:Decrypt", Resource: arn}); err != nil {
+					return newErr("AccessDeniedException", err.Error())
+				}
+			}
+		}
+	}
 	return nil
 }

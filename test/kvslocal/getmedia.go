@@ -17,7 +17,9 @@ import (
 // GetMedia (POST /getMedia, kinesis-video-media) streams stored fragments,
 // each re-emitted as its own MKV chunk exactly as the service lays them out
 // (local-aws.md §5): the segment head as the producer sent it (EBML header,
-// Segment of unknown size, Info, Tracks), the producer's Tags, Tags with
+// Info, Tracks...) but with its Segment of unknown size (8-byte size field,
+// whatever size the producer wrote: a chunk is not the producer's whole
+// segment), the producer's Tags, Tags with
 // AWS_KINESISVIDEO_FRAGMENT_NUMBER, _SERVER_TIMESTAMP and
 // _PRODUCER_TIMESTAMP, the Cluster (with a known size, as the service sends
 // it), then Tags with AWS_KINESISVIDEO_MILLIS_BEHIND_NOW and
@@ -200,11 +202,19 @@ func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKi
 	if kind == chunkFragmentList {
 		meta[1].Name, meta[2].Name = "AWS_KINESISVIDEO_SERVER_SIDE_TIMESTAMP", "AWS_KINESISVIDEO_PRODUCER_SIDE_TIMESTAMP"
 	}
-	head := f.HeaderSize + f.TagsSize
+	rawHead := make([]byte, f.HeaderSize)
+	if _, err := io.ReadFull(file, rawHead); err != nil {
+		return fmt.Errorf("fragment %s is truncated on disk: %w", f.Number, err)
+	}
+	head, err := serviceHead(rawHead)
+	if err != nil {
+		return fmt.Errorf("fragment %s: %w", f.Number, err)
+	}
 	sections := []any{
 		head,
+		f.TagsSize,
 		appendTags(nil, meta),
-		f.Size - head,
+		f.Size - f.HeaderSize - f.TagsSize,
 	}
 	if kind == chunkGetMedia {
 		behind := max(s.cfg.Now().Sub(f.ServerTimestamp).Milliseconds(), 0)
@@ -229,6 +239,39 @@ func (s *Server) writeChunk(w io.Writer, stream string, f fragment, kind chunkKi
 		}
 	}
 	return nil
+}
+
+// unknownSegmentSize is the size field the service writes for every
+// chunk's Segment: 8 bytes, all ones (unknown).
+var unknownSegmentSize = []byte{0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}
+
+// serviceHead returns a stored segment head (EBML header, Segment, Info,
+// Tracks... as the producer sent them) with the Segment's size field
+// replaced by unknownSegmentSize, as the service serves heads: a producer's
+// known size (mkvmerge writes one) would otherwise claim the chunks that
+// follow.
+func serviceHead(raw []byte) ([]byte, error) {
+	for off := 0; off < len(raw); {
+		id, n, err := mkv.ReadID(raw[off:])
+		if err != nil {
+			return nil, fmt.Errorf("stored segment head: invalid element at offset %d", off)
+		}
+		size, sn, err := mkv.ReadSize(raw[off+n:])
+		if err != nil {
+			return nil, fmt.Errorf("stored segment head: invalid size at offset %d", off+n)
+		}
+		if id == mkv.IDSegment {
+			out := make([]byte, 0, len(raw)-sn+len(unknownSegmentSize))
+			out = append(out, raw[:off+n]...)
+			out = append(out, unknownSegmentSize...)
+			return append(out, raw[off+n+sn:]...), nil
+		}
+		if size < 0 || size > int64(len(raw)-off-n-sn) {
+			return nil, fmt.Errorf("stored segment head: %s at offset %d overruns the head", mkv.ElementName(id), off)
+		}
+		off += n + sn + int(size)
+	}
+	return nil, fmt.Errorf("stored segment head without a Segment")
 }
 
 // errorChunk is the chunk GetMedia ends with when a fragment cannot be

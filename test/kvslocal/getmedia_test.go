@@ -1,10 +1,14 @@
 package kvslocal
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +17,9 @@ import (
 	awscreds "github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia"
 	"github.com/aws/aws-sdk-go-v2/service/kinesisvideoarchivedmedia/types"
+
+	"github.com/kvsgo/kvsgo/pkg/mkv"
+	"github.com/kvsgo/kvsgo/test/testenv"
 )
 
 // getMedia runs GetMedia with a selector and reads the response to its end.
@@ -169,5 +176,86 @@ func TestArchivedMediaWithTheSDK(t *testing.T) {
 	if _, err := c.GetMediaForFragmentList(ctx, &kinesisvideoarchivedmedia.GetMediaForFragmentListInput{StreamName: aws.String("arch"),
 		Fragments: []string{"1"}}); err == nil || !errors.As(err, &nf) {
 		t.Fatalf("unknown fragment: %v", err)
+	}
+}
+
+// A producer that writes a Segment of known size (mkvmerge output, here the
+// official fixture remuxed) gets its fragments served as the service serves
+// them: every chunk's Segment of unknown size, so that a reader of the
+// response sees every chunk (the producer's size used to claim the chunks
+// that follow it).
+func TestGetMediaServesSegmentsOfUnknownSize(t *testing.T) {
+	mkvmerge := testenv.Tool(t, "mkvmerge", "mkvtoolnix")
+	dir := t.TempDir()
+	sized := filepath.Join(dir, "sized.mkv")
+	if out, err := exec.Command(mkvmerge, "-q", "-o", sized, testenv.Fixture(t, "official-putmedia.mkv")).CombinedOutput(); err != nil {
+		t.Fatalf("mkvmerge: %v\n%s", err, out)
+	}
+	body, err := os.ReadFile(sized)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := mkv.NewReader(bytes.NewReader(body))
+	for {
+		e, err := r.Next()
+		if err != nil {
+			t.Fatalf("mkvmerge output: %v", err)
+		}
+		if e.ID == mkv.IDSegment {
+			if e.Size == mkv.UnknownSize {
+				t.Fatal("mkvmerge wrote a Segment of unknown size; the test needs a known one")
+			}
+			break
+		}
+	}
+	_, url := start(t, filepath.Join(dir, "kvs"))
+	createStream(t, url, "sized", 1)
+	s := startPut(t, url, putOptions{stream: "sized", relative: true})
+	if resp := s.awaitStatus(t, body[:1]); resp.StatusCode != 200 {
+		t.Fatalf("PutMedia status %d", resp.StatusCode)
+	}
+	go func() { writeChunked(s.w, body[1:]); s.w.Close() }()
+	persisted := 0
+	for persisted < 10 {
+		a, ok := s.next(t, 20*time.Second)
+		if !ok {
+			t.Fatalf("acks ended after %d persisted", persisted)
+		}
+		switch a.EventType {
+		case "PERSISTED":
+			persisted++
+		case "ERROR":
+			t.Fatalf("PutMedia: %s", a.raw)
+		}
+	}
+	resp := signedPost(t, url, "/getMedia", map[string]any{"StreamName": "sized", "StartSelector": map[string]string{"StartSelectorType": "EARLIEST"}})
+	got, err := io.ReadAll(resp.Body)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GetMedia %d %v", resp.StatusCode, err)
+	}
+	segments := 0
+	r = mkv.NewReader(bytes.NewReader(got))
+	for {
+		e, err := r.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if e.ID == mkv.IDSegment {
+			segments++
+			if e.Size != mkv.UnknownSize || !bytes.Equal(got[e.Offset+4:e.Offset+12], []byte{0x01, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF, 0xFF}) {
+				t.Fatalf("chunk %d: Segment size field %x", segments, got[e.Offset+4:e.Offset+12])
+			}
+		}
+	}
+	chunks := readChunks(t, bytes.NewReader(got))
+	blocks := 0
+	for _, c := range chunks {
+		blocks += len(c.blocks)
+	}
+	if segments != 10 || len(chunks) != 10 || blocks != 300 {
+		t.Fatalf("%d segments, %d chunks, %d blocks; want 10, 10, 300", segments, len(chunks), blocks)
 	}
 }

@@ -202,7 +202,7 @@ func (in *ingest) clusterStart(ev mkv.Event) error {
 		ie.number = number
 		return ie
 	}
-	dk, wrapped, kerr := in.s.kms.newDataKey(in.p.stream.KMSKeyID) // kms.go
+	dk, wrapped, kerr := in.s.generateDataKey(in.p.stream.KMSKeyID, in.p.caller) // kmsuse.go
 	if kerr != nil {
 		ie := ingestErr(kerr.ID, ev.Timecode, "%v", kerr)
 		ie.number = number

@@ -88,6 +88,11 @@ type KeyInfo struct {
 	State    string // KeyEnabled, KeyDisabled or KeyPendingDeletion
 	Versions int    // key versions (1 + rotations)
 	Aliases  []string
+	// Description, Created and (for a key pending deletion) DeletionDate,
+	// as DescribeKey returns them.
+	Description  string
+	Created      time.Time
+	DeletionDate time.Time
 }
 
 // kmsKey is a key as kms.json stores it.
@@ -96,8 +101,10 @@ type kmsKey struct {
 	Description string    `json:"description,omitempty"`
 	State       string    `json:"state"`
 	Created     time.Time `json:"created"`
-	Versions    []string  `json:"versions"` // key material sealed with the master key, hex
-	material    [][]byte
+	// DeletionDate is when a key pending deletion goes.
+	DeletionDate time.Time `json:"deletionDate,omitzero"`
+	Versions     []string  `json:"versions"` // key material sealed with the master key, hex
+	material     [][]byte
 }
 
 type kmsFile struct {
@@ -272,7 +279,8 @@ func (k *KMS) createLocked(description string) *kmsKey {
 }
 
 func (k *KMS) info(key *kmsKey) KeyInfo {
-	ki := KeyInfo{KeyID: key.ID, ARN: k.arn(key.ID), State: key.State, Versions: len(key.material)}
+	ki := KeyInfo{KeyID: key.ID, ARN: k.arn(key.ID), State: key.State, Versions: len(key.material),
+		Description: key.Description, Created: key.Created, DeletionDate: key.DeletionDate}
 	for a, id := range k.aliases {
 		if id == key.ID {
 			ki.Aliases = append(ki.Aliases, a)

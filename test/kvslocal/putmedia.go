@@ -193,6 +193,7 @@ type putMediaParams struct {
 	relative  bool
 	start     time.Time
 	haveStart bool
+	caller    string // the access key that signed the request (kms:GenerateDataKey is its)
 }
 
 func (s *Server) putMediaParams(r *http.Request) (putMediaParams, *apiError) {
@@ -268,12 +269,13 @@ func (s *Server) release(stream string) {
 	delete(s.active, stream)
 }
 
-func (s *Server) putMedia(w http.ResponseWriter, r *http.Request) {
+func (s *Server) putMedia(w http.ResponseWriter, r *http.Request, id identity) {
 	p, e := s.putMediaParams(r)
 	if e != nil {
 		writeError(w, e)
 		return
 	}
+	p.caller = id.AccessKeyID
 	name := p.stream.Name
 	if !s.acquire(name) {
 		writeError(w, newErr("ConnectionLimitExceededException", fmt.Sprintf("Too many concurrent PutMedia connections on stream %s.", name)))

@@ -189,7 +189,7 @@ func (s *Server) openFragment(stream string, f fragment) (io.ReadCloser, error) 
 	var dk []byte
 	if f.DataKey != nil {
 		var kerr *KMSError
-		if dk, kerr = s.kms.openDataKey(f.DataKey); kerr != nil {
+		if dk, kerr = s.decryptDataKey(f.DataKey); kerr != nil { // kmsuse.go
 			return nil, kerr
 		}
 	}

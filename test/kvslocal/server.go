@@ -97,6 +97,16 @@ type Config struct {
 	// credentials it issued), and every request whose signature verified is
 	// authorized by it before it runs (authz.go; test/kvslocal/iam).
 	Authorizer Authorizer
+	// Services are the other AWS services served at the same URL, by the
+	// signing name of the credential scope (route.go): test/kvslocal/iam
+	// supplies iot and execute-api, iam and sts. kms is built in.
+	Services map[string]Service
+	// PublicFiles are served to unsigned GETs by URL path, such as the CA
+	// certificate the IoT walkthrough downloads with curl.
+	PublicFiles map[string][]byte
+	// UserName is the IAM user name of Credentials (the endpoint's own
+	// keys) in the audit log and in GetCallerIdentity; default kvslocal.
+	UserName string
 }
 
 // Defaults.
@@ -313,7 +323,12 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer s.auditEnd(w)
 	w.Header().Set("Date", s.cfg.Now().UTC().Format(http.TimeFormat))
 	w.Header().Set("x-amzn-RequestId", newRequestID())
-	streaming := r.URL.Path == "/putMedia"
+	if s.servePublic(w, r) { // route.go
+		return
+	}
+	name := scopeService(r)
+	svc := s.service(name)
+	streaming := r.URL.Path == "/putMedia" && svc == nil
 	var body []byte
 	if !streaming {
 		// A client that dribbles its body must not hold a handler.
@@ -329,6 +344,10 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		body = b
 		auditBody(w, body)
+	}
+	if svc != nil {
+		s.serveOther(w, r, body, name, svc) // route.go
+		return
 	}
 	id, e := s.verify(r, body, streaming)
 	if e != nil {
@@ -348,7 +367,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	switch r.URL.Path {
 	case "/putMedia":
-		s.track(w, func() { s.putMedia(w, r) })
+		s.track(w, func() { s.putMedia(w, r, id) })
 	case "/getMedia":
 		s.track(w, func() { s.getMedia(w, r, body) })
 	case "/getMediaForFragmentList":

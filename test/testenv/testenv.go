@@ -25,9 +25,13 @@ func Root() string {
 // (that package's testdata/README.md says where the bytes came from and
 // under which licence).
 var fixtures = map[string]string{
-	"official-putmedia.mkv":            "pkg/mkv/testdata",
-	"kvs-getmedia-real.mkv":            "pkg/mkv/testdata",
-	"sframe-rfc9605-test-vectors.json": "pkg/e2ee/testdata",
+	"official-putmedia.mkv":                 "pkg/mkv/testdata",
+	"kvs-getmedia-real.mkv":                 "pkg/mkv/testdata",
+	"kvs-getmedia-equal-timecodes.mkv":      "pkg/mkv/testdata",
+	"kvs-getmedia-decreasing-timecodes.mkv": "pkg/mkv/testdata",
+	"kvs-getmedia-tags-empty-cluster.mkv":   "pkg/mkv/testdata",
+	"kvs-getmedia-tags-only.mkv":            "pkg/mkv/testdata",
+	"sframe-rfc9605-test-vectors.json":      "pkg/e2ee/testdata",
 }
 
 // Fixture returns the path of a fixture kept in the repository. An unknown

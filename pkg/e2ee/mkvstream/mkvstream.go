@@ -1,5 +1,5 @@
 // Package mkvstream converts between plain Matroska and KVS-E2EE Matroska
-// (e2ee.md §6.4): Decrypt turns a GetMedia/PutMedia stream with a key track
+// (pkg/e2ee/SPEC.md §6): Decrypt turns a GetMedia/PutMedia stream with a key track
 // and SFrame payloads into plain Matroska without the key track, as the
 // kvsdecrypt element and "kvsgo decrypt" do; Encrypt does the reverse for
 // tests and tools (the streaming core seals frames itself, at the fragment
@@ -11,9 +11,12 @@ package mkvstream
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/mkv"
@@ -27,22 +30,30 @@ var (
 	ErrNotEncrypted = errors.New("mkvstream: segment has no KVS-E2EE key track")
 	// ErrContextMismatch: bundles were accepted but every frame failed
 	// authentication, i.e. the context differs from the producer's
-	// (rewritten timecodes, another stream): e2ee.md §4.4 item 8.
+	// (rewritten timecodes, another stream): SPEC.md §7.
 	ErrContextMismatch = errors.New("mkvstream: every frame failed authentication although its key bundle was valid (context mismatch: rewritten timecodes or stream?)")
 	// ErrNothingDecrypted: the stream had frames but none decrypted; it
 	// wraps the most frequent cause.
 	ErrNothingDecrypted = errors.New("mkvstream: no frame could be decrypted")
+	// ErrTagsDropped is a warning: a Tags element held tags other than the
+	// service's own (AWS_KINESISVIDEO_*), such as the producer's fragment
+	// metadata. Nothing in Tags is signed by the camera, so Decrypt never
+	// writes Tags; it reports those that may have mattered.
+	ErrTagsDropped = errors.New("mkvstream: tags dropped from the output: the camera does not sign them")
 )
 
-// causes are the e2ee sentinels Report counts, in §6.5 order.
+// causes are the e2ee sentinels Report counts, in SPEC.md §7 order.
 var causes = []error{
 	e2ee.ErrBundleMalformed, e2ee.ErrUnsupported, e2ee.ErrBundleSignature, e2ee.ErrWrongStream,
 	e2ee.ErrNotRecipient, e2ee.ErrUnwrap, e2ee.ErrMalformed, e2ee.ErrTrackMismatch,
-	e2ee.ErrMissingKey, e2ee.ErrReplay, e2ee.ErrAuth, e2ee.ErrGap, e2ee.ErrStaleEpoch,
+	e2ee.ErrMissingKey, e2ee.ErrHeadMismatch, e2ee.ErrReplay, e2ee.ErrAuth, e2ee.ErrGap, e2ee.ErrStaleEpoch,
+	e2ee.ErrHeadUnauthenticated, ErrTagsDropped,
 }
 
-// bundleCauses are the causes of a key bundle's rejection.
-var bundleCauses = causes[:6]
+// bundleCauses are the causes of a key bundle's rejection (ErrReplay: the
+// bundle of an epoch the decryptor no longer holds).
+var bundleCauses = []error{e2ee.ErrBundleMalformed, e2ee.ErrUnsupported, e2ee.ErrBundleSignature, e2ee.ErrWrongStream,
+	e2ee.ErrNotRecipient, e2ee.ErrUnwrap, e2ee.ErrReplay}
 
 // Cause returns the e2ee sentinel err matches, or err itself.
 func Cause(err error) error {
@@ -55,7 +66,7 @@ func Cause(err error) error {
 }
 
 // Report counts what Decrypt did. Errors and warnings are counted per cause
-// (an e2ee sentinel) rather than reported one by one (e2ee.md §6.5:
+// (an e2ee sentinel) rather than reported one by one (SPEC.md §7:
 // rate-limited, one counter per cause); First keeps the first full error of
 // each cause for messages.
 type Report struct {
@@ -67,6 +78,10 @@ type Report struct {
 	Counts             map[error]int
 	First              map[error]error
 	Gaps               []e2ee.FrameGap
+	// State is the decryptor's replay state when Decrypt returned: save it
+	// and pass it as DecryptorConfig.State next time so that what was
+	// output once is refused as a replay after a restart (SPEC.md §7.3).
+	State *e2ee.DecryptorState
 
 	last error // the latest counted, for Options.OnProblem
 }
@@ -99,7 +114,7 @@ type Options struct {
 	// MismatchAfter, when positive, ends Decrypt with ErrContextMismatch as
 	// soon as that many frames failed authentication with their key bundles
 	// accepted and no frame opened yet: a live consumer cannot wait for the
-	// end of the stream to learn that every frame fails (e2ee.md §4.4).
+	// end of the stream to learn that every frame fails (SPEC.md §7).
 	MismatchAfter int
 	// OnProblem, if set, is called after each error or warning is counted,
 	// with the Report so far: a live consumer reports causes as they come
@@ -126,14 +141,62 @@ func header(h *mkv.SegmentHeader, tracks []mkv.Track, app string) *mkv.Header {
 	return out
 }
 
+// Head is the e2ee.Head of a segment head as read: its TimecodeScale and
+// every track but the key track, with the fields the Matroska writer
+// writes (SPEC.md §5.1).
+func Head(h *mkv.SegmentHeader) e2ee.Head {
+	out := e2ee.Head{TimecodeScale: h.TimecodeScale}
+	for _, t := range h.Tracks {
+		if t.CodecID == e2ee.KeyTrackCodecID {
+			continue
+		}
+		out.Tracks = append(out.Tracks, e2ee.HeadTrack{Number: t.Number, UID: t.UID, Type: uint64(t.Type), NotDefault: t.NotDefault,
+			CodecID: t.CodecID, CodecPrivate: t.CodecPrivate, Name: t.Name, PixelWidth: uint64(t.PixelWidth), PixelHeight: uint64(t.PixelHeight),
+			SamplingFrequency: t.SamplingFrequency, Channels: uint64(t.Channels), BitDepth: uint64(t.BitDepth), DefaultDuration: t.DefaultDuration})
+	}
+	return out
+}
+
+// HeadOf reads the segment head at the start of b (as mkv.AppendHeader
+// writes it) and returns its e2ee.Head: what a producer passes to
+// Encryptor.SetHead, read back the way consumers will read it.
+func HeadOf(b []byte) (e2ee.Head, error) {
+	ev, err := mkv.NewReader(bytes.NewReader(b)).NextEvent()
+	if err != nil {
+		return e2ee.Head{}, fmt.Errorf("mkvstream: reading the segment head: %w", err)
+	}
+	if ev.Kind != mkv.EventSegmentStart {
+		return e2ee.Head{}, fmt.Errorf("mkvstream: no segment head but %v", ev.Kind)
+	}
+	return Head(ev.Header), nil
+}
+
+// plainHeader is the head Decrypt writes: the authenticated fields only
+// (SPEC.md §5.1), whatever else the received head held (Title, SegmentUID,
+// Colour, Language...).
+func plainHeader(h *mkv.SegmentHeader, av []mkv.Track) *mkv.Header {
+	out := &mkv.Header{TimecodeScale: h.TimecodeScale, MuxingApp: "kvsgo", WritingApp: "kvsgo decrypt"}
+	for _, t := range av {
+		out.Tracks = append(out.Tracks, mkv.Track{Number: t.Number, UID: t.UID, Type: t.Type, NotDefault: t.NotDefault, CodecID: t.CodecID,
+			CodecPrivate: t.CodecPrivate, Name: t.Name, PixelWidth: t.PixelWidth, PixelHeight: t.PixelHeight,
+			SamplingFrequency: t.SamplingFrequency, Channels: t.Channels, BitDepth: t.BitDepth, DefaultDuration: t.DefaultDuration})
+	}
+	return out
+}
+
 func pts(clusterTC uint64, rel int16) uint64 { return uint64(int64(clusterTC) + int64(rel)) }
 
 // Decrypt reads a KVS-E2EE Matroska stream (one or more segments, as
 // GetMedia returns them) from r and writes plain Matroska to w: each segment
-// head without the key track, Tags as received, every Cluster with its
-// timecode, and each A/V block with its plaintext. A block that does not
-// decrypt is dropped and its cause counted (or, with Options.Strict,
-// returned). cfg configures the e2ee.Decryptor; its Warn, if set, still
+// head with the authenticated fields only and without the key track, every
+// Cluster with its timecode, and each A/V block with its plaintext; a head
+// or Cluster is written only before a frame of it that decrypts. Frames
+// are opened only under the segment head their epoch's bundle was signed
+// for (e2ee.ErrHeadMismatch otherwise), and Tags are never written (a
+// producer's own tags are reported as ErrTagsDropped): nothing reaches
+// the output that the camera did not sign but the Matroska framing. A
+// block that does not decrypt is dropped and its cause counted (or, with
+// Options.Strict, returned). cfg configures the e2ee.Decryptor; its Warn, if set, still
 // receives the warnings after Report has counted them.
 func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (*Report, error) {
 	rep := &Report{}
@@ -152,6 +215,7 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	if err != nil {
 		return rep, err
 	}
+	defer func() { rep.State = d.State() }()
 	size := 1 << 20
 	if opts.Live {
 		size = 64 << 10
@@ -171,7 +235,8 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	}
 	var key uint64
 	var clusterTC uint64
-	var buf, pt []byte
+	var buf, pt, head []byte
+	var pendHead, pendCluster bool // written before the next frame that opens
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
@@ -190,13 +255,30 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 				bw.Flush()
 				return rep, fmt.Errorf("%w (segment %d at offset %d)", ErrNotEncrypted, rep.Segments, ev.Offset)
 			}
-			buf = mkv.AppendHeader(buf[:0], header(ev.Header, av, "kvsgo decrypt"))
+			if err := (&mkv.Header{Tracks: ev.Header.Tracks}).Validate(); err != nil {
+				bw.Flush()
+				return rep, fmt.Errorf("mkvstream: segment %d at offset %d: %w", rep.Segments, ev.Offset, err)
+			}
+			d.SetHead(Head(ev.Header))
+			head = mkv.AppendHeader(head[:0], plainHeader(ev.Header, av))
+			pendHead, pendCluster = true, false
+			buf = buf[:0]
 		case mkv.EventTags:
-			buf = append(buf[:0], ev.TagsRaw...)
+			buf = buf[:0]
+			var producer []string
+			for _, t := range ev.Tags {
+				if !strings.HasPrefix(t.Name, "AWS_KINESISVIDEO_") && len(producer) < 8 {
+					producer = append(producer, t.Name)
+				}
+			}
+			if len(producer) > 0 {
+				rep.count(fmt.Errorf("%w: %s in segment %d", ErrTagsDropped, strings.Join(producer, ", "), rep.Segments))
+			}
 		case mkv.EventClusterStart:
 			rep.Clusters++
 			clusterTC = ev.Timecode
-			buf = mkv.AppendClusterStart(buf[:0], clusterTC)
+			pendCluster = true
+			buf = buf[:0]
 		case mkv.EventBlock:
 			b := ev.Block
 			buf = buf[:0]
@@ -228,9 +310,19 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 				break // out of the switch: nothing to write
 			}
 			rep.Opened++
-			flags := b.Flags
+			if pendHead {
+				buf = append(buf, head...)
+				pendHead = false
+			}
+			if pendCluster {
+				buf = mkv.AppendClusterStart(buf, clusterTC)
+				pendCluster = false
+			}
+			// The key flag is authenticated (frame metadata); the others
+			// (invisible, discardable) are not, and are not written.
+			var flags byte
 			if b.Keyframe {
-				flags |= 0x80
+				flags = mkv.FlagKeyframe
 			}
 			buf = mkv.AppendSimpleBlock(buf, b.Track, b.RelTimecode, flags, pt)
 		}
@@ -257,7 +349,7 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 		// The most frequent cause; when no bundle was accepted, the
 		// bundles' root cause (not a recipient, bad signature, ...)
 		// rather than the frames' ErrMissingKey that follows from it.
-		candidates := causes
+		candidates := causes[:slices.Index(causes, e2ee.ErrGap)] // errors, not warnings
 		if rep.BundlesAccepted == 0 {
 			for _, c := range bundleCauses {
 				if rep.Counts[c] > 0 {
@@ -299,6 +391,9 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 		switch ev.Kind {
 		case mkv.EventSegmentStart:
 			tracks := append([]mkv.Track(nil), ev.Header.Tracks...)
+			if err := (&mkv.Header{Tracks: tracks}).Validate(); err != nil {
+				return fmt.Errorf("mkvstream: the segment at offset %d: %w", ev.Offset, err)
+			}
 			key = 0
 			for _, t := range tracks {
 				if t.CodecID == e2ee.KeyTrackCodecID {
@@ -312,6 +407,13 @@ func Encrypt(w io.Writer, r io.Reader, enc *e2ee.Encryptor) error {
 			key++
 			tracks = append(tracks, mkv.Track{Number: key, UID: key, Type: e2ee.KeyTrackType, Name: e2ee.KeyTrackName, CodecID: e2ee.KeyTrackCodecID, NotDefault: true})
 			buf = mkv.AppendHeader(buf[:0], header(ev.Header, tracks, ev.Header.WritingApp))
+			// The bundles sign the head as consumers will read it; a head
+			// that changes starts a new epoch at the next Cluster.
+			h, err := HeadOf(buf)
+			if err != nil {
+				return err
+			}
+			enc.SetHead(h)
 		case mkv.EventTags:
 			buf = append(buf[:0], ev.TagsRaw...)
 		case mkv.EventClusterStart:

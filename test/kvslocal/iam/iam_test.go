@@ -135,7 +135,7 @@ func (e *env) iotGet(t *testing.T, dev DeviceFiles, serverName, alias, thing str
 // The credentials provider's answers follow AWS's table, in AWS's order of
 // checks (local-aws.md §3.2).
 func TestIoTErrorTable(t *testing.T) {
-	var unregistered, inactive, wildcard DeviceFiles
+	var unregistered, inactive, wildcard, expired DeviceFiles
 	e := setup(t, WalkthroughOptions{}, func(f *File, ca *CA, dir string) {
 		var err error
 		if unregistered, err = ca.WriteDevice(dir, "unregistered", IssueOptions{}); err != nil {
@@ -147,6 +147,11 @@ func TestIoTErrorTable(t *testing.T) {
 		if wildcard, err = ca.WriteDevice(dir, "wildcard", IssueOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		if expired, err = ca.WriteDevice(dir, "expired", IssueOptions{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+		f.Certificates = append(f.Certificates, Certificate{PEMFile: expired.CertPath, Policies: []string{GuideIoTPolicyName}})
+		f.Things = append(f.Things, Thing{Name: "old", Principals: []string{expired.CertPath}})
 		f.IoTPolicies["any"] = Policy{Statement: []Statement{{Effect: "Allow", Action: strings_{"iot:*"}, Resource: strings_{"*"}}}}
 		f.Certificates = append(f.Certificates,
 			Certificate{PEMFile: inactive.CertPath, Status: "INACTIVE", Policies: []string{GuideIoTPolicyName}},
@@ -186,12 +191,12 @@ func TestIoTErrorTable(t *testing.T) {
 			t.Errorf("%s: %d %v %v; want %d %q", c.name, status, body, err, c.status, c.message)
 		}
 	}
-	for name, dev := range map[string]DeviceFiles{"no client certificate": {}, "unregistered": unregistered, "inactive": inactive} {
+	for name, dev := range map[string]DeviceFiles{"no client certificate": {}, "unregistered": unregistered, "inactive": inactive, "expired": expired} {
 		if _, _, err := e.iotGet(t, dev, "localhost", GuideRoleAlias, ""); err == nil {
 			t.Errorf("%s: the handshake succeeded", name)
 		}
 	}
-	if _, _, err := e.iotGet(t, cam1, "127.0.0.1", GuideRoleAlias, "cam1"); err == nil {
+	if _, _, err := e.iotGet(t, cam1, "other.example", GuideRoleAlias, "cam1"); err == nil {
 		t.Errorf("a server name other than the endpoint's was accepted")
 	}
 }

@@ -12,6 +12,8 @@ import (
 	"net/http"
 	"strings"
 	"time"
+
+	"github.com/kvsgo/kvsgo/test/kvslocal"
 )
 
 // The AWS IoT credentials provider (local-aws.md §3): GET
@@ -33,7 +35,8 @@ func (s *Server) StartIoT(addr, host string, cert tls.Certificate) (string, erro
 		MinVersion: tls.VersionTLS12,
 		NextProtos: []string{"http/1.1"},
 		GetConfigForClient: func(hello *tls.ClientHelloInfo) (*tls.Config, error) {
-			if !strings.EqualFold(hello.ServerName, host) {
+			// Clients that connect to 127.0.0.1 send no server name.
+			if hello.ServerName != "" && !strings.EqualFold(hello.ServerName, host) {
 				s.log.Info("iot: handshake refused", "reason", "server name", "sni", hello.ServerName)
 				return nil, fmt.Errorf("iam: server name %q is not the credentials endpoint", hello.ServerName)
 			}
@@ -43,9 +46,21 @@ func (s *Server) StartIoT(addr, host string, cert tls.Certificate) (string, erro
 		ClientAuth:   tls.RequireAnyClientCert,
 		VerifyPeerCertificate: func(raw [][]byte, _ [][]*x509.Certificate) error {
 			id := certID(raw[0])
-			if c, ok := s.certs[id]; !ok || !c.active {
+			s.mu.Lock()
+			c, ok := s.certs[id]
+			active := ok && c.status == CertActive
+			s.mu.Unlock()
+			if !active {
 				s.log.Info("iot: handshake refused", "reason", "certificate not registered or not ACTIVE", "certificate_id", id)
+				s.auditIoT(nil, "", "", id, "", "AccessDenied", "the TLS handshake was refused: the certificate "+id+" is not registered or not ACTIVE")
 				return errors.New("iam: certificate not registered or not ACTIVE")
+			}
+			// RequireAnyClientCert verifies no chain and no dates: a
+			// registered certificate must still be within its validity.
+			if c, err := x509.ParseCertificate(raw[0]); err != nil || s.now().Before(c.NotBefore) || s.now().After(c.NotAfter) {
+				s.log.Info("iot: handshake refused", "reason", "certificate expired or not yet valid", "certificate_id", id)
+				s.auditIoT(nil, "", "", id, "", "AccessDenied", "the TLS handshake was refused: the certificate "+id+" is expired or not yet valid")
+				return errors.New("iam: certificate expired or not yet valid")
 			}
 			return nil
 		},
@@ -57,7 +72,11 @@ func (s *Server) StartIoT(addr, host string, cert tls.Certificate) (string, erro
 	})
 	s.serve(l, mux, func(l net.Listener) net.Listener { return tls.NewListener(l, cfg) })
 	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return net.JoinHostPort(host, port), nil
+	ep := net.JoinHostPort(host, port)
+	s.mu.Lock()
+	s.iotEP = ep
+	s.mu.Unlock()
+	return ep, nil
 }
 
 func certID(der []byte) string {
@@ -71,45 +90,19 @@ func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := certID(r.TLS.PeerCertificates[0].Raw)
-	cert := s.certs[id]
 	alias := r.PathValue("alias")
-	vars := map[string]string{VarCertificateID: id}
-	if name := r.Header.Get("x-amzn-iot-thingname"); name != "" {
-		t, ok := s.things[name]
-		if !ok || !contains(t.Principals, id) {
-			s.log.Info("iot: refused", "reason", "thing", "thing", name, "certificate_id", id)
-			writeIoTError(w, http.StatusForbidden, "AccessDeniedException", map[string]string{"message": "Invalid thing name passed"})
-			return
-		}
-		vars[VarThingName] = t.Name
-		if t.TypeName != "" {
-			vars[VarThingTypeName] = t.TypeName
-		}
-	}
-	var pols []Policy
-	for _, p := range cert.policies {
-		pols = append(pols, s.iotPols[p])
-	}
-	if Evaluate(pols, Request{Action: "iot:AssumeRoleWithCertificate", Resource: s.RoleAliasARN(alias), Context: vars}) != Allowed {
-		s.log.Info("iot: refused", "reason", "policy", "alias", alias, "certificate_id", id)
-		writeIoTError(w, http.StatusForbidden, "AccessDeniedException", map[string]string{"message": "Access Denied"})
+	s.mu.Lock()
+	ss, status, code, msg := s.credentialsLocked(id, alias, r.Header.Get("x-amzn-iot-thingname"))
+	s.mu.Unlock()
+	thing := r.Header.Get("x-amzn-iot-thingname")
+	if ss == nil {
+		s.auditIoT(r, alias, thing, id, "", code, msg)
+		s.log.Info("iot: refused", "alias", alias, "certificate_id", id, "reason", msg)
+		writeIoTError(w, status, code, map[string]string{"message": msg})
 		return
 	}
-	a, ok := s.aliases[alias]
-	if !ok {
-		writeIoTError(w, http.StatusNotFound, "ResourceNotFoundException", map[string]string{"message": "Role alias does not exist"})
-		return
-	}
-	role, ok := s.roles[a.RoleARN]
-	if !ok || !trusts(role.TrustPolicy, "sts:AssumeRole", iotServicePrincipal, true, vars, s.account) {
-		writeIoTError(w, http.StatusBadRequest, "InvalidRequestException", map[string]string{"message": "Unable to assume the role, or the role to assume does not exist"})
-		return
-	}
-	if a.CredentialDurationSeconds > role.MaxSessionDuration {
-		writeIoTError(w, http.StatusBadRequest, "InvalidRequestException", map[string]string{"message": "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for the role"})
-		return
-	}
-	ss := s.issue(role, id, time.Duration(a.CredentialDurationSeconds)*time.Second, vars)
+	vars := ss.vars
+	s.auditIoT(r, alias, thing, id, ss.arn, "", "")
 	s.log.Info("iot: credentials issued", "alias", alias, "thing", vars["credentials-iot:ThingName"], "certificate_id", id,
 		"access_key", ss.cred.AccessKeyID[:4]+"****", "expires", ss.cred.Expires)
 	w.Header().Set("Content-Type", "application/json")
@@ -118,6 +111,91 @@ func (s *Server) iotCredentials(w http.ResponseWriter, r *http.Request) {
 		"accessKeyId": ss.cred.AccessKeyID, "secretAccessKey": ss.cred.SecretAccessKey, "sessionToken": ss.cred.SessionToken,
 		"expiration": ss.cred.Expires.UTC().Format("2006-01-02T15:04:05Z"), // never fractional: producer-c needs exactly 20 characters
 	}})
+}
+
+// auditIoT reports a credential issuance (assumed set) or refusal, as
+// CloudTrail shows the credentials provider's AssumeRole: a call of the
+// service credentials.iot.amazonaws.com. Never a secret.
+func (s *Server) auditIoT(r *http.Request, alias, thing, certID, assumed, code, msg string) {
+	rec := kvslocal.AuditRecord{Source: "sts.amazonaws.com", Name: "AssumeRole", SourceIP: "credentials.iot.amazonaws.com",
+		UserAgent: "credentials.iot.amazonaws.com", ErrorCode: code, ErrorMsg: msg, PrincipalType: "AWSService",
+		InvokedBy: "credentials.iot.amazonaws.com",
+		Params:    map[string]any{"certificateId": certID, "roleSessionName": certID}}
+	if r != nil {
+		rec.UserAgent = r.UserAgent()
+	}
+	if alias != "" {
+		rec.Params["roleAlias"] = alias
+		rec.ResourceARN, rec.Resource = s.RoleAliasARN(alias), "AWS::IoT::RoleAlias"
+		s.mu.Lock()
+		if a := s.aliases[alias]; a != nil {
+			rec.Params["roleArn"], rec.Params["durationSeconds"] = a.roleARN, a.duration
+		}
+		s.mu.Unlock()
+	}
+	if thing != "" {
+		rec.Params["thingName"] = thing
+	}
+	if assumed != "" {
+		rec.Response = map[string]any{"assumedRoleUser": map[string]any{"arn": assumed}}
+	}
+	s.auditf(rec)
+}
+
+// credentialsLocked makes the checks of the credentials provider in AWS's
+// order (thing, IoT policy, alias, role, duration) and issues credentials,
+// or says why not: status, error code and message.
+func (s *Server) credentialsLocked(id, alias, thingName string) (*session, int, string, string) {
+	cert := s.certs[id]
+	if cert == nil || cert.status != CertActive { // changed since the handshake
+		return nil, http.StatusForbidden, "AccessDeniedException", "Access Denied"
+	}
+	vars := map[string]string{VarCertificateID: id}
+	if thingName != "" {
+		t, ok := s.things[thingName]
+		if !ok || !contains(t.principals, id) {
+			return nil, http.StatusForbidden, "AccessDeniedException", "Invalid thing name passed"
+		}
+		vars[VarThingName] = t.name
+		if t.typeName != "" {
+			vars[VarThingTypeName] = t.typeName
+		}
+	}
+	var pols []Policy
+	for _, p := range cert.policies {
+		if ip := s.iotPols[p]; ip != nil {
+			pols = append(pols, ip.p)
+		}
+	}
+	if Evaluate(pols, Request{Action: "iot:AssumeRoleWithCertificate", Resource: s.RoleAliasARN(alias), Context: vars}) != Allowed {
+		return nil, http.StatusForbidden, "AccessDeniedException", "Access Denied"
+	}
+	a, ok := s.aliases[alias]
+	if !ok {
+		return nil, http.StatusNotFound, "ResourceNotFoundException", "Role alias does not exist"
+	}
+	r := s.roleByARNLocked(a.roleARN)
+	if r == nil || !trusts(r.trust.p, "sts:AssumeRole", iotServicePrincipal, true, vars, s.account) {
+		return nil, http.StatusBadRequest, "InvalidRequestException", "Unable to assume the role, or the role to assume does not exist"
+	}
+	if a.duration > r.maxSession {
+		return nil, http.StatusBadRequest, "InvalidRequestException", "The requested CredentialDurationSeconds exceeds the MaxSessionDuration set for the role"
+	}
+	return s.issueLocked(r, id, time.Duration(a.duration)*time.Second, vars), http.StatusOK, "", ""
+}
+
+// roleByARNLocked finds a role by ARN (with or without a path).
+func (s *Server) roleByARNLocked(arn string) *role {
+	prefix := "arn:aws:iam::" + s.account + ":role/"
+	if !strings.HasPrefix(arn, prefix) {
+		return nil
+	}
+	name := arn[strings.LastIndex(arn, "/")+1:]
+	r := s.roles[name]
+	if r == nil || prefix+strings.TrimPrefix(r.path, "/")+r.name != arn {
+		return nil
+	}
+	return r
 }
 
 func writeIoTError(w http.ResponseWriter, status int, code string, body map[string]string) {

@@ -7,9 +7,7 @@ import (
 	"encoding/hex"
 	"encoding/xml"
 	"io"
-	"net"
 	"net/http"
-	"os/exec"
 	"sort"
 	"strings"
 	"testing"
@@ -72,30 +70,7 @@ func stsCall(t *testing.T, url, form, key, secret string) (int, []byte) {
 // moto_server (preinstalled; local-aws.md §1) is the shape oracle for STS:
 // our AssumeRole and GetCallerIdentity answers have the same elements.
 func TestSTSShapesMatchMoto(t *testing.T) {
-	moto := testenv.Tool(t, "moto_server", "python3-moto (pip moto)")
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := l.Addr().String()
-	l.Close()
-	_, port, _ := net.SplitHostPort(addr)
-	cmd := exec.Command(moto, "-H", "127.0.0.1", "-p", port)
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
-	motoURL := "http://" + addr
-	for deadline := time.Now().Add(20 * time.Second); ; {
-		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("moto_server did not start")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	motoURL := testenv.Moto(t)
 	e := setup(t, WalkthroughOptions{}, func(f *File, _ *CA, _ string) {
 		f.Roles = append(f.Roles, Role{Name: "R", TrustPolicy: Policy{Statement: []Statement{{Effect: "Allow", Action: strings_{"sts:AssumeRole"},
 			Principal: &Principal{AWS: []string{"arn:aws:iam::123456789012:user/admin"}}}}}})

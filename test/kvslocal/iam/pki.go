@@ -123,3 +123,34 @@ func certificateIDFromPEM(b []byte) (string, error) {
 		}
 	}
 }
+
+// publicKeyPEM is the public key of a PEM certificate, as
+// CreateKeysAndCertificate returns it.
+func publicKeyPEM(certPEM []byte) (string, error) {
+	blk, _ := pem.Decode(certPEM)
+	if blk == nil {
+		return "", errors.New("no PEM certificate")
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return "", err
+	}
+	der, err := x509.MarshalPKIXPublicKey(c.PublicKey)
+	if err != nil {
+		return "", err
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der})), nil
+}
+
+// certValidity is a PEM certificate's validity period.
+func certValidity(certPEM string) (time.Time, time.Time, bool) {
+	blk, _ := pem.Decode([]byte(certPEM))
+	if blk == nil {
+		return time.Time{}, time.Time{}, false
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		return time.Time{}, time.Time{}, false
+	}
+	return c.NotBefore, c.NotAfter, true
+}

@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/base64"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -33,50 +34,67 @@ const (
 type Options struct {
 	Now    func() time.Time // default time.Now
 	Logger *slog.Logger     // default: discard
+	// OwnUserName is the IAM user name of the KVS endpoint's own keys
+	// (kvslocal.Config.UserName); default kvslocal.
+	OwnUserName string
+	// CA signs the certificates CreateKeysAndCertificate makes, and is
+	// the CA the IoT walkthrough downloads; default: a new one.
+	CA *CA
 }
 
 // Server holds the IAM/IoT state and issues temporary credentials. It is a
-// kvslocal.Authorizer; StartIoT and StartSTS serve its two endpoints.
+// kvslocal.Authorizer; Services serves its control planes (IoT, IAM, STS) at
+// the KVS endpoint's URL, and StartIoT its credentials provider. Its state
+// starts from a File and changes through the control planes; every change is
+// effective on the next call.
 type Server struct {
 	account, region string
 	now             func() time.Time
 	log             *slog.Logger
 	override        time.Duration
 
-	users   map[string]*User        // by access key id
-	roles   map[string]*Role        // by ARN
-	aliases map[string]*RoleAlias   // by name
-	iotPols map[string]Policy       // by name
-	certs   map[string]*certificate // by certificate id
-	things  map[string]*Thing       // by name
-
 	issued atomic.Int64
 
 	mu       sync.Mutex
-	sessions map[string]*session // by access key id
+	users    map[string]*user        // by name
+	keys     map[string]*accessKey   // by access key id
+	roles    map[string]*role        // by name
+	managed  map[string]*managed     // by ARN
+	aliases  map[string]*roleAlias   // by name
+	iotPols  map[string]*iotPolicy   // by name
+	certs    map[string]*certificate // by certificate id
+	things   map[string]*thing       // by name
+	types    map[string]*thingType   // by name
+	sessions map[string]*session     // by access key id
 	servers  []*http.Server
-}
-
-type certificate struct {
-	id       string
-	active   bool
-	policies []string
+	ca       *CA                        // signs the certificates CreateKeysAndCertificate makes
+	iotEP    string                     // the credentials provider, host:port (StartIoT)
+	audit    func(kvslocal.AuditRecord) // SetAudit
+	// ownARN is the principal of keys the Server does not know: the
+	// endpoint's own (kvslocal.Config.Credentials), its IAM user.
+	ownARN string
 }
 
 // session is a set of temporary credentials and the identity behind them.
+// Its role's policies are looked up on every call: a policy change applies
+// to credentials already issued, as in IAM.
 type session struct {
-	cred     kvslocal.Credential
-	arn      string // arn:aws:sts::<account>:assumed-role/<role>/<session>
-	userID   string // AROA…:<session>
-	policies []Policy
-	vars     map[string]string
+	cred   kvslocal.Credential
+	arn    string // arn:aws:sts::<account>:assumed-role/<role>/<session>
+	userID string // AROA…:<session>
+	role   string // role name
+	vars   map[string]string
 }
 
 // New validates f and returns a Server.
 func New(f *File, o Options) (*Server, error) {
-	s := &Server{account: f.AccountID, region: f.Region, now: o.Now, log: o.Logger,
-		users: map[string]*User{}, roles: map[string]*Role{}, aliases: map[string]*RoleAlias{}, iotPols: f.IoTPolicies,
-		certs: map[string]*certificate{}, things: map[string]*Thing{}, sessions: map[string]*session{}}
+	s := &Server{account: f.AccountID, region: f.Region, now: o.Now, log: o.Logger, ca: o.CA,
+		users: map[string]*user{}, keys: map[string]*accessKey{}, roles: map[string]*role{}, managed: map[string]*managed{},
+		aliases: map[string]*roleAlias{}, iotPols: map[string]*iotPolicy{}, certs: map[string]*certificate{},
+		things: map[string]*thing{}, types: map[string]*thingType{}, sessions: map[string]*session{}}
+	if o.OwnUserName == "" {
+		o.OwnUserName = "kvslocal"
+	}
 	if s.account == "" {
 		s.account = DefaultAccountID
 	}
@@ -89,19 +107,30 @@ func New(f *File, o Options) (*Server, error) {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
-	if s.iotPols == nil {
-		s.iotPols = map[string]Policy{}
-	}
+	s.ownARN = s.userARN(o.OwnUserName)
 	var err error
 	if s.override, err = f.duration(); err != nil {
 		return nil, err
+	}
+	now := s.now().UTC()
+	for name, p := range f.IoTPolicies {
+		doc, _ := json.Marshal(p)
+		s.iotPols[name] = &iotPolicy{name: name, doc: string(doc), p: p, created: now, modified: now}
 	}
 	for i := range f.Users {
 		u := &f.Users[i]
 		if u.Name == "" || u.AccessKeyID == "" || u.SecretAccessKey == "" {
 			return nil, fmt.Errorf("iam: user %d needs name, accessKeyId and secretAccessKey", i)
 		}
-		s.users[u.AccessKeyID] = u
+		nu := s.users[u.Name]
+		if nu == nil {
+			nu = &user{name: u.Name, id: userID(u.Name), path: "/", created: now}
+			s.users[u.Name] = nu
+		}
+		for j, p := range u.Policies {
+			nu.inline = append(nu.inline, newNamed(fmt.Sprintf("policy-%d", j+1), p))
+		}
+		s.keys[u.AccessKeyID] = &accessKey{id: u.AccessKeyID, secret: u.SecretAccessKey, user: u.Name, status: "Active", created: now}
 	}
 	for i := range f.Roles {
 		r := &f.Roles[i]
@@ -111,7 +140,11 @@ func New(f *File, o Options) (*Server, error) {
 		if r.MaxSessionDuration == 0 {
 			r.MaxSessionDuration = 3600
 		}
-		s.roles[s.RoleARN(r.Name)] = r
+		nr := &role{name: r.Name, id: roleID(r.Name), path: "/", created: now, trust: newNamed("", r.TrustPolicy), maxSession: r.MaxSessionDuration}
+		for j, p := range r.Policies {
+			nr.inline = append(nr.inline, newNamed(fmt.Sprintf("policy-%d", j+1), p))
+		}
+		s.roles[r.Name] = nr
 	}
 	for i := range f.RoleAliases {
 		a := &f.RoleAliases[i]
@@ -121,7 +154,7 @@ func New(f *File, o Options) (*Server, error) {
 		if a.CredentialDurationSeconds == 0 {
 			a.CredentialDurationSeconds = 3600
 		}
-		s.aliases[a.Name] = a
+		s.aliases[a.Name] = &roleAlias{name: a.Name, roleARN: a.RoleARN, duration: a.CredentialDurationSeconds, created: now, modified: now}
 	}
 	byFile := map[string]string{}
 	for i, c := range f.Certificates {
@@ -140,24 +173,50 @@ func New(f *File, o Options) (*Server, error) {
 				return nil, fmt.Errorf("iam: certificate %d: no IoT policy %q", i, p)
 			}
 		}
-		s.certs[id] = &certificate{id: id, active: c.Status == "" || strings.EqualFold(c.Status, "ACTIVE"), policies: c.Policies}
+		status := strings.ToUpper(c.Status)
+		if status == "" {
+			status = CertActive
+		}
+		s.certs[id] = &certificate{id: id, pem: string(pemText), status: status, policies: c.Policies, created: now, modified: now}
 		if c.PEMFile != "" {
 			byFile[c.PEMFile] = id
 		}
 	}
 	for i := range f.Things {
-		t := &f.Things[i]
-		for k, p := range t.Principals {
+		t := f.Things[i]
+		nt := &thing{name: t.Name, id: thingID(t.Name), typeName: t.TypeName, version: 1}
+		for _, p := range t.Principals {
 			switch {
 			case byFile[p] != "":
-				t.Principals[k] = byFile[p]
+				p = byFile[p]
 			case strings.Contains(p, ":cert/"):
-				t.Principals[k] = p[strings.LastIndex(p, "/")+1:]
+				p = p[strings.LastIndex(p, "/")+1:]
 			}
+			nt.principals = append(nt.principals, p)
 		}
-		s.things[t.Name] = t
+		s.things[t.Name] = nt
+		if t.TypeName != "" && s.types[t.TypeName] == nil {
+			s.types[t.TypeName] = &thingType{name: t.TypeName, id: thingID("type/" + t.TypeName), created: now}
+		}
 	}
 	return s, nil
+}
+
+// SetAudit reports the credentials provider's issuances and refusals to fn
+// (kvslocal.Server.Audit), which the endpoint's URL does not see.
+func (s *Server) SetAudit(fn func(kvslocal.AuditRecord)) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.audit = fn
+}
+
+func (s *Server) auditf(r kvslocal.AuditRecord) {
+	s.mu.Lock()
+	fn := s.audit
+	s.mu.Unlock()
+	if fn != nil {
+		fn(r)
+	}
 }
 
 // RoleARN is a role's ARN in this account.
@@ -171,12 +230,11 @@ func (s *Server) RoleAliasARN(alias string) string {
 // Credential returns the long-term key of a user or temporary credentials
 // this server issued (kvslocal.Authorizer).
 func (s *Server) Credential(accessKeyID string) (kvslocal.Credential, bool) {
-	if u, ok := s.users[accessKeyID]; ok {
-		return kvslocal.Credential{AccessKeyID: u.AccessKeyID, SecretAccessKey: u.SecretAccessKey,
-			ARN: "arn:aws:iam::" + s.account + ":user/" + u.Name}, true
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if k, ok := s.keys[accessKeyID]; ok && k.status == "Active" {
+		return kvslocal.Credential{AccessKeyID: k.id, SecretAccessKey: k.secret, ARN: s.userARN(k.user)}, true
+	}
 	if ss, ok := s.sessions[accessKeyID]; ok {
 		c := ss.cred
 		c.ARN = ss.arn
@@ -204,22 +262,53 @@ func (s *Server) Authorize(r kvslocal.AuthzRequest) error {
 	return fmt.Errorf("User: %s is not authorized to perform: %s on resource: %s because no identity-based policy allows the %s action", arn, r.Action, r.Resource, r.Action)
 }
 
-// identity returns who holds an access key: ARN, policies and context keys.
+// identity returns who holds an access key: ARN, current policies (inline
+// and attached) and context keys.
 func (s *Server) identity(akid string) (string, []Policy, map[string]string, bool) {
-	if u, ok := s.users[akid]; ok {
-		arn := "arn:aws:iam::" + s.account + ":user/" + u.Name
-		return arn, u.Policies, map[string]string{"aws:username": u.Name, "aws:PrincipalArn": arn, "aws:PrincipalAccount": s.account}, true
-	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	return s.identityLocked(akid)
+}
+
+func (s *Server) identityLocked(akid string) (string, []Policy, map[string]string, bool) {
+	if k, ok := s.keys[akid]; ok {
+		u := s.users[k.user]
+		arn := s.userARN(k.user)
+		var pols []Policy
+		if u != nil {
+			pols = s.policiesLocked(u.inline, u.attached)
+		}
+		return arn, pols, map[string]string{"aws:username": k.user, "aws:PrincipalArn": arn, "aws:PrincipalAccount": s.account, "aws:userid": userID(k.user)}, true
+	}
 	if ss, ok := s.sessions[akid]; ok {
-		return ss.arn, ss.policies, ss.vars, true
+		var pols []Policy
+		if r := s.roles[ss.role]; r != nil {
+			pols = s.policiesLocked(r.inline, r.attached)
+		}
+		return ss.arn, pols, ss.vars, true
 	}
 	return "", nil, nil, false
 }
 
-// issue mints temporary credentials for a role session.
-func (s *Server) issue(role *Role, sessionName string, d time.Duration, vars map[string]string) *session {
+// policiesLocked gathers inline and attached managed policies.
+func (s *Server) policiesLocked(inline []namedPolicy, attached []string) []Policy {
+	var out []Policy
+	for _, p := range inline {
+		out = append(out, p.p)
+	}
+	for _, a := range attached {
+		if m := s.managed[a]; m != nil {
+			out = append(out, m.p)
+		}
+	}
+	return out
+}
+
+func (s *Server) userARN(name string) string { return "arn:aws:iam::" + s.account + ":user/" + name }
+
+// issue mints temporary credentials for a role session. Called with s.mu
+// held.
+func (s *Server) issueLocked(r *role, sessionName string, d time.Duration, vars map[string]string) *session {
 	if s.override > 0 {
 		d = s.override
 	}
@@ -227,20 +316,18 @@ func (s *Server) issue(role *Role, sessionName string, d time.Duration, vars map
 	ss := &session{
 		cred: kvslocal.Credential{AccessKeyID: "ASIA" + randomID(16), SecretAccessKey: randomSecret(30), SessionToken: randomSecret(180),
 			Expires: now.Add(d)},
-		arn:      "arn:aws:sts::" + s.account + ":assumed-role/" + role.Name + "/" + sessionName,
-		userID:   roleID(role.Name) + ":" + sessionName,
-		policies: role.Policies,
-		vars:     map[string]string{},
+		arn:    "arn:aws:sts::" + s.account + ":assumed-role/" + r.name + "/" + sessionName,
+		userID: r.id + ":" + sessionName,
+		role:   r.name,
+		vars:   map[string]string{},
 	}
 	for k, v := range vars {
 		ss.vars[k] = v
 	}
-	ss.vars["aws:PrincipalArn"] = s.RoleARN(role.Name)
+	ss.vars["aws:PrincipalArn"] = s.RoleARN(r.name)
 	ss.vars["aws:PrincipalAccount"] = s.account
 	ss.vars["aws:userid"] = ss.userID
 	s.issued.Add(1)
-	s.mu.Lock()
-	defer s.mu.Unlock()
 	for k, old := range s.sessions { // forget credentials that expired long ago
 		if now.Sub(old.cred.Expires) > time.Hour {
 			delete(s.sessions, k)

@@ -1,6 +1,7 @@
 package iam
 
 import (
+	"bytes"
 	"encoding/xml"
 	"fmt"
 	"io"
@@ -27,8 +28,64 @@ func (s *Server) StartSTS(addr string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("iam: %w", err)
 	}
-	s.serve(l, http.HandlerFunc(s.serveSTS), func(l net.Listener) net.Listener { return l })
+	s.serve(l, http.HandlerFunc(s.serveAuditedSTS), func(l net.Listener) net.Listener { return l })
 	return "http://" + l.Addr().String(), nil
+}
+
+// stsRecorder keeps what the audit event of a call on the STS port needs.
+type stsRecorder struct {
+	http.ResponseWriter
+	status int
+	body   bytes.Buffer
+}
+
+func (r *stsRecorder) WriteHeader(code int) {
+	if r.status == 0 {
+		r.status = code
+	}
+	r.ResponseWriter.WriteHeader(code)
+}
+
+func (r *stsRecorder) Write(p []byte) (int, error) {
+	if r.status == 0 {
+		r.status = http.StatusOK
+	}
+	if r.status >= 400 && r.body.Len() < 4096 {
+		r.body.Write(p)
+	}
+	return r.ResponseWriter.Write(p)
+}
+
+// serveAuditedSTS serves the STS port and reports each call to SetAudit's
+// function, as the endpoint's URL reports its own.
+func (s *Server) serveAuditedSTS(w http.ResponseWriter, r *http.Request) {
+	body, _ := io.ReadAll(io.LimitReader(r.Body, 1<<20))
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	rec := &stsRecorder{ResponseWriter: w}
+	s.serveSTS(rec, r)
+	form, _ := url.ParseQuery(string(body))
+	ev := kvslocal.AuditRecord{Source: "sts.amazonaws.com", Name: form.Get("Action"), UserAgent: r.UserAgent(), PrincipalType: "Unknown"}
+	ev.SourceIP, _, _ = net.SplitHostPort(r.RemoteAddr)
+	if _, rest, ok := strings.Cut(r.Header.Get("Authorization"), "Credential="); ok {
+		key, _, _ := strings.Cut(rest, "/")
+		if arn, _, _, known := s.identity(key); known {
+			ev.PrincipalARN, ev.PrincipalType = arn, "IAMUser"
+			if strings.Contains(arn, ":assumed-role/") {
+				ev.PrincipalType = "AssumedRole"
+			}
+		}
+	}
+	if rec.status >= 400 {
+		var x struct {
+			Error struct{ Code, Message string }
+		}
+		xml.Unmarshal(rec.body.Bytes(), &x)
+		ev.ErrorCode, ev.ErrorMsg = x.Error.Code, x.Error.Message
+	}
+	if ev.Name == "AssumeRole" {
+		ev.Params = map[string]any{"roleArn": form.Get("RoleArn"), "roleSessionName": form.Get("RoleSessionName")}
+	}
+	s.auditf(ev)
 }
 
 type stsError struct {
@@ -53,16 +110,24 @@ func (s *Server) serveSTS(w http.ResponseWriter, r *http.Request) {
 		writeSTSError(w, *e)
 		return
 	}
-	arn, _, _, _ := s.identity(akid)
+	s.stsAction(w, akid, form)
+}
+
+// stsAction answers a verified STS call.
+func (s *Server) stsAction(w http.ResponseWriter, akid string, form url.Values) {
+	arn, _, _, ok := s.identity(akid)
 	switch form.Get("Action") {
 	case "GetCallerIdentity":
 		uid := akid
-		if u, ok := s.users[akid]; ok {
-			uid = userID(u.Name)
-		} else {
-			s.mu.Lock()
-			uid = s.sessions[akid].userID
-			s.mu.Unlock()
+		s.mu.Lock()
+		if k, found := s.keys[akid]; found {
+			uid = userID(k.user)
+		} else if ss, found := s.sessions[akid]; found {
+			uid = ss.userID
+		}
+		s.mu.Unlock()
+		if !ok { // the endpoint's own key: the account's administrator user
+			arn = s.ownARN
 		}
 		writeXML(w, "GetCallerIdentity", struct {
 			Arn     string
@@ -82,9 +147,14 @@ func (s *Server) assumeRole(w http.ResponseWriter, akid, caller string, form url
 		writeSTSError(w, stsError{400, "ValidationError", "1 validation error detected: Value at 'roleSessionName' failed to satisfy constraint: Member must satisfy regular expression pattern: [\\w+=,.@-]*"})
 		return
 	}
+	if caller == "" {
+		caller = s.ownARN
+	}
 	denied := stsError{403, "AccessDenied", fmt.Sprintf("User: %s is not authorized to perform: sts:AssumeRole on resource: %s", caller, roleARN)}
-	role, ok := s.roles[roleARN]
-	if !ok {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	role := s.roleByARNLocked(roleARN)
+	if role == nil {
 		writeSTSError(w, denied)
 		return
 	}
@@ -92,12 +162,13 @@ func (s *Server) assumeRole(w http.ResponseWriter, akid, caller string, form url
 	if x := form.Get("ExternalId"); x != "" {
 		ctx["sts:ExternalId"] = x
 	}
-	trusted := trusts(role.TrustPolicy, "sts:AssumeRole", caller, false, ctx, s.account)
-	if trusted && !trustsExplicitly(role.TrustPolicy, caller) {
+	trusted := trusts(role.trust.p, "sts:AssumeRole", caller, false, ctx, s.account)
+	if trusted && !trustsExplicitly(role.trust.p, caller) {
 		// The trust policy names the account: the caller's own policies
 		// must allow the call too.
-		_, pols, vars, _ := s.identity(akid)
-		trusted = Evaluate(pols, Request{Action: "sts:AssumeRole", Resource: roleARN, Context: vars}) == Allowed
+		if _, pols, vars, known := s.identityLocked(akid); known {
+			trusted = Evaluate(pols, Request{Action: "sts:AssumeRole", Resource: roleARN, Context: vars}) == Allowed
+		}
 	}
 	if !trusted {
 		writeSTSError(w, denied)
@@ -106,13 +177,13 @@ func (s *Server) assumeRole(w http.ResponseWriter, akid, caller string, form url
 	d := time.Hour
 	if v := form.Get("DurationSeconds"); v != "" {
 		n, err := strconv.Atoi(v)
-		if err != nil || n < 900 || n > role.MaxSessionDuration {
+		if err != nil || n < 900 || n > role.maxSession {
 			writeSTSError(w, stsError{400, "ValidationError", fmt.Sprintf("The requested DurationSeconds exceeds the MaxSessionDuration set for this role, or is below 900: %s", v)})
 			return
 		}
 		d = time.Duration(n) * time.Second
 	}
-	ss := s.issue(role, name, d, nil)
+	ss := s.issueLocked(role, name, d, nil)
 	s.log.Info("sts: role assumed", "role", roleARN, "session", name, "access_key", ss.cred.AccessKeyID[:4]+"****", "expires", ss.cred.Expires)
 	type creds struct {
 		AccessKeyId     string

@@ -14,10 +14,12 @@ import (
 	"github.com/kvsgo/kvsgo/test/kvslocal/iam"
 )
 
-// The IAM/IoT/STS side (test/kvslocal/iam): with -iam or -iot-walkthrough the
-// endpoint evaluates IAM policies on every call, serves the IoT credentials
-// provider at IOT_ENDPOINT=localhost:PORT (mutual TLS) and STS at
-// STS_URL=http://127.0.0.1:PORT, both printed after KVSLOCAL_URL.
+// The IAM/IoT/STS side (test/kvslocal/iam): the endpoint's URL serves the
+// IoT, IAM, STS and KMS APIs besides KVS, and IAM policies are evaluated on
+// every call; the IoT credentials provider listens at
+// IOT_ENDPOINT=localhost:PORT (mutual TLS) and STS also at
+// STS_URL=http://127.0.0.1:PORT, both printed after KVSLOCAL_URL. -iam and
+// -iot-walkthrough start from a configuration instead of from nothing.
 //
 //	kvslocal -access-key AKID -secret-key SECRET -iot-walkthrough /tmp/iot -iot-things cam1,cam2
 //
@@ -33,12 +35,20 @@ var (
 	iotHost        = flag.String("iot-host", "localhost", "host `name` the IoT credentials provider answers for (SNI)")
 	iotCert        = flag.String("iot-cert", "", "server certificate `file` of the IoT endpoint (default: the walkthrough's iot-server.pem)")
 	iotKey         = flag.String("iot-key", "", "private key `file` of -iot-cert")
-	stsListen      = flag.String("sts-listen", "127.0.0.1:0", "loopback `address` of STS")
+	iotCA          = flag.String("iot-ca", "", "CA certificate `file` of -iot-cert, served at /AmazonRootCA1.pem")
+	stsListen      = flag.String("sts-listen", "127.0.0.1:0", "loopback `address` of STS (also served at the endpoint's URL)")
 )
 
-// startIAM starts the IoT and STS endpoints when asked to, and returns the
-// authorizer for the KVS endpoint (nil when not asked), with a stop function.
-func startIAM(log *slog.Logger, adminKey, adminSecret string) (kvslocal.Authorizer, func()) {
+// startIAM starts the AWS side of the endpoint: the IoT, IAM and STS control
+// planes served at the endpoint's own URL (routed by the signing service),
+// the IoT credentials provider on its own port (mutual TLS) and STS on
+// another for older clients. Without -iam or -iot-walkthrough it starts
+// empty, so that the developer guide's commands create everything. It
+// returns the authorizer and services for the KVS endpoint, the CA
+// certificate clients trust for the credentials provider, and a stop
+// function.
+func startIAM(log *slog.Logger, adminKey, adminSecret, userName string) (*iam.Server, map[string]kvslocal.Service, []byte, func()) {
+	var caPEM []byte
 	if *iotWalkthrough != "" {
 		cfg := filepath.Join(*iotWalkthrough, iam.WalkthroughConfig)
 		things := strings.Split(*iotThings, ",")
@@ -60,7 +70,7 @@ func startIAM(log *slog.Logger, adminKey, adminSecret string) (kvslocal.Authoriz
 			if err := os.MkdirAll(*iotWalkthrough, 0o700); err != nil {
 				fail(1, "%v", err)
 			}
-			admin := &iam.User{Name: "admin", AccessKeyID: adminKey, SecretAccessKey: adminSecret, Policies: []iam.Policy{iam.AdminPolicy()}}
+			admin := &iam.User{Name: userName, AccessKeyID: adminKey, SecretAccessKey: adminSecret, Policies: []iam.Policy{iam.AdminPolicy()}}
 			if _, _, _, err := iam.Walkthrough(*iotWalkthrough, things, iam.WalkthroughOptions{Admin: admin}); err != nil {
 				fail(1, "%v", err)
 			}
@@ -68,28 +78,54 @@ func startIAM(log *slog.Logger, adminKey, adminSecret string) (kvslocal.Authoriz
 		*iamFile = cfg
 		if *iotCert == "" {
 			*iotCert, *iotKey = filepath.Join(*iotWalkthrough, iam.WalkthroughServerPEM), filepath.Join(*iotWalkthrough, iam.WalkthroughServerKey)
+			b, err := os.ReadFile(filepath.Join(*iotWalkthrough, "ca.pem"))
+			if err != nil {
+				fail(1, "%v", err)
+			}
+			caPEM = b
 		}
-	}
-	if *iamFile == "" {
-		return nil, func() {}
 	}
 	if !loopback(*iotListen) || !loopback(*stsListen) {
 		fail(2, "-iot-listen and -sts-listen must be loopback addresses")
 	}
-	f, err := iam.Load(*iamFile)
+	f := &iam.File{}
+	if *iamFile != "" {
+		var err error
+		if f, err = iam.Load(*iamFile); err != nil {
+			fail(1, "%v", err)
+		}
+	}
+	az, err := iam.New(f, iam.Options{Logger: log, OwnUserName: userName})
 	if err != nil {
 		fail(1, "%v", err)
 	}
-	az, err := iam.New(f, iam.Options{Logger: log})
-	if err != nil {
-		fail(1, "%v", err)
-	}
-	if *iotCert == "" {
-		fail(2, "-iam needs -iot-cert and -iot-key (a certificate for %s signed by the devices' CA)", *iotHost)
-	}
-	cert, err := tls.LoadX509KeyPair(*iotCert, *iotKey)
-	if err != nil {
-		fail(1, "-iot-cert/-iot-key: %v", err)
+	var cert tls.Certificate
+	switch {
+	case *iotCert != "":
+		if cert, err = tls.LoadX509KeyPair(*iotCert, *iotKey); err != nil {
+			fail(1, "-iot-cert/-iot-key: %v", err)
+		}
+		if *iotCA != "" {
+			if caPEM, err = os.ReadFile(*iotCA); err != nil {
+				fail(1, "-iot-ca: %v", err)
+			}
+		}
+	default:
+		// A CA of this run signs the credentials provider's certificate;
+		// clients download it from the endpoint (as the guide downloads
+		// Amazon's root CA).
+		ca, err := iam.NewCA("kvslocal IoT credentials provider CA")
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		leaf, err := ca.Issue(iam.IssueOptions{CommonName: *iotHost, Hosts: []string{*iotHost, "localhost", "127.0.0.1", "::1"}})
+		if err != nil {
+			fail(1, "%v", err)
+		}
+		if cert, err = leaf.TLSCertificate(); err != nil {
+			fail(1, "%v", err)
+		}
+		caPEM = ca.CertPEM
 	}
 	ep, err := az.StartIoT(*iotListen, *iotHost, cert)
 	if err != nil {
@@ -101,8 +137,12 @@ func startIAM(log *slog.Logger, adminKey, adminSecret string) (kvslocal.Authoriz
 	}
 	announce = func() { fmt.Printf("IOT_ENDPOINT=%s\nSTS_URL=%s\n", ep, sts) }
 	log.Info("IAM", "config", *iamFile, "iot_endpoint", ep, "sts", sts)
-	return az, func() { az.Close() }
+	return az, az.Services(), caPEM, func() { az.Close() }
 }
+
+// CAPath is where the endpoint serves the credentials provider's CA
+// certificate to unsigned GETs (curl … --output cacert.pem).
+const CAPath = "/AmazonRootCA1.pem"
 
 // announce prints the IoT and STS addresses after KVSLOCAL_URL.
 var announce = func() {}

@@ -38,6 +38,7 @@ func main() {
 	tlsDir := flag.String("tls-dir", "", "serve HTTPS at https://localhost:PORT with the test CA in `directory` (ca.pem, server.pem, server.key; generated if absent)")
 	auditLog := flag.String("audit-log", "", "append a CloudTrail-shaped JSON event of every API call to `file` (never secrets)")
 	masterKey := flag.String("master-key", "", "`file` with the master key of encryption at rest (created 0600 if absent; default DIR.master-key, beside DIR)")
+	userName := flag.String("user-name", "admin", "IAM user `name` of -access-key (in the audit log and GetCallerIdentity)")
 	flag.Parse()
 	if flag.NArg() > 0 {
 		fail(2, "unexpected arguments %q", flag.Args())
@@ -70,14 +71,19 @@ func main() {
 		tlsCfg = ca.TLS()
 		log.Info("TLS", "ca", ca.CAFile)
 	}
-	authz, stopIAM := startIAM(log, *ak, *sk) // iam.go
+	authz, services, caPEM, stopIAM := startIAM(log, *ak, *sk, *userName) // iam.go
 	defer stopIAM()
-	srv, err := kvslocal.New(kvslocal.Config{Authorizer: authz, TLS: tlsCfg, Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
+	var public map[string][]byte
+	if caPEM != nil {
+		public = map[string][]byte{CAPath: caPEM}
+	}
+	srv, err := kvslocal.New(kvslocal.Config{Authorizer: authz, Services: services, PublicFiles: public, UserName: *userName, TLS: tlsCfg, Dir: *dir, Region: *region, AccountID: *account, Logger: log, CaptureBodies: *capture,
 		IdleAckInterval: *idleAck, GetMediaIdleTimeout: *getMediaIdle, AuditLog: *auditLog, MasterKeyFile: *masterKey,
 		Credentials: []kvslocal.Credential{{AccessKeyID: *ak, SecretAccessKey: *sk, SessionToken: *token}}})
 	if err != nil {
 		fail(1, "%v", err)
 	}
+	authz.SetAudit(srv.Audit) // the credentials provider's issuances and refusals
 	// Catch the signals before announcing the URL: whoever reads it may
 	// stop us at once.
 	sig := make(chan os.Signal, 1)
