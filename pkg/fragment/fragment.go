@@ -218,6 +218,13 @@ func (b *Builder) track(f Frame) uint64 {
 // cuts reports whether f may start a fragment: a key frame of the cut track.
 func (b *Builder) cuts(f Frame) bool { return f.Keyframe && f.Track == b.layout.CutTrack }
 
+// CanOpen reports whether a fragment may open at f: its timecode must be
+// above every frame timecode already added (the service answers 4004
+// otherwise, even across PutMedia sessions).
+func (b *Builder) CanOpen(f Frame) bool {
+	return !b.started || f.PTS >= 0 && uint64(f.PTS/b.cfg.TimecodeScale) > b.lastTC
+}
+
 // Config returns the effective configuration.
 func (b *Builder) Config() Config { return b.cfg }
 
@@ -265,9 +272,9 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 		return nil, nil, fmt.Errorf("fragment: frame on track %d (media tracks are 1..%d, the key track excluded)", f.Track, MaxTrack)
 	}
 	tc := uint64(f.PTS / b.cfg.TimecodeScale)
-	if b.cur == nil && !b.cuts(f) {
+	if b.cur == nil && (!b.cuts(f) || !b.CanOpen(f)) {
 		// Nothing open (the start, or after Flush): a fragment can only
-		// start at a key frame of the cut track.
+		// start at a key frame of the cut track, after every frame before.
 		b.skipped++
 		return nil, nil, nil
 	}

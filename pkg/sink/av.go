@@ -265,12 +265,12 @@ func (s *Sink) placeLocked(f fragment.Frame, order time.Duration) error {
 	// The current cut track still delivers (or has frames to come).
 	cutLive := a.iv.Live(lay.CutTrack) || hasHead(a.iv, lay.CutTrack)
 	switch {
-	case f.Track == preferred && f.Keyframe && (s.hdr == nil || lay.CutTrack != preferred && preferred == videoTrackNumber):
+	case f.Track == preferred && f.Keyframe && (s.hdr == nil || lay.CutTrack != preferred && preferred == videoTrackNumber) && s.builder.CanOpen(f):
 		// The first fragment, or video back after audio went on alone.
 		if err := s.relayoutLocked(f.Track, order); err != nil {
 			return err
 		}
-	case f.Track != lay.CutTrack && !cutLive && (s.hdr == nil || in && s.trailedLocked(f)):
+	case f.Track != lay.CutTrack && !cutLive && (s.hdr == nil || in && s.trailedLocked(f)) && s.builder.CanOpen(f):
 		// The cut track stalled, ended or never came: the other goes on
 		// alone (after a while: a track that ends a little after the
 		// other stays in the last fragment).

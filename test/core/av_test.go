@@ -503,11 +503,25 @@ func TestAVTenSecondGOPWithBFrames(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The video ends; the audio goes on a little past its last frame and
+	// then alone: its first fragment must still start after every frame
+	// before it, B-frames included (4004, checked by avReadBack).
+	if err := s.EndTrack(sink.TrackVideo); err != nil {
+		t.Fatal(err)
+	}
+	for end := a + 300*time.Millisecond; a < end; a += aacFrame {
+		if err := s.Put(ctx, sink.Frame{Kind: sink.TrackAudio, PTS: a, DTS: sink.NoTime, Duration: aacFrame, Keyframe: true, Data: []byte("a")}); err != nil {
+			t.Fatal(err)
+		}
+	}
 	if err := s.Finish(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if errs := evs.of(sink.EventStreamError); len(errs) > 0 {
 		t.Fatalf("the endpoint rejected fragments: %v", errs)
+	}
+	if _, layouts := avReadBack(t, url, "av-gop10"); len(layouts) != 2 {
+		t.Fatalf("layouts %q, want A/V then audio alone", layouts)
 	}
 	var cluster uint64
 	eachEvent(t, url, "av-gop10", func(ev mkv.Event) {
