@@ -3,6 +3,7 @@ package main
 /*
 #include "plugin_desc.h"
 #include "starterr.h"
+#include "av.h"
 #include <stdlib.h>
 */
 import "C"
@@ -43,6 +44,7 @@ type element struct {
 	structs  map[string]string // serialisation of the GstStructure properties that are set
 	logged   map[string]bool   // no-effect properties already logged
 	core     *sink.Sink        // between start and stop
+	pads     avPads            // what the pads carry, between start and stop
 
 	acks    ackCounts
 	started time.Time // when the core started (metrics uptime)
@@ -51,6 +53,9 @@ type element struct {
 	ctxMu  sync.Mutex
 	ctx    context.Context // every blocking core call; cancelled by unlock, re-armed by unlock_stop and start
 	cancel context.CancelFunc
+	// secondStop cancels the second pad's call in progress (its own
+	// FLUSH_START), nil when none runs.
+	secondStop context.CancelFunc
 }
 
 func (e *element) InstanceInit(obj *glib.Object) {
@@ -64,6 +69,7 @@ func (e *element) InstanceInit(obj *glib.Object) {
 	e.structs = map[string]string{}
 	e.logged = map[string]bool{}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	C.kvsgo_av_instance_init(e.el)
 	// The official element never syncs on the clock; neither do we by
 	// default. The shadowing "sync" pspec shows the same default.
 	C.kvsgo_base_sink_set_sync(e.el, C.FALSE)
@@ -168,6 +174,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	}
 	cfg.Logger = newLogger(e.el)
 	cfg.OnEvent = e.onEvent
+	e.padsAtStart(&cfg)        // av.go
 	e.announceCredentials(cfg) // credentials.go
 	where := fmt.Sprintf("stream=%s region=%s endpoint=%s (from %s) credentials=%s",
 		cfg.StreamName, cfg.Region, cfg.Endpoint, cfg.EndpointSource, cfg.CredSource)
@@ -187,6 +194,7 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 		return false
 	}
 	e.log(levelInfo, "started: "+where)
+	core.SetPlaying(false) // READY to PAUSED: no track stalls before PLAYING
 	e.mu.Lock()
 	e.core = core
 	e.mu.Unlock()
@@ -206,6 +214,18 @@ func (e *element) Stop(_ *base.GstBaseSink) (ok bool) {
 	return true
 }
 
+func (e *element) isAV() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pads.av
+}
+
+func (e *element) primaryKind() sink.TrackKind {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.pads.primaryKind
+}
+
 func (e *element) getCore() *sink.Sink {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -222,11 +242,18 @@ func (e *element) SetCaps(_ *base.GstBaseSink, caps *gst.Caps) (ok bool) {
 		return false
 	}
 	f, err := formatFromCaps(c)
+	e.mu.Lock()
+	p := &e.pads
+	p.primaryKind = sink.KindOf(f.Codec)
+	if err == nil && p.av && p.primaryKind == p.secondKind {
+		err = fmt.Errorf("%w: pads %s and %s both carry %s; kvssink takes one video and one audio track", sink.ErrFormat, e.padName(true), e.padName(false), p.secondKind)
+	}
+	e.mu.Unlock()
 	if err == nil {
 		err = core.SetFormat(f)
 	}
 	if err != nil {
-		e.fail("Cannot stream these caps", err, "caps: "+capsString(c))
+		e.fail(fmt.Sprintf("Cannot stream these caps on pad %s", e.padName(true)), err, "caps: "+capsString(c))
 		return false
 	}
 	e.log(levelDebug, "caps: "+capsString(c))
@@ -255,12 +282,16 @@ func (e *element) Render(_ *base.GstBaseSink, buf *gst.Buffer) (ret gst.FlowRetu
 	if C.guint(b.flags)&skipFlags != 0 {
 		return gst.FlowOK
 	}
+	if e.isAV() {
+		C.kvsgo_av_to_running(e.el, C.TRUE, &b) // one time base for both tracks
+	}
 	f := sink.Frame{
 		PTS:      clockTime(b.pts),
 		DTS:      clockTime(b.dts),
 		Duration: clockTime(b.duration),
 		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
 		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
+		Kind:     e.primaryKind(),
 	}
 	for {
 		ctx := e.context()
@@ -393,9 +424,10 @@ func (e *element) onEvent(ev sink.Event) {
 	case sink.EventDropped:
 		d := ev.Dropped
 		e.message("kvs-dropped-frames", u64("frames", uint64(d.Frames)), u64("fragments", uint64(d.Fragments)),
-			u64("from", uint64(d.From)), u64("to", uint64(d.To)), str("reason", d.Reason))
+			u64("from", uint64(d.From)), u64("to", uint64(d.To)), str("reason", d.Reason),
+			str("tracks", d.Tracks()), u64("video-frames", uint64(d.VideoFrames)), u64("audio-frames", uint64(d.AudioFrames)))
 		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite),
-			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message), "")
+			fmt.Sprintf("Dropped %d frame(s) in %d fragment(s), stream time %s to %s: %s (tracks: %s)", d.Frames, d.Fragments, streamTime(d.From), streamTime(d.To), ev.Message, d.Tracks()), "")
 	case sink.EventMetrics:
 		e.metrics(ev.Metrics, ev.KeyFrame)
 	case sink.EventRecovered:
@@ -412,8 +444,15 @@ func (e *element) onEvent(ev sink.Event) {
 		e.message("kvs-e2ee-epoch", str("epoch-id", fmt.Sprintf("%08x", ep.ID)), u64("first-pts", ep.FirstPTS),
 			str("suite", ep.Suite.String()), str("recipients", strings.Join(ids, ",")), u64("bundle-size", uint64(ep.BundleSize)))
 		e.log(levelInfo, ev.Message)
+	case sink.EventTracks:
+		e.post(kindInfo, domainStream, int(gst.StreamErrorFailed), ev.Message, "")
+		e.log(levelInfo, ev.Message)
 	case sink.EventWarning:
-		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), ev.Message, "")
+		msg := ev.Message
+		if ev.Track != sink.TrackAny {
+			msg = "pad " + e.trackPad(ev.Track) + ": " + msg // av.go
+		}
+		e.post(kindWarning, domainResource, int(gst.ResourceErrorWrite), msg, "")
 	}
 }
 

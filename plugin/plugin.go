@@ -11,6 +11,7 @@ package main
 #cgo pkg-config: gstreamer-1.0 gstreamer-base-1.0
 #include "plugin_desc.h"
 #include "starterr.h"
+#include "av.h"
 #include <stdlib.h>
 */
 import "C"
@@ -100,8 +101,9 @@ func classInit(k *glib.ObjectClass, longName string) {
 	c.SetMetadata(longName, "Sink/Video/Network",
 		"Streams H.264, H.265, AAC, A-law or µ-law to Amazon Kinesis Video Streams (a drop-in for the official kvssink)",
 		"kvsgo <https://github.com/kvsgo/kvsgo>")
-	c.AddPadTemplate(gst.NewPadTemplate("sink", gst.PadDirectionSink, gst.PadPresenceAlways, gst.NewCapsFromString(sinkCaps)))
+	addPadTemplates(c) // av.go
 	c.InstallProperties(paramSpecs())
 	C.kvsgo_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())))
 	C.kvsgo_filter_start_fallback(C.gpointer(unsafe.Pointer(k.Unsafe())))
+	C.kvsgo_av_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())))
 }

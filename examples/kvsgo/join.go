@@ -159,13 +159,23 @@ func (e *backwardsError) Error() string {
 		"the output keeps the %d fragments before it; use -raw to keep every fragment as its own segment", name, e.timecode, e.latest, e.kept)
 }
 
+// sameTracks reports whether fragments under header b may join a file
+// whose header is a: b declares a subset of a's tracks, each unchanged (an
+// audio and video stream goes on with one track while the other has
+// stalled or ended).
 func sameTracks(a, b *mkv.SegmentHeader) bool {
-	if len(a.Tracks) != len(b.Tracks) || a.TimecodeScale != b.TimecodeScale {
+	if len(b.Tracks) == 0 || len(b.Tracks) > len(a.Tracks) || a.TimecodeScale != b.TimecodeScale {
 		return false
 	}
-	for i := range a.Tracks {
-		x, y := a.Tracks[i], b.Tracks[i]
-		if x.Number != y.Number || x.CodecID != y.CodecID || string(x.CodecPrivate) != string(y.CodecPrivate) {
+	for _, y := range b.Tracks {
+		found := false
+		for _, x := range a.Tracks {
+			if x.Number == y.Number {
+				found = x.CodecID == y.CodecID && string(x.CodecPrivate) == string(y.CodecPrivate)
+				break
+			}
+		}
+		if !found {
 			return false
 		}
 	}

@@ -124,3 +124,37 @@ func FuzzJoin(f *testing.F) {
 		}
 	})
 }
+
+// An audio and video stream that goes on with one track (the other
+// stalled or ended) joins into one segment; a fragment that brings a track
+// the first header lacks, or changes one, does not.
+func TestJoinTrackSubsets(t *testing.T) {
+	video := mkv.Track{Number: 1, UID: 1, Type: mkv.TrackTypeVideo, CodecID: "V_MPEG4/ISO/AVC", CodecPrivate: []byte{1, 2}, PixelWidth: 320, PixelHeight: 240}
+	audio := mkv.Track{Number: 2, UID: 2, Type: mkv.TrackTypeAudio, CodecID: "A_AAC", CodecPrivate: []byte{0x11, 0x90}, SamplingFrequency: 48000, Channels: 2}
+	segment := func(tc uint64, tracks ...mkv.Track) []byte {
+		b := mkv.AppendHeader(nil, &mkv.Header{Tracks: tracks})
+		b = mkv.AppendClusterStart(b, tc)
+		for _, tr := range tracks {
+			b = mkv.AppendSimpleBlock(b, tr.Number, 0, mkv.FlagKeyframe, []byte{byte(tr.Number)})
+		}
+		return b
+	}
+	var in []byte
+	in = append(in, segment(1000, video, audio)...)
+	in = append(in, segment(2000, video)...)
+	in = append(in, segment(3000, audio)...)
+	st, err := join(io.Discard, bytes.NewReader(in))
+	if err != nil || st.segments != 3 || st.blocks != 4 {
+		t.Fatalf("joining A/V, video, audio: %+v %v", st, err)
+	}
+	changed := audio
+	changed.CodecPrivate = []byte{0x12, 0x10}
+	for _, bad := range [][]byte{
+		append(segment(1000, video), segment(2000, video, audio)...),
+		append(segment(1000, video, audio), segment(2000, changed)...),
+	} {
+		if _, err := join(io.Discard, bytes.NewReader(bad)); err == nil || !strings.Contains(err.Error(), "changes the tracks") {
+			t.Fatalf("joined a fragment whose tracks are not in the first header: %v", err)
+		}
+	}
+}

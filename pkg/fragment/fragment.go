@@ -1,7 +1,10 @@
 // Package fragment turns timestamped frames into Kinesis Video Streams
 // fragments: one Matroska Cluster each, cut at key frames (or after a minimum
 // duration), never longer than the service's limit, with cluster timecodes
-// that strictly increase so the service can never answer 4004.
+// that strictly increase so the service can never answer 4004. With an
+// audio and a video track, an Interleaver orders their frames by time and a
+// Layout makes every fragment start at a video key frame and hold each
+// declared track (4011).
 //
 // It does no I/O. It imports pkg/mkv and the standard library only.
 package fragment
@@ -69,9 +72,29 @@ type Sealer interface {
 // Frame is one access unit with an absolute presentation time (the time
 // base of the stream: epoch time for absolute fragment times).
 type Frame struct {
-	PTS      time.Duration
+	PTS time.Duration
+	// Keyframe sets the SimpleBlock's key flag. Only a key frame of the
+	// layout's cut track may start a fragment (in an audio and video stream,
+	// a video key frame; audio frames are all key frames but never cut).
 	Keyframe bool
-	Data     []byte
+	// Track is the Matroska track number; 0 means Config.Track.
+	Track uint64
+	Data  []byte
+}
+
+// Layout is the set of tracks the fragments declare (the Tracks of the
+// segment header they are sent under) and the fragmentation policy that
+// goes with it. SetLayout changes it from the next fragment on.
+type Layout struct {
+	// CutTrack is the track whose key frames start fragments.
+	CutTrack uint64
+	// Tracks lists every media track of the header: a fragment is not cut
+	// before it holds a frame of each (the service rejects a fragment that
+	// lacks a declared track with ErrorId 4011), unless MaxDuration forces
+	// the cut.
+	Tracks []uint64
+	// KeyFrameFragmentation: see Config.KeyFrameFragmentation.
+	KeyFrameFragmentation bool
 }
 
 // Fragment is one Cluster and the Tags that precede it.
@@ -80,14 +103,19 @@ type Fragment struct {
 	Timecode uint64        // Cluster timecode, in TimecodeScale units
 	Start    time.Duration // PTS of the first frame
 	Last     time.Duration // greatest PTS in the fragment
+	Least    time.Duration // least PTS in the fragment (below Start for frames shown before the one that opened it)
 	Frames   int
 	Keyframe bool // starts with a key frame (false only when Forced)
 	Forced   bool // cut on a non-key frame to stay under MaxDuration
+	// Tracks is the number of frames per media track (index: track number).
+	Tracks [MaxTrack + 1]int
 	// Data is the fragment's bytes: Tags (if any), the Cluster head and its
 	// SimpleBlocks. It grows until the fragment is closed; bytes already
 	// appended never change.
 	Data   []byte
 	Closed bool
+
+	want []uint64 // the layout's tracks when it was opened
 }
 
 // Errors.
@@ -99,9 +127,14 @@ var (
 // MaxFrameSize bounds one frame (KVS fragments are at most 50 MB).
 const MaxFrameSize = 50 << 20
 
+// MaxTrack is the highest track number a frame may have (KVS takes at most
+// three tracks).
+const MaxTrack = 3
+
 // Builder assembles fragments. It is not safe for concurrent use.
 type Builder struct {
 	cfg      Config
+	layout   Layout
 	cur      *Fragment
 	seq      uint64
 	lastTC   uint64   // greatest frame timecode emitted so far
@@ -142,7 +175,54 @@ func NewBuilder(cfg Config) (*Builder, error) {
 	case !cfg.KeyFrameFragmentation && (cfg.FragmentDuration < time.Second || cfg.FragmentDuration > 30*time.Second):
 		return nil, fmt.Errorf("fragment: fragment-duration %v outside 1 s..30 s", cfg.FragmentDuration)
 	}
-	return &Builder{cfg: cfg}, nil
+	if cfg.Track > MaxTrack {
+		return nil, fmt.Errorf("fragment: track %d above %d", cfg.Track, MaxTrack)
+	}
+	return &Builder{cfg: cfg, layout: Layout{CutTrack: cfg.Track, Tracks: []uint64{cfg.Track}, KeyFrameFragmentation: cfg.KeyFrameFragmentation}}, nil
+}
+
+// SetLayout changes the tracks and the cut policy; the open fragment keeps
+// the layout it was opened with for its 4011 guard, the next cut follows l.
+func (b *Builder) SetLayout(l Layout) error {
+	if l.CutTrack == 0 || l.CutTrack > MaxTrack || !slices.Contains(l.Tracks, l.CutTrack) {
+		return fmt.Errorf("fragment: cut track %d is not one of the layout's tracks %v", l.CutTrack, l.Tracks)
+	}
+	for _, t := range l.Tracks {
+		if t == 0 || t > MaxTrack || (b.cfg.Sealer != nil && t == b.cfg.KeyTrack) {
+			return fmt.Errorf("fragment: layout track %d outside 1..%d or equal to the key track", t, MaxTrack)
+		}
+	}
+	b.layout = Layout{CutTrack: l.CutTrack, Tracks: slices.Clone(l.Tracks), KeyFrameFragmentation: l.KeyFrameFragmentation}
+	return nil
+}
+
+// Layout returns the current layout.
+func (b *Builder) Layout() Layout { return b.layout }
+
+// WouldCut reports whether Add(f) would start a new fragment.
+func (b *Builder) WouldCut(f Frame) bool {
+	f.Track = b.track(f)
+	if b.cur == nil {
+		return b.cuts(f)
+	}
+	return b.cutBefore(f, uint64(max(f.PTS, 0)/b.cfg.TimecodeScale))
+}
+
+func (b *Builder) track(f Frame) uint64 {
+	if f.Track == 0 {
+		return b.cfg.Track
+	}
+	return f.Track
+}
+
+// cuts reports whether f may start a fragment: a key frame of the cut track.
+func (b *Builder) cuts(f Frame) bool { return f.Keyframe && f.Track == b.layout.CutTrack }
+
+// CanOpen reports whether a fragment may open at f: its timecode must be
+// above every frame timecode already added (the service answers 4004
+// otherwise, even across PutMedia sessions).
+func (b *Builder) CanOpen(f Frame) bool {
+	return !b.started || f.PTS >= 0 && uint64(f.PTS/b.cfg.TimecodeScale) > b.lastTC
 }
 
 // Config returns the effective configuration.
@@ -187,14 +267,18 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 	if f.PTS < 0 {
 		return nil, nil, fmt.Errorf("fragment: negative timestamp %v", f.PTS)
 	}
-	if !b.started {
-		if !f.Keyframe {
-			b.skipped++
-			return nil, nil, nil
-		}
-		b.started = true
+	f.Track = b.track(f)
+	if f.Track > MaxTrack || (b.cfg.Sealer != nil && f.Track == b.cfg.KeyTrack) {
+		return nil, nil, fmt.Errorf("fragment: frame on track %d (media tracks are 1..%d, the key track excluded)", f.Track, MaxTrack)
 	}
 	tc := uint64(f.PTS / b.cfg.TimecodeScale)
+	if b.cur == nil && (!b.cuts(f) || !b.CanOpen(f)) {
+		// Nothing open (the start, or after Flush): a fragment can only
+		// start at a key frame of the cut track, after every frame before.
+		b.skipped++
+		return nil, nil, nil
+	}
+	b.started = true
 	if b.cur == nil || b.cutBefore(f, tc) {
 		var key []byte
 		if b.cfg.Sealer != nil {
@@ -216,7 +300,7 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 		flags = mkv.FlagKeyframe
 	}
 	if b.cfg.Sealer == nil {
-		c.Data = mkv.AppendSimpleBlock(c.Data, b.cfg.Track, int16(rel), flags, f.Data)
+		c.Data = mkv.AppendSimpleBlock(c.Data, f.Track, int16(rel), flags, f.Data)
 	} else {
 		at := len(c.Data)
 		// Room for the sealed frame, grown as append grows (by a share
@@ -225,8 +309,8 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 		// would copy the whole fragment again for every frame once the
 		// fragment outgrew its buffer.
 		c.Data = slices.Grow(c.Data, mkv.SimpleBlockHeaderLen+len(f.Data)+SealSlack)
-		c.Data = mkv.AppendSimpleBlockHeader(c.Data, b.cfg.Track, int16(rel), flags, 0)
-		sealed, err := b.cfg.Sealer.AppendSealed(c.Data, b.cfg.Track, f.Keyframe, tc, f.Data)
+		c.Data = mkv.AppendSimpleBlockHeader(c.Data, f.Track, int16(rel), flags, 0)
+		sealed, err := b.cfg.Sealer.AppendSealed(c.Data, f.Track, f.Keyframe, tc, f.Data)
 		if err != nil {
 			c.Data = c.Data[:at]
 			return nil, closed, fmt.Errorf("fragment: sealing the frame at pts %v: %w", f.PTS, err)
@@ -235,6 +319,10 @@ func (b *Builder) Add(f Frame) (cur, closed *Fragment, err error) {
 		mkv.SetSimpleBlockPayloadSize(c.Data[at:], len(c.Data)-at-mkv.SimpleBlockHeaderLen)
 	}
 	c.Frames++
+	c.Tracks[f.Track]++
+	if f.PTS < c.Least {
+		c.Least = f.PTS
+	}
 	if f.PTS > c.Last {
 		c.Last = f.PTS
 	}
@@ -251,21 +339,28 @@ func (b *Builder) cutBefore(f Frame, tc uint64) bool {
 	// timecode already sent, or the service answers 4004: keep the frame in
 	// the current fragment rather than cut there.
 	monotonic := tc > b.lastTC
-	span := f.PTS - c.Start
+	// The service measures a fragment from its least to its greatest frame
+	// timecode.
+	span := max(f.PTS, c.Last) - min(f.PTS, c.Least)
 	if tc-c.Timecode > 32767 && tc > c.Timecode || span >= b.cfg.MaxDuration {
 		return monotonic
 	}
-	if !f.Keyframe || !monotonic {
+	if !b.cuts(f) || !monotonic {
 		return false
 	}
-	if b.cfg.KeyFrameFragmentation {
+	for _, t := range c.want {
+		if c.Tracks[t] == 0 {
+			return false // the fragment would lack a declared track (4011)
+		}
+	}
+	if b.layout.KeyFrameFragmentation {
 		return true
 	}
 	return span >= b.cfg.FragmentDuration
 }
 
 func (b *Builder) open(f Frame, tc uint64, key []byte) {
-	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Keyframe: f.Keyframe, Forced: !f.Keyframe}
+	c := &Fragment{Seq: b.seq, Timecode: tc, Start: f.PTS, Last: f.PTS, Least: f.PTS, Keyframe: b.cuts(f), Forced: !b.cuts(f), want: b.layout.Tracks}
 	b.seq++
 	// Size the buffer from the previous fragment so that frames are copied
 	// into it once and it rarely grows (growing would copy it again).

@@ -114,6 +114,24 @@ type Config struct {
 	// official get-kvs-metrics).
 	MetricsOnKeyFrame bool
 
+	// AV streams a video and an audio track (video track 1, audio track
+	// 2), interleaved by time (av.go); otherwise the stream has the one
+	// track SetFormat gives.
+	AV bool
+	// MediaType, if set, is the CreateStream MediaType (the official
+	// content type, e.g. "video/h264,audio/aac"); by default it follows the
+	// caps.
+	MediaType string
+	// StallTimeout is how long (wall time, while playing) one track of an
+	// audio and video stream may deliver nothing while frames of the other
+	// wait for it before it is declared stalled (an EventWarning naming
+	// it) and the stream goes on without it until it delivers again. It
+	// also bounds how much stream time one track may run ahead of the
+	// other: beyond it, Put waits. It defaults to DefaultStallTimeout
+	// (3 s): longer than the few hundred milliseconds a live encoder or a
+	// demuxer's queue keeps one track behind the other, well under the 10 s
+	// a fragment may last.
+	StallTimeout time.Duration
 	// StoragePath, if set, keeps the store's fragments on disk as well
 	// (disk.go), in a directory per stream under it, so that a restarted
 	// producer uploads what an earlier run had accepted. StorageSize then
@@ -426,6 +444,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ReplayDuration > c.BufferDuration {
 		c.ReplayDuration = c.BufferDuration
+	}
+	if c.StallTimeout <= 0 {
+		c.StallTimeout = DefaultStallTimeout
 	}
 	if c.DataEndpointTTL <= 0 {
 		c.DataEndpointTTL = MaxConnectionLifetime

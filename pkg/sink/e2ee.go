@@ -57,7 +57,11 @@ func newSealer(cfg Config, queue func(Event)) (*sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w: %w", ErrSettings, ErrE2EE, err)
 	}
-	return &sealer{enc: enc, queue: queue, track: 2}, nil
+	kt := uint64(2) // after the one media track
+	if cfg.AV {
+		kt = avKeyTrackNumber
+	}
+	return &sealer{enc: enc, queue: queue, track: kt}, nil
 }
 
 // keyTrack is the TrackEntry of the key track.

@@ -21,6 +21,7 @@ const (
 	EventDropped                         // frames were dropped from the store (Dropped says which)
 	EventMetrics                         // periodic or per-key-frame metrics (Metrics)
 	EventRecovered                       // fragments of an earlier run were found in StoragePath (Recovered)
+	EventTracks                          // an audio and video stream goes on with other tracks (Message says which)
 )
 
 // Event is an observation from the core, for element messages and signals.
@@ -48,6 +49,8 @@ type Event struct {
 	Recovered *Recovered
 	// Metrics is set on EventMetrics.
 	Metrics Metrics
+	// Track names the track a warning is about (TrackAny: none).
+	Track TrackKind
 	// KeyFrame marks an EventMetrics posted for a key frame
 	// (Config.MetricsOnKeyFrame), not for Config.MetricsInterval.
 	KeyFrame bool
@@ -62,6 +65,22 @@ type Dropped struct {
 	// first and last dropped frame.
 	From, To time.Duration
 	Reason   string // "storage-size", "buffer-duration", "replay-duration"
+	// VideoFrames and AudioFrames split Frames by track.
+	VideoFrames, AudioFrames int
+}
+
+// Tracks names the tracks that lost frames: "video", "audio" or
+// "video,audio".
+func (d Dropped) Tracks() string {
+	switch {
+	case d.VideoFrames > 0 && d.AudioFrames > 0:
+		return "video,audio"
+	case d.AudioFrames > 0:
+		return "audio"
+	case d.VideoFrames > 0:
+		return "video"
+	}
+	return ""
 }
 
 // Metrics are the running totals of a stream.
@@ -69,6 +88,7 @@ type Metrics struct {
 	BytesSent      uint64 // body bytes written to PutMedia connections (replays included)
 	FramesPut      uint64 // frames accepted into fragments
 	FramesDropped  uint64 // frames dropped before the service received them
+	FramesSkipped  uint64 // frames that could not start or join a fragment (before the first key frame)
 	FragmentsSent  uint64 // fragments completely written (replays counted once)
 	FragmentsAcked uint64 // fragments finally acknowledged (PERSISTED, or RECEIVED without retention)
 	Connections    uint64 // PutMedia connections established
@@ -98,7 +118,7 @@ func (e Event) String() string {
 	case EventStreamError:
 		return fmt.Sprintf("stream error %d %s: %s", e.ErrorID, e.ErrorName, e.Message)
 	case EventDropped:
-		return fmt.Sprintf("dropped %d frame(s) in %d fragment(s), stream time %v..%v (%s): %s", e.Dropped.Frames, e.Dropped.Fragments, e.Dropped.From, e.Dropped.To, e.Dropped.Reason, e.Message)
+		return fmt.Sprintf("dropped %d frame(s) (video %d, audio %d) in %d fragment(s), stream time %v..%v (%s): %s", e.Dropped.Frames, e.Dropped.VideoFrames, e.Dropped.AudioFrames, e.Dropped.Fragments, e.Dropped.From, e.Dropped.To, e.Dropped.Reason, e.Message)
 	case EventMetrics:
 		m := e.Metrics
 		return fmt.Sprintf("metrics bytes=%d frames=%d dropped=%d fragments-sent=%d acked=%d latency=%v store=%d/%d", m.BytesSent, m.FramesPut, m.FramesDropped, m.FragmentsSent, m.FragmentsAcked, m.Latency, m.StoreBytes, m.StoreSize)

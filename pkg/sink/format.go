@@ -28,4 +28,7 @@ type Frame struct {
 	Duration time.Duration // or NoTime
 	Keyframe bool
 	Data     []byte
+	// Kind is the track the frame belongs to; TrackAny in a single-track
+	// stream.
+	Kind TrackKind
 }

@@ -253,7 +253,7 @@ func TestTimestampsFromPictureOrder(t *testing.T) {
 	cfg := Config{FrameTimecodes: true, Clock: clock.NewFake(time.Unix(1_800_000_000, 0))}
 	s := &Sink{cfg: cfg.withDefaults(), track: tr}
 	for i, au := range fx.aus {
-		got, err := s.timestampLocked(Frame{PTS: NoTime, DTS: time.Duration(i) * 40 * time.Millisecond, Duration: NoTime, Data: frameData(au, true)})
+		got, err := s.timestampLocked(Frame{PTS: NoTime, DTS: time.Duration(i) * 40 * time.Millisecond, Duration: NoTime, Data: frameData(au, true)}, s.track)
 		if err != nil {
 			t.Fatal(err)
 		}

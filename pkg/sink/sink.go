@@ -80,14 +80,15 @@ type Sink struct {
 
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
-	track         *track
+	track         *track        // single-track stream
+	av            *avState      // audio and video stream (Config.AV)
 	hdr           *header
 	builder       *fragment.Builder
 	entries       []*entry
 	stored        int64
 	started       bool // first frame seen
 	firstPTS      time.Duration
-	lastPTS       time.Duration
+	lastPTS       time.Duration // buffer time of the last frame (any track)
 	producerStart time.Time
 	eos           bool // Finish called
 	closed        bool // Close called
@@ -144,6 +145,9 @@ func New(cfg Config) (*Sink, error) {
 		cfg.HTTPClient = c
 	}
 	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{})}
+	if cfg.AV {
+		s.av = newAVState(cfg)
+	}
 	if cfg.E2EE != nil {
 		var err error
 		if s.sealer, err = newSealer(cfg, s.queue); err != nil {
@@ -229,6 +233,14 @@ func (s *Sink) startErr(what string, err error, bound time.Duration) error {
 func (s *Sink) mediaTypeGuess() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.cfg.MediaType != "" {
+		return s.cfg.MediaType
+	}
+	if s.av != nil {
+		if ct := s.av.contentType(); ct != "" {
+			return ct
+		}
+	}
 	if s.track != nil {
 		return s.track.mediaType
 	}
@@ -244,7 +256,10 @@ func (s *Sink) SetFormat(f Format) error {
 		return err
 	}
 	s.mu.Lock()
-	defer s.mu.Unlock()
+	defer s.unlockAndFlush()
+	if s.av != nil {
+		return s.setFormatAVLocked(t)
+	}
 	if s.track != nil && s.track.annexB && t.annexB {
 		return nil // parameter sets come in-band
 	}
@@ -324,6 +339,9 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	if s.eos || s.closed {
 		return ErrClosed
 	}
+	if s.av != nil {
+		return s.putAVLocked(ctx, f)
+	}
 	if s.track == nil {
 		return ErrNoFormat
 	}
@@ -343,14 +361,19 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		s.newHeaderLocked()
 	}
 	if s.hdr == nil {
-		s.warnSkipLocked(f)
+		s.warnSkipLocked(f.PTS)
 		return nil
 	}
-	ts, err := s.timestampLocked(f)
+	ts, err := s.timestampLocked(f, s.track)
 	if err != nil {
 		return err
 	}
-	cur, closed, err := s.builder.Add(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
+	return s.addLocked(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
+}
+
+// addLocked puts a frame, converted and timed, in its fragment.
+func (s *Sink) addLocked(f fragment.Frame) error {
+	cur, closed, err := s.builder.Add(f)
 	if closed != nil {
 		s.closeFragmentLocked(closed) // even when f itself failed
 	}
@@ -358,7 +381,9 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 		return err
 	}
 	if cur == nil {
-		s.warnSkipLocked(f)
+		if s.av == nil {
+			s.warnSkipLocked(f.PTS)
+		}
 		return nil
 	}
 	if len(s.entries) == 0 || s.entries[len(s.entries)-1].frag != cur {
@@ -368,10 +393,10 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 			s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("GOP longer than the %v fragment limit: fragment %d starts on a non-key frame %v into the stream (and so will every fragment that would otherwise exceed the limit); no frame is dropped, but a player that starts reading at such a fragment decodes only from the next key frame. Set the encoder's key-frame interval (x264enc key-int-max, for example) to under 10 s of frames", fragment.MaxServiceDuration, cur.Seq, (s.lastPTS - s.firstPTS).Round(time.Millisecond))})
 		}
 	}
-	s.stored += int64(len(data)) + 16
+	s.stored += int64(len(f.Data)) + 16
 	s.metrics.FramesPut++
-	s.metrics.FramePTS = ts
-	if key && s.cfg.MetricsOnKeyFrame {
+	s.metrics.FramePTS = max(s.metrics.FramePTS, f.PTS)
+	if f.Keyframe && (f.Track == 0 || f.Track == s.builder.Layout().CutTrack) && s.cfg.MetricsOnKeyFrame {
 		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
 	s.wakeLocked()
@@ -381,20 +406,21 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	return nil
 }
 
-func (s *Sink) warnSkipLocked(f Frame) {
+func (s *Sink) warnSkipLocked(pts time.Duration) {
+	s.metrics.FramesSkipped++
 	if !s.skipWarned {
 		s.skipWarned = true
-		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", f.PTS)})
+		s.queue(Event{Kind: EventWarning, Message: fmt.Sprintf("dropping frames before the first key frame (first at pts %v): they cannot be decoded", pts)})
 	}
 }
 
 // timestampLocked maps a buffer timestamp to the stream time base: epoch
 // time for absolute fragment times, time since the first frame otherwise.
-func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
+func (s *Sink) timestampLocked(f Frame, t *track) (time.Duration, error) {
 	pts := f.PTS
-	if pts == NoTime && s.track.order != nil && s.cfg.FrameTimecodes {
+	if pts == NoTime && t.order != nil && s.cfg.FrameTimecodes {
 		var warning string
-		pts, warning = s.track.order.present(f)
+		pts, warning = t.order.present(f)
 		if warning != "" {
 			s.queue(Event{Kind: EventWarning, Message: warning})
 		}
@@ -411,19 +437,19 @@ func (s *Sink) timestampLocked(f Frame) (time.Duration, error) {
 			// duration or the caps' framerate.
 			d := f.Duration
 			if d == NoTime || d <= 0 {
-				d = s.track.frameDuration
+				d = t.frameDuration
 			}
 			if d <= 0 {
 				d = s.cfg.TimecodeScale
 			}
-			pts = s.lastPTS + d
+			pts = t.lastPTS + d
 		}
 	}
 	if !s.started {
 		s.started, s.firstPTS = true, pts
 		s.producerStart = s.cfg.Clock.Now()
 	}
-	s.lastPTS = pts
+	t.lastPTS, s.lastPTS = pts, pts
 	var abs time.Duration
 	switch {
 	case s.cfg.StreamingType == Offline:
@@ -503,6 +529,11 @@ func (s *Sink) Finish(ctx context.Context) error {
 		return ErrNotStarted
 	}
 	if !s.eos {
+		if s.av != nil {
+			if err := s.drainAVLocked(true); err != nil {
+				s.log.Warn("placing the last frames", "error", err)
+			}
+		}
 		s.eos = true
 		if f := s.builder.Flush(); f != nil {
 			s.closeFragmentLocked(f)

@@ -3,6 +3,8 @@ package sink
 import (
 	"context"
 	"fmt"
+
+	"github.com/kvsgo/kvsgo/pkg/fragment"
 )
 
 // The content store is s.entries: fragments in order, from the oldest not
@@ -102,10 +104,13 @@ func (s *Sink) removeLocked(i int, reason, why string) {
 	}
 	s.metrics.FramesDropped += uint64(e.frag.Frames)
 	d := Dropped{Frames: e.frag.Frames, Fragments: 1, From: e.frag.Start, To: e.frag.Last, Reason: reason}
+	d.VideoFrames, d.AudioFrames = s.framesByKind(e.frag)
 	// Consecutive drops of one burst become one report.
 	if k := len(s.queued) - 1; k >= 0 && s.queued[k].Kind == EventDropped && s.queued[k].Dropped.Reason == reason && s.queued[k].Dropped.To < d.From {
 		q := &s.queued[k]
 		q.Dropped.Frames += d.Frames
+		q.Dropped.VideoFrames += d.VideoFrames
+		q.Dropped.AudioFrames += d.AudioFrames
 		q.Dropped.Fragments++
 		q.Dropped.To = d.To
 		q.FragmentTimecode = e.frag.Timecode
@@ -166,4 +171,15 @@ func (s *Sink) metricsLoop(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// framesByKind splits a fragment's frames into video and audio.
+func (s *Sink) framesByKind(f *fragment.Fragment) (video, audio int) {
+	if s.av != nil {
+		return f.Tracks[videoTrackNumber], f.Tracks[audioTrackNumber]
+	}
+	if s.track != nil && !s.track.video {
+		return 0, f.Frames
+	}
+	return f.Frames, 0
 }

@@ -44,7 +44,7 @@ func TestTimestamps(t *testing.T) {
 			}
 			s := &Sink{cfg: cfg.withDefaults(), track: &track{frameDuration: 40 * time.Millisecond}}
 			for i, pts := range c.in {
-				got, err := s.timestampLocked(Frame{PTS: pts, DTS: NoTime, Duration: NoTime})
+				got, err := s.timestampLocked(Frame{PTS: pts, DTS: NoTime, Duration: NoTime}, s.track)
 				if err != nil {
 					t.Fatal(err)
 				}

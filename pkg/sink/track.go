@@ -16,6 +16,7 @@ var ErrFormat = fmt.Errorf("sink: unsupported or invalid media format")
 // track is the Matroska track the Format maps to, plus how frames must be
 // converted on the way in.
 type track struct {
+	kind      TrackKind
 	entry     mkv.Track
 	mediaType string // CreateStream MediaType
 	video     bool
@@ -27,9 +28,48 @@ type track struct {
 	frameDuration time.Duration
 	// spsWidth/spsHeight: picture size from the last in-band SPS.
 	spsWidth, spsHeight int
+	// lastPTS is the buffer time of the track's previous frame.
+	lastPTS time.Duration
+	// untimedWarned: a frame without timestamps was reported.
+	untimedWarned bool
+	backWarned    bool
+	lastOrder     time.Duration // interleaving order time of the last frame
+	orderSeen     bool
 	// order derives presentation times of H.264/H.265 frames that arrive
 	// without (nil for audio).
 	order *presenter
+}
+
+// TrackKind is what a pad carries.
+type TrackKind int
+
+// Track kinds. In an audio and video stream the video track is Matroska
+// track 1 and the audio track 2, as the official element numbers them.
+const (
+	TrackAny   TrackKind = iota // the one track of a single-track stream
+	TrackVideo                  // H.264 or H.265
+	TrackAudio                  // AAC, A-law or µ-law
+)
+
+func (k TrackKind) String() string {
+	switch k {
+	case TrackVideo:
+		return "video"
+	case TrackAudio:
+		return "audio"
+	}
+	return "track"
+}
+
+// KindOf is the kind of track a codec makes.
+func KindOf(codec string) TrackKind {
+	switch codec {
+	case "h264", "h265":
+		return TrackVideo
+	case "aac", "alaw", "mulaw":
+		return TrackAudio
+	}
+	return TrackAny
 }
 
 func formatErr(format string, args ...any) error {
@@ -39,7 +79,7 @@ func formatErr(format string, args ...any) error {
 // trackFor maps caps to a track. codecID and name are the codec-id and
 // track-name properties (applied to video, as the official element does).
 func trackFor(f Format, codecID, name string) (*track, error) {
-	t := &track{entry: mkv.Track{Number: 1, UID: 1}}
+	t := &track{entry: mkv.Track{Number: 1, UID: 1}, kind: KindOf(f.Codec)}
 	if f.FramerateNum > 0 && f.FramerateDen > 0 {
 		t.frameDuration = time.Duration(int64(time.Second) * int64(f.FramerateDen) / int64(f.FramerateNum))
 	}

@@ -50,7 +50,7 @@ func TestDroppedFramesMessages(t *testing.T) {
 	r := launch(t, ep, 60*time.Second, "-m videotestsrc pattern=snow num-buffers=120 ! video/x-raw,width=640,height=480 ! "+
 		"x264enc key-int-max=10 speed-preset=ultrafast ! h264parse ! "+kvssink("drops", "storage-size=1", "stop-stream-timeout=1"))
 	for _, re := range []string{
-		`kvs-dropped-frames, frames=\(guint64\)\d+, fragments=\(guint64\)\d+, from=\(guint64\)\d+, to=\(guint64\)\d+, reason=\(string\)storage-size`,
+		`kvs-dropped-frames, frames=\(guint64\)\d+, fragments=\(guint64\)\d+, from=\(guint64\)\d+, to=\(guint64\)\d+, reason=\(string\)storage-size, tracks=\(string\)video, video-frames=\(guint64\)\d+, audio-frames=\(guint64\)0`,
 		`Dropped \d+ frame\(s\) in \d+ fragment\(s\), stream time \S+ to \S+: the store is full`,
 	} {
 		if !regexp.MustCompile(re).MatchString(r.output) {
