@@ -55,6 +55,20 @@ func TestSrcAudioVideo(t *testing.T) {
 	if len(wantV) != 90 {
 		t.Errorf("the reference has %d video frames, want 90", len(wantV))
 	}
+
+	// The same file uploaded by kvssink itself, both tracks into one
+	// element, plays back through kvssrc as the original.
+	const viaSink = "src-av-kvssink"
+	r = launch(t, ep, 120*time.Second, "filesrc location="+in+" ! matroskademux name=d d.video_0 ! queue ! h264parse ! "+
+		"kvssink name=s stream-name="+viaSink+" streaming-type=offline d.audio_0 ! queue ! aacparse ! s.")
+	if r.rc != 0 {
+		t.Fatalf("kvssink: %s", tail([]byte(r.output)))
+	}
+	gotV, gotA = decode("kvssrc stream-name="+viaSink+" start-selector=earliest idle-timeout=3", "via-sink")
+	sameFrames(t, gotV, wantV)
+	if gotA != wantA {
+		t.Errorf("the audio uploaded by kvssink decodes differently from the original's")
+	}
 }
 
 // producerLayout rewrites a Matroska file as kvssink lays a stream out:
