@@ -1,7 +1,6 @@
 package kvs
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -74,34 +73,7 @@ func (c *ArchiveConfig) check(op string) (string, error) {
 
 // post sends a signed JSON body to ep+path and returns the 200 response.
 func (c *ArchiveConfig) post(ctx context.Context, op, ep, path string, in any) (*http.Response, error) {
-	body, err := json.Marshal(in)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep+path, bytes.NewReader(body))
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", DefaultUserAgent)
-	if err := sign(ctx, c.Credentials, req, hashHex(body), c.Region, c.Now()); err != nil {
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-	resp, err := c.HTTPClient.Do(req)
-	if err != nil {
-		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
-		}
-		return nil, transportError(op, ep, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		defer resp.Body.Close()
-		return nil, responseError(op, resp)
-	}
-	if resp.Body == nil {
-		return nil, fmt.Errorf("%s: response without a body", op)
-	}
-	return resp, nil
+	return postJSON(ctx, c.HTTPClient, c.Credentials, c.Region, c.Now(), op, ep, path, in)
 }
 
 // maxListBody bounds one ListFragments answer: 1000 fragments of about

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -95,20 +94,32 @@ func GetMedia(ctx context.Context, cfg GetMediaConfig) (io.ReadCloser, error) {
 	default:
 		return nil, fmt.Errorf("%s: unknown start selector type %q (EARLIEST, NOW, FRAGMENT_NUMBER, SERVER_TIMESTAMP, PRODUCER_TIMESTAMP, CONTINUATION_TOKEN)", op, cfg.Start.Type)
 	}
-	body, err := json.Marshal(getMediaRequest{StreamName: cfg.StreamName, StartSelector: sel})
+	resp, err := postJSON(ctx, cfg.HTTPClient, cfg.Credentials, cfg.Region, cfg.Now(), op, ep, "/getMedia",
+		getMediaRequest{StreamName: cfg.StreamName, StartSelector: sel})
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// postJSON sends in as a SigV4-signed JSON body to ep+path, as the data
+// plane's media APIs take it, and returns the response when it is a 200
+// with a body; any other answer is an error naming op.
+func postJSON(ctx context.Context, client *http.Client, creds CredentialsProvider, region string, now time.Time, op, ep, path string, in any) (*http.Response, error) {
+	body, err := json.Marshal(in)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep+"/getMedia", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, ep+path, bytes.NewReader(body))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", DefaultUserAgent)
-	if err := sign(ctx, cfg.Credentials, req, hashHex(body), cfg.Region, cfg.Now()); err != nil {
+	if err := sign(ctx, creds, req, hashHex(body), region, now); err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	resp, err := cfg.HTTPClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
@@ -120,7 +131,7 @@ func GetMedia(ctx context.Context, cfg GetMediaConfig) (io.ReadCloser, error) {
 		return nil, responseError(op, resp)
 	}
 	if resp.Body == nil {
-		return nil, errors.New("GetMedia: response without a body")
+		return nil, fmt.Errorf("%s: response without a body", op)
 	}
-	return resp.Body, nil
+	return resp, nil
 }
