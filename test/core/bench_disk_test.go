@@ -1,7 +1,6 @@
 package core
 
 import (
-	"context"
 	"fmt"
 	"syscall"
 	"testing"
@@ -49,29 +48,9 @@ func BenchmarkDiskStore(b *testing.B) {
 					if store == "disk" {
 						cfg.StoragePath = dir
 					}
-					s, err := sink.New(cfg)
-					if err != nil {
-						b.Fatal(err)
-					}
-					ctx := context.Background()
-					if err := s.Start(ctx); err != nil {
-						b.Fatal(err)
-					}
-					if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: benchCPD}); err != nil {
-						b.Fatal(err)
-					}
-					for _, f := range frames {
-						if err := s.Put(ctx, f); err != nil {
-							b.Fatal(err)
-						}
-					}
-					if err := s.Finish(ctx); err != nil {
-						b.Fatal(err)
-					}
-					m := s.Metrics()
+					m := streamOnce(b, cfg, benchCPD, frames)
 					written += m.DiskWritten
 					sent += int64(m.BytesSent)
-					s.Close()
 					b.StopTimer()
 					if got := summarise(b, srv, cfg.StreamName).allFrames; got != n {
 						b.Fatalf("stored %d of %d frames", got, n)

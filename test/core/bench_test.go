@@ -38,26 +38,7 @@ func BenchmarkStream(b *testing.B) {
 				cfg := config(url, fmt.Sprintf("bench-%s-%d", c.name, i))
 				cfg.StreamingType = sink.Offline
 				cfg.Logger = nil
-				s, err := sink.New(cfg)
-				if err != nil {
-					b.Fatal(err)
-				}
-				ctx := context.Background()
-				if err := s.Start(ctx); err != nil {
-					b.Fatal(err)
-				}
-				if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: benchCPD}); err != nil {
-					b.Fatal(err)
-				}
-				for _, f := range frames {
-					if err := s.Put(ctx, f); err != nil {
-						b.Fatal(err)
-					}
-				}
-				if err := s.Finish(ctx); err != nil {
-					b.Fatal(err)
-				}
-				s.Close()
+				streamOnce(b, cfg, benchCPD, frames)
 				b.StopTimer()
 				if got := summarise(b, srv, cfg.StreamName).allFrames; got != n {
 					b.Fatalf("stored %d of %d frames", got, n)
@@ -67,4 +48,31 @@ func BenchmarkStream(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/frame")
 		})
 	}
+}
+
+// streamOnce streams frames (H.264 avc with CodecPrivate cpd) through a
+// new core into cfg's stream, to the end, and returns its metrics.
+func streamOnce(b *testing.B, cfg sink.Config, cpd []byte, frames []sink.Frame) sink.Metrics {
+	b.Helper()
+	s, err := sink.New(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Start(ctx); err != nil {
+		b.Fatal(err)
+	}
+	if err := s.SetFormat(sink.Format{Codec: "h264", StreamFormat: "avc", CodecData: cpd}); err != nil {
+		b.Fatal(err)
+	}
+	for _, f := range frames {
+		if err := s.Put(ctx, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := s.Finish(ctx); err != nil {
+		b.Fatal(err)
+	}
+	return s.Metrics()
 }
