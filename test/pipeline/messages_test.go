@@ -43,12 +43,14 @@ func TestElementMessages(t *testing.T) {
 
 // A realtime stream whose store fills (no acknowledgement ever frees it)
 // drops the oldest fragments: an element warning and a kvs-dropped-frames
-// message that count the frames and name the time range.
+// message that count the frames and name the time range. At 8 Mb/s the 120
+// frames are about 4 MB, well over the 1 MiB store (at x264enc's default
+// 2 Mb/s they came close to it, and the test failed when nothing dropped).
 func TestDroppedFramesMessages(t *testing.T) {
 	ep := startEndpoint(t)
 	ep.srv.SetFaults(kvslocal.Faults{WithholdAcks: true})
 	r := launch(t, ep, 60*time.Second, "-m videotestsrc pattern=snow num-buffers=120 ! video/x-raw,width=640,height=480 ! "+
-		"x264enc key-int-max=10 speed-preset=ultrafast ! h264parse ! "+kvssink("drops", "storage-size=1", "stop-stream-timeout=1"))
+		"x264enc key-int-max=10 speed-preset=ultrafast bitrate=8000 ! h264parse ! "+kvssink("drops", "storage-size=1", "stop-stream-timeout=1"))
 	for _, re := range []string{
 		`kvs-dropped-frames, frames=\(guint64\)\d+, fragments=\(guint64\)\d+, from=\(guint64\)\d+, to=\(guint64\)\d+, reason=\(string\)storage-size, tracks=\(string\)video, video-frames=\(guint64\)\d+, audio-frames=\(guint64\)0`,
 		`Dropped \d+ frame\(s\) in \d+ fragment\(s\), stream time \S+ to \S+: the store is full`,
