@@ -530,12 +530,15 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 	off := 0
 	coalesced := false
 	wrote := 0 // bytes written since the lock was last held, counted under it
+	var wroteTo *entry
+	var wroteAt time.Time
 	for {
 		s.mu.Lock()
 		if wrote > 0 {
 			s.metrics.BytesSent += uint64(wrote)
 			ss.sentAny = true
 			wrote = 0
+			s.writtenLocked(wroteTo, off, wroteAt)
 		}
 		e := s.entryLocked(next)
 		if e == nil {
@@ -618,7 +621,7 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 				return err
 			}
 			off += len(chunk)
-			wrote = len(chunk)
+			wrote, wroteTo, wroteAt = len(chunk), e, s.cfg.Clock.Now()
 			continue
 		}
 		if e != nil && closed {
