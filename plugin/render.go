@@ -1,6 +1,7 @@
 package main
 
 /*
+#include <stdlib.h>
 #include "render.h"
 #include "plugin_desc.h"
 */
@@ -77,7 +78,11 @@ func (d *drainer) abort() {
 func (d *drainer) run() {
 	defer close(d.done)
 	defer d.e.recoverPanic("render queue", func() { C.kvsgo_render_set_flow(d.e.el, C.GST_FLOW_ERROR) })
-	var batch [takeBatch]C.KvsgoQueued
+	// The batch lives in C memory: a Go array passed to C would be
+	// scanned for Go pointers on every call (cgocheck).
+	batchMem := C.calloc(takeBatch, C.sizeof_KvsgoQueued)
+	defer C.free(batchMem)
+	batch := unsafe.Slice((*C.KvsgoQueued)(batchMem), takeBatch)
 	var wake [64]byte
 	failed := false
 	for {
