@@ -171,30 +171,39 @@ var crlf = []byte("\r\n")
 // chunkWriter writes HTTP/1.1 chunks to a connection: on TCP one writev of
 // the chunk header, the caller's bytes and the trailing CRLF (no copy); on
 // TLS one Write of the three joined, so that they go out in as few records
-// as the data allows.
+// as the data allows. A chunk tried without waiting (try) may go out in
+// part: pending holds the rest, written before anything else.
 type chunkWriter struct {
-	conn   net.Conn
-	vector bool // conn writes net.Buffers with writev
-	hdr    [18]byte
-	bufs   [3][]byte
-	joined []byte
+	conn    net.Conn
+	tcp     *net.TCPConn // conn, when it is plain TCP (writev)
+	hdr     [18]byte
+	bufs    [3][]byte
+	joined  []byte
+	pending net.Buffers
 }
 
 func newChunkWriter(conn net.Conn) *chunkWriter {
-	_, tcp := conn.(*net.TCPConn)
-	return &chunkWriter{conn: conn, vector: tcp}
+	tcp, _ := conn.(*net.TCPConn)
+	return &chunkWriter{conn: conn, tcp: tcp}
 }
 
-// head writes raw bytes (the request head), joined with the first chunk
-// when there is one.
-func (c *chunkWriter) write(head, b []byte) error {
+// vector returns the chunk of b: its header, b and CRLF.
+func (c *chunkWriter) vector(b []byte) [3][]byte {
 	h := strconv.AppendUint(c.hdr[:0], uint64(len(b)), 16)
-	h = append(h, crlf...)
+	return [3][]byte{append(h, crlf...), b, crlf}
+}
+
+// write writes head (the request head, or nil) and the chunk of b (none
+// when b is empty), after what is pending.
+func (c *chunkWriter) write(head, b []byte) error {
+	if err := c.flush(); err != nil {
+		return err
+	}
 	if len(b) == 0 && head == nil {
 		return errors.New("an empty chunk would end the body")
 	}
-	if c.vector {
-		c.bufs = [3][]byte{h, b, crlf}
+	c.bufs = c.vector(b)
+	if c.tcp != nil {
 		v := net.Buffers(c.bufs[:])
 		if head != nil {
 			v = append(net.Buffers{head}, v...)
@@ -207,9 +216,9 @@ func (c *chunkWriter) write(head, b []byte) error {
 	}
 	c.joined = append(c.joined[:0], head...)
 	if len(b) > 0 {
-		c.joined = append(c.joined, h...)
-		c.joined = append(c.joined, b...)
-		c.joined = append(c.joined, crlf...)
+		for _, p := range c.bufs {
+			c.joined = append(c.joined, p...)
+		}
 	}
 	_, err := c.conn.Write(c.joined)
 	if cap(c.joined) > 1<<20 {
@@ -218,8 +227,49 @@ func (c *chunkWriter) write(head, b []byte) error {
 	return err
 }
 
+// try writes the chunk of b without waiting for the network (plain TCP on
+// Linux only; ok false otherwise, with nothing written). done false with
+// ok true: part or none of it went out, and the rest is pending, to go out
+// with the next write or flush; b must stay unchanged until then.
+func (c *chunkWriter) try(b []byte) (ok, done bool, err error) {
+	if c.tcp == nil || !canTryWrite || len(c.pending) > 0 || len(b) == 0 {
+		return false, false, nil
+	}
+	c.bufs = c.vector(b)
+	n, err := tryWritev(c.tcp, c.bufs[:])
+	if err != nil {
+		return true, false, err
+	}
+	if n == len(c.bufs[0])+len(b)+len(crlf) {
+		return true, true, nil
+	}
+	v := net.Buffers(c.bufs[:])
+	for len(v) > 0 && n >= len(v[0]) {
+		n -= len(v[0])
+		v = v[1:]
+	}
+	if len(v) > 0 {
+		v[0] = v[0][n:]
+	}
+	c.pending = v
+	return true, false, nil
+}
+
+// flush writes what try left pending, waiting for the network.
+func (c *chunkWriter) flush() error {
+	if len(c.pending) == 0 {
+		return nil
+	}
+	_, err := c.pending.WriteTo(c.conn) // consumes c.pending
+	c.pending = nil
+	return err
+}
+
 // end writes the last chunk: the end of the body.
 func (c *chunkWriter) end() error {
+	if err := c.flush(); err != nil {
+		return err
+	}
 	_, err := c.conn.Write([]byte("0\r\n\r\n"))
 	return err
 }

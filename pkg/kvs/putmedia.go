@@ -410,6 +410,34 @@ func (p *PutMedia) Write(b []byte) (int, error) {
 	return len(b), nil
 }
 
+// TryWrite sends b as one chunk without waiting for the network, where the
+// connection allows it (plain TCP on Linux): ok false means it cannot, and
+// nothing was written (use Write). With ok true, done false means the
+// kernel took part or none of it: the rest goes out, waiting, with the next
+// Write, Flush or CloseBody, and b must stay unchanged until then. Write,
+// TryWrite, Flush and CloseBody are called from one goroutine at a time.
+func (p *PutMedia) TryWrite(b []byte) (ok, done bool, err error) {
+	if p.sctx.Err() != nil {
+		return true, false, p.writeErr(nil)
+	}
+	ok, done, err = p.cw.try(b)
+	if err != nil {
+		return true, false, p.writeErr(err)
+	}
+	return ok, done, nil
+}
+
+// CanTryWrite reports whether TryWrite can write on this connection.
+func (p *PutMedia) CanTryWrite() bool { return p.cw.tcp != nil && canTryWrite }
+
+// Flush writes the rest of a chunk TryWrite left, waiting for the network.
+func (p *PutMedia) Flush() error {
+	if err := p.cw.flush(); err != nil {
+		return p.writeErr(err)
+	}
+	return nil
+}
+
 func (p *PutMedia) writeErr(err error) error {
 	if e := p.Err(); e != nil {
 		return e

@@ -85,6 +85,7 @@ type Sink struct {
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
 	latency       latencyLog    // frame-to-socket (latency.go)
+	edge          *edge         // the writer's live edge, nil when none (edge.go)
 	received      time.Time     // when the frame being added reached the producer (Put)
 	track         *track        // single-track stream
 	av            *avState      // audio and video stream (Config.AV)
@@ -335,7 +336,16 @@ func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
 // can be dropped (every stored fragment is in flight or still open).
 func (s *Sink) Put(ctx context.Context, f Frame) error {
 	s.mu.Lock()
-	defer s.unlockAndFlush()
+	err := s.putLocked(ctx, f)
+	ed, chunk := s.takeEdgeLocked()
+	s.unlockAndFlush()
+	if ed != nil {
+		s.writeEdge(ed, chunk) // edge.go: live frames go out from here
+	}
+	return err
+}
+
+func (s *Sink) putLocked(ctx context.Context, f Frame) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -410,7 +420,9 @@ func (s *Sink) addLocked(f fragment.Frame) error {
 	if f.Keyframe && (f.Track == 0 || f.Track == s.builder.Layout().CutTrack) && s.cfg.MetricsOnKeyFrame {
 		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
-	s.wakeLocked()
+	if !s.edgeTakesLocked(cur) { // else its Put writes it (edge.go)
+		s.wakeLocked()
+	}
 	if last := s.entries[len(s.entries)-1]; last.frag == cur {
 		s.markLocked(last, s.received)
 		s.journalLocked(last) // the frame is on its way to disk before Put returns
