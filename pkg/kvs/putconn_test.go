@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // connectProxy is an HTTP proxy that serves CONNECT tunnels (and records
@@ -173,3 +174,72 @@ func TestPutMediaCustomRoundTripper(t *testing.T) {
 type roundTripFunc func(*http.Request) (*http.Response, error)
 
 func (f roundTripFunc) RoundTrip(r *http.Request) (*http.Response, error) { return f(r) }
+
+// TryWrite never waits: against a server that stops reading, it takes
+// chunks until the kernel's buffers are full, then leaves the rest of a
+// chunk pending; Flush (or the next Write) sends it once the server reads
+// again, and the body arrives whole and in order.
+func TestPutMediaTryWrite(t *testing.T) {
+	resume := make(chan struct{})
+	got := make(chan []byte, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.NewResponseController(w).EnableFullDuplex()
+		first := make([]byte, len(mkvHeader))
+		if _, err := io.ReadFull(r.Body, first); err != nil {
+			w.WriteHeader(400)
+			return
+		}
+		w.WriteHeader(200)
+		http.NewResponseController(w).Flush()
+		<-resume
+		b, _ := io.ReadAll(r.Body)
+		got <- b
+	}))
+	defer srv.Close()
+	p, err := OpenPutMedia(context.Background(), putMediaConfig(srv.URL), mkvHeader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Abort()
+	if !p.CanTryWrite() {
+		t.Fatal("a plain TCP connection on Linux cannot TryWrite")
+	}
+	var want bytes.Buffer
+	chunk := bytes.Repeat([]byte("0123456789abcdef"), 1<<16) // 1 MiB
+	partial := false
+	for i := 0; i < 256 && !partial; i++ {
+		c := append([]byte(nil), chunk...)
+		c[0] = byte(i)
+		ok, done, err := p.TryWrite(c)
+		if err != nil || !ok {
+			t.Fatalf("TryWrite %d: ok %v err %v", i, ok, err)
+		}
+		want.Write(c)
+		partial = !done
+	}
+	if !partial {
+		t.Fatal("256 MiB went out while the server read nothing: the test cannot tell waiting from not waiting")
+	}
+	if ok, _, _ := p.TryWrite([]byte("more")); ok {
+		t.Fatal("TryWrite wrote with a chunk still pending")
+	}
+	close(resume)
+	if err := p.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Write([]byte("tail")); err != nil {
+		t.Fatal(err)
+	}
+	want.WriteString("tail")
+	if err := p.CloseBody(); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case b := <-got:
+		if !bytes.Equal(b, want.Bytes()) {
+			t.Fatalf("the server got %d bytes, want %d (or they differ)", len(b), want.Len())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("the server did not get the whole body")
+	}
+}
