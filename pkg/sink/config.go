@@ -152,8 +152,14 @@ type Config struct {
 
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// OnEvent, if set, receives acknowledgements and warnings. It is called
-	// from the upload goroutine and must not block.
+	// OnEvent, if set, receives every Event, never under the Sink's lock
+	// (it may call back into the Sink), on the goroutine that caused it:
+	// the caller of Put, SetFormat, EndTrack or Finish (drops, warnings,
+	// key-frame metrics, recovery, epochs), the upload goroutines
+	// (connections, acknowledgements, stream errors, the disk store) or
+	// the metrics goroutine (every MetricsInterval). Events of different
+	// goroutines may come at the same time: OnEvent must be safe for
+	// concurrent use, and must not block (the caller waits for it).
 	OnEvent func(Event)
 }
 
