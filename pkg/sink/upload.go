@@ -508,12 +508,10 @@ func (s *Sink) sessionDoneLocked(hdr *header) bool {
 // that needs another header, and at the first fragment boundary after a
 // rotation was asked for.
 func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start int) error {
+	w := &writer{s: s, ctx: ctx, pm: pm, ss: ss, next: ^uint64(0)}
 	s.mu.Lock()
-	var next uint64
 	if start < len(s.entries) {
-		next = s.entries[start].frag.Seq
-	} else {
-		next = ^uint64(0)
+		w.next = s.entries[start].frag.Seq
 	}
 	s.mu.Unlock()
 	defer func() {
@@ -521,151 +519,219 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 		s.inflight = nil
 		s.mu.Unlock()
 	}()
-	endTags := func() error {
-		if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
-			return err
-		}
-		return errSessionEnded
-	}
-	off := 0
-	coalesced := false
-	wrote := 0 // bytes written since the lock was last held, counted under it
-	var wroteTo *entry
-	var wroteAt time.Time
 	for {
 		s.mu.Lock()
-		if wrote > 0 {
-			s.metrics.BytesSent += uint64(wrote)
-			ss.sentAny = true
-			wrote = 0
-			s.writtenLocked(wroteTo, off, wroteAt)
-		}
-		e := s.entryLocked(next)
-		if e == nil {
-			// Dropped from the store, or not produced yet: go on with the
-			// first entry after it, if any.
-			if n := s.nextPendingLocked(next); n != nil && off == 0 {
-				e, next = n, n.frag.Seq
-			}
-		}
-		if e == nil && off == 0 && ss.rotate {
-			s.mu.Unlock()
-			if ss.sentAny {
-				return endTags()
-			}
-			return errSessionEnded
-		}
-		if e == nil && s.eos {
-			s.mu.Unlock()
-			if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
-				return err
-			}
-			s.mu.Lock()
-			s.eofrSent = true
-			s.wakeLocked()
-			s.mu.Unlock()
-			return errSessionEnded
-		}
-		if e != nil && off == 0 && (e.state == stateFailed || e.state >= stateReceived) {
-			next = e.frag.Seq + 1
-			s.mu.Unlock()
-			continue
-		}
-		if e != nil && off == 0 && (e.hdr != ss.hdr || ss.rotate) {
-			s.mu.Unlock()
-			// The next fragment needs another header, or the connection is
-			// rotated: end this session with an end-of-fragment tag so the
-			// last fragment is acknowledged.
-			return endTags()
-		}
-		if e != nil && off == 0 && e.spilled > 0 {
-			s.mu.Unlock()
-			s.unspill(e) // disk.go: its bytes are read back from disk
-			continue
-		}
-		var chunk []byte
-		closed := false
-		if e != nil {
-			if off == 0 {
-				e.tried = true
-				s.inflight = e
-				if ss.unackedSince.IsZero() {
-					ss.unackedSince = s.cfg.Clock.Now()
-				}
-			}
-			chunk = e.frag.Data[off:len(e.frag.Data):len(e.frag.Data)]
-			closed = e.frag.Closed
-		}
-		var ch <-chan struct{}
-		var ed *edge
-		if len(chunk) == 0 && !(e != nil && closed) {
-			ch = s.changedLocked() // nothing to do until the store changes
-			if e != nil && s.edgeable(pm) {
-				ed = &edge{e: e, off: off, pm: pm, ss: ss} // the next Put writes (edge.go)
-				s.edge = ed
-			}
-		}
+		w.countLocked()
+		st := w.stepLocked()
 		s.mu.Unlock()
-		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced && s.cfg.StreamingType == Offline {
-			// A file read faster than real time puts frames back to
-			// back: wait a moment so that they go out in one write (one
-			// chunk, one wake-up) instead of one each. A live source
-			// writes each frame as it comes: its frames are apart, and
-			// its latency counts.
-			coalesced = true
-			select {
-			case <-s.cfg.Clock.After(coalesceWait):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			continue
-		}
-		coalesced = false
-		if len(chunk) > 0 {
-			if _, err := pm.Write(chunk); err != nil {
-				return err
-			}
-			off += len(chunk)
-			wrote, wroteTo, wroteAt = len(chunk), e, s.cfg.Clock.Now()
-			continue
-		}
-		if e != nil && closed {
-			s.mu.Lock()
-			if !e.sent {
-				s.metrics.FragmentsSent++
-			}
-			e.sent = true
-			s.inflight = nil
-			s.wakeLocked()
-			s.mu.Unlock()
-			next, off = e.frag.Seq+1, 0
-			continue
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			if ed != nil {
-				s.mu.Lock()
-				s.leaveEdgeLocked(ed)
-				s.mu.Unlock()
-			}
-			return ctx.Err()
-		}
-		if ed != nil {
-			s.mu.Lock()
-			o, flush, err := s.leaveEdgeLocked(ed)
-			s.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			off = o
-			if flush {
-				if err := s.flushEdge(ed); err != nil {
-					return err
-				}
-			}
+		if done, err := w.do(st); done {
+			return err
 		}
 	}
+}
+
+// writer is one session's writer: where it is in the store, and what it
+// wrote since it last held the lock.
+type writer struct {
+	s         *Sink
+	ctx       context.Context
+	pm        *kvs.PutMedia
+	ss        *sessState
+	next      uint64 // the fragment being written or to write next (^0: none yet)
+	off       int    // bytes of it written
+	coalesced bool   // the current chunk already waited for more frames
+	wrote     int    // bytes written since the lock was last held
+	wroteTo   *entry
+	wroteAt   time.Time
+}
+
+// writeAction is what the writer does next, decided under the lock.
+type writeAction int
+
+const (
+	actAgain     writeAction = iota // look again (the fragment was skipped)
+	actEnd                          // end the session after the end-of-fragment tag (or at once, if nothing was sent)
+	actEndStream                    // the end of the stream: the end-of-fragment tag, then end
+	actUnspill                      // read the fragment's bytes back from disk
+	actChunk                        // write chunk
+	actSent                         // the fragment is closed and written
+	actWait                         // wait for the store to change
+)
+
+type writeStep struct {
+	act    writeAction
+	e      *entry
+	chunk  []byte
+	closed bool
+	ch     <-chan struct{}
+	ed     *edge
+	tags   bool // actEnd: send the end-of-fragment tag first
+}
+
+// countLocked accounts for the bytes written since the lock was last held.
+func (w *writer) countLocked() {
+	if w.wrote == 0 {
+		return
+	}
+	w.s.metrics.BytesSent += uint64(w.wrote)
+	w.ss.sentAny = true
+	w.wrote = 0
+	w.s.writtenLocked(w.wroteTo, w.off, w.wroteAt)
+}
+
+// stepLocked decides the next step from the store.
+func (w *writer) stepLocked() writeStep {
+	s, ss := w.s, w.ss
+	e := s.entryLocked(w.next)
+	if e == nil {
+		// Dropped from the store, or not produced yet: go on with the
+		// first entry after it, if any.
+		if n := s.nextPendingLocked(w.next); n != nil && w.off == 0 {
+			e, w.next = n, n.frag.Seq
+		}
+	}
+	switch {
+	case e == nil && w.off == 0 && ss.rotate:
+		return writeStep{act: actEnd, tags: ss.sentAny}
+	case e == nil && s.eos:
+		return writeStep{act: actEndStream}
+	case e != nil && w.off == 0 && (e.state == stateFailed || e.state >= stateReceived):
+		w.next = e.frag.Seq + 1
+		return writeStep{act: actAgain}
+	case e != nil && w.off == 0 && (e.hdr != ss.hdr || ss.rotate):
+		// The next fragment needs another header, or the connection is
+		// rotated: end this session with an end-of-fragment tag so the
+		// last fragment is acknowledged.
+		return writeStep{act: actEnd, tags: true}
+	case e != nil && w.off == 0 && e.spilled > 0:
+		return writeStep{act: actUnspill, e: e}
+	}
+	st := writeStep{e: e}
+	if e != nil {
+		if w.off == 0 {
+			e.tried = true
+			s.inflight = e
+			if ss.unackedSince.IsZero() {
+				ss.unackedSince = s.cfg.Clock.Now()
+			}
+		}
+		st.chunk = e.frag.Data[w.off:len(e.frag.Data):len(e.frag.Data)]
+		st.closed = e.frag.Closed
+	}
+	switch {
+	case len(st.chunk) > 0:
+		st.act = actChunk
+	case e != nil && st.closed:
+		st.act = actSent
+	default:
+		st.act, st.ch = actWait, s.changedLocked() // nothing to do until the store changes
+		if e != nil && s.edgeable(w.pm) {
+			st.ed = &edge{e: e, off: w.off, pm: w.pm, ss: ss} // the next Put writes (edge.go)
+			s.edge = st.ed
+		}
+	}
+	return st
+}
+
+// do carries a step out; done: the session's writing is over, with err.
+func (w *writer) do(st writeStep) (done bool, err error) {
+	s := w.s
+	if st.act == actSent || st.act == actWait {
+		w.coalesced = false
+	}
+	switch st.act {
+	case actAgain:
+	case actEnd:
+		if st.tags {
+			if _, err := w.pm.Write(fragment.EndOfFragmentTags()); err != nil {
+				return true, err
+			}
+		}
+		return true, errSessionEnded
+	case actEndStream:
+		if _, err := w.pm.Write(fragment.EndOfFragmentTags()); err != nil {
+			return true, err
+		}
+		s.mu.Lock()
+		s.eofrSent = true
+		s.wakeLocked()
+		s.mu.Unlock()
+		return true, errSessionEnded
+	case actUnspill:
+		s.unspill(st.e) // disk.go: its bytes are read back from disk
+	case actChunk:
+		return w.writeChunk(st)
+	case actSent:
+		s.mu.Lock()
+		if !st.e.sent {
+			s.metrics.FragmentsSent++
+		}
+		st.e.sent = true
+		s.inflight = nil
+		s.wakeLocked()
+		s.mu.Unlock()
+		w.next, w.off = st.e.frag.Seq+1, 0
+	case actWait:
+		return w.wait(st)
+	}
+	return false, nil
+}
+
+// writeChunk writes the unwritten bytes of a fragment, after waiting a
+// moment for more when the input is a file read faster than real time.
+func (w *writer) writeChunk(st writeStep) (bool, error) {
+	if len(st.chunk) < coalesceMin && !st.closed && !w.coalesced && w.s.cfg.StreamingType == Offline {
+		// Frames come back to back: wait a moment so that they go out in
+		// one write (one chunk, one wake-up) instead of one each. A live
+		// source writes each frame as it comes: its frames are apart, and
+		// its latency counts.
+		w.coalesced = true
+		select {
+		case <-w.s.cfg.Clock.After(coalesceWait):
+			return false, nil
+		case <-w.ctx.Done():
+			return true, w.ctx.Err()
+		}
+	}
+	w.coalesced = false
+	if _, err := w.pm.Write(st.chunk); err != nil {
+		return true, err
+	}
+	w.off += len(st.chunk)
+	w.wrote, w.wroteTo, w.wroteAt = len(st.chunk), st.e, w.s.cfg.Clock.Now()
+	return false, nil
+}
+
+// wait waits for the store to change; a Put may meanwhile have written at
+// the live edge (edge.go), whose progress the writer takes back.
+func (w *writer) wait(st writeStep) (bool, error) {
+	s := w.s
+	select {
+	case <-st.ch:
+	case <-w.ctx.Done():
+		if st.ed != nil {
+			s.mu.Lock()
+			s.leaveEdgeLocked(st.ed)
+			s.mu.Unlock()
+		}
+		return true, w.ctx.Err()
+	}
+	if st.ed == nil {
+		return false, nil
+	}
+	s.mu.Lock()
+	off, flush, err := s.leaveEdgeLocked(st.ed)
+	s.mu.Unlock()
+	if err != nil {
+		return true, err
+	}
+	w.off = off
+	if flush {
+		if err := s.flushEdge(st.ed); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 func (s *Sink) entryLocked(seq uint64) *entry {
