@@ -76,12 +76,17 @@ type headCapture struct {
 	limit int64
 }
 
-// tooLarge reports a capture that has grown past its limit.
+// tooLarge reports a capture that has grown past its limit. It is checked
+// for every chunk skipped: the test inlines, the error does not.
 func (c *headCapture) tooLarge() error {
 	if c.on && int64(len(c.buf)) > c.limit {
-		return syntaxErr(c.start, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster", c.start, c.limit)
+		return c.overflow()
 	}
 	return nil
+}
+
+func (c *headCapture) overflow() error {
+	return syntaxErr(c.start, 0, ErrTooLarge, "segment head at offset %d exceeds %d bytes before its first Cluster", c.start, c.limit)
 }
 
 // elementReader is the EBML layer of a Reader. It never holds more than one
