@@ -58,6 +58,10 @@ type entry struct {
 	sent  bool      // completely written on some session
 	tried bool      // written (at least partly) on some session
 	putAt time.Time // when its first frame was put (latency)
+	// marks: where each frame not yet written ends, and when it reached
+	// the producer (latency.go); marked of them are written.
+	marks  []frameMark
+	marked int
 
 	// The disk journal (disk.go): the fragment's id there, how many of
 	// its bytes were appended, whether it was started and closed there,
@@ -80,6 +84,8 @@ type Sink struct {
 
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
+	latency       latencyLog    // frame-to-socket (latency.go)
+	received      time.Time     // when the frame being added reached the producer (Put)
 	track         *track        // single-track stream
 	av            *avState      // audio and video stream (Config.AV)
 	hdr           *header
@@ -368,6 +374,11 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	if err != nil {
 		return err
 	}
+	s.received = f.Received
+	if s.received.IsZero() {
+		s.received = s.cfg.Clock.Now()
+	}
+	defer func() { s.received = time.Time{} }()
 	return s.addLocked(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
 }
 
@@ -401,6 +412,7 @@ func (s *Sink) addLocked(f fragment.Frame) error {
 	}
 	s.wakeLocked()
 	if last := s.entries[len(s.entries)-1]; last.frag == cur {
+		s.markLocked(last, s.received)
 		s.journalLocked(last) // the frame is on its way to disk before Put returns
 	}
 	return nil
