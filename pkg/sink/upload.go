@@ -314,72 +314,16 @@ func (s *Sink) expiredToken(err error) bool {
 
 // session runs one PutMedia connection starting at entry index start.
 func (s *Sink) session(ctx context.Context, start int) error {
-	s.mu.Lock()
-	var hdr *header
-	var resumeTC uint64
-	if start < len(s.entries) {
-		hdr = s.entries[start].hdr
-		resumeTC = s.entries[start].frag.Timecode
-	} else if len(s.entries) > 0 {
-		hdr = s.entries[len(s.entries)-1].hdr
-	}
-	producerStart := s.producerStart
-	endpoint := s.dataEndpoint
-	s.mu.Unlock()
-	if hdr == nil {
-		return errSessionEnded
-	}
-	tcType := kvs.TimecodeType("ABSOLUTE")
-	if !s.cfg.AbsoluteFragmentTimes && s.cfg.StreamingType != Offline {
-		tcType = "RELATIVE"
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.freshCredentials(sctx)
-	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
-		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
-		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
-		TimecodeType: tcType, ProducerStart: producerStart, AckRequired: s.cfg.FragmentAcks,
-		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
-	}, hdr.bytes)
-	if err != nil {
-		if s.expiredToken(err) {
-			return err // retried, signed with the credentials fetched again
-		}
-		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) || kvs.IsTLSError(err) {
-			return &fatalError{err}
-		}
+	c, err := s.connect(sctx, start)
+	if c == nil {
 		return err
 	}
+	pm, hdr := c.pm, c.hdr
 	defer pm.Abort()
-	now := s.cfg.Clock.Now()
-	var expires time.Time
-	canExpire := false
-	if c, err := s.cfg.Credentials.Retrieve(sctx); err == nil {
-		expires, canExpire = c.Expires, c.CanExpire
-	}
 	ss := &sessState{hdr: hdr}
-	s.mu.Lock()
-	s.metrics.Connections++
-	restored := s.metrics.Connections > 1
-	// A set no later than the one the last rotation left (the source had
-	// no newer one) is not rotated for again: one rotation per set.
-	rotateAt, forCreds := rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire && expires.After(s.rotatedFrom), s.cfg.CredentialGrace, rnd)
-	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotateAt,
-		opened: now, lastReset: s.lastLatencyReset}
-	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
-		wd.maxLatency = s.cfg.MaxLatency
-	}
-	if !s.cfg.FragmentAcks {
-		wd.staleness = 0
-	}
-	s.mu.Unlock()
-	msg := fmt.Sprintf("PutMedia connected to %s", endpoint)
-	if restored {
-		msg = fmt.Sprintf("PutMedia connection restored to %s, resending from fragment timecode %d", endpoint, resumeTC)
-	}
-	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Restored: restored, Message: msg})
-
+	wd, rot := s.newWatchdog(sctx)
 	werr := make(chan error, 1)
 	go func() { werr <- s.write(sctx, pm, ss, start) }()
 	writing := true
@@ -437,28 +381,8 @@ func (s *Sink) session(ctx context.Context, start int) error {
 			}
 		case <-tick:
 			tick = s.cfg.Clock.After(watchdogTick)
-			now := s.cfg.Clock.Now()
-			s.mu.Lock()
-			r := wd.check(now, ss.unackedSince, s.oldestUnreceivedLocked())
-			switch r {
-			case resetRotate:
-				ss.rotate = true
-				wd.rotateAt = time.Time{}
-				if forCreds {
-					s.rotatedFrom = expires
-				}
-				s.wakeLocked()
-			case resetLatency:
-				s.lastLatencyReset = now
-			}
-			s.mu.Unlock()
-			switch r {
-			case resetStale:
-				return &errReset{r, fmt.Sprintf("no BUFFERING acknowledgement for %v", s.cfg.ConnectionStaleness)}
-			case resetLatency:
-				return &errReset{r, fmt.Sprintf("the oldest fragment not received by the service waited more than %v", s.cfg.MaxLatency)}
-			case resetRotate:
-				s.log.Info("rotating the PutMedia connection at the next fragment boundary")
+			if err := s.checkWatchdog(wd, ss, rot); err != nil {
+				return err
 			}
 		case <-changed:
 		case <-drainDeadline:
@@ -467,6 +391,125 @@ func (s *Sink) session(ctx context.Context, start int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// conn is an open PutMedia session and the header it started with.
+type conn struct {
+	pm  *kvs.PutMedia
+	hdr *header
+}
+
+// connect opens a PutMedia connection for the fragments from entry index
+// start, sending their header, and reports it. A nil conn comes with the
+// error that ends the session (errSessionEnded when there is nothing to
+// send).
+func (s *Sink) connect(sctx context.Context, start int) (*conn, error) {
+	s.mu.Lock()
+	var hdr *header
+	var resumeTC uint64
+	if start < len(s.entries) {
+		hdr = s.entries[start].hdr
+		resumeTC = s.entries[start].frag.Timecode
+	} else if len(s.entries) > 0 {
+		hdr = s.entries[len(s.entries)-1].hdr
+	}
+	producerStart := s.producerStart
+	endpoint := s.dataEndpoint
+	s.mu.Unlock()
+	if hdr == nil {
+		return nil, errSessionEnded
+	}
+	tcType := kvs.TimecodeType("ABSOLUTE")
+	if !s.cfg.AbsoluteFragmentTimes && s.cfg.StreamingType != Offline {
+		tcType = "RELATIVE"
+	}
+	s.freshCredentials(sctx)
+	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
+		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
+		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
+		TimecodeType: tcType, ProducerStart: producerStart, AckRequired: s.cfg.FragmentAcks,
+		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
+	}, hdr.bytes)
+	if err != nil {
+		if s.expiredToken(err) {
+			return nil, err // retried, signed with the credentials fetched again
+		}
+		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) || kvs.IsTLSError(err) {
+			return nil, &fatalError{err}
+		}
+		return nil, err
+	}
+	s.mu.Lock()
+	s.metrics.Connections++
+	restored := s.metrics.Connections > 1
+	s.mu.Unlock()
+	msg := fmt.Sprintf("PutMedia connected to %s", endpoint)
+	if restored {
+		msg = fmt.Sprintf("PutMedia connection restored to %s, resending from fragment timecode %d", endpoint, resumeTC)
+	}
+	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Restored: restored, Message: msg})
+	return &conn{pm: pm, hdr: hdr}, nil
+}
+
+// rotation is what a connection's planned rotation is for: the expiry of
+// the credentials it was signed with, when forCreds.
+type rotation struct {
+	forCreds bool
+	expires  time.Time
+}
+
+// newWatchdog arms a new connection's watchdog: staleness, latency, and a
+// rotation before MaxConnectionDuration or the credentials' expiry.
+func (s *Sink) newWatchdog(sctx context.Context) (*watchdog, rotation) {
+	now := s.cfg.Clock.Now()
+	var expires time.Time
+	canExpire := false
+	if c, err := s.cfg.Credentials.Retrieve(sctx); err == nil {
+		expires, canExpire = c.Expires, c.CanExpire
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A set no later than the one the last rotation left (the source had
+	// no newer one) is not rotated for again: one rotation per set.
+	rotateAt, forCreds := rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire && expires.After(s.rotatedFrom), s.cfg.CredentialGrace, rnd)
+	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotateAt,
+		opened: now, lastReset: s.lastLatencyReset}
+	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
+		wd.maxLatency = s.cfg.MaxLatency
+	}
+	if !s.cfg.FragmentAcks {
+		wd.staleness = 0
+	}
+	return wd, rotation{forCreds: forCreds, expires: expires}
+}
+
+// checkWatchdog runs the watchdog at a tick: an error resets the
+// connection; a due rotation ends it at the next fragment boundary.
+func (s *Sink) checkWatchdog(wd *watchdog, ss *sessState, rot rotation) error {
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	r := wd.check(now, ss.unackedSince, s.oldestUnreceivedLocked())
+	switch r {
+	case resetRotate:
+		ss.rotate = true
+		wd.rotateAt = time.Time{}
+		if rot.forCreds {
+			s.rotatedFrom = rot.expires
+		}
+		s.wakeLocked()
+	case resetLatency:
+		s.lastLatencyReset = now
+	}
+	s.mu.Unlock()
+	switch r {
+	case resetStale:
+		return &errReset{r, fmt.Sprintf("no BUFFERING acknowledgement for %v", s.cfg.ConnectionStaleness)}
+	case resetLatency:
+		return &errReset{r, fmt.Sprintf("the oldest fragment not received by the service waited more than %v", s.cfg.MaxLatency)}
+	case resetRotate:
+		s.log.Info("rotating the PutMedia connection at the next fragment boundary")
+	}
+	return nil
 }
 
 // oldestUnreceivedLocked is when the oldest fragment the service has not
