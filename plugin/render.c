@@ -49,6 +49,19 @@ static void wake(int fd) {
   }
 }
 
+/* Queues b (the queue has room; q->lock is held) and releases the lock,
+ * waking an idle drainer. */
+static void push_and_unlock(KvsgoRender *q, const KvsgoQueued *b) {
+  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = *b;
+  q->count++;
+  q->pushed++;
+  gboolean need_wake = q->idle;
+  q->idle = FALSE;
+  int fd = q->wake_fd;
+  g_mutex_unlock(&q->lock);
+  if (need_wake) wake(fd);
+}
+
 static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
   KvsgoRender *q = render_get(bs);
   KvsgoQueued b = {0};
@@ -105,14 +118,7 @@ static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
     g_cond_wait(&q->cond, &q->lock);
     q->waiters--;
   }
-  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
-  q->count++;
-  q->pushed++;
-  gboolean need_wake = q->idle;
-  q->idle = FALSE;
-  int fd = q->wake_fd;
-  g_mutex_unlock(&q->lock);
-  if (need_wake) wake(fd);
+  push_and_unlock(q, &b);
   return GST_FLOW_OK;
 }
 
@@ -130,14 +136,7 @@ gboolean kvsgo_render_push_end(GstElement *el) {
     g_mutex_unlock(&q->lock);
     return FALSE;
   }
-  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
-  q->count++;
-  q->pushed++;
-  gboolean need_wake = q->idle;
-  q->idle = FALSE;
-  int fd = q->wake_fd;
-  g_mutex_unlock(&q->lock);
-  if (need_wake) wake(fd);
+  push_and_unlock(q, &b);
   return TRUE;
 }
 

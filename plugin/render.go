@@ -162,15 +162,8 @@ func (d *drainer) put(b *C.KvsgoQueued, kind sink.TrackKind, now time.Time, age 
 		}
 		return true
 	}
-	f := sink.Frame{
-		PTS:      clockTime(b.pts),
-		DTS:      clockTime(b.dts),
-		Duration: clockTime(b.duration),
-		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
-		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
-		Kind:     kind,
-		Received: now.Add(-age),
-	}
+	f := frameOf(b.pts, b.dts, b.duration, b.flags, b.data, b.size, kind)
+	f.Received = now.Add(-age)
 	err := d.core.Put(d.ctx, f)
 	switch {
 	case err == nil:
@@ -181,6 +174,19 @@ func (d *drainer) put(b *C.KvsgoQueued, kind sink.TrackKind, now time.Time, age 
 	d.e.fail("Streaming failed", err, "")
 	C.kvsgo_render_set_flow(d.e.el, C.GST_FLOW_ERROR)
 	return false
+}
+
+// frameOf is the core's view of a mapped buffer (no copy: valid while the
+// mapping lives).
+func frameOf(pts, dts, duration C.guint64, flags C.guint, data *C.guint8, size C.gsize, kind sink.TrackKind) sink.Frame {
+	return sink.Frame{
+		PTS:      clockTime(pts),
+		DTS:      clockTime(dts),
+		Duration: clockTime(duration),
+		Keyframe: gst.BufferFlags(flags)&gst.BufferFlagDeltaUnit == 0,
+		Data:     unsafe.Slice((*byte)(unsafe.Pointer(data)), int(size)),
+		Kind:     kind,
+	}
 }
 
 // barrier waits until the core has every buffer rendered so far, so that
