@@ -374,10 +374,7 @@ func (s *Sink) session(ctx context.Context, start int) error {
 		case err := <-werr:
 			writing = false
 			if err != nil && !errors.Is(err, errSessionEnded) {
-				if e := pm.Err(); e != nil {
-					return e
-				}
-				return err
+				return s.writeFailed(pm, ss, err)
 			}
 		case <-tick:
 			tick = s.cfg.Clock.After(watchdogTick)
@@ -389,6 +386,37 @@ func (s *Sink) session(ctx context.Context, start int) error {
 			return s.endResult()
 		case <-ctx.Done():
 			return ctx.Err()
+		}
+	}
+}
+
+// responseGrace is how long a session whose body write failed waits for
+// the response to end: its account of the failure (an ERROR ack, a
+// truncated acknowledgement) comes an instant after the connection broke.
+const responseGrace = 500 * time.Millisecond
+
+// writeFailed ends a session whose body could not be written: the
+// acknowledgements still in flight are applied, and the response's own
+// error, when it has one within responseGrace, is the session's.
+func (s *Sink) writeFailed(pm *kvs.PutMedia, ss *sessState, err error) error {
+	grace := s.cfg.Clock.After(responseGrace)
+	for {
+		select {
+		case a, ok := <-pm.Acks():
+			if !ok {
+				if e := pm.Err(); e != nil {
+					return e
+				}
+				return err
+			}
+			if aerr := s.handleAck(a, ss); aerr != nil {
+				return aerr
+			}
+		case <-grace:
+			if e := pm.Err(); e != nil {
+				return e
+			}
+			return err
 		}
 	}
 }
