@@ -2,11 +2,8 @@ package credentials
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"net/http"
-	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
@@ -43,37 +40,36 @@ func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, erro
 }
 
 // buildable returns an SDK client that dials, proxies and trusts CAs as
-// Options asks. It must be an awshttp.BuildableClient: the SDK adds
-// AWS_CA_BUNDLE to it, and refuses a plain *http.Client when that variable
-// is set.
+// Options asks: Net's policy, else what Options.HTTPClient's transport does
+// (a test's httptest client). It must be an awshttp.BuildableClient: the SDK
+// adds AWS_CA_BUNDLE to it, and refuses a plain *http.Client when that
+// variable is set.
 func buildable(o Options) *awshttp.BuildableClient {
-	dial := o.DialContext
-	var proxy func(*http.Request) (*url.URL, error)
-	var roots *x509.CertPool
-	if c, ok := o.HTTPClient.(*http.Client); ok {
-		if tr, ok := c.Transport.(*http.Transport); ok {
-			if tr.DialContext != nil {
-				dial = tr.DialContext
-			}
-			proxy = tr.Proxy
-			if tr.TLSClientConfig != nil {
-				roots = tr.TLSClientConfig.RootCAs
-			}
-		}
+	if o.Net != nil {
+		n := o.Net
+		return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
+			tr.DialContext = n.Dial
+			tr.Proxy = n.Options().Proxy
+			tr.TLSClientConfig = n.TLSConfig()
+		})
 	}
-	if dial == nil {
+	c, ok := o.HTTPClient.(*http.Client)
+	if !ok {
 		return nil
 	}
-	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.DialContext = dial
-		if proxy != nil {
-			tr.Proxy = proxy
+	tr, ok := c.Transport.(*http.Transport)
+	if !ok {
+		return nil
+	}
+	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		if tr.DialContext != nil {
+			t.DialContext = tr.DialContext
 		}
-		if roots != nil { // the same CAs as the caller's client
-			if tr.TLSClientConfig == nil {
-				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
-			tr.TLSClientConfig.RootCAs = roots
+		if tr.Proxy != nil {
+			t.Proxy = tr.Proxy
+		}
+		if tr.TLSClientConfig != nil { // the same CAs as the caller's client
+			t.TLSClientConfig = tr.TLSClientConfig.Clone()
 		}
 	})
 }

@@ -22,6 +22,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 )
 
 // ErrNoCredentials is returned when no source yields credentials.
@@ -65,11 +67,17 @@ type Options struct {
 	Getenv func(string) string
 	// Region is the region STS and the default chain use.
 	Region string
+	// Net is the connection policy of every source (the element's CAs,
+	// loopback guard, proxy and timeouts): HTTPClient and DialContext
+	// default to its client and dial, and the IoT provider builds its
+	// mutual-TLS client from its options.
+	Net *httpx.Client
 	// HTTPClient carries STS requests; its transport's dialer and proxy
 	// also carry the default chain's (ECS container, instance metadata,
-	// web identity). Default: the SDK's.
+	// web identity). Default: Net's, else the SDK's.
 	HTTPClient HTTPClient
-	// DialContext dials the IoT credentials provider; default net.Dialer.
+	// DialContext dials the IoT credentials provider and the default
+	// chain's endpoints; default Net's dial, else a net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// STSEndpoint is the STS base URL; default AWS_ENDPOINT_URL_STS, then
 	// AWS_ENDPOINT_URL, then the region's.
@@ -126,6 +134,14 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Net != nil {
+		if o.HTTPClient == nil {
+			o.HTTPClient = o.Net.HTTP()
+		}
+		if o.DialContext == nil {
+			o.DialContext = o.Net.Dial
+		}
+	}
 	r, base, err := resolveBase(ctx, src, o)
 	if err != nil {
 		return Resolved{}, err
@@ -147,7 +163,11 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 
 func resolveBase(ctx context.Context, src Sources, o Options) (Resolved, aws.CredentialsProvider, error) {
 	if src.IoT != nil {
-		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now, Product: o.UserAgent})
+		io := IoTOptions{DialContext: o.DialContext, Now: o.Now, Product: o.UserAgent}
+		if o.Net != nil {
+			io.Net, io.DialContext = o.Net.Options(), nil // Net's own dial, loopback guard included
+		}
+		p, warn, err := NewIoTProvider(*src.IoT, io)
 		if err != nil {
 			return Resolved{}, nil, err
 		}

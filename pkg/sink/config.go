@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -306,25 +305,21 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 		src.Role = &credentials.AssumeRole{ARN: arn, SessionName: deref(st.RoleSessionName), ExternalID: deref(st.RoleExternalID),
 			Duration: time.Duration(st.RoleDurationSec) * time.Second}
 	}
-	loopbackOnly := getenv(LoopbackOnlyEnv) != ""
 	timeout := secs(st.ConnectionTimeoutSec)
 	if timeout <= 0 {
 		timeout = DefaultConnectionTimeoutSec * time.Second
 	}
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if loopbackOnly {
-		loopbackOnlyDialer(d)
-	}
-	// One client for KVS and the credential endpoints (STS, the default
-	// chain's): they trust the same CAs.
-	hc, err := newHTTPClient(timeout, loopbackOnly, caCertPath(st.CACertPath, getenv))
+	// One policy for KVS and the credential endpoints (STS, the default
+	// chain's, the IoT provider's): they trust the same CAs.
+	n, err := newNet(timeout, getenv(LoopbackOnlyEnv) != "", caCertPath(st.CACertPath, getenv))
 	if err != nil {
 		return credentials.Resolved{}, nil, err
 	}
+	hc := n.HTTP()
 	ctx, cancel := context.WithTimeout(context.Background(), credentialTimeout)
 	defer cancel()
 	r, err := credentials.Resolve(ctx, src, credentials.Options{
-		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
+		Getenv: getenv, Region: region, Net: n,
 		UserAgent: st.UserAgent, APIOptions: kvs.UserAgentAPIOptions(st.UserAgent),
 	})
 	if errors.Is(err, credentials.ErrNoCredentials) {
