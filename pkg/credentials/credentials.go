@@ -60,6 +60,22 @@ type Sources struct {
 	NoDefaultChain bool
 }
 
+// Validate checks what can be checked without I/O: an access key without
+// its secret (or the reverse), the role's ARN, session name and duration.
+// Resolve checks the same; Validate lets a caller report them before any
+// file is read or request made.
+func (s Sources) Validate() error {
+	if s.IoT == nil { // iot-certificate comes first: the properties are not used
+		if _, _, err := fromProperties(s); err != nil {
+			return err
+		}
+	}
+	if s.Role != nil && s.Role.ARN != "" {
+		return s.Role.validate()
+	}
+	return nil
+}
+
 // Options are the environment of Resolve.
 type Options struct {
 	// Getenv reads the environment; default os.Getenv. (The default chain
