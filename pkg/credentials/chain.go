@@ -53,15 +53,20 @@ func buildable(o Options) *awshttp.BuildableClient {
 			tr.TLSClientConfig = n.TLSConfig()
 		})
 	}
-	c, ok := o.HTTPClient.(*http.Client)
-	if !ok {
+	var tr *http.Transport
+	if c, ok := o.HTTPClient.(*http.Client); ok {
+		tr, _ = c.Transport.(*http.Transport)
+	}
+	if tr == nil && o.DialContext == nil {
 		return nil
 	}
-	tr, ok := c.Transport.(*http.Transport)
-	if !ok {
-		return nil
+	if tr == nil {
+		tr = &http.Transport{}
 	}
 	return awshttp.NewBuildableClient().WithTransportOptions(func(t *http.Transport) {
+		if o.DialContext != nil {
+			t.DialContext = o.DialContext
+		}
 		if tr.DialContext != nil {
 			t.DialContext = tr.DialContext
 		}
