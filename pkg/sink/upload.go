@@ -21,8 +21,9 @@ func rnd(n int64) int64 {
 	return rand.Int64N(n)
 }
 
-// Write coalescing: a chunk smaller than coalesceMin of a fragment still
-// being built waits coalesceWait for more frames before it is written.
+// Write coalescing (Offline): a chunk smaller than coalesceMin of a
+// fragment still being built waits coalesceWait for more frames before it
+// is written.
 const (
 	coalesceMin  = 64 << 10
 	coalesceWait = 2 * time.Millisecond
@@ -597,11 +598,12 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 			ch = s.changedLocked() // nothing to do until the store changes
 		}
 		s.mu.Unlock()
-		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced {
-			// A source faster than real time puts frames back to back:
-			// wait a moment so that they go out in one write (one chunk,
-			// one wake-up) instead of one each. A live source loses at
-			// most coalesceWait of latency.
+		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced && s.cfg.StreamingType == Offline {
+			// A file read faster than real time puts frames back to
+			// back: wait a moment so that they go out in one write (one
+			// chunk, one wake-up) instead of one each. A live source
+			// writes each frame as it comes: its frames are apart, and
+			// its latency counts.
 			coalesced = true
 			select {
 			case <-s.cfg.Clock.After(coalesceWait):
