@@ -31,9 +31,8 @@ import (
 // flags) with NoCredentialsHint or their own words.
 var ErrNoCredentials = errors.New("credentials: no AWS credentials found")
 
-// EnvironmentHint names the credential sources that need no program
-// settings: the environment and the AWS default chain.
-const EnvironmentHint = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary credentials), or the AWS default chain: a profile in ~/.aws/credentials or ~/.aws/config (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), ECS container or EC2 instance credentials"
+// EnvironmentHint (chain.go, chain_small.go) names the credential sources
+// that need no program settings: the environment and the default chain.
 
 // Sources are the credential inputs of the element. Resolve uses the first
 // one that is set, in this order (the official element's order, then the
