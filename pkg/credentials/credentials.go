@@ -4,7 +4,8 @@
 // environment), file.go (the official rotating credential file), iot.go and
 // iotconfig.go (the iot-certificate property and the AWS IoT credentials
 // provider), assume.go (STS AssumeRole on top of any source) and chain.go
-// (the SDK's default chain).
+// (the SDK's default chain; chain_small.go instead in a kvsgo_nosharedconfig
+// build). Every connection follows the caller's httpx policy (Options.Net).
 //
 // It imports the standard library and aws-sdk-go-v2 only: never GStreamer or
 // glib, and no cgo.
