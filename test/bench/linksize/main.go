@@ -162,6 +162,11 @@ func pkgOf(sym string) string {
 			return "(runtime types)"
 		}
 	}
+	// Cut what follows the symbol's own name: the type arguments of a
+	// generic instance ("slices.Sort[...]") and an itab's interface.
+	if i := strings.IndexAny(sym, "[,"); i >= 0 {
+		sym = sym[:i]
+	}
 	slash := strings.LastIndexByte(sym, '/')
 	dot := strings.IndexByte(sym[slash+1:], '.')
 	if dot < 0 {
