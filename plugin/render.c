@@ -18,6 +18,7 @@ typedef struct {
   gboolean idle;       /* the drainer waits for a wake byte */
   gboolean unlocked;   /* between unlock and unlock_stop */
   GstFlowReturn flow;  /* GST_FLOW_OK, or the failure every render returns */
+  int waiters;         /* threads in g_cond_wait: a release signals only then */
   int wake_fd;
 } KvsgoRender;
 
@@ -100,7 +101,9 @@ static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
       g_mutex_lock(&q->lock);
       continue;
     }
+    q->waiters++;
     g_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
   }
   q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
   q->count++;
@@ -118,7 +121,11 @@ gboolean kvsgo_render_push_end(GstElement *el) {
   KvsgoQueued b = {0};
   b.entered = g_get_monotonic_time();
   g_mutex_lock(&q->lock);
-  while (q->open && q->flow == GST_FLOW_OK && !q->unlocked && q->count == KVSGO_QUEUE_LEN) g_cond_wait(&q->cond, &q->lock);
+  while (q->open && q->flow == GST_FLOW_OK && !q->unlocked && q->count == KVSGO_QUEUE_LEN) {
+    q->waiters++;
+    g_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
+  }
   if (!q->open || q->flow != GST_FLOW_OK || q->count == KVSGO_QUEUE_LEN) {
     g_mutex_unlock(&q->lock);
     return FALSE;
@@ -197,7 +204,7 @@ void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n) {
   }
   g_mutex_lock(&q->lock);
   q->released += n;
-  g_cond_broadcast(&q->cond);
+  if (q->waiters > 0) g_cond_broadcast(&q->cond); /* a broadcast is a system call */
   g_mutex_unlock(&q->lock);
 }
 
@@ -224,7 +231,9 @@ gboolean kvsgo_render_barrier(GstElement *el) {
       g_mutex_lock(&q->lock);
       continue;
     }
+    q->waiters++;
     g_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
   }
   ok = q->released >= want;
   g_mutex_unlock(&q->lock);

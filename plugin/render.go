@@ -1,6 +1,7 @@
 package main
 
 /*
+#include <stdlib.h>
 #include "render.h"
 #include "plugin_desc.h"
 */
@@ -10,7 +11,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -31,6 +34,7 @@ type drainer struct {
 	core   *sink.Sink
 	av     bool
 	r, w   *os.File // the wake pipe: render writes w, the drainer reads r
+	raw    syscall.RawConn
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -77,7 +81,11 @@ func (d *drainer) abort() {
 func (d *drainer) run() {
 	defer close(d.done)
 	defer d.e.recoverPanic("render queue", func() { C.kvsgo_render_set_flow(d.e.el, C.GST_FLOW_ERROR) })
-	var batch [takeBatch]C.KvsgoQueued
+	// The batch lives in C memory: a Go array passed to C would be
+	// scanned for Go pointers on every call (cgocheck).
+	batchMem := C.calloc(takeBatch, C.sizeof_KvsgoQueued)
+	defer C.free(batchMem)
+	batch := unsafe.Slice((*C.KvsgoQueued)(batchMem), takeBatch)
 	var wake [64]byte
 	failed := false
 	for {
@@ -89,7 +97,7 @@ func (d *drainer) run() {
 		if n == 0 {
 			// Idle: the next render writes a byte. A read error means
 			// the pipe was closed under us, which stop never does first.
-			if _, err := d.r.Read(wake[:]); err != nil {
+			if err := d.wait(wake[:]); err != nil {
 				return
 			}
 			continue
@@ -103,6 +111,42 @@ func (d *drainer) run() {
 		}
 		C.kvsgo_render_release(d.e.el, &batch[0], C.int(n))
 	}
+}
+
+// wait blocks until the wake pipe is readable, then empties it. It waits
+// first and reads after (RawConn.Read calls its function again once the
+// runtime's poller saw the pipe readable), so that an idle drainer makes
+// no read that would only find the pipe empty.
+func (d *drainer) wait(buf []byte) error {
+	if d.raw == nil {
+		rc, err := d.r.SyscallConn()
+		if err != nil {
+			return err
+		}
+		d.raw = rc
+	}
+	waited := false
+	var rerr error
+	err := d.raw.Read(func(fd uintptr) bool {
+		if !waited {
+			waited = true
+			return false // wait for readability
+		}
+		for {
+			n, err := syscall.Read(int(fd), buf)
+			if err == syscall.EINTR {
+				continue
+			}
+			if n == 0 && err == nil {
+				rerr = io.EOF // the write end is closed
+			}
+			return true // read, or found empty (a stale readiness): take again
+		}
+	})
+	if err != nil {
+		return err
+	}
+	return rerr
 }
 
 // put hands one queued buffer to the core; false after a failure that

@@ -530,12 +530,15 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 	off := 0
 	coalesced := false
 	wrote := 0 // bytes written since the lock was last held, counted under it
+	var wroteTo *entry
+	var wroteAt time.Time
 	for {
 		s.mu.Lock()
 		if wrote > 0 {
 			s.metrics.BytesSent += uint64(wrote)
 			ss.sentAny = true
 			wrote = 0
+			s.writtenLocked(wroteTo, off, wroteAt)
 		}
 		e := s.entryLocked(next)
 		if e == nil {
@@ -594,8 +597,13 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 			closed = e.frag.Closed
 		}
 		var ch <-chan struct{}
+		var ed *edge
 		if len(chunk) == 0 && !(e != nil && closed) {
 			ch = s.changedLocked() // nothing to do until the store changes
+			if e != nil && s.edgeable(pm) {
+				ed = &edge{e: e, off: off, pm: pm, ss: ss} // the next Put writes (edge.go)
+				s.edge = ed
+			}
 		}
 		s.mu.Unlock()
 		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced && s.cfg.StreamingType == Offline {
@@ -618,7 +626,7 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 				return err
 			}
 			off += len(chunk)
-			wrote = len(chunk)
+			wrote, wroteTo, wroteAt = len(chunk), e, s.cfg.Clock.Now()
 			continue
 		}
 		if e != nil && closed {
@@ -636,7 +644,26 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if ed != nil {
+				s.mu.Lock()
+				s.leaveEdgeLocked(ed)
+				s.mu.Unlock()
+			}
 			return ctx.Err()
+		}
+		if ed != nil {
+			s.mu.Lock()
+			o, flush, err := s.leaveEdgeLocked(ed)
+			s.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			off = o
+			if flush {
+				if err := s.flushEdge(ed); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }
