@@ -1,135 +1,59 @@
 package kvs
 
 import (
-	"bufio"
 	"context"
-	"crypto/tls"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/url"
 	"strconv"
-	"time"
+
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 )
 
 // A PutMedia session writes its own HTTP/1.1 request on a connection it
 // owns: the uploader's goroutine writes each chunk to the socket itself
 // (one writev per chunk on TCP), with no pipe and no transport goroutine in
 // between, and the response (status, then the acknowledgement stream) is
-// read with net/http's parser. The connection follows the policy of the
-// client's *http.Transport: its dialer, proxy and TLS configuration.
+// read with net/http's parser. The connection follows the policy of every
+// other connection (pkg/httpx: loopback guard, proxy, roots).
 
-// transportOf returns the *http.Transport whose policy a PutMedia
-// connection follows.
-func transportOf(hc *http.Client) (*http.Transport, error) {
-	switch t := hc.Transport.(type) {
+// netOf returns the connection policy of a session: cfg.Net, or one built
+// from the HTTP client's *http.Transport (its dialer, proxy, roots and
+// client certificates).
+func netOf(cfg *PutMediaConfig) (*httpx.Client, error) {
+	if cfg.Net != nil {
+		return cfg.Net, nil
+	}
+	var t *http.Transport
+	switch tr := cfg.HTTPClient.Transport.(type) {
 	case nil:
-		return http.DefaultTransport.(*http.Transport), nil
+		t = http.DefaultTransport.(*http.Transport)
 	case *http.Transport:
-		return t, nil
+		t = tr
 	default:
-		return nil, fmt.Errorf("the HTTP client's transport is a %T: PutMedia needs an *http.Transport (it writes its request on a connection of its own)", hc.Transport)
+		return nil, fmt.Errorf("the HTTP client's transport is a %T: PutMedia needs an *http.Transport or PutMediaConfig.Net (it writes its request on a connection of its own)", cfg.HTTPClient.Transport)
 	}
+	o := httpx.Options{ConnectTimeout: cfg.ConnectTimeout, Proxy: t.Proxy, DialContext: t.DialContext}
+	if o.Proxy == nil {
+		o.Proxy = httpx.NoProxy
+	}
+	if tc := t.TLSClientConfig; tc != nil {
+		o.RootCAs, o.Certificates, o.ServerName = tc.RootCAs, tc.Certificates, tc.ServerName
+	}
+	return httpx.New(o), nil
 }
 
-// dialPutMedia connects to req's host as t would: through t's proxy for
-// this request (an HTTP CONNECT tunnel), then TLS for an https endpoint.
-// ctx bounds the whole of it.
-func dialPutMedia(ctx context.Context, t *http.Transport, req *http.Request) (net.Conn, error) {
-	dial := t.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
-	}
-	target := hostPort(req.URL)
-	var proxy *url.URL
-	if t.Proxy != nil {
-		p, err := t.Proxy(req)
-		if err != nil {
-			return nil, fmt.Errorf("proxy for %s: %w", req.URL.Host, err)
-		}
-		proxy = p
-	}
-	addr := target
-	if proxy != nil {
-		addr = hostPort(proxy)
-	}
-	conn, err := dial(ctx, "tcp", addr)
-	if err != nil {
-		return nil, err
-	}
-	if proxy != nil {
-		if conn, err = tunnel(ctx, conn, t, proxy, target); err != nil {
-			return nil, err
-		}
-	}
+// dialPutMedia connects to req's host under n's policy: TLS (through a
+// proxy's CONNECT tunnel when the policy has one for it) for an https
+// endpoint, plain TCP for an http one.
+func dialPutMedia(ctx context.Context, n *httpx.Client, req *http.Request) (net.Conn, error) {
+	addr := hostPort(req.URL)
 	if req.URL.Scheme == "https" {
-		if conn, err = handshake(ctx, conn, t.TLSClientConfig, req.URL.Hostname()); err != nil {
-			return nil, err
-		}
+		return n.DialTLS(ctx, "tcp", addr)
 	}
-	return conn, nil
-}
-
-// handshake runs a TLS client handshake over conn (closed on failure).
-func handshake(ctx context.Context, conn net.Conn, base *tls.Config, host string) (net.Conn, error) {
-	tc := &tls.Config{}
-	if base != nil {
-		tc = base.Clone()
-	}
-	if tc.ServerName == "" {
-		tc.ServerName = host
-	}
-	tc.NextProtos = []string{"http/1.1"}
-	tlsConn := tls.Client(conn, tc)
-	if err := tlsConn.HandshakeContext(ctx); err != nil {
-		conn.Close()
-		return nil, err
-	}
-	return tlsConn, nil
-}
-
-// tunnel asks proxy for a CONNECT tunnel to target over conn (closed on
-// failure), as net/http does for https through HTTPS_PROXY.
-func tunnel(ctx context.Context, conn net.Conn, t *http.Transport, proxy *url.URL, target string) (net.Conn, error) {
-	if proxy.Scheme == "https" {
-		var err error
-		if conn, err = handshake(ctx, conn, t.TLSClientConfig, proxy.Hostname()); err != nil {
-			return nil, fmt.Errorf("TLS with proxy %s: %w", proxy.Host, err)
-		}
-	}
-	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) })
-	defer stop()
-	head := "CONNECT " + target + " HTTP/1.1\r\nHost: " + target + "\r\n"
-	if u := proxy.User; u != nil {
-		pw, _ := u.Password()
-		head += "Proxy-Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(u.Username()+":"+pw)) + "\r\n"
-	}
-	if _, err := conn.Write([]byte(head + "\r\n")); err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("proxy %s: %w", proxy.Host, err)
-	}
-	br := bufio.NewReaderSize(conn, 1024)
-	resp, err := http.ReadResponse(br, &http.Request{Method: http.MethodConnect})
-	if err != nil {
-		conn.Close()
-		return nil, fmt.Errorf("proxy %s: %w", proxy.Host, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		conn.Close()
-		return nil, fmt.Errorf("proxy %s refused the tunnel to %s: %s", proxy.Host, target, resp.Status)
-	}
-	if br.Buffered() > 0 {
-		conn.Close()
-		return nil, fmt.Errorf("proxy %s sent data before the tunnel was used", proxy.Host)
-	}
-	if !stop() {
-		conn.Close()
-		return nil, ctx.Err()
-	}
-	return conn, nil
+	return n.Dial(ctx, "tcp", addr)
 }
 
 // hostPort is u's host with its scheme's default port when it has none.

@@ -135,14 +135,15 @@ func TestPutMediaThroughProxy(t *testing.T) {
 // A proxy that refuses the tunnel is an error naming the proxy and its
 // answer, not a hang or a generic failure.
 func TestPutMediaProxyRefuses(t *testing.T) {
-	srv := ackServer(t, false)
+	srv := ackServer(t, true)
 	defer srv.Close()
 	proxy := startConnectProxy(t, 407)
-	tr := &http.Transport{Proxy: http.ProxyURL(&url.URL{Scheme: "http", Host: proxy.ln.Addr().String()})}
+	tr := srv.Client().Transport.(*http.Transport).Clone()
+	tr.Proxy = http.ProxyURL(&url.URL{Scheme: "http", Host: proxy.ln.Addr().String()})
 	cfg := putMediaConfig(srv.URL)
 	cfg.HTTPClient = &http.Client{Transport: tr}
 	_, err := OpenPutMedia(context.Background(), cfg, mkvHeader)
-	if err == nil || !strings.Contains(err.Error(), "refused the tunnel") || !strings.Contains(err.Error(), "407") {
+	if err == nil || !strings.Contains(err.Error(), "proxy") || !strings.Contains(err.Error(), "407") {
 		t.Fatalf("err %v, want the proxy's refusal", err)
 	}
 }
@@ -166,7 +167,7 @@ func TestPutMediaCustomRoundTripper(t *testing.T) {
 	cfg := putMediaConfig("http://127.0.0.1:1")
 	cfg.HTTPClient = &http.Client{Transport: roundTripFunc(func(*http.Request) (*http.Response, error) { return nil, io.EOF })}
 	_, err := OpenPutMedia(context.Background(), cfg, mkvHeader)
-	if err == nil || !strings.Contains(err.Error(), "needs an *http.Transport") {
+	if err == nil || !strings.Contains(err.Error(), "needs an *http.Transport or PutMediaConfig.Net") {
 		t.Fatalf("err %v", err)
 	}
 }

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 )
 
 // TimecodeType is the x-amzn-fragment-timecode-type of a PutMedia session.
@@ -40,6 +42,11 @@ type PutMediaConfig struct {
 	// dial and TLS handshake are bounded by ConnectTimeout. A client must
 	// not have an overall Timeout: the session lasts as long as the stream.
 	HTTPClient *http.Client
+	// Net is the policy of the session's connection (loopback guard, proxy,
+	// roots, client certificates); nil means one built from HTTPClient's
+	// *http.Transport. An https endpoint is reached through the proxy the
+	// policy picks for it; an http one directly.
+	Net *httpx.Client
 	// UserAgent is the User-Agent header; it defaults to DefaultUserAgent.
 	UserAgent string
 	// TimecodeType defaults to Absolute.
@@ -173,7 +180,7 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
 	}
-	t, err := transportOf(cfg.HTTPClient)
+	n, err := netOf(&cfg)
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
@@ -188,7 +195,7 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 	statusWait := cfg.ConnectTimeout + cfg.ResponseTimeout
 	deadline := time.Now().Add(statusWait)
 	dctx, dcancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
-	conn, err := dialPutMedia(dctx, t, req)
+	conn, err := dialPutMedia(dctx, n, req)
 	dcancel()
 	if err != nil {
 		if ctx.Err() != nil {

@@ -454,7 +454,7 @@ func (s *Sink) connect(sctx context.Context, start int) (*conn, error) {
 	s.freshCredentials(sctx)
 	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
 		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
-		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
+		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, Net: s.cfg.Net, UserAgent: s.cfg.UserAgent,
 		TimecodeType: tcType, ProducerStart: producerStart, AckRequired: s.cfg.FragmentAcks,
 		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
 	}, hdr.bytes)
