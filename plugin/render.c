@@ -1,5 +1,6 @@
 /* kvssink's render queue; see render.h. */
 #include <errno.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
 #include "render.h"
@@ -43,11 +44,14 @@ static void render_free(gpointer p) {
 }
 
 static void wake(int fd) {
-  static const char one = 1;
-  /* A full pipe already holds a wake-up; EINTR is retried. */
-  while (write(fd, &one, 1) < 0 && errno == EINTR) {
+  static const guint64 one = 1;
+  /* Every write to an eventfd wakes its pollers (the counter, never read,
+   * does not matter); EINTR is retried. */
+  while (write(fd, &one, sizeof one) < 0 && errno == EINTR) {
   }
 }
+
+int kvsgo_render_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
 /* Queues b (the queue has room; q->lock is held) and releases the lock,
  * waking an idle drainer. */

@@ -11,7 +11,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"sync/atomic"
 	"syscall"
@@ -27,14 +26,14 @@ import (
 const takeBatch = 16
 
 // drainer moves buffers from the C render queue (render.c) into the core,
-// on one goroutine per started element. It wakes on a byte in a pipe the
+// on one goroutine per started element. It wakes on an eventfd the
 // Go runtime polls, so that the streaming thread never enters Go per
 // buffer and a busy drainer costs no system call per buffer.
 type drainer struct {
 	e      *element
 	core   *sink.Sink
 	av     bool
-	r, w   *os.File // the wake pipe: render writes w, the drainer reads r
+	ev     *os.File // the eventfd render writes to wake the drainer
 	raw    syscall.RawConn
 	idle   *int32 // render.c's idle mark
 	ctx    context.Context
@@ -44,14 +43,15 @@ type drainer struct {
 
 // startDrainer opens the render queue for core and starts its goroutine.
 func (e *element) startDrainer(core *sink.Sink) (*drainer, error) {
-	r, w, err := os.Pipe()
-	if err != nil {
-		return nil, fmt.Errorf("render queue: %w", err)
+	fd, err := C.kvsgo_render_eventfd()
+	if fd < 0 {
+		return nil, fmt.Errorf("render queue: eventfd: %w", err)
 	}
+	ev := os.NewFile(uintptr(fd), "kvssink-wake") // non-blocking: the runtime polls it
 	av := e.isAV()
-	d := &drainer{e: e, core: core, av: av, r: r, w: w, done: make(chan struct{})}
+	d := &drainer{e: e, core: core, av: av, ev: ev, done: make(chan struct{})}
 	d.ctx, d.cancel = context.WithCancel(context.Background())
-	C.kvsgo_render_open(e.el, C.int(w.Fd()), cBool(av))
+	C.kvsgo_render_open(e.el, fd, cBool(av))
 	go d.run()
 	return d, nil
 }
@@ -69,8 +69,7 @@ func cBool(b bool) C.gboolean {
 func (d *drainer) stop() {
 	C.kvsgo_render_close(d.e.el)
 	<-d.done
-	d.r.Close()
-	d.w.Close()
+	d.ev.Close()
 }
 
 // abort is stop when the core is being closed: a put blocked on a full
@@ -88,7 +87,6 @@ func (d *drainer) run() {
 	batchMem := C.calloc(takeBatch, C.sizeof_KvsgoQueued)
 	defer C.free(batchMem)
 	batch := unsafe.Slice((*C.KvsgoQueued)(batchMem), takeBatch)
-	var wake [64]byte
 	failed := false
 	for {
 		var now C.gint64
@@ -97,9 +95,9 @@ func (d *drainer) run() {
 			return // closed and empty
 		}
 		if n == 0 {
-			// Idle: the next render writes a byte. A read error means
-			// the pipe was closed under us, which stop never does first.
-			if err := d.wait(wake[:]); err != nil {
+			// Idle: the next render writes the eventfd. An error means it
+			// was closed under us, which stop never does first.
+			if err := d.wait(); err != nil {
 				return
 			}
 			continue
@@ -116,15 +114,14 @@ func (d *drainer) run() {
 }
 
 // wait blocks until a render has queued a buffer since the drainer went
-// idle: until the wake pipe is readable, then empties it. The runtime's
-// poller is edge-triggered and RawConn.Read forgets a readiness that came
-// before it: so the first look is at the idle mark, which the render that
-// writes a byte clears first (a cleared mark: read now; a set one: any
-// byte comes after the wait began, and wakes it). An idle drainer thus
-// makes no read that would only find the pipe empty.
-func (d *drainer) wait(buf []byte) error {
+// idle. The runtime's poller is edge-triggered, and RawConn.Read forgets a
+// readiness that came before it: so the first look is at the idle mark,
+// which the render that writes the eventfd clears first (cleared: a buffer
+// is queued; set: the write comes after the wait began, and wakes it). The
+// eventfd is never read: a wait costs no system call of its own.
+func (d *drainer) wait() error {
 	if d.raw == nil {
-		rc, err := d.r.SyscallConn()
+		rc, err := d.ev.SyscallConn()
 		if err != nil {
 			return err
 		}
@@ -132,31 +129,13 @@ func (d *drainer) wait(buf []byte) error {
 		d.idle = (*int32)(unsafe.Pointer(C.kvsgo_render_idle_flag(d.e.el)))
 	}
 	first := true
-	var rerr error
-	err := d.raw.Read(func(fd uintptr) bool {
+	return d.raw.Read(func(uintptr) bool {
 		if first {
 			first = false
-			if atomic.LoadInt32(d.idle) != 0 {
-				return false // no push since the take: wait for the byte
-			}
+			return atomic.LoadInt32(d.idle) == 0
 		}
-		for {
-			n, err := syscall.Read(int(fd), buf)
-			switch {
-			case err == syscall.EINTR:
-				continue
-			case err == syscall.EAGAIN:
-				return false // the push's byte is on its way
-			case n == 0 && err == nil:
-				rerr = io.EOF // the write end is closed
-			}
-			return true
-		}
+		return true // woken by a write
 	})
-	if err != nil {
-		return err
-	}
-	return rerr
 }
 
 // put hands one queued buffer to the core; false after a failure that

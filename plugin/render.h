@@ -9,10 +9,11 @@
  * and stop (application threads) change the flags. Every wait is on
  * q->cond and ends on unlock, stop or progress.
  *
- * Wake-ups: the drainer waits on the read end of a pipe that the Go
- * runtime polls. It marks itself idle (under the lock) when it finds the
- * queue empty; the push that finds it idle writes one byte. So a busy
- * drainer costs no system call per buffer, and an idle one one write. */
+ * Wake-ups: the drainer waits on an eventfd that the Go runtime polls
+ * (edge-triggered: every write wakes it; the counter is never read). It
+ * marks itself idle (under the lock) when it finds the queue empty; the
+ * push that finds it idle writes to the eventfd. So a busy drainer costs no
+ * system call per buffer, and an idle one one write. */
 #ifndef KVSGO_RENDER_H
 #define KVSGO_RENDER_H
 
@@ -45,8 +46,10 @@ void kvsgo_render_class_init(gpointer klass, guint skip_flags);
 /* From InstanceInit. */
 void kvsgo_render_instance_init(GstElement *el);
 
-/* At start: buffers are accepted from now on; wake_fd is written (one byte)
- * to wake an idle drainer. At stop: refused (FLUSHING) from now on. */
+/* A non-blocking eventfd for the wake-ups, or -1 (errno). */
+int kvsgo_render_eventfd(void);
+/* At start: buffers are accepted from now on; wake_fd (an eventfd) is
+ * written to wake an idle drainer. At stop: refused (FLUSHING) from now on. */
 void kvsgo_render_open(GstElement *el, int wake_fd, gboolean av);
 void kvsgo_render_close(GstElement *el);
 
@@ -55,8 +58,8 @@ void kvsgo_render_close(GstElement *el);
  * and empty. *now is g_get_monotonic_time() at the take. */
 int kvsgo_render_take(GstElement *el, KvsgoQueued *out, int max, gint64 *now);
 /* The drainer's idle mark, for an atomic read without the lock: TRUE from
- * a take that found the queue empty until the next push, which writes a
- * wake byte after clearing it. */
+ * a take that found the queue empty until the next push, which writes the
+ * eventfd after clearing it. */
 gint *kvsgo_render_idle_flag(GstElement *el);
 /* Unmaps and unrefs n taken buffers; wakes a render waiting for room and a
  * barrier waiting for the queue to empty. */
