@@ -9,7 +9,8 @@
  * pad blocks in PAUSED), woken by PLAYING, flushing and deactivation. */
 #include "av.h"
 #include "plugin_desc.h"
-#include "_cgo_export.h" /* kvsgoAvChain, kvsgoAvCaps, kvsgoAvEos, kvsgoAvPrimaryEos, kvsgoAvWarn */
+#include "_cgo_export.h" /* kvsgoAvChain, kvsgoAvCaps, kvsgoAvEos, kvsgoAvWarn */
+#include "render.h"
 
 typedef struct {
   GMutex lock;
@@ -75,7 +76,7 @@ static gboolean sink_event(GstPad *pad, GstObject *parent, GstEvent *ev) {
   if (GST_EVENT_TYPE(ev) == GST_EVENT_EOS && st) {
     gboolean flushing, gave_up = FALSE;
     gchar *name = NULL;
-    kvsgoAvPrimaryEos(el); /* the interleaver stops waiting for this track */
+    kvsgo_render_push_end(el); /* after its buffers, the interleaver stops waiting for this track */
     g_mutex_lock(&st->lock);
     for (;;) {
       flushing = GST_PAD_IS_FLUSHING(pad);

@@ -4,6 +4,7 @@ package main
 #include "plugin_desc.h"
 #include "starterr.h"
 #include "av.h"
+#include "render.h"
 #include <stdlib.h>
 */
 import "C"
@@ -44,6 +45,7 @@ type element struct {
 	structs  map[string]string // serialisation of the GstStructure properties that are set
 	logged   map[string]bool   // no-effect properties already logged
 	core     *sink.Sink        // between start and stop
+	drain    *drainer          // between start and stop: the render queue's consumer
 	pads     avPads            // what the pads carry, between start and stop
 
 	acks    ackCounts
@@ -70,6 +72,7 @@ func (e *element) InstanceInit(obj *glib.Object) {
 	e.logged = map[string]bool{}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	C.kvsgo_av_instance_init(e.el)
+	C.kvsgo_render_instance_init(e.el)
 	// The official element never syncs on the clock; neither do we by
 	// default. The shadowing "sync" pspec shows the same default.
 	C.kvsgo_base_sink_set_sync(e.el, C.FALSE)
@@ -195,8 +198,15 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	}
 	e.log(levelInfo, "started: "+where)
 	core.SetPlaying(false) // READY to PAUSED: no track stalls before PLAYING
+	d, err := e.startDrainer(core)
+	if err != nil {
+		core.Close()
+		e.fail(fmt.Sprintf("Could not start streaming to %q", st.StreamName), err, where)
+		C.kvsgo_start_failed(e.el)
+		return false
+	}
 	e.mu.Lock()
-	e.core = core
+	e.core, e.drain = core, d
 	e.mu.Unlock()
 	return true
 }
@@ -205,9 +215,12 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 func (e *element) Stop(_ *base.GstBaseSink) (ok bool) {
 	defer e.recoverPanic("stop", func() { ok = false })
 	e.mu.Lock()
-	core := e.core
-	e.core = nil
+	core, d := e.core, e.drain
+	e.core, e.drain = nil, nil
 	e.mu.Unlock()
+	if d != nil {
+		d.abort() // frames still queued are not stored: the stream is being torn down
+	}
 	if core != nil {
 		core.Close()
 	}
@@ -236,6 +249,9 @@ func (e *element) getCore() *sink.Sink {
 func (e *element) SetCaps(_ *base.GstBaseSink, caps *gst.Caps) (ok bool) {
 	defer e.recoverPanic("set_caps", func() { ok = false })
 	c := (*C.GstCaps)(unsafe.Pointer(caps.Instance()))
+	if !e.barrier() { // buffers of the previous caps go first
+		return false
+	}
 	core := e.getCore()
 	if core == nil {
 		e.post(kindError, domainCore, int(gst.CoreErrorStateChange), "Caps arrived before the element started", "caps: "+capsString(c))
@@ -264,55 +280,8 @@ func (e *element) SetCaps(_ *base.GstBaseSink, caps *gst.Caps) (ok bool) {
 // element.
 const skipFlags = C.guint(gst.BufferFlagDecodeOnly | gst.BufferFlagCorrupted)
 
-// Render gives one access unit to the core without copying it: the mapping
-// lives until Put returns, and Put copies what it keeps.
-func (e *element) Render(_ *base.GstBaseSink, buf *gst.Buffer) (ret gst.FlowReturn) {
-	defer e.recoverPanic("render", func() { ret = gst.FlowError })
-	core := e.getCore()
-	if core == nil {
-		return gst.FlowFlushing
-	}
-	cb := (*C.GstBuffer)(unsafe.Pointer(buf.Instance()))
-	var b C.KvsgoBuffer
-	if C.kvsgo_buffer_map(cb, skipFlags, &b) == 0 {
-		e.post(kindError, domainResource, int(gst.ResourceErrorRead), "Could not map a buffer for reading", "")
-		return gst.FlowError
-	}
-	defer C.kvsgo_buffer_unmap(cb, &b)
-	if C.guint(b.flags)&skipFlags != 0 {
-		return gst.FlowOK
-	}
-	if e.isAV() {
-		C.kvsgo_av_to_running(e.el, C.TRUE, &b) // one time base for both tracks
-	}
-	f := sink.Frame{
-		PTS:      clockTime(b.pts),
-		DTS:      clockTime(b.dts),
-		Duration: clockTime(b.duration),
-		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
-		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
-		Kind:     e.primaryKind(),
-	}
-	for {
-		ctx := e.context()
-		err := core.Put(ctx, f)
-		switch {
-		case err == nil:
-			return gst.FlowOK
-		case ctx.Err() != nil:
-			// Unlocked while blocked (a full store): a flush or a state
-			// change. As GstBaseSink asks, wait for preroll: back in
-			// PLAYING (unlock_stop re-armed the context) the frame is put
-			// again; a flush or shutdown ends the render, not as an error.
-			if r := C.kvsgo_base_sink_wait_preroll(e.el); r != C.GST_FLOW_OK {
-				return gst.FlowReturn(r)
-			}
-			continue
-		}
-		e.fail("Streaming failed", err, "")
-		return gst.FlowError
-	}
-}
+// Render is render.c's: buffers go through a queue that drainer (render.go)
+// empties into the core.
 
 func clockTime(t C.guint64) time.Duration {
 	if uint64(t) == uint64(gst.ClockTimeNone) || uint64(t) > uint64(1<<63-1) {
@@ -334,6 +303,9 @@ func (e *element) Event(self *base.GstBaseSink, ev *gst.Event) (ok bool) {
 	defer e.recoverPanic("event", func() { ok = false })
 	switch ev.Type() {
 	case gst.EventTypeEOS:
+		if !e.barrier() { // a flush or shutdown came first
+			return false
+		}
 		if core := e.getCore(); core != nil {
 			ctx := e.context()
 			if err := core.Finish(ctx); err != nil {
@@ -347,6 +319,7 @@ func (e *element) Event(self *base.GstBaseSink, ev *gst.Event) (ok bool) {
 	case gst.EventTypeCustomDownstream, gst.EventTypeCustomOOB:
 		s := C.kvsgo_event_structure((*C.GstEvent)(unsafe.Pointer(ev.Instance())))
 		if s != nil && C.GoString(C.kvsgo_structure_name(s)) == "kvs-add-metadata" {
+			e.barrier() // in order with the buffers before it
 			e.addMetadata(s)
 			return true
 		}
@@ -358,6 +331,7 @@ func (e *element) Event(self *base.GstBaseSink, ev *gst.Event) (ok bool) {
 // Unlock wakes a render or event blocked in the core (flush, state change).
 func (e *element) Unlock(_ *base.GstBaseSink) (ok bool) {
 	defer e.recoverPanic("unlock", func() { ok = false })
+	C.kvsgo_render_unlock(e.el, C.TRUE)
 	e.ctxMu.Lock()
 	e.cancel()
 	e.ctxMu.Unlock()
@@ -367,6 +341,7 @@ func (e *element) Unlock(_ *base.GstBaseSink) (ok bool) {
 // UnlockStop re-arms the context for the next blocking call.
 func (e *element) UnlockStop(_ *base.GstBaseSink) (ok bool) {
 	defer e.recoverPanic("unlock_stop", func() { ok = false })
+	C.kvsgo_render_unlock(e.el, C.FALSE)
 	e.rearm()
 	return true
 }

@@ -25,7 +25,7 @@ import (
 //	kvs-dropped-frames       frames, fragments, from, to (stream time, ns), reason
 //	kvs-metrics              bytes-sent, frames, frames-dropped, fragments-sent, fragments-acked,
 //	                         connections, latency (ns), store-bytes, store-size, store-duration (ns),
-//	                         buffer-duration (ns), frame-pts (ns), uptime (ns), transfer-rate (bytes/s),
+//	                         buffer-duration (ns), frame-pts (ns), send-latency-p50, send-latency-p99 (ns), uptime (ns), transfer-rate (bytes/s),
 //	                         buffered-acks, received-acks, persisted-acks, error-acks
 
 // field sets one field of a message structure.
@@ -112,6 +112,7 @@ func (e *element) metrics(m sink.Metrics, keyFrame bool) {
 		u64("latency", uint64(m.Latency)), u64("store-bytes", uint64(m.StoreBytes)), u64("store-size", uint64(m.StoreSize)),
 		u64("store-duration", uint64(max(m.StoreDuration, 0))), u64("buffer-duration", uint64(m.BufferDuration)),
 		u64("frame-pts", uint64(m.FramePTS)),
+		u64("send-latency-p50", uint64(m.SendLatencyP50)), u64("send-latency-p99", uint64(m.SendLatencyP99)),
 		// The rest of stream-client-metric, so that every value of the
 		// signal is readable from languages that cannot read its pointer.
 		u64("uptime", uint64(max(time.Since(e.started), 0))), u64("transfer-rate", transferRate(m.BytesSent, time.Since(e.started))),

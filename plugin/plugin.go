@@ -12,6 +12,7 @@ package main
 #include "plugin_desc.h"
 #include "starterr.h"
 #include "av.h"
+#include "render.h"
 #include <stdlib.h>
 */
 import "C"
@@ -106,4 +107,5 @@ func classInit(k *glib.ObjectClass, longName string) {
 	C.kvsgo_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())))
 	C.kvsgo_filter_start_fallback(C.gpointer(unsafe.Pointer(k.Unsafe())))
 	C.kvsgo_av_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())))
+	C.kvsgo_render_class_init(C.gpointer(unsafe.Pointer(k.Unsafe())), skipFlags)
 }

@@ -1,11 +1,13 @@
 package kvs
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -78,21 +80,20 @@ const maxErrorBody = 4096
 var errStatusTimeout = errors.New("no response status in time")
 
 // PutMedia is one streaming upload: POST <Endpoint>/putMedia with a chunked
-// body, and the acknowledgements of the same response.
+// body, and the acknowledgements of the same response, on a connection of
+// its own (putconn.go).
 //
-// Write and CloseBody are called from one goroutine; Acks is read from
-// another; Abort may be called from any goroutine, any number of times.
+// Write and CloseBody are called from one goroutine, which writes to the
+// socket itself; Acks is read from another; Abort may be called from any
+// goroutine, any number of times.
 type PutMedia struct {
 	endpoint string
 	sctx     context.Context // the session; its cause says why it ended
-	pw       *io.PipeWriter
-	pr       *io.PipeReader
+	conn     net.Conn
+	cw       *chunkWriter
 	cancel   context.CancelCauseFunc
 	acks     chan Ack
 	done     chan struct{} // closed after acks is closed
-
-	firstDone chan struct{} // closed once the first bytes were taken (or failed)
-	firstErr  error         // written before firstDone is closed
 
 	mu        sync.Mutex
 	err       error
@@ -154,17 +155,16 @@ func producerStartHeader(t time.Time) string {
 // OpenPutMedia starts POST <Endpoint>/putMedia with a chunked body that
 // begins with first (the MKV header: the service may answer only once it has
 // body bytes), signed with SigV4 and the payload hash of the empty string,
-// with Expect: 100-continue. It returns once the response status is known:
-// 200 gives the session; any other status is an *APIError built from
+// with Expect: 100-continue (the head and first are sent at once; a 100
+// Continue is skipped). It returns once the response status is known: 200
+// gives the session; any other status is an *APIError built from
 // x-amzn-ErrorType and the JSON body (or an excerpt of an HTML or other
-// body). The wait is bounded by ctx and by ConnectTimeout + ResponseTimeout.
+// body). Connecting is bounded by ConnectTimeout, the wait for the status by
+// ConnectTimeout + ResponseTimeout, and both by ctx.
 //
 // The session lives until the response ends, Abort is called or ctx is
 // done. An empty first is allowed, but against a server that waits for body
-// bytes before answering it ends in the status timeout. A server that sends
-// its status before reading any body bytes gets no 100 Continue from Go's
-// transport only if it also closes the connection (Go's server does that),
-// so loopback test servers should read the first bytes, then answer.
+// bytes before answering it ends in the status timeout.
 func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMedia, error) {
 	const op = "PutMedia"
 	if err := cfg.fill(); err != nil {
@@ -173,16 +173,102 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 	if ctx.Err() != nil {
 		return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
 	}
-	sctx, cancel := context.WithCancelCause(context.Background())
-	stopCtx := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
-	pr, pw := io.Pipe()
-	req, err := http.NewRequestWithContext(sctx, http.MethodPost, cfg.Endpoint+"/putMedia", bodyReader{pr})
+	t, err := transportOf(cfg.HTTPClient)
 	if err != nil {
-		stopCtx()
-		cancel(err)
 		return nil, fmt.Errorf("%s: %w", op, err)
 	}
-	req.ContentLength = -1 // chunked
+	req, err := putMediaRequest(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	head, err := requestHead(req)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", op, err)
+	}
+	statusWait := cfg.ConnectTimeout + cfg.ResponseTimeout
+	deadline := time.Now().Add(statusWait)
+	dctx, dcancel := context.WithTimeout(ctx, cfg.ConnectTimeout)
+	conn, err := dialPutMedia(dctx, t, req)
+	dcancel()
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, fmt.Errorf("%s: %w", op, context.Cause(ctx))
+		}
+		return nil, transportError(op, cfg.Endpoint, err)
+	}
+	sctx, cancel := context.WithCancelCause(context.Background())
+	p := &PutMedia{
+		endpoint: cfg.Endpoint, sctx: sctx, conn: conn, cw: newChunkWriter(conn), cancel: cancel,
+		acks: make(chan Ack, ackBuffer), done: make(chan struct{}),
+	}
+	// Whatever ends the session closes the connection: a blocked Write or
+	// read returns.
+	context.AfterFunc(sctx, func() { conn.Close() })
+	stopCtx := context.AfterFunc(ctx, func() { cancel(context.Cause(ctx)) })
+	fail := func(cause, err error) (*PutMedia, error) {
+		stopCtx()
+		cancel(cause)
+		return nil, err
+	}
+
+	type result struct {
+		resp *http.Response
+		err  error
+	}
+	status := make(chan result, 1)
+	br := bufio.NewReaderSize(conn, 16<<10)
+	go func() {
+		for {
+			resp, err := http.ReadResponse(br, req)
+			if err == nil && resp.StatusCode == http.StatusContinue {
+				continue
+			}
+			status <- result{resp, err}
+			return
+		}
+	}()
+	// The head and the first bytes, bounded like the status: a server that
+	// reads nothing must not hold this forever.
+	conn.SetDeadline(deadline)
+	werr := p.cw.write(head, first)
+	var r result
+	select {
+	case r = <-status:
+	case <-sctx.Done(): // ctx
+		<-status
+		return fail(context.Cause(sctx), fmt.Errorf("%s: %w", op, context.Cause(ctx)))
+	}
+	if r.err != nil {
+		switch {
+		case ctx.Err() != nil:
+			return fail(context.Cause(ctx), fmt.Errorf("%s: %w", op, context.Cause(ctx)))
+		case isTimeout(r.err):
+			return fail(errStatusTimeout, timeoutError(op, cfg.Endpoint, "no response status", statusWait))
+		case werr != nil:
+			return fail(werr, transportError(op, cfg.Endpoint, werr))
+		}
+		return fail(r.err, transportError(op, cfg.Endpoint, r.err))
+	}
+	if r.resp.StatusCode != http.StatusOK {
+		ae := responseError(op, r.resp) // bounded by the deadline, still set
+		return fail(ae, ae)
+	}
+	if werr != nil { // a 200 to a request whose body could not be sent
+		r.resp.Body.Close()
+		return fail(werr, transportError(op, cfg.Endpoint, werr))
+	}
+	conn.SetDeadline(time.Time{})
+	go p.readAcks(sctx, r.resp.Body, stopCtx)
+	return p, nil
+}
+
+// putMediaRequest is the signed request (its head only: the body is
+// written as chunks on the connection).
+func putMediaRequest(ctx context.Context, cfg PutMediaConfig) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, cfg.Endpoint+"/putMedia", nil)
+	if err != nil {
+		return nil, err
+	}
 	ack := "0"
 	if cfg.AckRequired {
 		ack = "1"
@@ -197,105 +283,14 @@ func OpenPutMedia(ctx context.Context, cfg PutMediaConfig, first []byte) (*PutMe
 	// No "Connection: keep-alive" (the official producer signs one): HTTP/1.1
 	// keeps the connection anyway, and HTTP/2 would drop a signed header.
 	if err := sign(ctx, cfg.Credentials, req, EmptyPayloadHash, cfg.Region, cfg.Now()); err != nil {
-		stopCtx()
-		cancel(err)
-		return nil, fmt.Errorf("%s: %w", op, err)
-	}
-
-	p := &PutMedia{
-		endpoint: cfg.Endpoint, sctx: sctx, pw: pw, pr: pr, cancel: cancel,
-		acks: make(chan Ack, ackBuffer), done: make(chan struct{}), firstDone: make(chan struct{}),
-	}
-	// Whatever ends the session also ends the body: the transport waits for
-	// its body writer before it returns from a cancelled request, and a
-	// blocked Write must return.
-	context.AfterFunc(sctx, func() {
-		c := p.cause(sctx)
-		pr.CloseWithError(c)
-		pw.CloseWithError(c)
-	})
-	statusWait := cfg.ConnectTimeout + cfg.ResponseTimeout
-	deadline := time.AfterFunc(statusWait, func() { cancel(errStatusTimeout) })
-
-	type result struct {
-		resp *http.Response
-		err  error
-	}
-	done := make(chan result, 1)
-	go func() {
-		resp, err := cfg.HTTPClient.Do(req)
-		done <- result{resp, err}
-	}()
-	go func() { // the first bytes; a failure closes the pipe and ends this write
-		if len(first) > 0 {
-			_, p.firstErr = pw.Write(first)
-		}
-		close(p.firstDone)
-	}()
-
-	fail := func(cause, err error) (*PutMedia, error) {
-		deadline.Stop()
-		stopCtx()
-		cancel(cause)
-		pw.CloseWithError(cause)
 		return nil, err
 	}
-	r := <-done // Do returns once sctx is cancelled: by ctx, or by the deadline
-	if r.err != nil {
-		switch {
-		case context.Cause(sctx) == errStatusTimeout:
-			return fail(errStatusTimeout, timeoutError(op, cfg.Endpoint, "no response status", statusWait))
-		case ctx.Err() != nil:
-			return fail(context.Cause(ctx), fmt.Errorf("%s: %w", op, context.Cause(ctx)))
-		}
-		return fail(r.err, transportError(op, cfg.Endpoint, r.err))
-	}
-	if r.resp.StatusCode != http.StatusOK {
-		ae := responseError(op, r.resp) // bounded by the deadline, still armed
-		r.resp.Body.Close()
-		return fail(ae, ae)
-	}
-	if !deadline.Stop() && context.Cause(sctx) == errStatusTimeout {
-		r.resp.Body.Close()
-		return fail(errStatusTimeout, timeoutError(op, cfg.Endpoint, "no response status", statusWait))
-	}
-	go p.readAcks(sctx, r.resp.Body, stopCtx)
-	return p, nil
+	return req, nil
 }
 
-// bodyChunk bounds one read of the body by the transport: a Write of up to
-// this many bytes goes out as one HTTP chunk (one or two syscalls) instead
-// of the 32 KiB pieces of io.Copy's default buffer.
-const bodyChunk = 256 << 10
-
-// bodyReader is the request body. net/http copies a body to the connection
-// with io.Copy, which uses WriteTo when the body has one: this one reads
-// the pipe with a bodyChunk buffer, so each Write of the uploader becomes
-// one chunk on the wire.
-type bodyReader struct{ pr *io.PipeReader }
-
-func (b bodyReader) Read(p []byte) (int, error) { return b.pr.Read(p) }
-func (b bodyReader) Close() error               { return b.pr.Close() }
-
-func (b bodyReader) WriteTo(w io.Writer) (int64, error) {
-	buf := make([]byte, bodyChunk)
-	var n int64
-	for {
-		k, err := b.pr.Read(buf)
-		if k > 0 {
-			m, werr := w.Write(buf[:k])
-			n += int64(m)
-			if werr != nil {
-				return n, werr
-			}
-		}
-		if err == io.EOF {
-			return n, nil
-		}
-		if err != nil {
-			return n, err
-		}
-	}
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
 }
 
 // responseError builds an *APIError from a non-200 answer: the code from
@@ -335,6 +330,7 @@ func (p *PutMedia) readAcks(sctx context.Context, body io.ReadCloser, stopCtx fu
 	defer close(p.done)
 	defer close(p.acks)
 	defer func() {
+		p.conn.Close() // first: closing a response body reads it to its end
 		body.Close()
 		stopCtx()
 		// Later Writes fail at once instead of feeding a finished request
@@ -397,27 +393,47 @@ func (p *PutMedia) setErr(err error) {
 	}
 }
 
-// Write sends b as part of the body; it blocks until the transport took the
-// bytes (backpressure). Once the session failed or the response ended it
-// returns an error: the session's (see Err), ErrAborted or ErrResponseEnded.
+// Write sends b as one chunk of the body, written to the socket by the
+// calling goroutine; it blocks while the network pushes back. Once the
+// session failed or the response ended it returns an error: the session's
+// (see Err), ErrAborted or ErrResponseEnded.
 func (p *PutMedia) Write(b []byte) (int, error) {
-	if err := p.waitFirst(); err != nil {
-		return 0, err
-	}
-	if p.sctx.Err() != nil { // the pipe closes asynchronously; fail deterministically
+	if p.sctx.Err() != nil {
 		return 0, p.writeErr(nil)
 	}
-	n, err := p.pw.Write(b)
-	if err != nil {
-		return n, p.writeErr(err)
+	if len(b) == 0 {
+		return 0, nil
 	}
-	return n, nil
+	if err := p.cw.write(nil, b); err != nil {
+		return 0, p.writeErr(err)
+	}
+	return len(b), nil
 }
 
-func (p *PutMedia) waitFirst() error {
-	<-p.firstDone
-	if p.firstErr != nil {
-		return p.writeErr(p.firstErr)
+// TryWrite sends b as one chunk without waiting for the network, where the
+// connection allows it (plain TCP on Linux): ok false means it cannot, and
+// nothing was written (use Write). With ok true, done false means the
+// kernel took part or none of it: the rest goes out, waiting, with the next
+// Write, Flush or CloseBody, and b must stay unchanged until then. Write,
+// TryWrite, Flush and CloseBody are called from one goroutine at a time.
+func (p *PutMedia) TryWrite(b []byte) (ok, done bool, err error) {
+	if p.sctx.Err() != nil {
+		return true, false, p.writeErr(nil)
+	}
+	ok, done, err = p.cw.try(b)
+	if err != nil {
+		return true, false, p.writeErr(err)
+	}
+	return ok, done, nil
+}
+
+// CanTryWrite reports whether TryWrite can write on this connection.
+func (p *PutMedia) CanTryWrite() bool { return p.cw.tcp != nil && canTryWrite }
+
+// Flush writes the rest of a chunk TryWrite left, waiting for the network.
+func (p *PutMedia) Flush() error {
+	if err := p.cw.flush(); err != nil {
+		return p.writeErr(err)
 	}
 	return nil
 }
@@ -436,16 +452,16 @@ func (p *PutMedia) writeErr(err error) error {
 // keep coming until the service ends the response. After a clean end of the
 // response it does nothing; after a failure it returns the session's error.
 func (p *PutMedia) CloseBody() error {
-	if err := p.waitFirst(); err != nil {
-		return err
-	}
 	if p.sctx.Err() != nil {
 		if err := p.writeErr(nil); err != ErrResponseEnded {
 			return err
 		}
 		return nil // the response already ended cleanly: nothing left to finish
 	}
-	return p.pw.Close()
+	if err := p.cw.end(); err != nil {
+		return p.writeErr(err)
+	}
+	return nil
 }
 
 // Acks delivers the acknowledgements; it is closed when the response ends or
@@ -466,7 +482,7 @@ func (p *PutMedia) Err() error {
 func (p *PutMedia) Abort() {
 	p.abortOnce.Do(func() {
 		p.cancel(ErrAborted)
-		p.pw.CloseWithError(ErrAborted)
+		p.conn.Close()
 	})
 	<-p.done
 }

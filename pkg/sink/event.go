@@ -109,6 +109,12 @@ type Metrics struct {
 	StoreDuration, BufferDuration time.Duration
 	// FramePTS is the stream time of the last frame put.
 	FramePTS time.Duration
+	// SendLatencyP50 and SendLatencyP99: the median and 99th percentile,
+	// over the latest 1024 frames, of the time from a frame reaching the
+	// producer (Frame.Received) to its last byte written to the PutMedia
+	// connection, on its first sending (0 before any). Single-track
+	// streams.
+	SendLatencyP50, SendLatencyP99 time.Duration
 }
 
 func (e Event) String() string {

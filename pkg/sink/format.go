@@ -31,4 +31,8 @@ type Frame struct {
 	// Kind is the track the frame belongs to; TrackAny in a single-track
 	// stream.
 	Kind TrackKind
+	// Received is when the frame reached the producer (an element's
+	// render), the start of the frame-to-socket latency in Metrics; zero
+	// means when Put was called.
+	Received time.Time
 }

@@ -58,6 +58,10 @@ type entry struct {
 	sent  bool      // completely written on some session
 	tried bool      // written (at least partly) on some session
 	putAt time.Time // when its first frame was put (latency)
+	// marks: where each frame not yet written ends, and when it reached
+	// the producer (latency.go); marked of them are written.
+	marks  []frameMark
+	marked int
 
 	// The disk journal (disk.go): the fragment's id there, how many of
 	// its bytes were appended, whether it was started and closed there,
@@ -80,6 +84,9 @@ type Sink struct {
 
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
+	latency       latencyLog    // frame-to-socket (latency.go)
+	edge          *edge         // the writer's live edge, nil when none (edge.go)
+	received      time.Time     // when the frame being added reached the producer (Put)
 	track         *track        // single-track stream
 	av            *avState      // audio and video stream (Config.AV)
 	hdr           *header
@@ -329,7 +336,16 @@ func mustBuilder(cfg fragment.Config, old *fragment.Builder) *fragment.Builder {
 // can be dropped (every stored fragment is in flight or still open).
 func (s *Sink) Put(ctx context.Context, f Frame) error {
 	s.mu.Lock()
-	defer s.unlockAndFlush()
+	err := s.putLocked(ctx, f)
+	ed, chunk := s.takeEdgeLocked()
+	s.unlockAndFlush()
+	if ed != nil {
+		s.writeEdge(ed, chunk) // edge.go: live frames go out from here
+	}
+	return err
+}
+
+func (s *Sink) putLocked(ctx context.Context, f Frame) error {
 	if s.err != nil {
 		return s.err
 	}
@@ -368,6 +384,11 @@ func (s *Sink) Put(ctx context.Context, f Frame) error {
 	if err != nil {
 		return err
 	}
+	s.received = f.Received
+	if s.received.IsZero() {
+		s.received = s.cfg.Clock.Now()
+	}
+	defer func() { s.received = time.Time{} }()
 	return s.addLocked(fragment.Frame{PTS: ts, Keyframe: key, Data: data})
 }
 
@@ -399,8 +420,11 @@ func (s *Sink) addLocked(f fragment.Frame) error {
 	if f.Keyframe && (f.Track == 0 || f.Track == s.builder.Layout().CutTrack) && s.cfg.MetricsOnKeyFrame {
 		s.queue(Event{Kind: EventMetrics, Metrics: s.metricsLocked(), KeyFrame: true})
 	}
-	s.wakeLocked()
+	if !s.edgeTakesLocked(cur) { // else its Put writes it (edge.go)
+		s.wakeLocked()
+	}
 	if last := s.entries[len(s.entries)-1]; last.frag == cur {
+		s.markLocked(last, s.received)
 		s.journalLocked(last) // the frame is on its way to disk before Put returns
 	}
 	return nil

@@ -158,6 +158,7 @@ func (s *Sink) metricsLocked() Metrics {
 	if t := s.oldestUnreceivedLocked(); !t.IsZero() {
 		m.Latency = s.cfg.Clock.Now().Sub(t)
 	}
+	m.SendLatencyP50, m.SendLatencyP99 = s.latency.percentiles()
 	return m
 }
 

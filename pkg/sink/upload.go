@@ -21,8 +21,9 @@ func rnd(n int64) int64 {
 	return rand.Int64N(n)
 }
 
-// Write coalescing: a chunk smaller than coalesceMin of a fragment still
-// being built waits coalesceWait for more frames before it is written.
+// Write coalescing (Offline): a chunk smaller than coalesceMin of a
+// fragment still being built waits coalesceWait for more frames before it
+// is written.
 const (
 	coalesceMin  = 64 << 10
 	coalesceWait = 2 * time.Millisecond
@@ -529,12 +530,15 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 	off := 0
 	coalesced := false
 	wrote := 0 // bytes written since the lock was last held, counted under it
+	var wroteTo *entry
+	var wroteAt time.Time
 	for {
 		s.mu.Lock()
 		if wrote > 0 {
 			s.metrics.BytesSent += uint64(wrote)
 			ss.sentAny = true
 			wrote = 0
+			s.writtenLocked(wroteTo, off, wroteAt)
 		}
 		e := s.entryLocked(next)
 		if e == nil {
@@ -593,15 +597,21 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 			closed = e.frag.Closed
 		}
 		var ch <-chan struct{}
+		var ed *edge
 		if len(chunk) == 0 && !(e != nil && closed) {
 			ch = s.changedLocked() // nothing to do until the store changes
+			if e != nil && s.edgeable(pm) {
+				ed = &edge{e: e, off: off, pm: pm, ss: ss} // the next Put writes (edge.go)
+				s.edge = ed
+			}
 		}
 		s.mu.Unlock()
-		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced {
-			// A source faster than real time puts frames back to back:
-			// wait a moment so that they go out in one write (one chunk,
-			// one wake-up) instead of one each. A live source loses at
-			// most coalesceWait of latency.
+		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced && s.cfg.StreamingType == Offline {
+			// A file read faster than real time puts frames back to
+			// back: wait a moment so that they go out in one write (one
+			// chunk, one wake-up) instead of one each. A live source
+			// writes each frame as it comes: its frames are apart, and
+			// its latency counts.
 			coalesced = true
 			select {
 			case <-s.cfg.Clock.After(coalesceWait):
@@ -616,7 +626,7 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 				return err
 			}
 			off += len(chunk)
-			wrote = len(chunk)
+			wrote, wroteTo, wroteAt = len(chunk), e, s.cfg.Clock.Now()
 			continue
 		}
 		if e != nil && closed {
@@ -634,7 +644,26 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 		select {
 		case <-ch:
 		case <-ctx.Done():
+			if ed != nil {
+				s.mu.Lock()
+				s.leaveEdgeLocked(ed)
+				s.mu.Unlock()
+			}
 			return ctx.Err()
+		}
+		if ed != nil {
+			s.mu.Lock()
+			o, flush, err := s.leaveEdgeLocked(ed)
+			s.mu.Unlock()
+			if err != nil {
+				return err
+			}
+			off = o
+			if flush {
+				if err := s.flushEdge(ed); err != nil {
+					return err
+				}
+			}
 		}
 	}
 }

@@ -63,12 +63,32 @@ func (d *dropReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// faultBody wraps a PutMedia body for Faults.DropAfterBytes.
+// faultBody wraps a PutMedia body for Faults.DropAfterBytes and
+// Faults.PauseReads.
 func (s *Server) faultBody(r io.Reader) io.Reader {
+	r = &pauseReader{r: r, s: s}
 	if n := s.getFaults().DropAfterBytes; n > 0 {
 		return &dropReader{r: r, left: n}
 	}
 	return r
+}
+
+// pauseReader reads nothing while Faults.PauseReads is set (checked every
+// 5 ms), or until the server closes.
+type pauseReader struct {
+	r io.Reader
+	s *Server
+}
+
+func (p *pauseReader) Read(b []byte) (int, error) {
+	for p.s.getFaults().PauseReads {
+		select {
+		case <-time.After(5 * time.Millisecond):
+		case <-p.s.closing:
+			return 0, errDropped
+		}
+	}
+	return p.r.Read(b)
 }
 
 // dropIfFaulted, deferred by putMedia, closes the connection abruptly

@@ -64,6 +64,9 @@ type Faults struct {
 	// ClockSkew is added to Config.Now: signatures, Date and server
 	// timestamps all see the skewed clock.
 	ClockSkew time.Duration
+	// PauseReads stops reading PutMedia bodies while it is set: TCP then
+	// pushes back on the producer, as a congested network does.
+	PauseReads bool
 }
 
 // Config configures a Server. New fills the defaults.

@@ -3,6 +3,7 @@ package pipeline
 import (
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -148,3 +149,29 @@ int main(int argc, char **argv) {
   return rc;
 }
 `
+
+// kvs-metrics reports the frame-to-socket latency: render entry to the
+// frame's last byte written to the connection. A live source's frames go
+// out as they come, so the figures are set, ordered, and far below the
+// frame interval's worth of seconds (this checks the wiring, not speed:
+// scripts/bench measures it).
+func TestSendLatencyMetrics(t *testing.T) {
+	ep := startEndpoint(t)
+	r := launch(t, ep, 60*time.Second, "-m videotestsrc is-live=true num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 ! "+
+		"x264enc tune=zerolatency key-int-max=30 ! h264parse ! "+kvssink("latency", "metrics-interval=200"))
+	if r.rc != 0 {
+		t.Fatalf("gst-launch failed:\n%s", tail([]byte(r.output)))
+	}
+	re := regexp.MustCompile(`send-latency-p50=\(guint64\)(\d+), send-latency-p99=\(guint64\)(\d+)`)
+	ms := re.FindAllStringSubmatch(r.output, -1)
+	if len(ms) == 0 {
+		t.Fatalf("no kvs-metrics with send-latency fields:\n%s", tail([]byte(r.output)))
+	}
+	last := ms[len(ms)-1]
+	p50, _ := strconv.ParseUint(last[1], 10, 64)
+	p99, _ := strconv.ParseUint(last[2], 10, 64)
+	if p50 == 0 || p99 < p50 || time.Duration(p99) > 5*time.Second {
+		t.Fatalf("send latency p50 %v p99 %v: want 0 < p50 <= p99 < 5s", time.Duration(p50), time.Duration(p99))
+	}
+	t.Logf("send latency p50 %v p99 %v", time.Duration(p50), time.Duration(p99))
+}

@@ -1,0 +1,249 @@
+/* kvssink's render queue; see render.h. */
+#include <errno.h>
+#include <unistd.h>
+
+#include "render.h"
+#include "av.h"
+#include "plugin_desc.h"
+
+typedef struct {
+  GMutex lock;
+  GCond cond;
+  KvsgoQueued ring[KVSGO_QUEUE_LEN];
+  guint head, count;   /* ring[head] is the oldest queued buffer */
+  guint64 pushed;      /* buffers queued since instance init */
+  guint64 released;    /* buffers released by the drainer */
+  gboolean open;       /* between start and stop */
+  gboolean av;         /* a second track comes through a request pad */
+  gboolean idle;       /* the drainer waits for a wake byte */
+  gboolean unlocked;   /* between unlock and unlock_stop */
+  GstFlowReturn flow;  /* GST_FLOW_OK, or the failure every render returns */
+  int waiters;         /* threads in g_cond_wait: a release signals only then */
+  int wake_fd;
+} KvsgoRender;
+
+static GQuark render_quark;
+static guint render_skip_flags;
+
+static KvsgoRender *render_get(gpointer el) { return g_object_get_qdata(G_OBJECT(el), render_quark); }
+
+static void render_free(gpointer p) {
+  KvsgoRender *q = p;
+  /* Finalised after stop: the drainer released everything it took; what
+   * is left was never taken. */
+  for (guint i = 0; i < q->count; i++) {
+    KvsgoQueued *b = &q->ring[(q->head + i) % KVSGO_QUEUE_LEN];
+    if (!b->buf) continue;
+    gst_buffer_unmap(b->buf, &b->map);
+    gst_buffer_unref(b->buf);
+  }
+  g_mutex_clear(&q->lock);
+  g_cond_clear(&q->cond);
+  g_free(q);
+}
+
+static void wake(int fd) {
+  static const char one = 1;
+  /* A full pipe already holds a wake-up; EINTR is retried. */
+  while (write(fd, &one, 1) < 0 && errno == EINTR) {
+  }
+}
+
+static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
+  KvsgoRender *q = render_get(bs);
+  KvsgoQueued b = {0};
+  if (GST_BUFFER_FLAGS(buf) & render_skip_flags) return GST_FLOW_OK; /* as the official element */
+  b.pts = GST_BUFFER_PTS(buf);
+  b.dts = GST_BUFFER_DTS(buf);
+  b.duration = GST_BUFFER_DURATION(buf);
+  b.flags = GST_BUFFER_FLAGS(buf);
+  b.entered = g_get_monotonic_time();
+  g_mutex_lock(&q->lock);
+  gboolean av = q->av;
+  g_mutex_unlock(&q->lock);
+  {
+    /* One time base for both tracks when audio and video share the element. */
+    KvsgoBuffer t = {.pts = b.pts, .dts = b.dts};
+    if (av) {
+      kvsgo_av_to_running(GST_ELEMENT(bs), TRUE, &t);
+      b.pts = t.pts;
+      b.dts = t.dts;
+    }
+  }
+  if (!gst_buffer_map(buf, &b.map, GST_MAP_READ)) {
+    GST_ELEMENT_ERROR(bs, RESOURCE, READ, ("Could not map a buffer for reading"), (NULL));
+    return GST_FLOW_ERROR;
+  }
+  b.data = b.map.data;
+  b.size = b.map.size;
+  b.buf = gst_buffer_ref(buf);
+  g_mutex_lock(&q->lock);
+  for (;;) {
+    GstFlowReturn r = q->flow;
+    if (r == GST_FLOW_OK && !q->open) r = GST_FLOW_FLUSHING;
+    if (r != GST_FLOW_OK) {
+      g_mutex_unlock(&q->lock);
+      gst_buffer_unmap(b.buf, &b.map);
+      gst_buffer_unref(b.buf);
+      return r;
+    }
+    if (q->count < KVSGO_QUEUE_LEN) break;
+    if (q->unlocked) {
+      /* A state change or flush while the queue is full: as GstBaseSink
+       * asks, wait for preroll; back in PLAYING the buffer is queued. */
+      g_mutex_unlock(&q->lock);
+      r = gst_base_sink_wait_preroll(bs);
+      if (r != GST_FLOW_OK) {
+        gst_buffer_unmap(b.buf, &b.map);
+        gst_buffer_unref(b.buf);
+        return r;
+      }
+      g_mutex_lock(&q->lock);
+      continue;
+    }
+    q->waiters++;
+    g_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
+  }
+  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
+  q->count++;
+  q->pushed++;
+  gboolean need_wake = q->idle;
+  q->idle = FALSE;
+  int fd = q->wake_fd;
+  g_mutex_unlock(&q->lock);
+  if (need_wake) wake(fd);
+  return GST_FLOW_OK;
+}
+
+gboolean kvsgo_render_push_end(GstElement *el) {
+  KvsgoRender *q = render_get(el);
+  KvsgoQueued b = {0};
+  b.entered = g_get_monotonic_time();
+  g_mutex_lock(&q->lock);
+  while (q->open && q->flow == GST_FLOW_OK && !q->unlocked && q->count == KVSGO_QUEUE_LEN) {
+    q->waiters++;
+    g_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
+  }
+  if (!q->open || q->flow != GST_FLOW_OK || q->count == KVSGO_QUEUE_LEN) {
+    g_mutex_unlock(&q->lock);
+    return FALSE;
+  }
+  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
+  q->count++;
+  q->pushed++;
+  gboolean need_wake = q->idle;
+  q->idle = FALSE;
+  int fd = q->wake_fd;
+  g_mutex_unlock(&q->lock);
+  if (need_wake) wake(fd);
+  return TRUE;
+}
+
+void kvsgo_render_class_init(gpointer klass, guint skip_flags) {
+  render_quark = g_quark_from_static_string("kvsgo-render");
+  render_skip_flags = skip_flags;
+  GST_BASE_SINK_CLASS(klass)->render = render;
+}
+
+void kvsgo_render_instance_init(GstElement *el) {
+  KvsgoRender *q = g_new0(KvsgoRender, 1);
+  g_mutex_init(&q->lock);
+  g_cond_init(&q->cond);
+  q->wake_fd = -1;
+  g_object_set_qdata_full(G_OBJECT(el), render_quark, q, render_free);
+}
+
+void kvsgo_render_open(GstElement *el, int wake_fd, gboolean av) {
+  KvsgoRender *q = render_get(el);
+  g_mutex_lock(&q->lock);
+  q->open = TRUE;
+  q->av = av;
+  q->flow = GST_FLOW_OK;
+  q->idle = FALSE;
+  q->wake_fd = wake_fd;
+  g_mutex_unlock(&q->lock);
+}
+
+void kvsgo_render_close(GstElement *el) {
+  KvsgoRender *q = render_get(el);
+  g_mutex_lock(&q->lock);
+  q->open = FALSE;
+  int fd = q->wake_fd;
+  g_cond_broadcast(&q->cond);
+  g_mutex_unlock(&q->lock);
+  if (fd >= 0) wake(fd);
+}
+
+int kvsgo_render_take(GstElement *el, KvsgoQueued *out, int max, gint64 *now) {
+  KvsgoRender *q = render_get(el);
+  int n = 0;
+  g_mutex_lock(&q->lock);
+  while (n < max && q->count > 0) {
+    out[n++] = q->ring[q->head];
+    q->head = (q->head + 1) % KVSGO_QUEUE_LEN;
+    q->count--;
+  }
+  if (n == 0) {
+    if (!q->open) n = -1;
+    else q->idle = TRUE;
+  }
+  g_mutex_unlock(&q->lock);
+  *now = g_get_monotonic_time();
+  return n;
+}
+
+void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n) {
+  KvsgoRender *q = render_get(el);
+  for (int i = 0; i < n; i++) {
+    if (!taken[i].buf) continue; /* an end-of-track mark */
+    gst_buffer_unmap(taken[i].buf, &taken[i].map);
+    gst_buffer_unref(taken[i].buf);
+    taken[i].buf = NULL;
+  }
+  g_mutex_lock(&q->lock);
+  q->released += n;
+  if (q->waiters > 0) g_cond_broadcast(&q->cond); /* a broadcast is a system call */
+  g_mutex_unlock(&q->lock);
+}
+
+void kvsgo_render_set_flow(GstElement *el, GstFlowReturn flow) {
+  KvsgoRender *q = render_get(el);
+  g_mutex_lock(&q->lock);
+  if (q->flow == GST_FLOW_OK) q->flow = flow;
+  g_cond_broadcast(&q->cond);
+  g_mutex_unlock(&q->lock);
+}
+
+gboolean kvsgo_render_barrier(GstElement *el) {
+  KvsgoRender *q = render_get(el);
+  gboolean ok;
+  g_mutex_lock(&q->lock);
+  guint64 want = q->pushed;
+  while (q->released < want && q->open && q->flow == GST_FLOW_OK) {
+    if (q->unlocked) {
+      /* As render: a pause waits for PLAYING (GstBaseSink holds the
+       * PREROLL_LOCK in set_caps and event as in render); a flush or a
+       * shutdown ends the wait. */
+      g_mutex_unlock(&q->lock);
+      if (gst_base_sink_wait_preroll(GST_BASE_SINK(el)) != GST_FLOW_OK) return FALSE;
+      g_mutex_lock(&q->lock);
+      continue;
+    }
+    q->waiters++;
+    g_cond_wait(&q->cond, &q->lock);
+    q->waiters--;
+  }
+  ok = q->released >= want;
+  g_mutex_unlock(&q->lock);
+  return ok;
+}
+
+void kvsgo_render_unlock(GstElement *el, gboolean unlocked) {
+  KvsgoRender *q = render_get(el);
+  g_mutex_lock(&q->lock);
+  q->unlocked = unlocked;
+  g_cond_broadcast(&q->cond);
+  g_mutex_unlock(&q->lock);
+}

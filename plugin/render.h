@@ -1,0 +1,73 @@
+/* kvssink's render: GstBaseSink's render vfunc in C hands each buffer to a
+ * bounded queue and returns; one Go goroutine per started element drains
+ * the queue in batches into the core. The streaming thread never calls Go
+ * per buffer, and the Go side wakes once per batch, not once per frame.
+ *
+ * Threads and locks: q->lock guards every field below; it is never held
+ * while calling Go or GstBaseSink. render (streaming thread) pushes; the
+ * drainer (a Go goroutine) takes and releases; unlock, unlock_stop, start
+ * and stop (application threads) change the flags. Every wait is on
+ * q->cond and ends on unlock, stop or progress.
+ *
+ * Wake-ups: the drainer waits on the read end of a pipe that the Go
+ * runtime polls. It marks itself idle (under the lock) when it finds the
+ * queue empty; the push that finds it idle writes one byte. So a busy
+ * drainer costs no system call per buffer, and an idle one one write. */
+#ifndef KVSGO_RENDER_H
+#define KVSGO_RENDER_H
+
+#include <gst/gst.h>
+#include <gst/base/gstbasesink.h>
+
+/* Buffers the queue holds at most (the drainer keeps up within a few). */
+#define KVSGO_QUEUE_LEN 64
+
+/* A queued buffer: a reference and a read mapping, released by the
+ * drainer once the core has copied the data. buf NULL: the end of the
+ * track (kvsgo_render_push_end). */
+typedef struct {
+  GstBuffer *buf;
+  GstMapInfo map;
+  guint64 pts, dts, duration;
+  guint flags;
+  const guint8 *data;
+  gsize size;
+  gint64 entered; /* g_get_monotonic_time() at render entry, µs */
+} KvsgoQueued;
+
+/* The end of the first pad's track (A/V), queued after its buffers: the
+ * drainer ends the track in order. FALSE when it could not be queued
+ * (stopped, failed, or unlocked while the queue was full). */
+gboolean kvsgo_render_push_end(GstElement *el);
+
+/* From ClassInit, after go-gst installed its vfuncs. */
+void kvsgo_render_class_init(gpointer klass, guint skip_flags);
+/* From InstanceInit. */
+void kvsgo_render_instance_init(GstElement *el);
+
+/* At start: buffers are accepted from now on; wake_fd is written (one byte)
+ * to wake an idle drainer. At stop: refused (FLUSHING) from now on. */
+void kvsgo_render_open(GstElement *el, int wake_fd, gboolean av);
+void kvsgo_render_close(GstElement *el);
+
+/* Moves up to max queued buffers to out (oldest first) and returns how
+ * many; 0 marks the drainer idle (the next push wakes it), -1 means closed
+ * and empty. *now is g_get_monotonic_time() at the take. */
+int kvsgo_render_take(GstElement *el, KvsgoQueued *out, int max, gint64 *now);
+/* Unmaps and unrefs n taken buffers; wakes a render waiting for room and a
+ * barrier waiting for the queue to empty. */
+void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n);
+/* A failed frame: every render from now on (until stop) returns flow. */
+void kvsgo_render_set_flow(GstElement *el, GstFlowReturn flow);
+
+/* Waits until every buffer pushed so far has been released (the core has
+ * them), so that caps, events and the end of stream stay in order with the
+ * buffers. FALSE when a flush, stop or failure comes first; a pause waits
+ * for PLAYING, as render does. Called with GstBaseSink's PREROLL_LOCK held
+ * (set_caps, event). */
+gboolean kvsgo_render_barrier(GstElement *el);
+
+/* unlock and unlock_stop, chained from the element's own. */
+void kvsgo_render_unlock(GstElement *el, gboolean unlocked);
+
+#endif
