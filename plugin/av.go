@@ -190,14 +190,7 @@ func kvsgoAvChain(el *C.GstElement, pad *C.GstPad, kind C.int, cb *C.GstBuffer) 
 		return C.GST_FLOW_OK
 	}
 	C.kvsgo_av_to_running(e.el, C.FALSE, &b)
-	f := sink.Frame{
-		PTS:      clockTime(b.pts),
-		DTS:      clockTime(b.dts),
-		Duration: clockTime(b.duration),
-		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
-		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
-		Kind:     sink.TrackKind(kind),
-	}
+	f := frameOf(b.pts, b.dts, b.duration, b.flags, b.data, b.size, sink.TrackKind(kind))
 	// The call is cancelled by unlock (the element's context) and by a
 	// flush of this pad alone (kvsgoAvFlush).
 	ctx, stop := context.WithCancel(e.context())

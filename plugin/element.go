@@ -158,8 +158,10 @@ func (e *element) GetProperty(_ *glib.Object, id uint) (v *glib.Value) {
 
 // ---- GstBaseSink virtual methods ----
 
-// Start snapshots the settings, resolves them against the environment and
-// starts the core (stream lookup or creation, data endpoint).
+// Start snapshots the settings, resolves them against the environment (pure),
+// opens what they name (CA bundle, keys, credentials: Config.Open, under
+// the context unlock cancels) and starts the core (stream lookup or
+// creation, data endpoint).
 func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 	defer e.recoverPanic("start", func() { ok = false })
 	e.rearm()
@@ -170,6 +172,9 @@ func (e *element) Start(_ *base.GstBaseSink) (ok bool) {
 		st.FileStartTime = uint64(e.created.Unix())
 	}
 	cfg, err := st.Config(os.Getenv)
+	if err == nil {
+		cfg, err = cfg.Open(e.context())
+	}
 	if err != nil {
 		e.fail(startFailure(st.StreamName, err), err, "")
 		C.kvsgo_start_failed(e.el)

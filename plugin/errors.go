@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 
 	"github.com/go-gst/go-gst/gst"
@@ -41,9 +42,12 @@ func errorCode(err error) (domain, code int) {
 func startFailure(stream string, err error) string {
 	var netErr net.Error
 	var apiErr *kvs.APIError
+	var pathErr *fs.PathError
 	switch {
 	case errors.Is(err, credentials.ErrNoCredentials):
 		return fmt.Sprintf("No AWS credentials for stream %q", stream)
+	case errors.As(err, &pathErr): // a file a property names; its errno passes for a net.Error
+		return fmt.Sprintf("Invalid settings for stream %q", stream)
 	case errors.Is(err, credentials.ErrIoTCredentials), errors.As(err, &netErr), errors.As(err, &apiErr),
 		errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("Could not get credentials for stream %q", stream)

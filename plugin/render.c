@@ -15,7 +15,7 @@ typedef struct {
   guint64 released;    /* buffers released by the drainer */
   gboolean open;       /* between start and stop */
   gboolean av;         /* a second track comes through a request pad */
-  gboolean idle;       /* the drainer waits for a wake byte */
+  gint idle;           /* the drainer waits for a wake byte (written atomically: the drainer reads it without the lock) */
   gboolean unlocked;   /* between unlock and unlock_stop */
   GstFlowReturn flow;  /* GST_FLOW_OK, or the failure every render returns */
   int waiters;         /* threads in g_cond_wait: a release signals only then */
@@ -47,6 +47,19 @@ static void wake(int fd) {
   /* A full pipe already holds a wake-up; EINTR is retried. */
   while (write(fd, &one, 1) < 0 && errno == EINTR) {
   }
+}
+
+/* Queues b (the queue has room; q->lock is held) and releases the lock,
+ * waking an idle drainer. */
+static void push_and_unlock(KvsgoRender *q, const KvsgoQueued *b) {
+  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = *b;
+  q->count++;
+  q->pushed++;
+  gboolean need_wake = q->idle;
+  g_atomic_int_set(&q->idle, FALSE);
+  int fd = q->wake_fd;
+  g_mutex_unlock(&q->lock);
+  if (need_wake) wake(fd);
 }
 
 static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
@@ -105,14 +118,7 @@ static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
     g_cond_wait(&q->cond, &q->lock);
     q->waiters--;
   }
-  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
-  q->count++;
-  q->pushed++;
-  gboolean need_wake = q->idle;
-  q->idle = FALSE;
-  int fd = q->wake_fd;
-  g_mutex_unlock(&q->lock);
-  if (need_wake) wake(fd);
+  push_and_unlock(q, &b);
   return GST_FLOW_OK;
 }
 
@@ -130,14 +136,7 @@ gboolean kvsgo_render_push_end(GstElement *el) {
     g_mutex_unlock(&q->lock);
     return FALSE;
   }
-  q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = b;
-  q->count++;
-  q->pushed++;
-  gboolean need_wake = q->idle;
-  q->idle = FALSE;
-  int fd = q->wake_fd;
-  g_mutex_unlock(&q->lock);
-  if (need_wake) wake(fd);
+  push_and_unlock(q, &b);
   return TRUE;
 }
 
@@ -161,10 +160,12 @@ void kvsgo_render_open(GstElement *el, int wake_fd, gboolean av) {
   q->open = TRUE;
   q->av = av;
   q->flow = GST_FLOW_OK;
-  q->idle = FALSE;
+  g_atomic_int_set(&q->idle, FALSE);
   q->wake_fd = wake_fd;
   g_mutex_unlock(&q->lock);
 }
+
+gint *kvsgo_render_idle_flag(GstElement *el) { return &render_get(el)->idle; }
 
 void kvsgo_render_close(GstElement *el) {
   KvsgoRender *q = render_get(el);
@@ -187,7 +188,7 @@ int kvsgo_render_take(GstElement *el, KvsgoQueued *out, int max, gint64 *now) {
   }
   if (n == 0) {
     if (!q->open) n = -1;
-    else q->idle = TRUE;
+    else g_atomic_int_set(&q->idle, TRUE);
   }
   g_mutex_unlock(&q->lock);
   *now = g_get_monotonic_time();

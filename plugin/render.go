@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -35,6 +36,7 @@ type drainer struct {
 	av     bool
 	r, w   *os.File // the wake pipe: render writes w, the drainer reads r
 	raw    syscall.RawConn
+	idle   *int32 // render.c's idle mark
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -113,10 +115,13 @@ func (d *drainer) run() {
 	}
 }
 
-// wait blocks until the wake pipe is readable, then empties it. It waits
-// first and reads after (RawConn.Read calls its function again once the
-// runtime's poller saw the pipe readable), so that an idle drainer makes
-// no read that would only find the pipe empty.
+// wait blocks until a render has queued a buffer since the drainer went
+// idle: until the wake pipe is readable, then empties it. The runtime's
+// poller is edge-triggered and RawConn.Read forgets a readiness that came
+// before it: so the first look is at the idle mark, which the render that
+// writes a byte clears first (a cleared mark: read now; a set one: any
+// byte comes after the wait began, and wakes it). An idle drainer thus
+// makes no read that would only find the pipe empty.
 func (d *drainer) wait(buf []byte) error {
 	if d.raw == nil {
 		rc, err := d.r.SyscallConn()
@@ -124,23 +129,28 @@ func (d *drainer) wait(buf []byte) error {
 			return err
 		}
 		d.raw = rc
+		d.idle = (*int32)(unsafe.Pointer(C.kvsgo_render_idle_flag(d.e.el)))
 	}
-	waited := false
+	first := true
 	var rerr error
 	err := d.raw.Read(func(fd uintptr) bool {
-		if !waited {
-			waited = true
-			return false // wait for readability
+		if first {
+			first = false
+			if atomic.LoadInt32(d.idle) != 0 {
+				return false // no push since the take: wait for the byte
+			}
 		}
 		for {
 			n, err := syscall.Read(int(fd), buf)
-			if err == syscall.EINTR {
+			switch {
+			case err == syscall.EINTR:
 				continue
-			}
-			if n == 0 && err == nil {
+			case err == syscall.EAGAIN:
+				return false // the push's byte is on its way
+			case n == 0 && err == nil:
 				rerr = io.EOF // the write end is closed
 			}
-			return true // read, or found empty (a stale readiness): take again
+			return true
 		}
 	})
 	if err != nil {
@@ -162,15 +172,8 @@ func (d *drainer) put(b *C.KvsgoQueued, kind sink.TrackKind, now time.Time, age 
 		}
 		return true
 	}
-	f := sink.Frame{
-		PTS:      clockTime(b.pts),
-		DTS:      clockTime(b.dts),
-		Duration: clockTime(b.duration),
-		Keyframe: gst.BufferFlags(b.flags)&gst.BufferFlagDeltaUnit == 0,
-		Data:     unsafe.Slice((*byte)(unsafe.Pointer(b.data)), int(b.size)),
-		Kind:     kind,
-		Received: now.Add(-age),
-	}
+	f := frameOf(b.pts, b.dts, b.duration, b.flags, b.data, b.size, kind)
+	f.Received = now.Add(-age)
 	err := d.core.Put(d.ctx, f)
 	switch {
 	case err == nil:
@@ -181,6 +184,19 @@ func (d *drainer) put(b *C.KvsgoQueued, kind sink.TrackKind, now time.Time, age 
 	d.e.fail("Streaming failed", err, "")
 	C.kvsgo_render_set_flow(d.e.el, C.GST_FLOW_ERROR)
 	return false
+}
+
+// frameOf is the core's view of a mapped buffer (no copy: valid while the
+// mapping lives).
+func frameOf(pts, dts, duration C.guint64, flags C.guint, data *C.guint8, size C.gsize, kind sink.TrackKind) sink.Frame {
+	return sink.Frame{
+		PTS:      clockTime(pts),
+		DTS:      clockTime(dts),
+		Duration: clockTime(duration),
+		Keyframe: gst.BufferFlags(flags)&gst.BufferFlagDeltaUnit == 0,
+		Data:     unsafe.Slice((*byte)(unsafe.Pointer(data)), int(size)),
+		Kind:     kind,
+	}
 }
 
 // barrier waits until the core has every buffer rendered so far, so that

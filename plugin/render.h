@@ -54,6 +54,10 @@ void kvsgo_render_close(GstElement *el);
  * many; 0 marks the drainer idle (the next push wakes it), -1 means closed
  * and empty. *now is g_get_monotonic_time() at the take. */
 int kvsgo_render_take(GstElement *el, KvsgoQueued *out, int max, gint64 *now);
+/* The drainer's idle mark, for an atomic read without the lock: TRUE from
+ * a take that found the queue empty until the next push, which writes a
+ * wake byte after clearing it. */
+gint *kvsgo_render_idle_flag(GstElement *el);
 /* Unmaps and unrefs n taken buffers; wakes a render waiting for room and a
  * barrier waiting for the queue to empty. */
 void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n);

@@ -128,6 +128,9 @@ func (e *srcElement) Start(self *base.GstBaseSrc) (ok bool) {
 	st, own := e.shared, e.own
 	e.mu.Unlock()
 	c, err := st.Config(os.Getenv)
+	if err == nil {
+		c, err = e.open(c)
+	}
 	if err != nil {
 		e.fail(startFailure(st.StreamName, err), err)
 		C.kvsgo_start_failed(e.el)
@@ -155,6 +158,24 @@ func (e *srcElement) Start(self *base.GstBaseSrc) (ok bool) {
 	e.msg().log(levelInfo, fmt.Sprintf("started: stream=%s region=%s endpoint=%s (from %s) credentials=%s, %s",
 		c.StreamName, c.Region, c.Endpoint, c.EndpointSource, c.CredSource, mode))
 	return true
+}
+
+// open runs c.Open (CA bundle, credentials) under a context that unlock
+// cancels.
+func (e *srcElement) open(c sink.Config) (sink.Config, error) {
+	e.unlockMu.Lock()
+	unlocked := e.unlocked
+	e.unlockMu.Unlock()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		select {
+		case <-unlocked:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	return c.Open(ctx)
 }
 
 // startRun starts reading with cfg; a run in progress must have ended.

@@ -235,11 +235,11 @@ func TestGetCACert(t *testing.T) {
 
 func mustClient(t *testing.T, ca string) *http.Client {
 	t.Helper()
-	c, err := httpClient(ca, func(string) string { return "" })
+	c, err := netClient(ca, func(string) string { return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
-	return c
+	return c.HTTP()
 }
 
 // GetMedia responses recorded from the service with equal and decreasing

@@ -28,13 +28,10 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"sync/atomic"
@@ -43,6 +40,7 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/credentials"
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
 	"github.com/kvsgo/kvsgo/pkg/e2ee/mkvstream"
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 )
 
@@ -124,11 +122,12 @@ func get(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	hc, err := httpClient(*caCert, os.Getenv)
+	nc, err := netClient(*caCert, os.Getenv)
 	if err != nil {
 		return err
 	}
-	cr, err := credentials.Resolve(ctx, credentials.Sources{}, credentials.Options{Region: rgn, HTTPClient: hc})
+	hc := nc.HTTP()
+	cr, err := credentials.Resolve(ctx, credentials.Sources{}, credentials.Options{Region: rgn, Net: nc})
 	if errors.Is(err, credentials.ErrNoCredentials) {
 		return fmt.Errorf("get: %w; kvsgo reads %s", err, credentials.EnvironmentHint)
 	}
@@ -242,35 +241,29 @@ func (l *lazyFile) remove() {
 // caEnv is the element's variable for a private CA, which kvsgo honours too.
 const caEnv = "KVSSINK_CA_CERT_PATH"
 
-// httpClient is the client of every call: HTTP/1.1, TLS 1.2 or later,
-// proxies from the environment, trusting the CA certificates of caPath, else
-// of KVSSINK_CA_CERT_PATH (as the element does), else of AWS_CA_BUNDLE (as
-// the AWS SDKs and CLI do), else the system's. A PEM file or a directory of
+// netClient is the connection policy of every call (pkg/httpx): HTTP/1.1,
+// TLS 1.2 or later, proxies from the environment, KVSGO_LOOPBACK_ONLY
+// honoured, trusting the CA certificates of caPath, else of
+// KVSSINK_CA_CERT_PATH (as the element does), else of AWS_CA_BUNDLE (as the
+// AWS SDKs and CLI do), else the system's. A PEM file or a directory of
 // them.
-func httpClient(caPath string, getenv func(string) string) (*http.Client, error) {
+func netClient(caPath string, getenv func(string) string) (*httpx.Client, error) {
 	what := "-ca-cert"
 	for _, env := range []string{caEnv, "AWS_CA_BUNDLE"} {
 		if caPath == "" {
 			caPath, what = getenv(env), env
 		}
 	}
-	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	o := httpx.FromEnv(getenv)
+	o.ConnectTimeout = 10 * time.Second
 	if caPath != "" {
-		pool, err := credentials.LoadCertPool(caPath)
+		pool, err := httpx.LoadCertPool(caPath)
 		if err != nil {
 			return nil, fmt.Errorf("%s: CA certificates: %w", what, err)
 		}
-		tc.RootCAs = pool
+		o.RootCAs = pool
 	}
-	return &http.Client{Transport: &http.Transport{
-		Proxy:               http.ProxyFromEnvironment,
-		DialContext:         (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
-		TLSHandshakeTimeout: 10 * time.Second,
-		TLSClientConfig:     tc,
-		// HTTP/1.1, as the service's media endpoints are used by the SDKs.
-		TLSNextProto:    map[string]func(string, *tls.Conn) http.RoundTripper{},
-		IdleConnTimeout: 90 * time.Second,
-	}}, nil
+	return httpx.New(o), nil
 }
 
 // progress prints bytes and fragments received, at most once a second and

@@ -54,7 +54,7 @@ func upload(ctx context.Context, stream, path string, realtime bool) error {
 	defer f.Close()
 
 	// The element's settings and defaults, resolved against the
-	// environment as kvssink does.
+	// environment as kvssink does (Config, then Open).
 	st := sink.DefaultSettings()
 	st.StreamName = stream
 	if !realtime {
@@ -62,6 +62,10 @@ func upload(ctx context.Context, stream, path string, realtime bool) error {
 	}
 	cfg, err := st.Config(os.Getenv)
 	if err != nil {
+		return err
+	}
+	// Then what the settings name: CA file, keys, credentials.
+	if cfg, err = cfg.Open(ctx); err != nil {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

@@ -1,18 +1,19 @@
+//go:build !kvsgo_nosharedconfig
+
 package credentials
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"fmt"
-	"net/http"
-	"net/url"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/credentials/endpointcreds"
 )
+
+// EnvironmentHint names the credential sources that need no program
+// settings: the environment and the AWS default chain.
+const EnvironmentHint = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary credentials), or the AWS default chain: a profile in ~/.aws/credentials or ~/.aws/config (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), ECS container or EC2 instance credentials"
 
 // defaultChain is aws-sdk-go-v2's default credential chain: environment,
 // shared config and credentials files (AWS_PROFILE, AWS_CONFIG_FILE,
@@ -40,59 +41,4 @@ func defaultChain(ctx context.Context, o Options) (aws.CredentialsProvider, erro
 		return nil, ErrNoCredentials
 	}
 	return chainProvider{cfg.Credentials}, nil
-}
-
-// buildable returns an SDK client that dials, proxies and trusts CAs as
-// Options asks. It must be an awshttp.BuildableClient: the SDK adds
-// AWS_CA_BUNDLE to it, and refuses a plain *http.Client when that variable
-// is set.
-func buildable(o Options) *awshttp.BuildableClient {
-	dial := o.DialContext
-	var proxy func(*http.Request) (*url.URL, error)
-	var roots *x509.CertPool
-	if c, ok := o.HTTPClient.(*http.Client); ok {
-		if tr, ok := c.Transport.(*http.Transport); ok {
-			if tr.DialContext != nil {
-				dial = tr.DialContext
-			}
-			proxy = tr.Proxy
-			if tr.TLSClientConfig != nil {
-				roots = tr.TLSClientConfig.RootCAs
-			}
-		}
-	}
-	if dial == nil {
-		return nil
-	}
-	return awshttp.NewBuildableClient().WithTransportOptions(func(tr *http.Transport) {
-		tr.DialContext = dial
-		if proxy != nil {
-			tr.Proxy = proxy
-		}
-		if roots != nil { // the same CAs as the caller's client
-			if tr.TLSClientConfig == nil {
-				tr.TLSClientConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-			}
-			tr.TLSClientConfig.RootCAs = roots
-		}
-	})
-}
-
-// chainProvider reports a failing default chain as ErrNoCredentials. It
-// wraps the SDK's credentials cache and passes Invalidate on to it.
-type chainProvider struct{ p aws.CredentialsProvider }
-
-func (c chainProvider) Retrieve(ctx context.Context) (aws.Credentials, error) {
-	v, err := c.p.Retrieve(ctx)
-	if err != nil {
-		return aws.Credentials{}, fmt.Errorf("%w (the default chain: %v)", ErrNoCredentials, err)
-	}
-	return v, nil
-}
-
-// Invalidate makes the next Retrieve fetch credentials again.
-func (c chainProvider) Invalidate() {
-	if inv, ok := c.p.(interface{ Invalidate() }); ok {
-		inv.Invalidate()
-	}
 }

@@ -103,23 +103,6 @@ func TestDefaultChain(t *testing.T) {
 			t.Fatalf("err = %v", err)
 		}
 	})
-	t.Run("shared credentials file and profile", func(t *testing.T) {
-		dir := isolate(t)
-		os.WriteFile(filepath.Join(dir, "credentials"), []byte("[default]\naws_access_key_id = AKIDDEFAULT\naws_secret_access_key = s\n[cam]\naws_access_key_id = AKIDPROFILE\naws_secret_access_key = s\n"), 0o600)
-		if k, r := retrieveKey(t, Sources{}, Options{Region: "us-west-2"}); k != "AKIDDEFAULT" || r.Source != "default chain" {
-			t.Fatalf("%s from %s", k, r.Source)
-		}
-		t.Setenv("AWS_PROFILE", "cam")
-		if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2"}); k != "AKIDPROFILE" {
-			t.Fatalf("profile: %s", k)
-		}
-		// The official sources come first.
-		path := filepath.Join(dir, "kvs-credential")
-		os.WriteFile(path, []byte("CREDENTIALS AKIDFILE SECRETFILE"), 0o600)
-		if k, _ := retrieveKey(t, Sources{CredentialPath: &path}, Options{Region: "us-west-2"}); k != "AKIDFILE" {
-			t.Fatalf("credential file should win: %s", k)
-		}
-	})
 	t.Run("ECS container credentials", func(t *testing.T) {
 		isolate(t)
 		t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f.URL+"/ecs")
@@ -227,5 +210,47 @@ func TestDefaultChainTrustsTheClientsCAs(t *testing.T) {
 	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", srv.URL+"/ecs")
 	if k, _ := retrieveKey(t, Sources{}, Options{Region: "us-west-2", HTTPClient: srv.Client()}); k != "ASIATLS" {
 		t.Fatalf("%s", k)
+	}
+}
+
+// A configured source never sets the default chain up: with keys in the
+// properties, the environment or a credential file, a shared config file the
+// SDK could not parse is not read, and neither the container endpoint nor
+// instance metadata is asked, while without them the chain is consulted.
+func TestConfiguredSourcesSkipTheDefaultChain(t *testing.T) {
+	f := newFakeAWS(t)
+	dir := isolate(t)
+	os.WriteFile(filepath.Join(dir, "config"), []byte("[profile cam\nthis is not a config file\n"), 0o600)
+	t.Setenv("AWS_PROFILE", "cam")
+	t.Setenv("AWS_CONTAINER_CREDENTIALS_FULL_URI", f.URL+"/ecs")
+	t.Setenv("AWS_EC2_METADATA_DISABLED", "false")
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", f.URL)
+	credFile := filepath.Join(dir, "kvs-credential")
+	os.WriteFile(credFile, []byte("CREDENTIALS AKIDFILE SECRETFILE"), 0o600)
+	o := Options{Region: "us-west-2", HTTPClient: f.Client()}
+	for _, c := range []struct {
+		name   string
+		src    Sources
+		getenv map[string]string
+		want   string
+	}{
+		{"properties", Sources{AccessKey: ptr("AKIDPROP"), SecretKey: ptr("s")}, nil, "AKIDPROP"},
+		{"environment", Sources{}, map[string]string{"AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"}, "AKIDENV"},
+		{"credential file", Sources{CredentialPath: &credFile}, nil, "AKIDFILE"},
+	} {
+		o := o
+		o.Getenv = func(k string) string { return c.getenv[k] }
+		if k, _ := retrieveKey(t, c.src, o); k != c.want {
+			t.Fatalf("%s: %s", c.name, k)
+		}
+		if n := f.hits.Load(); n != 0 {
+			t.Fatalf("%s: the default chain's endpoints were asked %d times", c.name, n)
+		}
+	}
+	// The control: with no configured source, the same environment is
+	// consulted (the broken profile is the chain's error).
+	o.Getenv = func(string) string { return "" }
+	if _, err := Resolve(context.Background(), Sources{}, o); !errors.Is(err, ErrNoCredentials) || !strings.Contains(err.Error(), "default chain") {
+		t.Fatalf("without a configured source: %v", err)
 	}
 }

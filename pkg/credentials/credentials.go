@@ -4,7 +4,8 @@
 // environment), file.go (the official rotating credential file), iot.go and
 // iotconfig.go (the iot-certificate property and the AWS IoT credentials
 // provider), assume.go (STS AssumeRole on top of any source) and chain.go
-// (the SDK's default chain).
+// (the SDK's default chain; chain_small.go instead in a kvsgo_nosharedconfig
+// build). Every connection follows the caller's httpx policy (Options.Net).
 //
 // It imports the standard library and aws-sdk-go-v2 only: never GStreamer or
 // glib, and no cgo.
@@ -22,6 +23,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 )
 
 // ErrNoCredentials is returned when no source yields credentials.
@@ -29,9 +32,8 @@ import (
 // flags) with NoCredentialsHint or their own words.
 var ErrNoCredentials = errors.New("credentials: no AWS credentials found")
 
-// EnvironmentHint names the credential sources that need no program
-// settings: the environment and the AWS default chain.
-const EnvironmentHint = "AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (with AWS_SESSION_TOKEN for temporary credentials), or the AWS default chain: a profile in ~/.aws/credentials or ~/.aws/config (AWS_PROFILE), web identity (AWS_WEB_IDENTITY_TOKEN_FILE), ECS container or EC2 instance credentials"
+// EnvironmentHint (chain.go, chain_small.go) names the credential sources
+// that need no program settings: the environment and the default chain.
 
 // Sources are the credential inputs of the element. Resolve uses the first
 // one that is set, in this order (the official element's order, then the
@@ -58,6 +60,22 @@ type Sources struct {
 	NoDefaultChain bool
 }
 
+// Validate checks what can be checked without I/O: an access key without
+// its secret (or the reverse), the role's ARN, session name and duration.
+// Resolve checks the same; Validate lets a caller report them before any
+// file is read or request made.
+func (s Sources) Validate() error {
+	if s.IoT == nil { // iot-certificate comes first: the properties are not used
+		if _, _, err := fromProperties(s); err != nil {
+			return err
+		}
+	}
+	if s.Role != nil && s.Role.ARN != "" {
+		return s.Role.validate()
+	}
+	return nil
+}
+
 // Options are the environment of Resolve.
 type Options struct {
 	// Getenv reads the environment; default os.Getenv. (The default chain
@@ -65,11 +83,17 @@ type Options struct {
 	Getenv func(string) string
 	// Region is the region STS and the default chain use.
 	Region string
+	// Net is the connection policy of every source (the element's CAs,
+	// loopback guard, proxy and timeouts): HTTPClient and DialContext
+	// default to its client and dial, and the IoT provider builds its
+	// mutual-TLS client from its options.
+	Net *httpx.Client
 	// HTTPClient carries STS requests; its transport's dialer and proxy
 	// also carry the default chain's (ECS container, instance metadata,
-	// web identity). Default: the SDK's.
+	// web identity). Default: Net's, else the SDK's.
 	HTTPClient HTTPClient
-	// DialContext dials the IoT credentials provider; default net.Dialer.
+	// DialContext dials the IoT credentials provider and the default
+	// chain's endpoints; default Net's dial, else a net.Dialer.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// STSEndpoint is the STS base URL; default AWS_ENDPOINT_URL_STS, then
 	// AWS_ENDPOINT_URL, then the region's.
@@ -126,6 +150,14 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.Net != nil {
+		if o.HTTPClient == nil {
+			o.HTTPClient = o.Net.HTTP()
+		}
+		if o.DialContext == nil {
+			o.DialContext = o.Net.Dial
+		}
+	}
 	r, base, err := resolveBase(ctx, src, o)
 	if err != nil {
 		return Resolved{}, err
@@ -147,7 +179,11 @@ func Resolve(ctx context.Context, src Sources, o Options) (Resolved, error) {
 
 func resolveBase(ctx context.Context, src Sources, o Options) (Resolved, aws.CredentialsProvider, error) {
 	if src.IoT != nil {
-		p, warn, err := NewIoTProvider(*src.IoT, IoTOptions{DialContext: o.DialContext, Now: o.Now, Product: o.UserAgent})
+		io := IoTOptions{DialContext: o.DialContext, Now: o.Now, Product: o.UserAgent}
+		if o.Net != nil {
+			io.Net, io.DialContext = o.Net.Options(), nil // Net's own dial, loopback guard included
+		}
+		p, warn, err := NewIoTProvider(*src.IoT, io)
 		if err != nil {
 			return Resolved{}, nil, err
 		}

@@ -19,6 +19,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 )
 
 // The AWS IoT credentials provider (kvssink.md §2.3, local-aws.md §3):
@@ -82,9 +84,12 @@ func thingHint(c IoTCertificate, certID string) string {
 
 // IoTOptions are the test seams and environment of an IoT provider.
 type IoTOptions struct {
-	// DialContext replaces the dialer (the element passes its own, which
-	// refuses all but loopback under KVSGO_LOOPBACK_ONLY). Default: a
-	// net.Dialer. Either way a dial is bounded by the connection timeout.
+	// Net is the connection policy of the element (the loopback guard,
+	// proxies); the provider adds its certificate, its ca-path roots, the
+	// endpoint's name and its timeouts.
+	Net httpx.Options
+	// DialContext, if set, replaces the TCP dial (tests point a name at
+	// 127.0.0.1). Either way a dial is bounded by the connection timeout.
 	DialContext func(ctx context.Context, network, addr string) (net.Conn, error)
 	// Now is the clock used to check the certificate's validity and the
 	// expiration of credentials; default time.Now.
@@ -158,37 +163,18 @@ func NewIoTProvider(c IoTCertificate, o IoTOptions) (*IoTProvider, []string, err
 	if h, _, err := net.SplitHostPort(c.Endpoint); err == nil {
 		host = h
 	}
-	dial := o.DialContext
-	if dial == nil {
-		dial = (&net.Dialer{KeepAlive: 30 * time.Second}).DialContext
-	}
-	tr := &http.Transport{
-		Proxy: http.ProxyFromEnvironment,
-		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
-			if c.ConnectionTimeout > 0 {
-				var cancel context.CancelFunc
-				ctx, cancel = context.WithTimeout(ctx, c.ConnectionTimeout)
-				defer cancel()
-			}
-			return dial(ctx, network, addr)
-		},
-		TLSClientConfig: &tls.Config{
-			MinVersion:   tls.VersionTLS12,
-			Certificates: []tls.Certificate{pair},
-			RootCAs:      roots,
-			ServerName:   host,
-			NextProtos:   []string{"http/1.1"},
-		},
-		TLSNextProto:        map[string]func(string, *tls.Conn) http.RoundTripper{},
-		TLSHandshakeTimeout: c.ConnectionTimeout,
-		MaxIdleConnsPerHost: 1,
-		IdleConnTimeout:     30 * time.Second,
+	no := o.Net
+	no.RootCAs, no.Certificates, no.ServerName = roots, []tls.Certificate{pair}, host
+	no.ConnectTimeout, no.Timeout = c.ConnectionTimeout, c.CompletionTimeout
+	no.MaxIdleConnsPerHost, no.IdleConnTimeout = 1, 30*time.Second
+	if o.DialContext != nil {
+		no.DialContext = o.DialContext
 	}
 	p := &IoTProvider{
 		cfg:     c,
 		product: o.Product,
 		url:     "https://" + c.Endpoint + "/role-aliases/" + url.PathEscape(c.RoleAlias) + "/credentials",
-		client:  &http.Client{Transport: tr, Timeout: c.CompletionTimeout},
+		client:  httpx.New(no).HTTP(),
 		now:     now,
 		certID:  CertificateID(pair.Certificate[0]),
 	}
@@ -353,7 +339,7 @@ func readSmallFile(field, path string) ([]byte, error) {
 
 // loadCAs is LoadCertPool with its errors naming ca-path.
 func loadCAs(path string) (*x509.CertPool, error) {
-	pool, err := LoadCertPool(path)
+	pool, err := httpx.LoadCertPool(path)
 	if err != nil {
 		return nil, &IoTFieldError{Field: "ca-path", Reason: err.Error()}
 	}

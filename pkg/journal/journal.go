@@ -247,9 +247,39 @@ func segName(n uint64) string { return fmt.Sprintf("%016d.kvsj", n) }
 // recover reads every segment, keeps the fragments not done and deletes
 // segments that hold nothing else.
 func (j *Journal) recover() ([]Fragment, []string, error) {
-	ents, err := os.ReadDir(j.opts.Dir)
+	nums, err := segmentNumbers(j.opts.Dir)
 	if err != nil {
-		return nil, nil, fmt.Errorf("journal: %w", err)
+		return nil, nil, err
+	}
+	rec := &recovery{keepBytes: j.opts.KeepBytes, byID: map[uint64]*Fragment{}, extents: map[uint64][]extent{}, keep: map[uint64]bool{}}
+	var warnings []string
+	for i, n := range nums {
+		seg, recs, warning := j.readSegment(n, i == len(nums)-1)
+		if warning != "" {
+			warnings = append(warnings, warning)
+		}
+		if seg == nil {
+			continue
+		}
+		for _, r := range recs {
+			rec.apply(seg, r)
+		}
+		j.segs = append(j.segs, seg)
+		j.onDisk += seg.size
+	}
+	j.nextFrag = max(j.nextFrag, rec.nextFrag)
+	out := rec.pending()
+	j.adopt(rec)
+	j.dropDoneSegments(nil)
+	sort.SliceStable(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out, warnings, nil
+}
+
+// segmentNumbers lists the segments in dir, in order.
+func segmentNumbers(dir string) ([]uint64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
 	}
 	var nums []uint64
 	for _, e := range ents {
@@ -264,87 +294,109 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 		nums = append(nums, n)
 	}
 	slices.Sort(nums)
-	byID := map[uint64]*Fragment{}
-	extents := map[uint64][]extent{}
-	keep := map[uint64]bool{} // fragments whose bytes are returned (KeepBytes)
-	var kept int64
-	var order []uint64
-	var warnings []string
-	for i, n := range nums {
-		seg := &segment{n: n, path: filepath.Join(j.opts.Dir, segName(n)), frags: map[uint64]bool{}}
-		b, err := os.ReadFile(seg.path)
-		if err != nil {
-			warnings = append(warnings, fmt.Sprintf("journal: %s cannot be read (%v): its fragments are lost", seg.path, err))
-			continue
-		}
-		good, recs, bad := scan(b)
-		if bad != "" {
-			if i == len(nums)-1 {
-				// The last segment ends where a write was torn.
-				if err := os.Truncate(seg.path, good); err != nil {
-					warnings = append(warnings, fmt.Sprintf("journal: truncating the torn end of %s: %v", seg.path, err))
-				}
-			} else {
-				warnings = append(warnings, fmt.Sprintf("journal: %s is damaged at byte %d (%s): the records after it are ignored", seg.path, good, bad))
-			}
-		}
-		seg.size = good
-		for _, r := range recs {
-			switch r.typ {
-			case recOpen:
-				j.nextFrag = max(j.nextFrag, r.id+1)
-				if _, dup := byID[r.id]; dup {
-					continue
-				}
-				byID[r.id] = &Fragment{ID: r.id, Header: r.data, Timecode: r.timecode, Start: r.start, Last: r.start, Keyframe: r.key}
-				keep[r.id] = j.opts.KeepBytes <= 0 || kept < j.opts.KeepBytes
-				order = append(order, r.id)
-				seg.frags[r.id] = true
-			case recData:
-				f := byID[r.id]
-				if f == nil || int64(f.Size) != r.off {
-					// A gap (the disk fell behind) or bytes of a fragment
-					// whose start was lost: keep what is whole.
-					if f != nil {
-						f.Closed = true
-					}
-					continue
-				}
-				if f.Closed && r.off != 0 {
-					continue
-				}
-				if keep[r.id] {
-					f.Data = append(f.Data, r.data...)
-					kept += int64(len(r.data))
-				}
-				f.Size += len(r.data)
-				f.Frames, f.Last = int(r.frames), r.last
-				extents[r.id] = append(extents[r.id], extent{seg: n, off: r.pos, n: r.n})
-				seg.frags[r.id] = true
-			case recClose:
-				if f := byID[r.id]; f != nil {
-					f.Closed = true
-				}
-			case recDone:
-				if f := byID[r.id]; f != nil {
-					f.Frames = -1 // done
-					if keep[r.id] {
-						kept -= int64(len(f.Data))
-						f.Data, keep[r.id] = nil, false
-					}
-				}
-			case recReceived:
-				if f := byID[r.id]; f != nil {
-					f.Received = true
-				}
-			}
-		}
-		j.segs = append(j.segs, seg)
-		j.onDisk += seg.size
+	return nums, nil
+}
+
+// readSegment reads segment n and returns its whole records. Where it is
+// damaged, the records after the damage are ignored; the last segment
+// (last) is instead truncated there, since its end is where a write was
+// torn. warning, if not empty, says what was lost; seg is nil if the
+// segment could not be read at all.
+func (j *Journal) readSegment(n uint64, last bool) (seg *segment, recs []record, warning string) {
+	seg = &segment{n: n, path: filepath.Join(j.opts.Dir, segName(n)), frags: map[uint64]bool{}}
+	b, err := os.ReadFile(seg.path)
+	if err != nil {
+		return nil, nil, fmt.Sprintf("journal: %s cannot be read (%v): its fragments are lost", seg.path, err)
 	}
+	good, recs, bad := scan(b)
+	if bad != "" {
+		if last {
+			// The last segment ends where a write was torn.
+			if err := os.Truncate(seg.path, good); err != nil {
+				warning = fmt.Sprintf("journal: truncating the torn end of %s: %v", seg.path, err)
+			}
+		} else {
+			warning = fmt.Sprintf("journal: %s is damaged at byte %d (%s): the records after it are ignored", seg.path, good, bad)
+		}
+	}
+	seg.size = good
+	return seg, recs, warning
+}
+
+// recovery is what recover has learnt from the records read so far.
+type recovery struct {
+	keepBytes int64 // Options.KeepBytes
+	byID      map[uint64]*Fragment
+	extents   map[uint64][]extent
+	keep      map[uint64]bool // fragments whose bytes are returned (KeepBytes)
+	kept      int64
+	order     []uint64 // fragment IDs in the order they were opened
+	nextFrag  uint64   // above every fragment ID seen
+}
+
+// apply applies record r of segment seg.
+func (rc *recovery) apply(seg *segment, r record) {
+	switch r.typ {
+	case recOpen:
+		rc.nextFrag = max(rc.nextFrag, r.id+1)
+		if _, dup := rc.byID[r.id]; dup {
+			return
+		}
+		rc.byID[r.id] = &Fragment{ID: r.id, Header: r.data, Timecode: r.timecode, Start: r.start, Last: r.start, Keyframe: r.key}
+		rc.keep[r.id] = rc.keepBytes <= 0 || rc.kept < rc.keepBytes
+		rc.order = append(rc.order, r.id)
+		seg.frags[r.id] = true
+	case recData:
+		rc.data(seg, r)
+	case recClose:
+		if f := rc.byID[r.id]; f != nil {
+			f.Closed = true
+		}
+	case recDone:
+		if f := rc.byID[r.id]; f != nil {
+			f.Frames = -1 // done
+			if rc.keep[r.id] {
+				rc.kept -= int64(len(f.Data))
+				f.Data, rc.keep[r.id] = nil, false
+			}
+		}
+	case recReceived:
+		if f := rc.byID[r.id]; f != nil {
+			f.Received = true
+		}
+	}
+}
+
+// data applies a data record r of segment seg.
+func (rc *recovery) data(seg *segment, r record) {
+	f := rc.byID[r.id]
+	if f == nil || int64(f.Size) != r.off {
+		// A gap (the disk fell behind) or bytes of a fragment whose start
+		// was lost: keep what is whole.
+		if f != nil {
+			f.Closed = true
+		}
+		return
+	}
+	if f.Closed && r.off != 0 {
+		return
+	}
+	if rc.keep[r.id] {
+		f.Data = append(f.Data, r.data...)
+		rc.kept += int64(len(r.data))
+	}
+	f.Size += len(r.data)
+	f.Frames, f.Last = int(r.frames), r.last
+	rc.extents[r.id] = append(rc.extents[r.id], extent{seg: seg.n, off: r.pos, n: r.n})
+	seg.frags[r.id] = true
+}
+
+// pending returns the fragments not done, in the order they were opened;
+// a fragment with no frame counts as done.
+func (rc *recovery) pending() []Fragment {
 	var out []Fragment
-	for _, id := range order {
-		f := byID[id]
+	for _, id := range rc.order {
+		f := rc.byID[id]
 		if f.Frames < 0 {
 			continue
 		}
@@ -354,26 +406,28 @@ func (j *Journal) recover() ([]Fragment, []string, error) {
 		}
 		out = append(out, *f)
 	}
-	// The recovered fragments are the caller's now: it marks them done
-	// as it finishes with them. Their records stay until then.
+	return out
+}
+
+// adopt gives the journal the state of the recovered fragments: they are
+// the caller's now, and it marks them done as it finishes with them; their
+// records stay until then. Segments forget the fragments that are done.
+func (j *Journal) adopt(rc *recovery) {
 	for _, seg := range j.segs {
 		for id := range seg.frags {
-			f := byID[id]
+			f := rc.byID[id]
 			if f == nil || f.Frames < 0 {
 				delete(seg.frags, id)
 				continue
 			}
 			st := j.frags[id]
 			if st == nil {
-				st = &fragState{off: int64(f.Size), gapped: true, recovered: true, extents: extents[id]}
+				st = &fragState{off: int64(f.Size), gapped: true, recovered: true, extents: rc.extents[id]}
 				j.frags[id] = st
 			}
 			st.segs = append(st.segs, seg.n)
 		}
 	}
-	j.dropDoneSegments(nil)
-	sort.SliceStable(out, func(a, b int) bool { return out[a].ID < out[b].ID })
-	return out, warnings, nil
 }
 
 type record struct {

@@ -72,83 +72,9 @@ func ParseAck(b []byte) (Ack, error) {
 	if err != nil || tok != json.Delim('{') {
 		return a, malformed("not a JSON object: %q", excerptBytes(b))
 	}
-	var seen int
-	var unknown []string
-	for dec.More() {
-		kt, err := dec.Token()
-		if err != nil {
-			return a, malformed("%v in %q", err, excerptBytes(b))
-		}
-		key, _ := kt.(string)
-		bit := 0
-		switch key {
-		case "EventType":
-			bit = keyEventType
-		case "FragmentTimecode":
-			bit = keyFragmentTimecode
-		case "FragmentNumber":
-			bit = keyFragmentNumber
-		case "ErrorId":
-			bit = keyErrorID
-		case "ErrorCode":
-			bit = keyErrorCode
-		}
-		if bit != 0 {
-			if seen&bit != 0 {
-				return a, malformed("duplicate key %q", key)
-			}
-			seen |= bit
-		} else {
-			for _, u := range unknown {
-				if u == key {
-					return a, malformed("duplicate key %q", excerptBytes([]byte(key)))
-				}
-			}
-			unknown = append(unknown, key)
-			var skip json.RawMessage
-			if err := dec.Decode(&skip); err != nil {
-				return a, malformed("value of %q: %v", excerptBytes([]byte(key)), err)
-			}
-			continue
-		}
-		vt, err := dec.Token()
-		if err != nil {
-			return a, malformed("value of %q: %v", key, err)
-		}
-		switch key {
-		case "EventType":
-			s, ok := vt.(string)
-			if !ok {
-				return a, malformed("EventType is not a string: %s", tokenText(vt))
-			}
-			a.EventType = AckEventType(s)
-		case "FragmentTimecode":
-			n, ok := vt.(json.Number)
-			v, err := strconv.ParseUint(string(n), 10, 64)
-			if !ok || err != nil {
-				return a, malformed("FragmentTimecode %s is not an unsigned 64-bit integer", tokenText(vt))
-			}
-			a.FragmentTimecode = v
-		case "FragmentNumber":
-			s, ok := vt.(string)
-			if !ok || !digits(s) {
-				return a, malformed("FragmentNumber %s is not a string of 1 to %d digits", tokenText(vt), MaxFragmentNumberLen)
-			}
-			a.FragmentNumber = s
-		case "ErrorId":
-			n, ok := vt.(json.Number)
-			v, err := strconv.ParseUint(string(n), 10, 64)
-			if !ok || err != nil || v > math.MaxInt32 {
-				return a, malformed("ErrorId %s is not an integer in 0..%d", tokenText(vt), math.MaxInt32)
-			}
-			a.ErrorID = int(v)
-		case "ErrorCode":
-			s, ok := vt.(string)
-			if !ok {
-				return a, malformed("ErrorCode is not a string: %s", tokenText(vt))
-			}
-			a.ErrorCode = s
-		}
+	seen, err := decodeAckMembers(dec, b, &a)
+	if err != nil {
+		return a, err
 	}
 	if _, err := dec.Token(); err != nil {
 		return a, malformed("%v in %q", err, excerptBytes(b))
@@ -156,18 +82,130 @@ func ParseAck(b []byte) (Ack, error) {
 	if rest := b[dec.InputOffset():]; len(bytes.TrimSpace(rest)) != 0 {
 		return a, malformed("data after the object: %q", excerptBytes(rest))
 	}
+	return a, validateAck(&a, seen)
+}
+
+// ackKey is the bit of a known key of an acknowledgement object, or 0.
+func ackKey(key string) int {
+	switch key {
+	case "EventType":
+		return keyEventType
+	case "FragmentTimecode":
+		return keyFragmentTimecode
+	case "FragmentNumber":
+		return keyFragmentNumber
+	case "ErrorId":
+		return keyErrorID
+	case "ErrorCode":
+		return keyErrorCode
+	}
+	return 0
+}
+
+// decodeAckMembers reads the members of the object dec is inside (b is its
+// text, for error messages) into a, up to its closing brace, and returns
+// the bits of the known keys it had.
+func decodeAckMembers(dec *json.Decoder, b []byte, a *Ack) (seen int, err error) {
+	var unknown []string
+	for dec.More() {
+		kt, err := dec.Token()
+		if err != nil {
+			return seen, malformed("%v in %q", err, excerptBytes(b))
+		}
+		key, _ := kt.(string)
+		bit := ackKey(key)
+		if bit == 0 {
+			if unknown, err = skipUnknownMember(dec, key, unknown); err != nil {
+				return seen, err
+			}
+			continue
+		}
+		if seen&bit != 0 {
+			return seen, malformed("duplicate key %q", key)
+		}
+		seen |= bit
+		vt, err := dec.Token()
+		if err != nil {
+			return seen, malformed("value of %q: %v", key, err)
+		}
+		if err := setAckField(a, key, vt); err != nil {
+			return seen, err
+		}
+	}
+	return seen, nil
+}
+
+// skipUnknownMember skips the value of an unknown key, whatever it is,
+// after checking that the key was not seen before (in unknown, which it
+// returns with key added).
+func skipUnknownMember(dec *json.Decoder, key string, unknown []string) ([]string, error) {
+	for _, u := range unknown {
+		if u == key {
+			return unknown, malformed("duplicate key %q", excerptBytes([]byte(key)))
+		}
+	}
+	unknown = append(unknown, key)
+	var skip json.RawMessage
+	if err := dec.Decode(&skip); err != nil {
+		return unknown, malformed("value of %q: %v", excerptBytes([]byte(key)), err)
+	}
+	return unknown, nil
+}
+
+// setAckField checks the value vt of the known key and stores it in a.
+func setAckField(a *Ack, key string, vt json.Token) error {
+	switch key {
+	case "EventType":
+		s, ok := vt.(string)
+		if !ok {
+			return malformed("EventType is not a string: %s", tokenText(vt))
+		}
+		a.EventType = AckEventType(s)
+	case "FragmentTimecode":
+		n, ok := vt.(json.Number)
+		v, err := strconv.ParseUint(string(n), 10, 64)
+		if !ok || err != nil {
+			return malformed("FragmentTimecode %s is not an unsigned 64-bit integer", tokenText(vt))
+		}
+		a.FragmentTimecode = v
+	case "FragmentNumber":
+		s, ok := vt.(string)
+		if !ok || !digits(s) {
+			return malformed("FragmentNumber %s is not a string of 1 to %d digits", tokenText(vt), MaxFragmentNumberLen)
+		}
+		a.FragmentNumber = s
+	case "ErrorId":
+		n, ok := vt.(json.Number)
+		v, err := strconv.ParseUint(string(n), 10, 64)
+		if !ok || err != nil || v > math.MaxInt32 {
+			return malformed("ErrorId %s is not an integer in 0..%d", tokenText(vt), math.MaxInt32)
+		}
+		a.ErrorID = int(v)
+	case "ErrorCode":
+		s, ok := vt.(string)
+		if !ok {
+			return malformed("ErrorCode is not a string: %s", tokenText(vt))
+		}
+		a.ErrorCode = s
+	}
+	return nil
+}
+
+// validateAck checks what a complete object said: a known EventType, and a
+// non-zero ErrorId for ERROR (seen holds the bits of the keys present).
+func validateAck(a *Ack, seen int) error {
 	switch a.EventType {
 	case AckBuffering, AckReceived, AckPersisted, AckIdle:
 	case AckErrorEvent:
 		if seen&keyErrorID == 0 || a.ErrorID == 0 {
-			return a, malformed("ERROR without ErrorId")
+			return malformed("ERROR without ErrorId")
 		}
 	case "":
-		return a, malformed("no EventType")
+		return malformed("no EventType")
 	default:
-		return a, malformed("unknown EventType %q", excerptBytes([]byte(a.EventType)))
+		return malformed("unknown EventType %q", excerptBytes([]byte(a.EventType)))
 	}
-	return a, nil
+	return nil
 }
 
 func tokenText(t json.Token) string {

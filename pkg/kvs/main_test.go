@@ -10,7 +10,7 @@ import (
 func TestMain(m *testing.M) {
 	// Every client built by this package dials loopback addresses only
 	// while testing; tests that inject a client build it with the same guard.
-	dialControl = loopbackOnly
+	defaultLoopbackOnly = true
 	os.Exit(m.Run())
 }
 

@@ -3,17 +3,16 @@ package kvs
 import (
 	"context"
 	"crypto/sha256"
-	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	v4 "github.com/aws/aws-sdk-go-v2/aws/signer/v4"
+
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 )
 
 // SigningName is the SigV4 service name of every Kinesis Video Streams API.
@@ -54,27 +53,16 @@ func hashHex(b []byte) string {
 	return hex.EncodeToString(h[:])
 }
 
-// dialControl, when set (by tests), vets every address a default client dials.
-var dialControl func(network, address string, c syscall.RawConn) error
+// defaultLoopbackOnly puts the loopback guard on every default client (tests
+// set it).
+var defaultLoopbackOnly bool
 
-// newDefaultClient is the HTTP client of a config without one: dial and TLS
-// handshake bounded by connectTimeout, TLS 1.2+, HTTP/1.1 (the protocol of the
-// official producer; PutMedia's chunked body and the ACK stream share one
-// connection), proxies from the environment, no overall timeout (contexts
-// bound the calls). keepAlive=false for one-request clients, so that the
-// connection closes with the response.
+// newDefaultClient is the HTTP client of a config without one (httpx's
+// policy): dial and TLS handshake bounded by connectTimeout, TLS 1.2+,
+// HTTP/1.1 (the protocol of the official producer; PutMedia's chunked body
+// and the ACK stream share one connection), proxies from the environment, no
+// overall timeout (contexts bound the calls). keepAlive=false for
+// one-request clients, so that the connection closes with the response.
 func newDefaultClient(connectTimeout time.Duration, keepAlive bool) *http.Client {
-	d := &net.Dialer{Timeout: connectTimeout, KeepAlive: 30 * time.Second, Control: dialControl}
-	return &http.Client{Transport: &http.Transport{
-		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           d.DialContext,
-		TLSHandshakeTimeout:   connectTimeout,
-		TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
-		ForceAttemptHTTP2:     false,
-		TLSNextProto:          map[string]func(string, *tls.Conn) http.RoundTripper{},
-		ExpectContinueTimeout: time.Second,
-		DisableKeepAlives:     !keepAlive,
-		MaxIdleConnsPerHost:   4,
-		IdleConnTimeout:       90 * time.Second,
-	}}
+	return httpx.New(httpx.Options{ConnectTimeout: connectTimeout, DisableKeepAlives: !keepAlive, LoopbackOnly: defaultLoopbackOnly}).HTTP()
 }

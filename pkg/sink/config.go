@@ -1,11 +1,8 @@
 package sink
 
 import (
-	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -14,6 +11,7 @@ import (
 	"github.com/kvsgo/kvsgo/pkg/clock"
 	"github.com/kvsgo/kvsgo/pkg/credentials"
 	"github.com/kvsgo/kvsgo/pkg/e2ee"
+	"github.com/kvsgo/kvsgo/pkg/httpx"
 	"github.com/kvsgo/kvsgo/pkg/journal"
 	"github.com/kvsgo/kvsgo/pkg/kvs"
 )
@@ -21,28 +19,41 @@ import (
 // ErrSettings is wrapped by every error about the element's settings.
 var ErrSettings = fmt.Errorf("sink: invalid settings")
 
-// Config is the resolved, validated configuration of a Sink. Settings.Config
-// builds it from the element's properties and the environment; tests build
-// it directly.
+// Config is the validated configuration of a Sink. Settings.Config builds
+// it from the element's properties and the environment without any I/O;
+// Open then reads what lives in files and resolves the credentials (the
+// element does both in start). Tests build it directly.
 type Config struct {
 	StreamName     string
 	Region         string
 	Endpoint       string // control-plane base URL
 	EndpointSource string // which property or variable chose Endpoint
-	Credentials    kvs.CredentialsProvider
-	CredSource     string
+	// Credentials signs every request. When nil, Open resolves
+	// CredentialSources into it.
+	Credentials kvs.CredentialsProvider
+	// CredentialSources are the credential settings (iot-certificate,
+	// access-key..., credential-path, role-arn...), in the precedence of
+	// credentials.Sources.
+	CredentialSources credentials.Sources
+	// Getenv is the environment Open resolves credentials in
+	// (AWS_ACCESS_KEY_ID..., AWS_ENDPOINT_URL_STS); default os.Getenv.
+	Getenv     func(string) string
+	CredSource string // set by Open: the source that won, without secrets
 	// CertificateID is the AWS IoT id (SHA-256 of the DER, hex) of the
 	// iot-certificate's certificate, when that is the credential source.
 	CertificateID string
 	// CredentialWarnings are non-fatal problems of the credential source
 	// (a private key readable by other users) for the element to post.
 	CredentialWarnings []string
-	// HTTPClient carries every request. It defaults to a client whose dial
-	// timeout is ConnectionTimeout.
+	// Net is the connection policy of every request and connection (CAs
+	// from CACertPath, LoopbackOnly, proxies, ConnectionTimeout). Open
+	// builds it; New does when it is nil.
+	Net *httpx.Client
+	// HTTPClient carries every request. It defaults to Net's.
 	HTTPClient *http.Client
 	UserAgent  string
-	// LoopbackOnly makes the default HTTPClient refuse every address but
-	// loopback (set by the KVSGO_LOOPBACK_ONLY environment variable).
+	// LoopbackOnly makes Net refuse every address but loopback (set by
+	// the KVSGO_LOOPBACK_ONLY environment variable).
 	LoopbackOnly bool
 
 	RetentionHours    int
@@ -149,16 +160,27 @@ type Config struct {
 
 	// E2EE, if set, encrypts every frame end to end (e2ee.go).
 	E2EE *E2EEConfig
+	// E2EEKeys, if set, are the e2ee-* properties whose keys Open loads
+	// into E2EE.
+	E2EEKeys *E2EEKeys
 
 	Clock  clock.Clock
 	Logger *slog.Logger
-	// OnEvent, if set, receives acknowledgements and warnings. It is called
-	// from the upload goroutine and must not block.
+	// OnEvent, if set, receives every Event, never under the Sink's lock
+	// (it may call back into the Sink), on the goroutine that caused it:
+	// the caller of Put, SetFormat, EndTrack or Finish (drops, warnings,
+	// key-frame metrics, recovery, epochs), the upload goroutines
+	// (connections, acknowledgements, stream errors, the disk store) or
+	// the metrics goroutine (every MetricsInterval). Events of different
+	// goroutines may come at the same time: OnEvent must be safe for
+	// concurrent use, and must not block (the caller waits for it).
 	OnEvent func(Event)
 }
 
 // Config resolves Settings against the environment into a Config. getenv is
-// os.Getenv in the element and a map in tests.
+// os.Getenv in the element and a map in tests. It is pure: it reads no
+// file and makes no request (Open does, at start), so that it reports only
+// what the properties and variables say; every error names the property.
 func (st Settings) Config(getenv func(string) string) (Config, error) {
 	var c Config
 	if err := kvs.ValidateStreamName(st.StreamName); err != nil {
@@ -173,7 +195,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if err != nil {
 		return c, fmt.Errorf("%w: %v", ErrSettings, err)
 	}
-	cr, hc, err := st.resolveCredentials(region, getenv)
+	src, err := st.credentialSources()
 	if err != nil {
 		return c, err
 	}
@@ -195,10 +217,8 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		Region:                region,
 		Endpoint:              endpoint,
 		EndpointSource:        source,
-		Credentials:           cr.Provider,
-		CredSource:            cr.Source,
-		CertificateID:         cr.CertificateID,
-		CredentialWarnings:    cr.Warnings,
+		CredentialSources:     src,
+		Getenv:                getenv,
 		UserAgent:             st.UserAgent,
 		RetentionHours:        int(st.RetentionHours),
 		AllowCreateStream:     st.AllowCreateStream,
@@ -228,8 +248,7 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 		CACertPath:            caCertPath(st.CACertPath, getenv),
 		StoragePath:           deref(st.StoragePath),
 		StorageMemory:         int64(st.StorageMemoryMB) << 20,
-		LoopbackOnly:          getenv(LoopbackOnlyEnv) != "",
-		HTTPClient:            hc, // the credentials' client: one transport, CAs read once
+		LoopbackOnly:          httpx.FromEnv(getenv).LoopbackOnly,
 	}
 	if st.FileStartTime != 0 {
 		c.FileStartTime = time.Unix(int64(st.FileStartTime), 0)
@@ -237,16 +256,25 @@ func (st Settings) Config(getenv func(string) string) (Config, error) {
 	if c.StoragePath != "" && !c.AbsoluteFragmentTimes && c.StreamingType != Offline {
 		return c, fmt.Errorf("%w: storage-path needs absolute-fragment-times=true: fragments recovered after a restart are uploaded with their original times", ErrSettings)
 	}
-	if c.E2EE, err = st.e2eeConfig(); err != nil {
+	if c.E2EEKeys, err = st.e2eeKeys(); err != nil {
 		return c, err
 	}
 	return c, nil
 }
 
-// e2eeConfig loads the e2ee-* properties: nil when end-to-end encryption
-// is off. Recipients without a signing key (or the reverse) is an error,
-// never a plaintext stream.
-func (st Settings) e2eeConfig() (*E2EEConfig, error) {
+// E2EEKeys are the e2ee-* properties: Open loads the keys they name into
+// an E2EEConfig.
+type E2EEKeys struct {
+	Recipients       string // e2ee-recipients: inline entries and/or key files
+	SigningKey       string // e2ee-signing-key: the device's key file
+	Suite            e2ee.Suite
+	RotationInterval time.Duration
+}
+
+// e2eeKeys checks the e2ee-* properties: nil when end-to-end encryption is
+// off. Recipients without a signing key (or the reverse) is an error, never
+// a plaintext stream.
+func (st Settings) e2eeKeys() (*E2EEKeys, error) {
 	rcpt, key := deref(st.E2EERecipients), deref(st.E2EESigningKey)
 	if rcpt == "" && key == "" {
 		return nil, nil
@@ -257,16 +285,9 @@ func (st Settings) e2eeConfig() (*E2EEConfig, error) {
 	if key == "" {
 		return nil, fmt.Errorf("%w: e2ee-recipients is set but e2ee-signing-key is not: the device must sign its key bundles", ErrSettings)
 	}
-	rs, err := LoadRecipients(rcpt)
-	if err != nil {
-		return nil, err
-	}
-	sk, err := e2ee.LoadSigningKey(key)
-	if err != nil {
-		return nil, fmt.Errorf("%w: e2ee-signing-key: %w", ErrSettings, err)
-	}
 	suite := e2ee.DefaultSuite
 	if st.E2EESuite != "" {
+		var err error
 		if suite, err = e2ee.ParseSuite(st.E2EESuite); err != nil {
 			return nil, fmt.Errorf("%w: e2ee-suite: %w", ErrSettings, err)
 		}
@@ -274,7 +295,20 @@ func (st Settings) e2eeConfig() (*E2EEConfig, error) {
 	if st.E2EERotationSec < MinE2EERotationSec {
 		return nil, fmt.Errorf("%w: e2ee-rotation-interval %d s is under the %d s minimum", ErrSettings, st.E2EERotationSec, MinE2EERotationSec)
 	}
-	return &E2EEConfig{Recipients: rs, SigningKey: sk, Suite: suite, RotationInterval: secs(st.E2EERotationSec)}, nil
+	return &E2EEKeys{Recipients: rcpt, SigningKey: key, Suite: suite, RotationInterval: secs(st.E2EERotationSec)}, nil
+}
+
+// load reads the keys: errors name e2ee-recipients or e2ee-signing-key.
+func (k E2EEKeys) load() (*E2EEConfig, error) {
+	rs, err := LoadRecipients(k.Recipients)
+	if err != nil {
+		return nil, err
+	}
+	sk, err := e2ee.LoadSigningKey(k.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("%w: e2ee-signing-key: %w", ErrSettings, err)
+	}
+	return &E2EEConfig{Recipients: rs, SigningKey: sk, Suite: k.Suite, RotationInterval: k.RotationInterval}, nil
 }
 
 // LoadRecipients parses an e2ee-recipients value (comma-separated inline
@@ -287,18 +321,15 @@ func LoadRecipients(spec string) ([]*e2ee.PublicKey, error) {
 	return rs, nil
 }
 
-// credentialTimeout bounds the first fetch of credentials at start (an IoT
-// request is bounded by its own completion-timeout as well).
-const credentialTimeout = 30 * time.Second
-
-// resolveCredentials turns the credential properties into sources, in the
-// precedence documented on credentials.Sources, and fetches credentials once.
-func (st Settings) resolveCredentials(region string, getenv func(string) string) (credentials.Resolved, *http.Client, error) {
+// credentialSources turns the credential properties into sources, in the
+// precedence documented on credentials.Sources, and checks what can be
+// checked without reading a file.
+func (st Settings) credentialSources() (credentials.Sources, error) {
 	src := credentials.Sources{AccessKey: st.AccessKey, SecretKey: st.SecretKey, SessionToken: st.SessionToken, CredentialPath: st.CredentialPath}
 	if st.IoTCertificate != nil {
 		iot, err := credentials.IoTFromFields(structureFields(st.IoTCertificate), st.StreamName)
 		if err != nil {
-			return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
+			return src, fmt.Errorf("%w: %w", ErrSettings, err)
 		}
 		src.IoT = &iot
 	}
@@ -306,34 +337,10 @@ func (st Settings) resolveCredentials(region string, getenv func(string) string)
 		src.Role = &credentials.AssumeRole{ARN: arn, SessionName: deref(st.RoleSessionName), ExternalID: deref(st.RoleExternalID),
 			Duration: time.Duration(st.RoleDurationSec) * time.Second}
 	}
-	loopbackOnly := getenv(LoopbackOnlyEnv) != ""
-	timeout := secs(st.ConnectionTimeoutSec)
-	if timeout <= 0 {
-		timeout = DefaultConnectionTimeoutSec * time.Second
+	if err := src.Validate(); err != nil {
+		return src, fmt.Errorf("%w: %w", ErrSettings, err)
 	}
-	d := &net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}
-	if loopbackOnly {
-		loopbackOnlyDialer(d)
-	}
-	// One client for KVS and the credential endpoints (STS, the default
-	// chain's): they trust the same CAs.
-	hc, err := newHTTPClient(timeout, loopbackOnly, caCertPath(st.CACertPath, getenv))
-	if err != nil {
-		return credentials.Resolved{}, nil, err
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), credentialTimeout)
-	defer cancel()
-	r, err := credentials.Resolve(ctx, src, credentials.Options{
-		Getenv: getenv, Region: region, HTTPClient: hc, DialContext: d.DialContext,
-		UserAgent: st.UserAgent, APIOptions: kvs.UserAgentAPIOptions(st.UserAgent),
-	})
-	if errors.Is(err, credentials.ErrNoCredentials) {
-		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w; set the iot-certificate property, the access-key and secret-key properties, a credential-path file (default .kvs/credential), or %s", ErrSettings, err, credentials.EnvironmentHint)
-	}
-	if err != nil {
-		return credentials.Resolved{}, nil, fmt.Errorf("%w: %w", ErrSettings, err)
-	}
-	return r, hc, nil
+	return src, nil
 }
 
 // structureFields lists a GstStructure's fields in their original order.

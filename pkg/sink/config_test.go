@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -67,6 +68,11 @@ func TestSettingsConfig(t *testing.T) {
 				c.mod(&st)
 			}
 			cfg, err := st.Config(env(c.env))
+			if err == nil && c.err != "" {
+				// What only the start can know (no credential source
+				// anywhere) is reported by Open.
+				_, err = cfg.Open(context.Background())
+			}
 			if c.err != "" {
 				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrSettings) {
 					t.Fatalf("err = %v, want ErrSettings mentioning %q", err, c.err)
@@ -123,8 +129,14 @@ func TestSettingsConfigStoreAndTLS(t *testing.T) {
 	if cfg, err := st.Config(env(e)); err != nil || cfg.CACertPath != propCA {
 		t.Fatalf("ca-cert-path does not win over %s: %q %v", CACertEnv, cfg.CACertPath, err)
 	}
+	// A missing CA file is reported by Open (Config reads no file), naming
+	// the property.
 	st.CACertPath = ptr(filepath.Join(t.TempDir(), "missing.pem"))
-	if _, err := st.Config(env(e)); err == nil || !strings.Contains(err.Error(), "missing.pem") {
+	cfg, err = st.Config(env(e))
+	if err != nil {
+		t.Fatalf("Config read the CA file: %v", err)
+	}
+	if _, err := cfg.Open(context.Background()); !errors.Is(err, ErrSettings) || !strings.Contains(err.Error(), "missing.pem") || !strings.Contains(err.Error(), "ca-cert-path") {
 		t.Fatalf("a missing CA file: %v", err)
 	}
 	// replay-duration is at most buffer-duration.

@@ -1,6 +1,7 @@
 package sink
 
 import (
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -18,7 +19,8 @@ func iotStructure(fields ...string) *Structure {
 }
 
 // The iot-certificate property is validated as the official element does,
-// with errors naming the field, before any file is read.
+// with errors naming the field, before any file is read; the files are
+// read by Open.
 func TestSettingsIoTCertificate(t *testing.T) {
 	base := []string{"endpoint", "gchararray", "localhost:1", "cert-path", "gchararray", "/nonexistent/c.pem", "key-path", "gchararray", "/nonexistent/k.pem",
 		"ca-path", "gchararray", "/nonexistent/ca.pem", "role-aliases", "gchararray", "A"}
@@ -37,7 +39,14 @@ func TestSettingsIoTCertificate(t *testing.T) {
 			st := DefaultSettings()
 			st.IoTCertificate = iotStructure(c.fields...)
 			st.AccessKey, st.SecretKey = ptr("AKIDIGNORED"), ptr("s") // iot-certificate comes first
-			_, err := st.Config(env(nil))
+			cfg, err := st.Config(env(nil))
+			if c.field == "cert-path" {
+				// Reading the files is Open's: Config has read none.
+				if err != nil {
+					t.Fatalf("Config = %v: it must not read cert-path", err)
+				}
+				_, err = cfg.Open(context.Background())
+			}
 			var fe *credentials.IoTFieldError
 			if !errors.Is(err, ErrSettings) || !errors.As(err, &fe) || fe.Field != c.field {
 				t.Fatalf("err = %v, want one naming %s", err, c.field)

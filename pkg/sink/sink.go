@@ -139,17 +139,27 @@ func New(cfg Config) (*Sink, error) {
 		return nil, fmt.Errorf("%w: %v", ErrSettings, err)
 	}
 	if cfg.Credentials == nil {
-		return nil, fmt.Errorf("%w: no credentials", ErrSettings)
+		return nil, fmt.Errorf("%w: no credentials (Config.Open resolves CredentialSources)", ErrSettings)
+	}
+	if cfg.E2EE == nil && cfg.E2EEKeys != nil { // never plaintext for want of Open
+		e, err := cfg.E2EEKeys.load()
+		if err != nil {
+			return nil, err
+		}
+		cfg.E2EE = e
 	}
 	if cfg.FileStartTime.IsZero() {
 		cfg.FileStartTime = cfg.Clock.Now()
 	}
-	if cfg.HTTPClient == nil {
-		c, err := newHTTPClient(cfg.ConnectionTimeout, cfg.LoopbackOnly, cfg.CACertPath)
+	if cfg.Net == nil { // Config.Open builds it; a caller that skips Open gets it here
+		n, err := cfg.newNet()
 		if err != nil {
 			return nil, err
 		}
-		cfg.HTTPClient = c
+		cfg.Net = n
+	}
+	if cfg.HTTPClient == nil {
+		cfg.HTTPClient = cfg.Net.HTTP()
 	}
 	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{})}
 	if cfg.AV {

@@ -314,72 +314,16 @@ func (s *Sink) expiredToken(err error) bool {
 
 // session runs one PutMedia connection starting at entry index start.
 func (s *Sink) session(ctx context.Context, start int) error {
-	s.mu.Lock()
-	var hdr *header
-	var resumeTC uint64
-	if start < len(s.entries) {
-		hdr = s.entries[start].hdr
-		resumeTC = s.entries[start].frag.Timecode
-	} else if len(s.entries) > 0 {
-		hdr = s.entries[len(s.entries)-1].hdr
-	}
-	producerStart := s.producerStart
-	endpoint := s.dataEndpoint
-	s.mu.Unlock()
-	if hdr == nil {
-		return errSessionEnded
-	}
-	tcType := kvs.TimecodeType("ABSOLUTE")
-	if !s.cfg.AbsoluteFragmentTimes && s.cfg.StreamingType != Offline {
-		tcType = "RELATIVE"
-	}
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	s.freshCredentials(sctx)
-	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
-		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
-		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
-		TimecodeType: tcType, ProducerStart: producerStart, AckRequired: s.cfg.FragmentAcks,
-		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
-	}, hdr.bytes)
-	if err != nil {
-		if s.expiredToken(err) {
-			return err // retried, signed with the credentials fetched again
-		}
-		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) || kvs.IsTLSError(err) {
-			return &fatalError{err}
-		}
+	c, err := s.connect(sctx, start)
+	if c == nil {
 		return err
 	}
+	pm, hdr := c.pm, c.hdr
 	defer pm.Abort()
-	now := s.cfg.Clock.Now()
-	var expires time.Time
-	canExpire := false
-	if c, err := s.cfg.Credentials.Retrieve(sctx); err == nil {
-		expires, canExpire = c.Expires, c.CanExpire
-	}
 	ss := &sessState{hdr: hdr}
-	s.mu.Lock()
-	s.metrics.Connections++
-	restored := s.metrics.Connections > 1
-	// A set no later than the one the last rotation left (the source had
-	// no newer one) is not rotated for again: one rotation per set.
-	rotateAt, forCreds := rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire && expires.After(s.rotatedFrom), s.cfg.CredentialGrace, rnd)
-	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotateAt,
-		opened: now, lastReset: s.lastLatencyReset}
-	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
-		wd.maxLatency = s.cfg.MaxLatency
-	}
-	if !s.cfg.FragmentAcks {
-		wd.staleness = 0
-	}
-	s.mu.Unlock()
-	msg := fmt.Sprintf("PutMedia connected to %s", endpoint)
-	if restored {
-		msg = fmt.Sprintf("PutMedia connection restored to %s, resending from fragment timecode %d", endpoint, resumeTC)
-	}
-	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Restored: restored, Message: msg})
-
+	wd, rot := s.newWatchdog(sctx)
 	werr := make(chan error, 1)
 	go func() { werr <- s.write(sctx, pm, ss, start) }()
 	writing := true
@@ -430,35 +374,12 @@ func (s *Sink) session(ctx context.Context, start int) error {
 		case err := <-werr:
 			writing = false
 			if err != nil && !errors.Is(err, errSessionEnded) {
-				if e := pm.Err(); e != nil {
-					return e
-				}
-				return err
+				return s.writeFailed(pm, ss, err)
 			}
 		case <-tick:
 			tick = s.cfg.Clock.After(watchdogTick)
-			now := s.cfg.Clock.Now()
-			s.mu.Lock()
-			r := wd.check(now, ss.unackedSince, s.oldestUnreceivedLocked())
-			switch r {
-			case resetRotate:
-				ss.rotate = true
-				wd.rotateAt = time.Time{}
-				if forCreds {
-					s.rotatedFrom = expires
-				}
-				s.wakeLocked()
-			case resetLatency:
-				s.lastLatencyReset = now
-			}
-			s.mu.Unlock()
-			switch r {
-			case resetStale:
-				return &errReset{r, fmt.Sprintf("no BUFFERING acknowledgement for %v", s.cfg.ConnectionStaleness)}
-			case resetLatency:
-				return &errReset{r, fmt.Sprintf("the oldest fragment not received by the service waited more than %v", s.cfg.MaxLatency)}
-			case resetRotate:
-				s.log.Info("rotating the PutMedia connection at the next fragment boundary")
+			if err := s.checkWatchdog(wd, ss, rot); err != nil {
+				return err
 			}
 		case <-changed:
 		case <-drainDeadline:
@@ -467,6 +388,156 @@ func (s *Sink) session(ctx context.Context, start int) error {
 			return ctx.Err()
 		}
 	}
+}
+
+// responseGrace is how long a session whose body write failed waits for
+// the response to end: its account of the failure (an ERROR ack, a
+// truncated acknowledgement) comes an instant after the connection broke.
+const responseGrace = 500 * time.Millisecond
+
+// writeFailed ends a session whose body could not be written: the
+// acknowledgements still in flight are applied, and the response's own
+// error, when it has one within responseGrace, is the session's.
+func (s *Sink) writeFailed(pm *kvs.PutMedia, ss *sessState, err error) error {
+	grace := s.cfg.Clock.After(responseGrace)
+	for {
+		select {
+		case a, ok := <-pm.Acks():
+			if !ok {
+				if e := pm.Err(); e != nil {
+					return e
+				}
+				return err
+			}
+			if aerr := s.handleAck(a, ss); aerr != nil {
+				return aerr
+			}
+		case <-grace:
+			if e := pm.Err(); e != nil {
+				return e
+			}
+			return err
+		}
+	}
+}
+
+// conn is an open PutMedia session and the header it started with.
+type conn struct {
+	pm  *kvs.PutMedia
+	hdr *header
+}
+
+// connect opens a PutMedia connection for the fragments from entry index
+// start, sending their header, and reports it. A nil conn comes with the
+// error that ends the session (errSessionEnded when there is nothing to
+// send).
+func (s *Sink) connect(sctx context.Context, start int) (*conn, error) {
+	s.mu.Lock()
+	var hdr *header
+	var resumeTC uint64
+	if start < len(s.entries) {
+		hdr = s.entries[start].hdr
+		resumeTC = s.entries[start].frag.Timecode
+	} else if len(s.entries) > 0 {
+		hdr = s.entries[len(s.entries)-1].hdr
+	}
+	producerStart := s.producerStart
+	endpoint := s.dataEndpoint
+	s.mu.Unlock()
+	if hdr == nil {
+		return nil, errSessionEnded
+	}
+	tcType := kvs.TimecodeType("ABSOLUTE")
+	if !s.cfg.AbsoluteFragmentTimes && s.cfg.StreamingType != Offline {
+		tcType = "RELATIVE"
+	}
+	s.freshCredentials(sctx)
+	pm, err := kvs.OpenPutMedia(sctx, kvs.PutMediaConfig{
+		Endpoint: endpoint, StreamName: s.cfg.StreamName, Region: s.cfg.Region,
+		Credentials: s.cfg.Credentials, HTTPClient: s.cfg.HTTPClient, UserAgent: s.cfg.UserAgent,
+		TimecodeType: tcType, ProducerStart: producerStart, AckRequired: s.cfg.FragmentAcks,
+		ConnectTimeout: s.cfg.ConnectionTimeout, Now: s.cfg.Clock.Now,
+	}, hdr.bytes)
+	if err != nil {
+		if s.expiredToken(err) {
+			return nil, err // retried, signed with the credentials fetched again
+		}
+		if errors.Is(err, kvs.ErrAccessDenied) || errors.Is(err, kvs.ErrStreamNotFound) || kvs.IsTLSError(err) {
+			return nil, &fatalError{err}
+		}
+		return nil, err
+	}
+	s.mu.Lock()
+	s.metrics.Connections++
+	restored := s.metrics.Connections > 1
+	s.mu.Unlock()
+	msg := fmt.Sprintf("PutMedia connected to %s", endpoint)
+	if restored {
+		msg = fmt.Sprintf("PutMedia connection restored to %s, resending from fragment timecode %d", endpoint, resumeTC)
+	}
+	s.emit(Event{Kind: EventConnected, FragmentTimecode: resumeTC, Restored: restored, Message: msg})
+	return &conn{pm: pm, hdr: hdr}, nil
+}
+
+// rotation is what a connection's planned rotation is for: the expiry of
+// the credentials it was signed with, when forCreds.
+type rotation struct {
+	forCreds bool
+	expires  time.Time
+}
+
+// newWatchdog arms a new connection's watchdog: staleness, latency, and a
+// rotation before MaxConnectionDuration or the credentials' expiry.
+func (s *Sink) newWatchdog(sctx context.Context) (*watchdog, rotation) {
+	now := s.cfg.Clock.Now()
+	var expires time.Time
+	canExpire := false
+	if c, err := s.cfg.Credentials.Retrieve(sctx); err == nil {
+		expires, canExpire = c.Expires, c.CanExpire
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	// A set no later than the one the last rotation left (the source had
+	// no newer one) is not rotated for again: one rotation per set.
+	rotateAt, forCreds := rotationAt(now, s.cfg.MaxConnectionDuration, expires, canExpire && expires.After(s.rotatedFrom), s.cfg.CredentialGrace, rnd)
+	wd := &watchdog{staleness: s.cfg.ConnectionStaleness, rotateAt: rotateAt,
+		opened: now, lastReset: s.lastLatencyReset}
+	if s.cfg.StreamingType != Offline && s.cfg.FragmentAcks {
+		wd.maxLatency = s.cfg.MaxLatency
+	}
+	if !s.cfg.FragmentAcks {
+		wd.staleness = 0
+	}
+	return wd, rotation{forCreds: forCreds, expires: expires}
+}
+
+// checkWatchdog runs the watchdog at a tick: an error resets the
+// connection; a due rotation ends it at the next fragment boundary.
+func (s *Sink) checkWatchdog(wd *watchdog, ss *sessState, rot rotation) error {
+	now := s.cfg.Clock.Now()
+	s.mu.Lock()
+	r := wd.check(now, ss.unackedSince, s.oldestUnreceivedLocked())
+	switch r {
+	case resetRotate:
+		ss.rotate = true
+		wd.rotateAt = time.Time{}
+		if rot.forCreds {
+			s.rotatedFrom = rot.expires
+		}
+		s.wakeLocked()
+	case resetLatency:
+		s.lastLatencyReset = now
+	}
+	s.mu.Unlock()
+	switch r {
+	case resetStale:
+		return &errReset{r, fmt.Sprintf("no BUFFERING acknowledgement for %v", s.cfg.ConnectionStaleness)}
+	case resetLatency:
+		return &errReset{r, fmt.Sprintf("the oldest fragment not received by the service waited more than %v", s.cfg.MaxLatency)}
+	case resetRotate:
+		s.log.Info("rotating the PutMedia connection at the next fragment boundary")
+	}
+	return nil
 }
 
 // oldestUnreceivedLocked is when the oldest fragment the service has not
@@ -508,12 +579,10 @@ func (s *Sink) sessionDoneLocked(hdr *header) bool {
 // that needs another header, and at the first fragment boundary after a
 // rotation was asked for.
 func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start int) error {
+	w := &writer{s: s, ctx: ctx, pm: pm, ss: ss, next: ^uint64(0)}
 	s.mu.Lock()
-	var next uint64
 	if start < len(s.entries) {
-		next = s.entries[start].frag.Seq
-	} else {
-		next = ^uint64(0)
+		w.next = s.entries[start].frag.Seq
 	}
 	s.mu.Unlock()
 	defer func() {
@@ -521,151 +590,219 @@ func (s *Sink) write(ctx context.Context, pm *kvs.PutMedia, ss *sessState, start
 		s.inflight = nil
 		s.mu.Unlock()
 	}()
-	endTags := func() error {
-		if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
-			return err
-		}
-		return errSessionEnded
-	}
-	off := 0
-	coalesced := false
-	wrote := 0 // bytes written since the lock was last held, counted under it
-	var wroteTo *entry
-	var wroteAt time.Time
 	for {
 		s.mu.Lock()
-		if wrote > 0 {
-			s.metrics.BytesSent += uint64(wrote)
-			ss.sentAny = true
-			wrote = 0
-			s.writtenLocked(wroteTo, off, wroteAt)
-		}
-		e := s.entryLocked(next)
-		if e == nil {
-			// Dropped from the store, or not produced yet: go on with the
-			// first entry after it, if any.
-			if n := s.nextPendingLocked(next); n != nil && off == 0 {
-				e, next = n, n.frag.Seq
-			}
-		}
-		if e == nil && off == 0 && ss.rotate {
-			s.mu.Unlock()
-			if ss.sentAny {
-				return endTags()
-			}
-			return errSessionEnded
-		}
-		if e == nil && s.eos {
-			s.mu.Unlock()
-			if _, err := pm.Write(fragment.EndOfFragmentTags()); err != nil {
-				return err
-			}
-			s.mu.Lock()
-			s.eofrSent = true
-			s.wakeLocked()
-			s.mu.Unlock()
-			return errSessionEnded
-		}
-		if e != nil && off == 0 && (e.state == stateFailed || e.state >= stateReceived) {
-			next = e.frag.Seq + 1
-			s.mu.Unlock()
-			continue
-		}
-		if e != nil && off == 0 && (e.hdr != ss.hdr || ss.rotate) {
-			s.mu.Unlock()
-			// The next fragment needs another header, or the connection is
-			// rotated: end this session with an end-of-fragment tag so the
-			// last fragment is acknowledged.
-			return endTags()
-		}
-		if e != nil && off == 0 && e.spilled > 0 {
-			s.mu.Unlock()
-			s.unspill(e) // disk.go: its bytes are read back from disk
-			continue
-		}
-		var chunk []byte
-		closed := false
-		if e != nil {
-			if off == 0 {
-				e.tried = true
-				s.inflight = e
-				if ss.unackedSince.IsZero() {
-					ss.unackedSince = s.cfg.Clock.Now()
-				}
-			}
-			chunk = e.frag.Data[off:len(e.frag.Data):len(e.frag.Data)]
-			closed = e.frag.Closed
-		}
-		var ch <-chan struct{}
-		var ed *edge
-		if len(chunk) == 0 && !(e != nil && closed) {
-			ch = s.changedLocked() // nothing to do until the store changes
-			if e != nil && s.edgeable(pm) {
-				ed = &edge{e: e, off: off, pm: pm, ss: ss} // the next Put writes (edge.go)
-				s.edge = ed
-			}
-		}
+		w.countLocked()
+		st := w.stepLocked()
 		s.mu.Unlock()
-		if len(chunk) > 0 && len(chunk) < coalesceMin && !closed && !coalesced && s.cfg.StreamingType == Offline {
-			// A file read faster than real time puts frames back to
-			// back: wait a moment so that they go out in one write (one
-			// chunk, one wake-up) instead of one each. A live source
-			// writes each frame as it comes: its frames are apart, and
-			// its latency counts.
-			coalesced = true
-			select {
-			case <-s.cfg.Clock.After(coalesceWait):
-			case <-ctx.Done():
-				return ctx.Err()
-			}
-			continue
-		}
-		coalesced = false
-		if len(chunk) > 0 {
-			if _, err := pm.Write(chunk); err != nil {
-				return err
-			}
-			off += len(chunk)
-			wrote, wroteTo, wroteAt = len(chunk), e, s.cfg.Clock.Now()
-			continue
-		}
-		if e != nil && closed {
-			s.mu.Lock()
-			if !e.sent {
-				s.metrics.FragmentsSent++
-			}
-			e.sent = true
-			s.inflight = nil
-			s.wakeLocked()
-			s.mu.Unlock()
-			next, off = e.frag.Seq+1, 0
-			continue
-		}
-		select {
-		case <-ch:
-		case <-ctx.Done():
-			if ed != nil {
-				s.mu.Lock()
-				s.leaveEdgeLocked(ed)
-				s.mu.Unlock()
-			}
-			return ctx.Err()
-		}
-		if ed != nil {
-			s.mu.Lock()
-			o, flush, err := s.leaveEdgeLocked(ed)
-			s.mu.Unlock()
-			if err != nil {
-				return err
-			}
-			off = o
-			if flush {
-				if err := s.flushEdge(ed); err != nil {
-					return err
-				}
-			}
+		if done, err := w.do(st); done {
+			return err
 		}
 	}
+}
+
+// writer is one session's writer: where it is in the store, and what it
+// wrote since it last held the lock.
+type writer struct {
+	s         *Sink
+	ctx       context.Context
+	pm        *kvs.PutMedia
+	ss        *sessState
+	next      uint64 // the fragment being written or to write next (^0: none yet)
+	off       int    // bytes of it written
+	coalesced bool   // the current chunk already waited for more frames
+	wrote     int    // bytes written since the lock was last held
+	wroteTo   *entry
+	wroteAt   time.Time
+}
+
+// writeAction is what the writer does next, decided under the lock.
+type writeAction int
+
+const (
+	actAgain     writeAction = iota // look again (the fragment was skipped)
+	actEnd                          // end the session after the end-of-fragment tag (or at once, if nothing was sent)
+	actEndStream                    // the end of the stream: the end-of-fragment tag, then end
+	actUnspill                      // read the fragment's bytes back from disk
+	actChunk                        // write chunk
+	actSent                         // the fragment is closed and written
+	actWait                         // wait for the store to change
+)
+
+type writeStep struct {
+	act    writeAction
+	e      *entry
+	chunk  []byte
+	closed bool
+	ch     <-chan struct{}
+	ed     *edge
+	tags   bool // actEnd: send the end-of-fragment tag first
+}
+
+// countLocked accounts for the bytes written since the lock was last held.
+func (w *writer) countLocked() {
+	if w.wrote == 0 {
+		return
+	}
+	w.s.metrics.BytesSent += uint64(w.wrote)
+	w.ss.sentAny = true
+	w.wrote = 0
+	w.s.writtenLocked(w.wroteTo, w.off, w.wroteAt)
+}
+
+// stepLocked decides the next step from the store.
+func (w *writer) stepLocked() writeStep {
+	s, ss := w.s, w.ss
+	e := s.entryLocked(w.next)
+	if e == nil {
+		// Dropped from the store, or not produced yet: go on with the
+		// first entry after it, if any.
+		if n := s.nextPendingLocked(w.next); n != nil && w.off == 0 {
+			e, w.next = n, n.frag.Seq
+		}
+	}
+	switch {
+	case e == nil && w.off == 0 && ss.rotate:
+		return writeStep{act: actEnd, tags: ss.sentAny}
+	case e == nil && s.eos:
+		return writeStep{act: actEndStream}
+	case e != nil && w.off == 0 && (e.state == stateFailed || e.state >= stateReceived):
+		w.next = e.frag.Seq + 1
+		return writeStep{act: actAgain}
+	case e != nil && w.off == 0 && (e.hdr != ss.hdr || ss.rotate):
+		// The next fragment needs another header, or the connection is
+		// rotated: end this session with an end-of-fragment tag so the
+		// last fragment is acknowledged.
+		return writeStep{act: actEnd, tags: true}
+	case e != nil && w.off == 0 && e.spilled > 0:
+		return writeStep{act: actUnspill, e: e}
+	}
+	st := writeStep{e: e}
+	if e != nil {
+		if w.off == 0 {
+			e.tried = true
+			s.inflight = e
+			if ss.unackedSince.IsZero() {
+				ss.unackedSince = s.cfg.Clock.Now()
+			}
+		}
+		st.chunk = e.frag.Data[w.off:len(e.frag.Data):len(e.frag.Data)]
+		st.closed = e.frag.Closed
+	}
+	switch {
+	case len(st.chunk) > 0:
+		st.act = actChunk
+	case e != nil && st.closed:
+		st.act = actSent
+	default:
+		st.act, st.ch = actWait, s.changedLocked() // nothing to do until the store changes
+		if e != nil && s.edgeable(w.pm) {
+			st.ed = &edge{e: e, off: w.off, pm: w.pm, ss: ss} // the next Put writes (edge.go)
+			s.edge = st.ed
+		}
+	}
+	return st
+}
+
+// do carries a step out; done: the session's writing is over, with err.
+func (w *writer) do(st writeStep) (done bool, err error) {
+	s := w.s
+	if st.act == actSent || st.act == actWait {
+		w.coalesced = false
+	}
+	switch st.act {
+	case actAgain:
+	case actEnd:
+		if st.tags {
+			if _, err := w.pm.Write(fragment.EndOfFragmentTags()); err != nil {
+				return true, err
+			}
+		}
+		return true, errSessionEnded
+	case actEndStream:
+		if _, err := w.pm.Write(fragment.EndOfFragmentTags()); err != nil {
+			return true, err
+		}
+		s.mu.Lock()
+		s.eofrSent = true
+		s.wakeLocked()
+		s.mu.Unlock()
+		return true, errSessionEnded
+	case actUnspill:
+		s.unspill(st.e) // disk.go: its bytes are read back from disk
+	case actChunk:
+		return w.writeChunk(st)
+	case actSent:
+		s.mu.Lock()
+		if !st.e.sent {
+			s.metrics.FragmentsSent++
+		}
+		st.e.sent = true
+		s.inflight = nil
+		s.wakeLocked()
+		s.mu.Unlock()
+		w.next, w.off = st.e.frag.Seq+1, 0
+	case actWait:
+		return w.wait(st)
+	}
+	return false, nil
+}
+
+// writeChunk writes the unwritten bytes of a fragment, after waiting a
+// moment for more when the input is a file read faster than real time.
+func (w *writer) writeChunk(st writeStep) (bool, error) {
+	if len(st.chunk) < coalesceMin && !st.closed && !w.coalesced && w.s.cfg.StreamingType == Offline {
+		// Frames come back to back: wait a moment so that they go out in
+		// one write (one chunk, one wake-up) instead of one each. A live
+		// source writes each frame as it comes: its frames are apart, and
+		// its latency counts.
+		w.coalesced = true
+		select {
+		case <-w.s.cfg.Clock.After(coalesceWait):
+			return false, nil
+		case <-w.ctx.Done():
+			return true, w.ctx.Err()
+		}
+	}
+	w.coalesced = false
+	if _, err := w.pm.Write(st.chunk); err != nil {
+		return true, err
+	}
+	w.off += len(st.chunk)
+	w.wrote, w.wroteTo, w.wroteAt = len(st.chunk), st.e, w.s.cfg.Clock.Now()
+	return false, nil
+}
+
+// wait waits for the store to change; a Put may meanwhile have written at
+// the live edge (edge.go), whose progress the writer takes back.
+func (w *writer) wait(st writeStep) (bool, error) {
+	s := w.s
+	select {
+	case <-st.ch:
+	case <-w.ctx.Done():
+		if st.ed != nil {
+			s.mu.Lock()
+			s.leaveEdgeLocked(st.ed)
+			s.mu.Unlock()
+		}
+		return true, w.ctx.Err()
+	}
+	if st.ed == nil {
+		return false, nil
+	}
+	s.mu.Lock()
+	off, flush, err := s.leaveEdgeLocked(st.ed)
+	s.mu.Unlock()
+	if err != nil {
+		return true, err
+	}
+	w.off = off
+	if flush {
+		if err := s.flushEdge(st.ed); err != nil {
+			return true, err
+		}
+	}
+	return false, nil
 }
 
 func (s *Sink) entryLocked(seq uint64) *entry {

@@ -180,80 +180,20 @@ func isAPIError(err error) bool {
 // errIdle: IdleTimeout passed without a frame while a response was open.
 var errIdle = errors.New("source: idle")
 
+// runArchive writes the fragments of the archived range, from the one
+// SeekTo points at, a batch per GetMediaForFragmentList response.
 func (f *fetcher) runArchive(ctx context.Context) error {
 	cfg := &f.s.cfg
-	a := cfg.Archive
-	acfg := func(ep string) kvs.ArchiveConfig {
-		return kvs.ArchiveConfig{Endpoint: ep, StreamName: cfg.StreamName, Region: cfg.Region,
-			Credentials: cfg.Credentials, HTTPClient: cfg.HTTPClient}
+	list, err := f.listArchive(ctx)
+	if err != nil {
+		return err
 	}
-	var list []kvs.FragmentInfo
-	listed := false
-	for attempt := 1; !listed; attempt++ {
-		err := func() error {
-			ep, err := f.s.ctl.GetDataEndpoint(ctx, cfg.StreamName, "LIST_FRAGMENTS")
-			if err != nil {
-				return err
-			}
-			lctx, cancel := context.WithTimeout(ctx, cfg.CompletionTimeout)
-			defer cancel()
-			l, err := kvs.ListFragments(lctx, acfg(ep), kvs.ListFragmentsInput{ServerTimestamps: a.ServerTimestamps, Start: a.Start, End: a.End})
-			if err != nil {
-				return err
-			}
-			list, listed = l, true
-			return nil
-		}()
-		if err != nil {
-			if err := f.retry(ctx, err, attempt); err != nil {
-				return err
-			}
-		}
-	}
-	if len(list) == 0 {
-		return fmt.Errorf("%w %s to %s (stream %s)", ErrNoFragments, a.Start.UTC().Format(time.RFC3339Nano), a.End.UTC().Format(time.RFC3339Nano), cfg.StreamName)
-	}
-	cfg.Logger.Info("archived range", "stream", cfg.StreamName, "fragments", len(list))
-	f.s.mu.Lock()
-	if f.s.list == nil {
-		f.s.list = list
-	}
-	f.s.mu.Unlock()
-	first := 0
-	if cfg.SeekTo > 0 {
-		// The last fragment that starts at or before the target.
-		target := list[0].ProducerTimestamp.Add(cfg.SeekTo)
-		if a.ServerTimestamps {
-			target = list[0].ServerTimestamp.Add(cfg.SeekTo)
-		}
-		for i, fr := range list {
-			ts := fr.ProducerTimestamp
-			if a.ServerTimestamps {
-				ts = fr.ServerTimestamp
-			}
-			if !ts.After(target) {
-				first = i
-			}
-		}
-	}
+	first := seekIndex(list, cfg.SeekTo, cfg.Archive.ServerTimestamps)
 	var dataEP string
 	for attempt := 0; ; {
-		// The fragments after the last complete one.
-		next := first
-		if f.done != "" {
-			for i, fr := range list {
-				if fr.Number == f.done {
-					next = i + 1
-				}
-			}
-		}
-		if next == len(list) {
+		nums := f.nextBatch(list, first)
+		if nums == nil {
 			return nil
-		}
-		batch := list[next:min(next+cfg.Batch, len(list))]
-		nums := make([]string, len(batch))
-		for i, fr := range batch {
-			nums[i] = fr.Number
 		}
 		var err error
 		if dataEP == "" {
@@ -261,7 +201,7 @@ func (f *fetcher) runArchive(ctx context.Context) error {
 		}
 		if err == nil {
 			err = f.read(ctx, func(ctx context.Context) (io.ReadCloser, error) {
-				return kvs.GetMediaForFragmentList(ctx, acfg(dataEP), nums)
+				return kvs.GetMediaForFragmentList(ctx, f.archiveConfig(dataEP), nums)
 			})
 			if err == nil && f.done != nums[len(nums)-1] {
 				err = fmt.Errorf("GetMediaForFragmentList: the response ended before fragment %s", nums[len(nums)-1])
@@ -282,6 +222,101 @@ func (f *fetcher) runArchive(ctx context.Context) error {
 			return err
 		}
 	}
+}
+
+// archiveConfig is the configuration of the archived-media calls to
+// endpoint ep.
+func (f *fetcher) archiveConfig(ep string) kvs.ArchiveConfig {
+	cfg := &f.s.cfg
+	return kvs.ArchiveConfig{Endpoint: ep, StreamName: cfg.StreamName, Region: cfg.Region,
+		Credentials: cfg.Credentials, HTTPClient: cfg.HTTPClient}
+}
+
+// listArchive lists the fragments of the archived range (retrying as
+// Config says), records the list in the Source, and fails with
+// ErrNoFragments if the range holds none.
+func (f *fetcher) listArchive(ctx context.Context) ([]kvs.FragmentInfo, error) {
+	cfg := &f.s.cfg
+	a := cfg.Archive
+	var list []kvs.FragmentInfo
+	listed := false
+	for attempt := 1; !listed; attempt++ {
+		err := func() error {
+			ep, err := f.s.ctl.GetDataEndpoint(ctx, cfg.StreamName, "LIST_FRAGMENTS")
+			if err != nil {
+				return err
+			}
+			lctx, cancel := context.WithTimeout(ctx, cfg.CompletionTimeout)
+			defer cancel()
+			l, err := kvs.ListFragments(lctx, f.archiveConfig(ep), kvs.ListFragmentsInput{ServerTimestamps: a.ServerTimestamps, Start: a.Start, End: a.End})
+			if err != nil {
+				return err
+			}
+			list, listed = l, true
+			return nil
+		}()
+		if err != nil {
+			if err := f.retry(ctx, err, attempt); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if len(list) == 0 {
+		return nil, fmt.Errorf("%w %s to %s (stream %s)", ErrNoFragments, a.Start.UTC().Format(time.RFC3339Nano), a.End.UTC().Format(time.RFC3339Nano), cfg.StreamName)
+	}
+	cfg.Logger.Info("archived range", "stream", cfg.StreamName, "fragments", len(list))
+	f.s.mu.Lock()
+	if f.s.list == nil {
+		f.s.list = list
+	}
+	f.s.mu.Unlock()
+	return list, nil
+}
+
+// seekIndex is the index in list of the last fragment that starts at or
+// before seekTo after the first one's start (by server timestamps if
+// server), or 0.
+func seekIndex(list []kvs.FragmentInfo, seekTo time.Duration, server bool) int {
+	first := 0
+	if seekTo > 0 {
+		target := list[0].ProducerTimestamp.Add(seekTo)
+		if server {
+			target = list[0].ServerTimestamp.Add(seekTo)
+		}
+		for i, fr := range list {
+			ts := fr.ProducerTimestamp
+			if server {
+				ts = fr.ServerTimestamp
+			}
+			if !ts.After(target) {
+				first = i
+			}
+		}
+	}
+	return first
+}
+
+// nextBatch is the numbers of the next fragments of list to ask for: those
+// after the last complete one (from first, if none is), at most
+// Config.Batch of them; nil when none are left.
+func (f *fetcher) nextBatch(list []kvs.FragmentInfo, first int) []string {
+	next := first
+	if f.done != "" {
+		for i, fr := range list {
+			if fr.Number == f.done {
+				next = i + 1
+			}
+		}
+	}
+	if next == len(list) {
+		return nil
+	}
+	batch := list[next:min(next+f.s.cfg.Batch, len(list))]
+	nums := make([]string, len(batch))
+	for i, fr := range batch {
+		nums[i] = fr.Number
+	}
+	return nums
 }
 
 // read opens one response and writes what it carries. It returns nil when
@@ -330,124 +365,170 @@ func (f *fetcher) read(ctx context.Context, open func(context.Context) (io.ReadC
 // consume writes the fragments of one response.
 func (f *fetcher) consume(body io.Reader) error {
 	rd := mkv.NewReader(body)
-	var (
-		head       []byte   // the segment head just read
-		tags       [][]byte // Tags before the cluster
-		number     string
-		inCluster  bool
-		skip       bool // a fragment already written completely
-		skipBlocks int  // blocks of a resumed fragment already written
-		here       bool // f.cur's cluster is in this response
-	)
-	// end completes f.cur if this response carried its cluster to the end.
-	end := func() {
-		if here {
-			f.complete()
-		}
-		here = false
-	}
+	rs := &response{f: f}
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
-			end()
+			rs.end()
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reading the response of stream %s: %w", f.s.cfg.StreamName, err)
 		}
-		switch ev.Kind {
-		case mkv.EventSegmentStart:
-			end()
-			head, tags, number, inCluster, skip, skipBlocks = ev.Header.Raw, nil, "", false, false, 0
-		case mkv.EventTags:
-			meta := map[string]string{}
-			for _, t := range ev.Tags {
-				meta[t.Name] = t.Value
-			}
-			if code, ok := meta[mkv.TagErrorCode]; ok || meta[mkv.TagErrorID] != "" {
-				id, _ := strconv.Atoi(meta[mkv.TagErrorID])
-				n := meta[mkv.TagFragmentNumber]
-				if n == "" {
-					n = number
-				}
-				return &FragmentError{Number: n, Code: code, ID: id}
-			}
-			if tok := meta[mkv.TagContinuationToken]; tok != "" {
-				f.token = tok
-			}
-			if inCluster {
-				if here && !skip {
-					// The service's end-of-fragment tags (millis behind
-					// now, continuation token) follow the fragment's frames.
-					if _, err := f.w.Write(ev.TagsRaw); err != nil {
-						return err
-					}
-				}
-				if meta[mkv.TagContinuationToken] != "" {
-					end()
-				}
-				continue
-			}
-			if n := meta[mkv.TagFragmentNumber]; n != "" {
-				number = n
-			}
-			tags = append(tags, append([]byte(nil), ev.TagsRaw...))
-		case mkv.EventClusterStart:
-			inCluster = true
-			switch {
-			case number != "" && f.done != "" && kvs.CompareFragmentNumbers(number, f.done) <= 0:
-				skip = true
-			case number != "" && f.cur.started && number == f.cur.number:
-				skipBlocks = f.cur.blocks // resumed inside this fragment
-				here = true
-			case f.lastCluster != nil && ev.Timecode <= *f.lastCluster:
-				// A producer that resent a fragment the service had
-				// stored already (its acknowledgement was lost): the same
-				// frames under another fragment number.
-				skip = true
-				f.s.cfg.Logger.Info("skipping a fragment that does not start after the previous one (resent by the producer)",
-					"fragment", number, "timecode", ev.Timecode, "previous", *f.lastCluster)
-			default:
-				f.complete()
-				f.cur = progress{number: number, started: true}
-				here = true
-				tc := ev.Timecode
-				f.lastCluster = &tc
-				b := append(f.buf[:0], head...)
-				for _, t := range tags {
-					b = append(b, t...)
-				}
-				b = mkv.AppendClusterStart(b, ev.Timecode)
-				f.buf = b
-				if _, err := f.w.Write(b); err != nil {
-					return err
-				}
-			}
-		case mkv.EventBlock:
-			if skip || !inCluster || !f.cur.started {
-				continue
-			}
-			if skipBlocks > 0 {
-				skipBlocks--
-				continue
-			}
-			b := ev.Block
-			if b.Track < 1 || b.Track > maxTrack {
-				return fmt.Errorf("%w: a block of track %d at offset %d (tracks 1 to %d)", ErrBadMedia, b.Track, ev.Offset, maxTrack)
-			}
-			flags := b.Flags
-			if b.Keyframe {
-				flags |= 0x80
-			}
-			f.buf = mkv.AppendSimpleBlock(f.buf[:0], b.Track, b.RelTimecode, flags, b.Data)
-			if _, err := f.w.Write(f.buf); err != nil {
-				return err
-			}
-			f.cur.blocks++
-			f.frames++
-			f.lastFrame.Store(f.s.cfg.Clock.Now().UnixNano())
+		if err := rs.handle(ev); err != nil {
+			return err
 		}
 	}
+}
+
+// response is what consume knows of the response it reads.
+type response struct {
+	f *fetcher
+
+	head       []byte   // the segment head just read
+	tags       [][]byte // Tags before the cluster
+	number     string
+	inCluster  bool
+	skip       bool // a fragment already written completely
+	skipBlocks int  // blocks of a resumed fragment already written
+	here       bool // f.cur's cluster is in this response
+}
+
+// end completes f.cur if this response carried its cluster to the end.
+func (rs *response) end() {
+	if rs.here {
+		rs.f.complete()
+	}
+	rs.here = false
+}
+
+// handle writes what one event of the response adds to the output.
+func (rs *response) handle(ev mkv.Event) error {
+	switch ev.Kind {
+	case mkv.EventSegmentStart:
+		rs.end()
+		rs.head, rs.tags, rs.number, rs.inCluster, rs.skip, rs.skipBlocks = ev.Header.Raw, nil, "", false, false, 0
+	case mkv.EventTags:
+		return rs.onTags(ev)
+	case mkv.EventClusterStart:
+		return rs.clusterStart(ev.Timecode)
+	case mkv.EventBlock:
+		return rs.block(ev)
+	}
+	return nil
+}
+
+// onTags reads the service's tags: an error it reports, the continuation
+// token, the fragment number. Tags before the cluster are kept to be
+// written with it; those after it end the fragment, and are written when
+// this response carried the fragment.
+func (rs *response) onTags(ev mkv.Event) error {
+	f := rs.f
+	meta := map[string]string{}
+	for _, t := range ev.Tags {
+		meta[t.Name] = t.Value
+	}
+	if code, ok := meta[mkv.TagErrorCode]; ok || meta[mkv.TagErrorID] != "" {
+		id, _ := strconv.Atoi(meta[mkv.TagErrorID])
+		n := meta[mkv.TagFragmentNumber]
+		if n == "" {
+			n = rs.number
+		}
+		return &FragmentError{Number: n, Code: code, ID: id}
+	}
+	if tok := meta[mkv.TagContinuationToken]; tok != "" {
+		f.token = tok
+	}
+	if rs.inCluster {
+		if rs.here && !rs.skip {
+			// The service's end-of-fragment tags (millis behind now,
+			// continuation token) follow the fragment's frames.
+			if _, err := f.w.Write(ev.TagsRaw); err != nil {
+				return err
+			}
+		}
+		if meta[mkv.TagContinuationToken] != "" {
+			rs.end()
+		}
+		return nil
+	}
+	if n := meta[mkv.TagFragmentNumber]; n != "" {
+		rs.number = n
+	}
+	rs.tags = append(rs.tags, append([]byte(nil), ev.TagsRaw...))
+	return nil
+}
+
+// clusterStart decides what to do with the fragment whose cluster starts:
+// skip it (written already), resume it, or start writing it.
+func (rs *response) clusterStart(timecode uint64) error {
+	f := rs.f
+	rs.inCluster = true
+	switch {
+	case rs.number != "" && f.done != "" && kvs.CompareFragmentNumbers(rs.number, f.done) <= 0:
+		rs.skip = true
+	case rs.number != "" && f.cur.started && rs.number == f.cur.number:
+		rs.skipBlocks = f.cur.blocks // resumed inside this fragment
+		rs.here = true
+	case f.lastCluster != nil && timecode <= *f.lastCluster:
+		// A producer that resent a fragment the service had stored
+		// already (its acknowledgement was lost): the same frames under
+		// another fragment number.
+		rs.skip = true
+		f.s.cfg.Logger.Info("skipping a fragment that does not start after the previous one (resent by the producer)",
+			"fragment", rs.number, "timecode", timecode, "previous", *f.lastCluster)
+	default:
+		return rs.startFragment(timecode)
+	}
+	return nil
+}
+
+// startFragment writes a new fragment's head, its Tags and its Cluster
+// start.
+func (rs *response) startFragment(timecode uint64) error {
+	f := rs.f
+	f.complete()
+	f.cur = progress{number: rs.number, started: true}
+	rs.here = true
+	tc := timecode
+	f.lastCluster = &tc
+	b := append(f.buf[:0], rs.head...)
+	for _, t := range rs.tags {
+		b = append(b, t...)
+	}
+	b = mkv.AppendClusterStart(b, timecode)
+	f.buf = b
+	_, err := f.w.Write(b)
+	return err
+}
+
+// block writes a block of the fragment being written, unless it was
+// written already.
+func (rs *response) block(ev mkv.Event) error {
+	f := rs.f
+	if rs.skip || !rs.inCluster || !f.cur.started {
+		return nil
+	}
+	if rs.skipBlocks > 0 {
+		rs.skipBlocks--
+		return nil
+	}
+	b := ev.Block
+	if b.Track < 1 || b.Track > maxTrack {
+		return fmt.Errorf("%w: a block of track %d at offset %d (tracks 1 to %d)", ErrBadMedia, b.Track, ev.Offset, maxTrack)
+	}
+	flags := b.Flags
+	if b.Keyframe {
+		flags |= 0x80
+	}
+	f.buf = mkv.AppendSimpleBlock(f.buf[:0], b.Track, b.RelTimecode, flags, b.Data)
+	if _, err := f.w.Write(f.buf); err != nil {
+		return err
+	}
+	f.cur.blocks++
+	f.frames++
+	f.lastFrame.Store(f.s.cfg.Clock.Now().UnixNano())
+	return nil
 }
 
 // complete marks the fragment being written as done.

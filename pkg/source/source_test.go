@@ -112,47 +112,29 @@ func (f *fakeService) write(w io.Writer, i, limit int, getMedia bool) bool {
 	return true
 }
 
+// mediaRequest is the body of a GetMedia or GetMediaForFragmentList
+// request, as far as the fake reads it.
+type mediaRequest struct {
+	Fragments []string
+	Sel       struct {
+		StartSelectorType string
+		ContinuationToken string
+	} `json:"StartSelector"`
+}
+
 func (f *fakeService) serve(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	var in struct {
-		APIName       string
-		StartSelector kvs.StartSelector
-		Fragments     []string
-		Sel           struct {
-			StartSelectorType string
-			ContinuationToken string
-		} `json:"StartSelector"`
-	}
-	json.Unmarshal(body, &in)
 	switch r.URL.Path {
 	case "/getDataEndpoint":
 		w.Header().Set("Content-Type", "application/json")
 		fmt.Fprintf(w, `{"DataEndpoint":%q}`, f.srv.URL)
 		return
 	case "/listFragments":
-		var sel struct {
-			FragmentSelector struct {
-				TimestampRange struct{ StartTimestamp, EndTimestamp float64 }
-			}
-		}
-		json.Unmarshal(body, &sel)
-		from := time.UnixMilli(int64(sel.FragmentSelector.TimestampRange.StartTimestamp * 1000))
-		to := time.UnixMilli(int64(sel.FragmentSelector.TimestampRange.EndTimestamp * 1000))
-		list := []string{}
-		for _, fr := range f.frags {
-			if fr.producer.Before(from) || fr.producer.After(to) {
-				continue
-			}
-			list = append(list, fmt.Sprintf(`{"FragmentNumber":%q,"FragmentSizeInBytes":100,"ProducerTimestamp":%d.%03d,"ServerTimestamp":%d.%03d,"FragmentLengthInMilliseconds":500}`,
-				fr.number, fr.producer.Unix(), fr.producer.UnixMilli()%1000, fr.producer.Unix()+1, fr.producer.UnixMilli()%1000))
-		}
-		// Reverse order: the client must sort.
-		for i, j := 0, len(list)-1; i < j; i, j = i+1, j-1 {
-			list[i], list[j] = list[j], list[i]
-		}
-		fmt.Fprintf(w, `{"Fragments":[%s]}`, strings.Join(list, ","))
+		f.listFragments(w, body)
 		return
 	}
+	var in mediaRequest
+	json.Unmarshal(body, &in)
 	f.mu.Lock()
 	n := len(f.requests)
 	if f.deletedAfter > 0 && n >= f.deletedAfter {
@@ -165,8 +147,57 @@ func (f *fakeService) serve(w http.ResponseWriter, r *http.Request) {
 	limitAfter, dropping := f.drops[n]
 	visible := f.visible
 	f.mu.Unlock()
-	var idx []int
 	getMedia := r.URL.Path == "/getMedia"
+	idx := f.requested(in, getMedia, visible)
+	w.WriteHeader(200)
+	blocks := 0
+	for _, i := range idx {
+		limit := -1
+		if dropping {
+			limit = limitAfter - blocks
+		}
+		if !f.write(w, i, limit, getMedia) {
+			w.(http.Flusher).Flush()
+			panic(http.ErrAbortHandler) // a dropped connection
+		}
+		blocks += fakeFrames
+		if i == f.errorAt {
+			return
+		}
+	}
+}
+
+// listFragments answers ListFragments with the fragments in the requested
+// producer-time range, in reverse order.
+func (f *fakeService) listFragments(w http.ResponseWriter, body []byte) {
+	var sel struct {
+		FragmentSelector struct {
+			TimestampRange struct{ StartTimestamp, EndTimestamp float64 }
+		}
+	}
+	json.Unmarshal(body, &sel)
+	from := time.UnixMilli(int64(sel.FragmentSelector.TimestampRange.StartTimestamp * 1000))
+	to := time.UnixMilli(int64(sel.FragmentSelector.TimestampRange.EndTimestamp * 1000))
+	list := []string{}
+	for _, fr := range f.frags {
+		if fr.producer.Before(from) || fr.producer.After(to) {
+			continue
+		}
+		list = append(list, fmt.Sprintf(`{"FragmentNumber":%q,"FragmentSizeInBytes":100,"ProducerTimestamp":%d.%03d,"ServerTimestamp":%d.%03d,"FragmentLengthInMilliseconds":500}`,
+			fr.number, fr.producer.Unix(), fr.producer.UnixMilli()%1000, fr.producer.Unix()+1, fr.producer.UnixMilli()%1000))
+	}
+	// Reverse order: the client must sort.
+	for i, j := 0, len(list)-1; i < j; i, j = i+1, j-1 {
+		list[i], list[j] = list[j], list[i]
+	}
+	fmt.Fprintf(w, `{"Fragments":[%s]}`, strings.Join(list, ","))
+}
+
+// requested records a media request and returns the indexes of the
+// fragments it asks for: for GetMedia, those after its continuation token
+// (or the visible end, for NOW) up to visible; else those it lists.
+func (f *fakeService) requested(in mediaRequest, getMedia bool, visible int) []int {
+	var idx []int
 	if getMedia {
 		f.mu.Lock()
 		f.requests = append(f.requests, in.Sel.StartSelectorType+":"+in.Sel.ContinuationToken)
@@ -187,34 +218,19 @@ func (f *fakeService) serve(w http.ResponseWriter, r *http.Request) {
 		for i := start; i < visible; i++ {
 			idx = append(idx, i)
 		}
-	} else {
-		f.mu.Lock()
-		f.requests = append(f.requests, strings.Join(in.Fragments, ","))
-		f.mu.Unlock()
-		for _, num := range in.Fragments {
-			for i, fr := range f.frags {
-				if fr.number == num {
-					idx = append(idx, i)
-				}
+		return idx
+	}
+	f.mu.Lock()
+	f.requests = append(f.requests, strings.Join(in.Fragments, ","))
+	f.mu.Unlock()
+	for _, num := range in.Fragments {
+		for i, fr := range f.frags {
+			if fr.number == num {
+				idx = append(idx, i)
 			}
 		}
 	}
-	w.WriteHeader(200)
-	blocks := 0
-	for _, i := range idx {
-		limit := -1
-		if dropping {
-			limit = limitAfter - blocks
-		}
-		if !f.write(w, i, limit, getMedia) {
-			w.(http.Flusher).Flush()
-			panic(http.ErrAbortHandler) // a dropped connection
-		}
-		blocks += fakeFrames
-		if i == f.errorAt {
-			return
-		}
-	}
+	return idx
 }
 
 // out decodes what a Source emitted: the frames in order, and the number of

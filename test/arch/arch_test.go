@@ -65,14 +65,15 @@ var allowedInternal = map[string][]string{
 	"pkg/codec/h265":  {"pkg/codec/h264"},
 	"pkg/clock":       {},
 	"pkg/fragment":    {"pkg/mkv", "pkg/codec/"},
-	"pkg/credentials": {"pkg/clock"},
-	"pkg/kvs":         {"pkg/mkv", "pkg/clock"},
+	"pkg/httpx":       {},
+	"pkg/credentials": {"pkg/clock", "pkg/httpx"},
+	"pkg/kvs":         {"pkg/mkv", "pkg/clock", "pkg/httpx"},
 	"pkg/e2ee":        {},
 	"pkg/journal":     {},
 	// The Matroska-level transform of encrypted streams (kvsdecrypt, kvsgo).
 	"pkg/e2ee/mkvstream": {"pkg/e2ee", "pkg/mkv"},
 	"pkg/source":         {"pkg/kvs", "pkg/mkv", "pkg/clock", "pkg/e2ee", "pkg/e2ee/mkvstream"},
-	"pkg/sink":           {"pkg/fragment", "pkg/kvs", "pkg/credentials", "pkg/mkv", "pkg/codec/", "pkg/clock", "pkg/e2ee", "pkg/e2ee/mkvstream", "pkg/journal"},
+	"pkg/sink":           {"pkg/fragment", "pkg/kvs", "pkg/credentials", "pkg/mkv", "pkg/codec/", "pkg/clock", "pkg/e2ee", "pkg/e2ee/mkvstream", "pkg/journal", "pkg/httpx"},
 }
 
 var awsAllowed = []string{"pkg/credentials", "pkg/kvs"}

@@ -97,6 +97,16 @@ func (w *iotWorld) settings(stream, thing string, dev iam.DeviceFiles) sink.Sett
 	return st
 }
 
+// openSettings resolves st as the element's start does: Config (pure), then
+// Open (files, the credentials provider).
+func openSettings(st sink.Settings) (sink.Config, error) {
+	cfg, err := st.Config(os.Getenv)
+	if err != nil {
+		return cfg, err
+	}
+	return cfg.Open(context.Background())
+}
+
 func iotConfig(t *testing.T, st sink.Settings) sink.Config {
 	t.Helper()
 	cfg, err := st.Config(os.Getenv)
@@ -105,6 +115,9 @@ func iotConfig(t *testing.T, st sink.Settings) sink.Config {
 	}
 	cfg.ConnectionTimeout, cfg.CompletionTimeout, cfg.StopStreamTimeout = 2*time.Second, 5*time.Second, 20*time.Second
 	cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelInfo}))
+	if cfg, err = cfg.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return cfg
 }
 
@@ -144,10 +157,10 @@ func TestIoTCameraStreamsOnlyToItsOwnStream(t *testing.T) {
 
 	// Camera 1's certificate presented as thing cam2, which it is not
 	// attached to: the credentials provider refuses the thing name ("Invalid
-	// thing name passed"), so the settings already fail in Config.
+	// thing name passed"), so the element already fails in Open, at start.
 	st := w.settings("cam1", "", w.devs["cam1"])
 	st.IoTCertificate.Fields["iot-thing-name"] = sink.TypedValue{Type: "gchararray", Value: "cam2"}
-	if _, err := st.Config(os.Getenv); err == nil || !strings.Contains(err.Error(), "Invalid thing name passed") {
+	if _, err := openSettings(st); err == nil || !strings.Contains(err.Error(), "Invalid thing name passed") {
 		t.Fatalf("camera 1's certificate as thing cam2: %v", err)
 	}
 }
@@ -274,7 +287,7 @@ func TestIoTUnregisteredCertificate(t *testing.T) {
 	if w.iotEP, err = az.StartIoT("127.0.0.1:0", "localhost", cert); err != nil {
 		t.Fatal(err)
 	}
-	_, err = w.settings("cam1", "", stranger).Config(os.Getenv)
+	_, err = openSettings(w.settings("cam1", "", stranger))
 	if !errors.Is(err, sink.ErrSettings) || !strings.Contains(err.Error(), "refused the TLS handshake") || !strings.Contains(err.Error(), stranger.CertPath) {
 		t.Fatalf("err = %v", err)
 	}

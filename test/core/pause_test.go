@@ -24,9 +24,10 @@ func withFiller(au []byte, n int) []byte {
 // A realtime stream whose endpoint stops reading (a congested network:
 // TCP pushes back) keeps taking frames: Put never waits for the network,
 // whether the bytes went out from Put (the live edge) or from the writer.
-// Here 40 MB are put while the endpoint reads nothing, far more than the
-// kernel's socket buffers hold; once it reads again, every frame arrives,
-// byte for byte and in order, on the same connection.
+// Here 120 MB are put while the endpoint reads nothing, far more than the
+// kernel's socket buffers hold (loopback TCP autotunes its receive buffer
+// up to tcp_rmem's 32 MB on Debian); once it reads again, every frame
+// arrives, byte for byte and in order, on the same connection.
 func TestPutNeverWaitsForTheNetwork(t *testing.T) {
 	cpd, official := officialFrames(t)
 	srv, url := startEndpoint(t, withoutCaptures)
@@ -36,8 +37,9 @@ func TestPutNeverWaitsForTheNetwork(t *testing.T) {
 	cfg.BufferDuration = time.Hour
 	cfg.ConnectionStaleness = time.Hour // no reset while the endpoint is silent
 	cfg.MaxLatency = 0
+	cfg.StopStreamTimeout = 2 * time.Minute // 120 MB through the ingest under -race
 	s := startSink(t, cfg, cpd)
-	frames := official[:60]
+	frames := official[:50]
 	put(t, s, frames[:30])
 	deadline := time.Now().Add(30 * time.Second)
 	for s.Metrics().BytesSent == 0 {
@@ -47,9 +49,17 @@ func TestPutNeverWaitsForTheNetwork(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	srv.SetFaults(kvslocal.Faults{PauseReads: true})
+	// The writer is at the live edge: the first large frame is written by
+	// its Put, which finds the buffers full and leaves the rest to the
+	// writer; the next ones (each starting a fragment, to stay under the
+	// service's 50 MB) go to the store while the writer waits.
 	var big []frame
-	for _, f := range frames[30:] {
-		f.data = withFiller(f.data, 4<<20/3)
+	for i, f := range frames[30:50] {
+		if i == 0 {
+			f.data, f.key = withFiller(f.data, 44<<20), false
+		} else {
+			f.data, f.key = withFiller(f.data, 4<<20), true
+		}
 		big = append(big, f)
 	}
 	done := make(chan struct{})

@@ -46,6 +46,9 @@ func tlsConfig(t *testing.T, url, stream string, env map[string]string) sink.Con
 	if err != nil {
 		t.Fatal(err)
 	}
+	if cfg, err = cfg.Open(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	return cfg
 }
 
@@ -104,10 +107,14 @@ func TestCACertPathWithoutCertificates(t *testing.T) {
 	ak, sk := accessKey, secretKey
 	st.AccessKey, st.SecretKey = &ak, &sk
 	st.CACertPath = &dir
-	// Config already loads the CAs (the credential sources use them too);
-	// a Config built by hand fails in New.
-	if _, err := st.Config(func(string) string { return "" }); !errors.Is(err, sink.ErrSettings) || !strings.Contains(err.Error(), dir) {
-		t.Fatalf("Config = %v", err)
+	// Config reads no file: Open loads the CAs (the credential sources use
+	// them too); a Config built by hand fails in New.
+	c, err := st.Config(func(string) string { return "" })
+	if err != nil {
+		t.Fatalf("Config read the CA path: %v", err)
+	}
+	if _, err := c.Open(context.Background()); !errors.Is(err, sink.ErrSettings) || !strings.Contains(err.Error(), dir) || !strings.Contains(err.Error(), "ca-cert-path") {
+		t.Fatalf("Open = %v", err)
 	}
 	cfg := config("http://127.0.0.1:1", "ca-check")
 	cfg.CACertPath = dir

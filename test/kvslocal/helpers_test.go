@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"sort"
@@ -272,7 +273,19 @@ func startPut(t *testing.T, url string, o putOptions) *putSession {
 	} else {
 		signProducerStyle(req, o.key, o.secret, time.Now())
 	}
-	hc := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second, DisableCompression: true}}
+	// A producer reads the acknowledgements to the end even when the
+	// service stopped reading its body (after an ERROR ack): net/http's
+	// transport would instead close the connection at the body's write
+	// error, losing acks still in flight. The connection hides write
+	// errors from the transport, so the response is read to its end.
+	hc := &http.Client{Transport: &http.Transport{ExpectContinueTimeout: 10 * time.Second, DisableCompression: true,
+		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, addr)
+			if err != nil {
+				return nil, err
+			}
+			return writeErrorsHidden{c}, nil
+		}}}
 	s := &putSession{w: pw, got: make(chan struct{}), acks: make(chan ackLine, 1000)}
 	go func() {
 		defer close(s.acks)
@@ -437,4 +450,13 @@ func readChunks(t *testing.T, r io.Reader) []*chunk {
 			}
 		}
 	}
+}
+
+// writeErrorsHidden is a connection whose writes never fail: what cannot
+// be sent is dropped (see startPut).
+type writeErrorsHidden struct{ net.Conn }
+
+func (c writeErrorsHidden) Write(p []byte) (int, error) {
+	c.Conn.Write(p)
+	return len(p), nil
 }

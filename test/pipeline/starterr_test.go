@@ -24,6 +24,17 @@ func TestStartFailuresAreOneActionableError(t *testing.T) {
 			pipeline: "videotestsrc num-buffers=3 ! x264enc ! h264parse ! " + kvssink("cam1"),
 			env:      []string{"AWS_SECRET_ACCESS_KEY=wrong-secret"},
 			want:     "Could not start streaming to \"cam1\"", notWant: "Invalid settings"},
+		// Files named by properties are read at start, in Config.Open: a
+		// missing one is a settings error naming the property (its
+		// ENOENT is no network failure).
+		{name: "missing ca-cert-path file",
+			pipeline: "videotestsrc num-buffers=3 ! x264enc ! h264parse ! " + kvssink("cam1", "ca-cert-path=/nonexistent/kvsgo-ca.pem"),
+			want:     "ca-cert-path", notWant: "Could not get credentials"},
+		{name: "missing e2ee-recipients file",
+			pipeline: "videotestsrc num-buffers=3 ! x264enc ! h264parse ! " + kvssink("cam1", "e2ee-recipients=/nonexistent/kvsgo-alice.pub", "e2ee-signing-key=/nonexistent/kvsgo-camera.key"),
+			want:     "e2ee-recipients", notWant: "Could not get credentials"},
+		{name: "missing ca-cert-path file for kvssrc", pipeline: "kvssrc stream-name=cam1 ca-cert-path=/nonexistent/kvsgo-ca.pem ! fakesink",
+			want: "ca-cert-path", notWant: "Could not get credentials"},
 		{name: "bad kvssrc setting", pipeline: "kvssrc stream-name=cam1 start-selector=latest ! fakesink",
 			want: "Invalid settings for stream \"cam1\""},
 	} {

@@ -134,68 +134,18 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 	if s.ID > 31 {
 		return nil, fmt.Errorf("%w: seq_parameter_set_id %d", ErrBadSPS, s.ID)
 	}
-	separateColour := false
 	if s.HighProfile() {
-		cf := r.UE()
-		if cf > 3 {
-			return nil, fmt.Errorf("%w: chroma_format_idc %d", ErrBadSPS, cf)
-		}
-		s.ChromaFormatIDC = byte(cf)
-		if cf == 3 {
-			separateColour = r.U(1) == 1
-		}
-		s.BitDepthLuma = int(r.UE()) + 8
-		s.BitDepthChroma = int(r.UE()) + 8
-		if s.BitDepthLuma > 14 || s.BitDepthChroma > 14 {
-			return nil, fmt.Errorf("%w: bit depth %d/%d", ErrBadSPS, s.BitDepthLuma, s.BitDepthChroma)
-		}
-		r.U(1)           // qpprime_y_zero_transform_bypass_flag
-		if r.U(1) == 1 { // seq_scaling_matrix_present_flag
-			n := 8
-			if cf == 3 {
-				n = 12
-			}
-			for i := 0; i < n; i++ {
-				if r.U(1) == 1 {
-					size := 16
-					if i >= 6 {
-						size = 64
-					}
-					skipScalingList(r, size)
-				}
-			}
+		if err := readChromaAndScaling(r, s); err != nil {
+			return nil, err
 		}
 	}
-	s.SeparateColourPlane = separateColour
 	v := r.UE() // log2_max_frame_num_minus4
 	if v > 12 {
 		return nil, fmt.Errorf("%w: log2_max_frame_num_minus4 %d", ErrBadSPS, v)
 	}
 	s.Log2MaxFrameNum = int(v) + 4
-	poc := r.UE()
-	s.PicOrderCntType = int(poc)
-	switch poc {
-	case 0:
-		v := r.UE()
-		if v > 12 {
-			return nil, fmt.Errorf("%w: log2_max_pic_order_cnt_lsb_minus4 %d", ErrBadSPS, v)
-		}
-		s.Log2MaxPicOrderCntLsb = int(v) + 4
-	case 1:
-		s.DeltaPicOrderAlwaysZero = r.U(1) == 1
-		s.OffsetForNonRefPic = r.SE()
-		s.OffsetForTopToBottomField = r.SE()
-		n := r.UE()
-		if n > 255 {
-			return nil, fmt.Errorf("%w: %d ref frames in POC cycle", ErrBadSPS, n)
-		}
-		s.OffsetForRefFrame = make([]int32, n)
-		for i := range s.OffsetForRefFrame {
-			s.OffsetForRefFrame[i] = r.SE()
-		}
-	case 2:
-	default:
-		return nil, fmt.Errorf("%w: pic_order_cnt_type %d", ErrBadSPS, poc)
+	if err := readPicOrderCount(r, s); err != nil {
+		return nil, err
 	}
 	s.MaxNumRefFrames = int(r.UE())
 	r.U(1) // gaps_in_frame_num_value_allowed_flag
@@ -207,9 +157,11 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 		r.U(1) // mb_adaptive_frame_field_flag
 	}
 	r.U(1) // direct_8x8_inference_flag
-	var cl, cr, ct, cb uint32
+
+	// frame_crop_{left,right,top,bottom}_offset
+	var crop [4]uint32
 	if r.U(1) == 1 {
-		cl, cr, ct, cb = r.UE(), r.UE(), r.UE(), r.UE()
+		crop = [4]uint32{r.UE(), r.UE(), r.UE(), r.UE()}
 	}
 	if r.Err() != nil {
 		return nil, r.Err()
@@ -222,22 +174,105 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 		}
 	}
 	if s.MaxNumReorderFrames < 0 {
-		// Inferred 0 for intra-only profiles (E.2.1); Baseline has no B
-		// slices, and its encoders output in decoding order.
-		switch s.ProfileIDC {
-		case 44, 66:
-			s.MaxNumReorderFrames = 0
-		case 86, 100, 110, 122, 244:
-			if constraints&0x10 != 0 { // constraint_set3_flag
-				s.MaxNumReorderFrames = 0
-			}
-		}
+		s.MaxNumReorderFrames = inferredReorder(s.ProfileIDC, constraints)
 	}
 	if wMbs > 1024 || hMapUnits > 1024 {
 		return nil, fmt.Errorf("%w: %dx%d macroblocks", ErrBadSPS, wMbs, hMapUnits)
 	}
+	if err := s.setSize(wMbs, hMapUnits, frameMbsOnly, crop); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// readChromaAndScaling reads the High profiles' fields: chroma_format_idc,
+// separate_colour_plane_flag, the bit depths, and the scaling matrices
+// (skipped).
+func readChromaAndScaling(r *BitReader, s *SPSInfo) error {
+	cf := r.UE()
+	if cf > 3 {
+		return fmt.Errorf("%w: chroma_format_idc %d", ErrBadSPS, cf)
+	}
+	s.ChromaFormatIDC = byte(cf)
+	if cf == 3 {
+		s.SeparateColourPlane = r.U(1) == 1
+	}
+	s.BitDepthLuma = int(r.UE()) + 8
+	s.BitDepthChroma = int(r.UE()) + 8
+	if s.BitDepthLuma > 14 || s.BitDepthChroma > 14 {
+		return fmt.Errorf("%w: bit depth %d/%d", ErrBadSPS, s.BitDepthLuma, s.BitDepthChroma)
+	}
+	r.U(1)           // qpprime_y_zero_transform_bypass_flag
+	if r.U(1) == 1 { // seq_scaling_matrix_present_flag
+		n := 8
+		if cf == 3 {
+			n = 12
+		}
+		for i := 0; i < n; i++ {
+			if r.U(1) == 1 {
+				size := 16
+				if i >= 6 {
+					size = 64
+				}
+				skipScalingList(r, size)
+			}
+		}
+	}
+	return nil
+}
+
+// readPicOrderCount reads pic_order_cnt_type and the fields that go with
+// it.
+func readPicOrderCount(r *BitReader, s *SPSInfo) error {
+	poc := r.UE()
+	s.PicOrderCntType = int(poc)
+	switch poc {
+	case 0:
+		v := r.UE()
+		if v > 12 {
+			return fmt.Errorf("%w: log2_max_pic_order_cnt_lsb_minus4 %d", ErrBadSPS, v)
+		}
+		s.Log2MaxPicOrderCntLsb = int(v) + 4
+	case 1:
+		s.DeltaPicOrderAlwaysZero = r.U(1) == 1
+		s.OffsetForNonRefPic = r.SE()
+		s.OffsetForTopToBottomField = r.SE()
+		n := r.UE()
+		if n > 255 {
+			return fmt.Errorf("%w: %d ref frames in POC cycle", ErrBadSPS, n)
+		}
+		s.OffsetForRefFrame = make([]int32, n)
+		for i := range s.OffsetForRefFrame {
+			s.OffsetForRefFrame[i] = r.SE()
+		}
+	case 2:
+	default:
+		return fmt.Errorf("%w: pic_order_cnt_type %d", ErrBadSPS, poc)
+	}
+	return nil
+}
+
+// inferredReorder is max_num_reorder_frames where the VUI does not give
+// it: 0 for intra-only profiles (E.2.1) and for Baseline, which has no B
+// slices and whose encoders output in decoding order; else -1 (unknown).
+func inferredReorder(profile byte, constraints uint32) int {
+	switch profile {
+	case 44, 66:
+		return 0
+	case 86, 100, 110, 122, 244:
+		if constraints&0x10 != 0 { // constraint_set3_flag
+			return 0
+		}
+	}
+	return -1
+}
+
+// setSize sets Width and Height from the size in macroblocks and the
+// frame cropping offsets (left, right, top, bottom), in the units that the
+// chroma format and field coding give them.
+func (s *SPSInfo) setSize(wMbs, hMapUnits, frameMbsOnly uint32, crop [4]uint32) error {
 	cropX, cropY := uint32(1), 2-frameMbsOnly
-	if s.ChromaFormatIDC != 0 && !separateColour {
+	if s.ChromaFormatIDC != 0 && !s.SeparateColourPlane {
 		subW, subH := uint32(2), uint32(2)
 		switch s.ChromaFormatIDC {
 		case 2:
@@ -247,13 +282,13 @@ func ParseSPS(nal []byte) (*SPSInfo, error) {
 		}
 		cropX, cropY = subW, subH*(2-frameMbsOnly)
 	}
-	w := int(wMbs*16) - int(cropX*(cl+cr))
-	h := int((2-frameMbsOnly)*hMapUnits*16) - int(cropY*(ct+cb))
+	w := int(wMbs*16) - int(cropX*(crop[0]+crop[1]))
+	h := int((2-frameMbsOnly)*hMapUnits*16) - int(cropY*(crop[2]+crop[3]))
 	if w <= 0 || h <= 0 {
-		return nil, fmt.Errorf("%w: cropping leaves %dx%d", ErrBadSPS, w, h)
+		return fmt.Errorf("%w: cropping leaves %dx%d", ErrBadSPS, w, h)
 	}
 	s.Width, s.Height = w, h
-	return s, nil
+	return nil
 }
 
 // readVUIReorder reads vui_parameters() up to max_num_reorder_frames

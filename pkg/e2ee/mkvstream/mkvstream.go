@@ -200,18 +200,7 @@ func pts(clusterTC uint64, rel int16) uint64 { return uint64(int64(clusterTC) + 
 // receives the warnings after Report has counted them.
 func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (*Report, error) {
 	rep := &Report{}
-	userWarn := cfg.Warn
-	cfg.Warn = func(err error) {
-		rep.count(err)
-		var g *e2ee.FrameGap
-		if errors.As(err, &g) && len(rep.Gaps) < 1000 {
-			rep.Gaps = append(rep.Gaps, *g)
-		}
-		if userWarn != nil {
-			userWarn(err)
-		}
-	}
-	d, err := e2ee.NewDecryptor(cfg)
+	d, err := e2ee.NewDecryptor(countingWarnings(cfg, rep))
 	if err != nil {
 		return rep, err
 	}
@@ -222,21 +211,7 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	}
 	bw := bufio.NewWriterSize(w, size)
 	rd := mkv.NewReaderOptions(r, opts.Reader)
-	problem := func() error {
-		if opts.MismatchAfter > 0 && rep.BundlesAccepted > 0 && rep.Opened == 0 && rep.Counts[e2ee.ErrAuth] >= opts.MismatchAfter {
-			return fmt.Errorf("%w (%d frames failed, none opened)", ErrContextMismatch, rep.Counts[e2ee.ErrAuth])
-		}
-		if opts.OnProblem == nil || rep.last == nil {
-			return nil
-		}
-		err := rep.last
-		rep.last = nil
-		return opts.OnProblem(err, rep)
-	}
-	var key uint64
-	var clusterTC uint64
-	var buf, pt, head []byte
-	var pendHead, pendCluster bool // written before the next frame that opens
+	s := &decryption{d: d, rep: rep, opts: opts}
 	for {
 		ev, err := rd.NextEvent()
 		if err == io.EOF {
@@ -246,91 +221,15 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 			bw.Flush()
 			return rep, fmt.Errorf("mkvstream: reading: %w", err)
 		}
-		switch ev.Kind {
-		case mkv.EventSegmentStart:
-			rep.Segments++
-			var av []mkv.Track
-			key, av = keyTrack(ev.Header)
-			if key == 0 || len(av) == 0 {
-				bw.Flush()
-				return rep, fmt.Errorf("%w (segment %d at offset %d)", ErrNotEncrypted, rep.Segments, ev.Offset)
-			}
-			if err := (&mkv.Header{Tracks: ev.Header.Tracks}).Validate(); err != nil {
-				bw.Flush()
-				return rep, fmt.Errorf("mkvstream: segment %d at offset %d: %w", rep.Segments, ev.Offset, err)
-			}
-			d.SetHead(Head(ev.Header))
-			head = mkv.AppendHeader(head[:0], plainHeader(ev.Header, av))
-			pendHead, pendCluster = true, false
-			buf = buf[:0]
-		case mkv.EventTags:
-			buf = buf[:0]
-			var producer []string
-			for _, t := range ev.Tags {
-				if !strings.HasPrefix(t.Name, "AWS_KINESISVIDEO_") && len(producer) < 8 {
-					producer = append(producer, t.Name)
-				}
-			}
-			if len(producer) > 0 {
-				rep.count(fmt.Errorf("%w: %s in segment %d", ErrTagsDropped, strings.Join(producer, ", "), rep.Segments))
-			}
-		case mkv.EventClusterStart:
-			rep.Clusters++
-			clusterTC = ev.Timecode
-			pendCluster = true
-			buf = buf[:0]
-		case mkv.EventBlock:
-			b := ev.Block
-			buf = buf[:0]
-			if b.Track == key {
-				rep.Bundles++
-				if _, err := d.AddBundle(b.Data); err != nil {
-					rep.count(err)
-					if opts.Strict {
-						bw.Flush()
-						return rep, fmt.Errorf("mkvstream: key bundle in cluster %d (timecode %d): %w", rep.Clusters, clusterTC, err)
-					}
-				} else {
-					rep.BundlesAccepted++
-				}
-				break // out of the switch: nothing to write
-			}
-			rep.Frames++
-			if b.Track > e2ee.MaxTrack {
-				err = fmt.Errorf("%w: track %d", e2ee.ErrTrackMismatch, b.Track)
-			} else {
-				pt, err = d.Open(pt[:0], uint8(b.Track), b.Keyframe, pts(clusterTC, b.RelTimecode), b.Data)
-			}
-			if err != nil {
-				rep.count(err)
-				if opts.Strict {
-					bw.Flush()
-					return rep, fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(clusterTC, b.RelTimecode), err)
-				}
-				break // out of the switch: nothing to write
-			}
-			rep.Opened++
-			if pendHead {
-				buf = append(buf, head...)
-				pendHead = false
-			}
-			if pendCluster {
-				buf = mkv.AppendClusterStart(buf, clusterTC)
-				pendCluster = false
-			}
-			// The key flag is authenticated (frame metadata); the others
-			// (invisible, discardable) are not, and are not written.
-			var flags byte
-			if b.Keyframe {
-				flags = mkv.FlagKeyframe
-			}
-			buf = mkv.AppendSimpleBlock(buf, b.Track, b.RelTimecode, flags, pt)
-		}
-		if err := problem(); err != nil {
+		if err := s.handle(ev); err != nil {
 			bw.Flush()
 			return rep, err
 		}
-		if _, err := bw.Write(buf); err != nil {
+		if err := s.problem(); err != nil {
+			bw.Flush()
+			return rep, err
+		}
+		if _, err := bw.Write(s.buf); err != nil {
 			return rep, err
 		}
 		if opts.Live {
@@ -342,31 +241,190 @@ func Decrypt(w io.Writer, r io.Reader, cfg e2ee.DecryptorConfig, opts Options) (
 	if err := bw.Flush(); err != nil {
 		return rep, err
 	}
-	if rep.Frames > 0 && rep.Opened == 0 {
-		if rep.BundlesAccepted > 0 && rep.Counts[e2ee.ErrAuth] == rep.Frames {
-			return rep, ErrContextMismatch
+	return rep, nothingDecrypted(rep)
+}
+
+// countingWarnings returns cfg with a Warn that counts each warning in rep
+// (and keeps the first 1000 frame gaps) before passing it to cfg's own Warn.
+func countingWarnings(cfg e2ee.DecryptorConfig, rep *Report) e2ee.DecryptorConfig {
+	userWarn := cfg.Warn
+	cfg.Warn = func(err error) {
+		rep.count(err)
+		var g *e2ee.FrameGap
+		if errors.As(err, &g) && len(rep.Gaps) < 1000 {
+			rep.Gaps = append(rep.Gaps, *g)
 		}
-		// The most frequent cause; when no bundle was accepted, the
-		// bundles' root cause (not a recipient, bad signature, ...)
-		// rather than the frames' ErrMissingKey that follows from it.
-		candidates := causes[:slices.Index(causes, e2ee.ErrGap)] // errors, not warnings
-		if rep.BundlesAccepted == 0 {
-			for _, c := range bundleCauses {
-				if rep.Counts[c] > 0 {
-					candidates = bundleCauses
-					break
-				}
-			}
+		if userWarn != nil {
+			userWarn(err)
 		}
-		var top error
-		for _, c := range candidates {
-			if top == nil || rep.Counts[c] > rep.Counts[top] {
-				top = c
-			}
-		}
-		return rep, fmt.Errorf("%w of %d: %w (first: %v)", ErrNothingDecrypted, rep.Frames, top, rep.First[top])
 	}
-	return rep, nil
+	return cfg
+}
+
+// decryption is the state of one Decrypt between events.
+type decryption struct {
+	d    *e2ee.Decryptor
+	rep  *Report
+	opts Options
+
+	key         uint64 // the key track of the current segment
+	clusterTC   uint64
+	buf         []byte // what the last event writes
+	pt          []byte // the last plaintext
+	head        []byte // the current segment's plain head
+	pendHead    bool   // head, written before the next frame that opens
+	pendCluster bool   // the Cluster start, likewise
+}
+
+// handle turns one event of the encrypted stream into the bytes to write
+// for it (s.buf, possibly empty). Its errors end Decrypt.
+func (s *decryption) handle(ev mkv.Event) error {
+	s.buf = s.buf[:0]
+	switch ev.Kind {
+	case mkv.EventSegmentStart:
+		return s.segmentStart(ev)
+	case mkv.EventTags:
+		s.tags(ev.Tags)
+	case mkv.EventClusterStart:
+		s.rep.Clusters++
+		s.clusterTC = ev.Timecode
+		s.pendCluster = true
+	case mkv.EventBlock:
+		if ev.Block.Track == s.key {
+			return s.bundle(ev.Block)
+		}
+		return s.frame(ev.Block)
+	}
+	return nil
+}
+
+// segmentStart checks a segment head, gives its authenticated fields to the
+// decryptor and prepares the plain head written before its first frame.
+func (s *decryption) segmentStart(ev mkv.Event) error {
+	rep := s.rep
+	rep.Segments++
+	var av []mkv.Track
+	s.key, av = keyTrack(ev.Header)
+	if s.key == 0 || len(av) == 0 {
+		return fmt.Errorf("%w (segment %d at offset %d)", ErrNotEncrypted, rep.Segments, ev.Offset)
+	}
+	if err := (&mkv.Header{Tracks: ev.Header.Tracks}).Validate(); err != nil {
+		return fmt.Errorf("mkvstream: segment %d at offset %d: %w", rep.Segments, ev.Offset, err)
+	}
+	s.d.SetHead(Head(ev.Header))
+	s.head = mkv.AppendHeader(s.head[:0], plainHeader(ev.Header, av))
+	s.pendHead, s.pendCluster = true, false
+	return nil
+}
+
+// tags reports the producer's own tags (at most 8 names), which are
+// dropped with the service's.
+func (s *decryption) tags(tags []mkv.SimpleTag) {
+	var producer []string
+	for _, t := range tags {
+		if !strings.HasPrefix(t.Name, "AWS_KINESISVIDEO_") && len(producer) < 8 {
+			producer = append(producer, t.Name)
+		}
+	}
+	if len(producer) > 0 {
+		s.rep.count(fmt.Errorf("%w: %s in segment %d", ErrTagsDropped, strings.Join(producer, ", "), s.rep.Segments))
+	}
+}
+
+// bundle gives a key-track block to the decryptor; nothing is written.
+func (s *decryption) bundle(b mkv.Block) error {
+	s.rep.Bundles++
+	if _, err := s.d.AddBundle(b.Data); err != nil {
+		s.rep.count(err)
+		if s.opts.Strict {
+			return fmt.Errorf("mkvstream: key bundle in cluster %d (timecode %d): %w", s.rep.Clusters, s.clusterTC, err)
+		}
+		return nil
+	}
+	s.rep.BundlesAccepted++
+	return nil
+}
+
+// frame opens an A/V block and, if it decrypts, writes it (after the head
+// and Cluster start it is the first frame of).
+func (s *decryption) frame(b mkv.Block) error {
+	rep := s.rep
+	rep.Frames++
+	var err error
+	if b.Track > e2ee.MaxTrack {
+		err = fmt.Errorf("%w: track %d", e2ee.ErrTrackMismatch, b.Track)
+	} else {
+		s.pt, err = s.d.Open(s.pt[:0], uint8(b.Track), b.Keyframe, pts(s.clusterTC, b.RelTimecode), b.Data)
+	}
+	if err != nil {
+		rep.count(err)
+		if s.opts.Strict {
+			return fmt.Errorf("mkvstream: track %d block at timecode %d: %w", b.Track, pts(s.clusterTC, b.RelTimecode), err)
+		}
+		return nil
+	}
+	rep.Opened++
+	if s.pendHead {
+		s.buf = append(s.buf, s.head...)
+		s.pendHead = false
+	}
+	if s.pendCluster {
+		s.buf = mkv.AppendClusterStart(s.buf, s.clusterTC)
+		s.pendCluster = false
+	}
+	// The key flag is authenticated (frame metadata); the others
+	// (invisible, discardable) are not, and are not written.
+	var flags byte
+	if b.Keyframe {
+		flags = mkv.FlagKeyframe
+	}
+	s.buf = mkv.AppendSimpleBlock(s.buf, b.Track, b.RelTimecode, flags, s.pt)
+	return nil
+}
+
+// problem applies Options.MismatchAfter and Options.OnProblem after an
+// event: a non-nil error ends Decrypt.
+func (s *decryption) problem() error {
+	rep, opts := s.rep, s.opts
+	if opts.MismatchAfter > 0 && rep.BundlesAccepted > 0 && rep.Opened == 0 && rep.Counts[e2ee.ErrAuth] >= opts.MismatchAfter {
+		return fmt.Errorf("%w (%d frames failed, none opened)", ErrContextMismatch, rep.Counts[e2ee.ErrAuth])
+	}
+	if opts.OnProblem == nil || rep.last == nil {
+		return nil
+	}
+	err := rep.last
+	rep.last = nil
+	return opts.OnProblem(err, rep)
+}
+
+// nothingDecrypted is the error of a stream whose frames all failed, naming
+// its most likely cause, or nil.
+func nothingDecrypted(rep *Report) error {
+	if rep.Frames == 0 || rep.Opened > 0 {
+		return nil
+	}
+	if rep.BundlesAccepted > 0 && rep.Counts[e2ee.ErrAuth] == rep.Frames {
+		return ErrContextMismatch
+	}
+	// The most frequent cause; when no bundle was accepted, the bundles'
+	// root cause (not a recipient, bad signature, ...) rather than the
+	// frames' ErrMissingKey that follows from it.
+	candidates := causes[:slices.Index(causes, e2ee.ErrGap)] // errors, not warnings
+	if rep.BundlesAccepted == 0 {
+		for _, c := range bundleCauses {
+			if rep.Counts[c] > 0 {
+				candidates = bundleCauses
+				break
+			}
+		}
+	}
+	var top error
+	for _, c := range candidates {
+		if top == nil || rep.Counts[c] > rep.Counts[top] {
+			top = c
+		}
+	}
+	return fmt.Errorf("%w of %d: %w (first: %v)", ErrNothingDecrypted, rep.Frames, top, rep.First[top])
 }
 
 // Encrypt reads plain Matroska (one or more segments) from r and writes

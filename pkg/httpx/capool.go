@@ -1,4 +1,4 @@
-package credentials
+package httpx
 
 import (
 	"crypto/x509"
