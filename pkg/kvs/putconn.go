@@ -1,6 +1,7 @@
 package kvs
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -74,20 +75,13 @@ func requestHead(req *http.Request) ([]byte, error) {
 	if host == "" {
 		host = req.URL.Host
 	}
-	var b bytesWriter
-	b.buf = append(b.buf, req.Method+" "+req.URL.RequestURI()+" HTTP/1.1\r\nHost: "+host+"\r\n"...)
+	var b bytes.Buffer
+	b.WriteString(req.Method + " " + req.URL.RequestURI() + " HTTP/1.1\r\nHost: " + host + "\r\n")
 	if err := req.Header.Write(&b); err != nil {
 		return nil, err
 	}
-	b.buf = append(b.buf, "Transfer-Encoding: chunked\r\n\r\n"...)
-	return b.buf, nil
-}
-
-type bytesWriter struct{ buf []byte }
-
-func (w *bytesWriter) Write(p []byte) (int, error) {
-	w.buf = append(w.buf, p...)
-	return len(p), nil
+	b.WriteString("Transfer-Encoding: chunked\r\n\r\n")
+	return b.Bytes(), nil
 }
 
 var crlf = []byte("\r\n")
