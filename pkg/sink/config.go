@@ -3,6 +3,7 @@ package sink
 import (
 	"fmt"
 	"log/slog"
+	"math"
 	"net/http"
 	"os"
 	"sort"
@@ -154,6 +155,11 @@ type Config struct {
 	// StorageMemory bounds the store's bytes in memory when StoragePath is
 	// set; it defaults to 32 MiB, or StorageSize if that is less.
 	StorageMemory int64
+	// OfflineWindow bounds, for Offline input that runs ahead of real time,
+	// the bytes of closed fragments kept in memory before Put waits for
+	// the service (store.go); default DefaultOfflineWindow. Negative
+	// disables it: such input then fills the store up to StorageSize.
+	OfflineWindow int64
 	// StorageOpenFile opens the files under StoragePath; default
 	// os.OpenFile. Tests slow it down or make it fail.
 	StorageOpenFile func(name string, flag int, perm os.FileMode) (journal.File, error)
@@ -176,6 +182,11 @@ type Config struct {
 	// concurrent use, and must not block (the caller waits for it).
 	OnEvent func(Event)
 }
+
+// DefaultOfflineWindow is the default Config.OfflineWindow: several
+// fragments of a 1080p stream, enough to keep a fast link busy while the
+// oldest of them is acknowledged.
+const DefaultOfflineWindow = 8 << 20
 
 // Config resolves Settings against the environment into a Config. getenv is
 // os.Getenv in the element and a map in tests. It is pure: it reads no
@@ -428,6 +439,12 @@ func (c Config) withDefaults() Config {
 		c.StorageMemory = DefaultStorageMemoryMB << 20
 	}
 	c.StorageMemory = min(c.StorageMemory, c.StorageSize)
+	switch {
+	case c.OfflineWindow == 0:
+		c.OfflineWindow = DefaultOfflineWindow
+	case c.OfflineWindow < 0:
+		c.OfflineWindow = math.MaxInt64
+	}
 	if c.TimecodeScale <= 0 {
 		c.TimecodeScale = time.Millisecond
 	}

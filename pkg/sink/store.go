@@ -3,6 +3,7 @@ package sink
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/kvsgo/kvsgo/pkg/fragment"
 )
@@ -47,16 +48,23 @@ func (s *Sink) fullLocked(n int64) (bool, string) {
 func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
 	for {
 		full, reason := s.fullLocked(n)
+		var ahead time.Duration
 		if !full {
-			return nil
-		}
-		if s.cfg.StreamingType != Offline && s.dropOldestLocked(reason) {
+			if ahead = s.aheadLocked(); ahead <= 0 {
+				return nil
+			}
+		} else if s.cfg.StreamingType != Offline && s.dropOldestLocked(reason) {
 			continue
 		}
 		ch := s.changedLocked()
+		var tick <-chan time.Time
+		if ahead > 0 { // the source may fall back to real time meanwhile
+			tick = s.cfg.Clock.After(ahead)
+		}
 		s.mu.Unlock()
 		select {
 		case <-ch:
+		case <-tick:
 		case <-ctx.Done():
 			s.mu.Lock()
 			return ctx.Err()
@@ -70,6 +78,42 @@ func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
 		}
 	}
 }
+
+// Offline input that runs ahead of real time (a file, a transcode) waits
+// for the service once the store's closed fragments in memory exceed
+// OfflineWindow bytes: the source loses nothing by waiting, and the store's
+// memory stays near the window instead of growing to StorageSize with the
+// acknowledgement lag (and the pages it touches are recycled ones). A live
+// source never waits for it: it fills the store up to StorageSize as
+// before, and only then waits, as offline does.
+//
+// aheadLocked reports how long Put must wait for the window: 0 when the
+// frame may go in, else how far the stored stream runs ahead of the wall
+// clock (beyond aheadMargin), after which it is to be asked again. The
+// fragment being built never counts, so acknowledgements can always free
+// the window: its first Cluster is what lets the service complete the
+// fragments before it.
+func (s *Sink) aheadLocked() time.Duration {
+	if s.cfg.StreamingType != Offline || len(s.entries) < 2 || s.entries[len(s.entries)-1].frag.Closed {
+		return 0
+	}
+	open := s.entries[len(s.entries)-1]
+	if s.stored-s.spilledBytes-int64(open.size()) <= s.cfg.OfflineWindow {
+		return 0
+	}
+	for _, e := range s.entries { // the source's pace: recovered fragments are an earlier run's
+		if !e.recovered {
+			ahead := (s.metrics.FramePTS - e.frag.Start) - s.cfg.Clock.Now().Sub(e.putAt) - aheadMargin
+			return max(ahead, 0)
+		}
+	}
+	return 0
+}
+
+// aheadMargin is how far stored stream time must run ahead of the wall
+// clock before the offline window applies: more than a live source's
+// bursts (an encoder's or a queue's latency).
+const aheadMargin = 2 * time.Second
 
 // dropOldestLocked removes the oldest closed fragment that the writer is
 // not in the middle of. It reports false when there is none.

@@ -174,3 +174,146 @@ func TestFastSourceNotLimitedByBufferDuration(t *testing.T) {
 		}
 	}
 }
+
+// putAll puts frames from..to-1 from a goroutine; the channel reports how
+// many went in and Put's error when it returns.
+func putAll(s *Sink, from, to int) (*int64, chan error) {
+	var n int64
+	done := make(chan error, 1)
+	go func() {
+		for i := from; i < to; i++ {
+			if err := s.Put(context.Background(), aacFrame(i)); err != nil {
+				done <- err
+				return
+			}
+			s.mu.Lock()
+			n++
+			s.mu.Unlock()
+		}
+		done <- nil
+	}()
+	return &n, done
+}
+
+// waitBlocked waits until the goroutine of putAll stops making progress
+// with the offline window closed, and returns how many frames it put.
+func waitBlocked(t *testing.T, s *Sink, n *int64, done chan error) int64 {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case err := <-done:
+			t.Fatalf("Put returned %v, want it blocked on the offline window", err)
+		default:
+		}
+		s.mu.Lock()
+		ahead, put := s.aheadLocked(), *n
+		s.mu.Unlock()
+		if ahead > 0 {
+			time.Sleep(20 * time.Millisecond)
+			s.mu.Lock()
+			same := *n == put
+			s.mu.Unlock()
+			if same {
+				return put
+			}
+		}
+		time.Sleep(time.Millisecond)
+	}
+	t.Fatal("Put never blocked on the offline window")
+	return 0
+}
+
+// ackOldest acknowledges the oldest stored fragment as the service does.
+func ackOldest(s *Sink) {
+	s.mu.Lock()
+	s.entries[0].state = statePersisted
+	s.trimLocked()
+	s.mu.Unlock()
+}
+
+// Offline input faster than real time waits once the closed fragments in
+// memory exceed the window, and goes on as acknowledgements free it: its
+// memory stays near the window however large StorageSize is, and no frame
+// is dropped.
+func TestOfflineWindowHoldsFastSource(t *testing.T) {
+	s, evs, _ := storeSinkClock(t, Offline, 1<<30, time.Hour) // the clock stands still: a file
+	s.cfg.OfflineWindow = 25_000                               // 2.5 fragments of ten 1000-byte frames
+	n, done := putAll(s, 0, 200)
+	put := waitBlocked(t, s, n, done)
+	s.mu.Lock()
+	closed := s.stored - int64(s.entries[len(s.entries)-1].size())
+	s.mu.Unlock()
+	if closed <= 25_000 || closed > 25_000+11*1016 {
+		t.Fatalf("blocked with %d bytes of closed fragments, want just over the 25000-byte window", closed)
+	}
+	if put >= 100 {
+		t.Fatalf("%d frames went in before the window closed", put)
+	}
+	for {
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m := s.Metrics(); m.FramesPut != 200 || m.FramesDropped != 0 {
+				t.Fatalf("put %d, dropped %d frames; want 200 put, none dropped", m.FramesPut, m.FramesDropped)
+			}
+			for _, e := range *evs {
+				if e.Kind == EventDropped {
+					t.Fatalf("offline dropped frames: %+v", e.Dropped)
+				}
+			}
+			return
+		default:
+		}
+		s.mu.Lock()
+		closed := s.stored - int64(s.entries[len(s.entries)-1].size())
+		ready := len(s.entries) > 1 && s.entries[0].frag.Closed
+		s.mu.Unlock()
+		if closed > 25_000+11*1016 {
+			t.Fatalf("%d bytes of closed fragments in memory, over the window by more than one fragment", closed)
+		}
+		if ready {
+			ackOldest(s)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// A live source in offline mode is never held by the window: the store
+// absorbs a stalled upload up to StorageSize, as it always did.
+func TestOfflineWindowIgnoresLiveSource(t *testing.T) {
+	s, _, fc := storeSinkClock(t, Offline, 1<<30, time.Hour)
+	s.cfg.OfflineWindow = 25_000
+	for i := range 200 {
+		fc.Advance(100 * time.Millisecond) // frames come at their own pace
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		err := s.Put(ctx, aacFrame(i))
+		cancel()
+		if err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+	}
+	if s.stored < 150_000 {
+		t.Fatalf("the store holds %d bytes, want the whole unacknowledged stream", s.stored)
+	}
+}
+
+// A source held by the window that falls back to real time (its frames
+// stop running ahead of the wall clock) goes on without acknowledgements.
+func TestOfflineWindowReleasedByTheClock(t *testing.T) {
+	s, _, fc := storeSinkClock(t, Offline, 1<<30, time.Hour)
+	s.cfg.OfflineWindow = 25_000
+	n, done := putAll(s, 0, 60)
+	put := waitBlocked(t, s, n, done)
+	fc.Advance(time.Duration(put)*100*time.Millisecond + time.Second) // the wall clock catches up
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Put stayed blocked once the source no longer ran ahead of real time")
+	}
+}
