@@ -238,7 +238,7 @@ func ackOldest(s *Sink) {
 // is dropped.
 func TestOfflineWindowHoldsFastSource(t *testing.T) {
 	s, evs, _ := storeSinkClock(t, Offline, 1<<30, time.Hour) // the clock stands still: a file
-	s.cfg.OfflineWindow = 25_000                               // 2.5 fragments of ten 1000-byte frames
+	s.cfg.OfflineWindow = 25_000                              // 2.5 fragments of ten 1000-byte frames
 	n, done := putAll(s, 0, 200)
 	put := waitBlocked(t, s, n, done)
 	s.mu.Lock()
