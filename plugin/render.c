@@ -17,6 +17,7 @@ typedef struct {
   gboolean open;       /* between start and stop */
   gboolean av;         /* a second track comes through a request pad */
   gint idle;           /* the drainer waits for a wake byte (written atomically: the drainer reads it without the lock) */
+  gboolean batch;      /* wake the drainer per KVSGO_WAKE_BATCH buffers (kvsgo_render_set_batch) */
   gboolean unlocked;   /* between unlock and unlock_stop */
   GstFlowReturn flow;  /* GST_FLOW_OK, or the failure every render returns */
   int waiters;         /* threads in g_cond_wait: a release signals only then */
@@ -53,17 +54,25 @@ static void wake(int fd) {
 
 int kvsgo_render_eventfd(void) { return eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC); }
 
+/* Wakes an idle drainer; q->lock is held. It returns the fd to write
+ * once the lock is released, or -1. */
+static int wake_locked(KvsgoRender *q) {
+  if (!q->idle) return -1;
+  g_atomic_int_set(&q->idle, FALSE);
+  return q->wake_fd;
+}
+
 /* Queues b (the queue has room; q->lock is held) and releases the lock,
- * waking an idle drainer. */
-static void push_and_unlock(KvsgoRender *q, const KvsgoQueued *b) {
+ * waking an idle drainer: at once, or in batch mode once KVSGO_WAKE_BATCH
+ * buffers wait (urgent: at once in any mode). */
+static void push_and_unlock(KvsgoRender *q, const KvsgoQueued *b, gboolean urgent) {
   q->ring[(q->head + q->count) % KVSGO_QUEUE_LEN] = *b;
   q->count++;
   q->pushed++;
-  gboolean need_wake = q->idle;
-  g_atomic_int_set(&q->idle, FALSE);
-  int fd = q->wake_fd;
+  int fd = -1;
+  if (urgent || !q->batch || q->count >= KVSGO_WAKE_BATCH) fd = wake_locked(q);
   g_mutex_unlock(&q->lock);
-  if (need_wake) wake(fd);
+  if (fd >= 0) wake(fd);
 }
 
 static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
@@ -122,7 +131,7 @@ static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
     g_cond_wait(&q->cond, &q->lock);
     q->waiters--;
   }
-  push_and_unlock(q, &b);
+  push_and_unlock(q, &b, FALSE);
   return GST_FLOW_OK;
 }
 
@@ -140,7 +149,7 @@ gboolean kvsgo_render_push_end(GstElement *el) {
     g_mutex_unlock(&q->lock);
     return FALSE;
   }
-  push_and_unlock(q, &b);
+  push_and_unlock(q, &b, TRUE);
   return TRUE;
 }
 
@@ -165,6 +174,7 @@ void kvsgo_render_open(GstElement *el, int wake_fd, gboolean av) {
   q->av = av;
   q->flow = GST_FLOW_OK;
   g_atomic_int_set(&q->idle, FALSE);
+  q->batch = FALSE;
   q->wake_fd = wake_fd;
   g_mutex_unlock(&q->lock);
 }
@@ -213,6 +223,15 @@ void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n) {
   g_mutex_unlock(&q->lock);
 }
 
+int kvsgo_render_set_batch(GstElement *el, gboolean batch) {
+  KvsgoRender *q = render_get(el);
+  g_mutex_lock(&q->lock);
+  q->batch = batch;
+  int n = q->count;
+  g_mutex_unlock(&q->lock);
+  return n;
+}
+
 void kvsgo_render_set_flow(GstElement *el, GstFlowReturn flow) {
   KvsgoRender *q = render_get(el);
   g_mutex_lock(&q->lock);
@@ -226,6 +245,10 @@ gboolean kvsgo_render_barrier(GstElement *el) {
   gboolean ok;
   g_mutex_lock(&q->lock);
   guint64 want = q->pushed;
+  if (q->count > 0) {
+    int fd = wake_locked(q); /* batch mode may have left them waiting */
+    if (fd >= 0) wake(fd);
+  }
   while (q->released < want && q->open && q->flow == GST_FLOW_OK) {
     if (q->unlocked) {
       /* As render: a pause waits for PLAYING (GstBaseSink holds the

@@ -25,6 +25,19 @@ import (
 // takeBatch is how many queued buffers the drainer takes at once.
 const takeBatch = 16
 
+// Input that runs ahead of real time by more than batchAhead (a file, a
+// transcode) switches the render queue to batch mode: render wakes the
+// drainer once per KVSGO_WAKE_BATCH buffers instead of at every one (a
+// wake costs a system call on each side and a goroutine hand-off), and
+// the drainer, when idle, looks at the queue every batchWait as well, so
+// that a buffer waits at most that long when such input pauses. A look
+// that finds the queue empty ends batch mode: live input, which never runs
+// ahead, is woken at every buffer.
+const (
+	batchAhead = time.Second
+	batchWait  = 5 * time.Millisecond
+)
+
 // drainer moves buffers from the C render queue (render.c) into the core,
 // on one goroutine per started element. It wakes on an eventfd the
 // Go runtime polls, so that the streaming thread never enters Go per
@@ -36,6 +49,9 @@ type drainer struct {
 	ev     *os.File // the eventfd render writes to wake the drainer
 	raw    syscall.RawConn
 	idle   *int32 // render.c's idle mark
+	batch  bool   // the queue is in batch mode
+	timed  bool   // the wait has a deadline (batch mode)
+	pace   pacer
 	ctx    context.Context
 	cancel context.CancelFunc
 	done   chan struct{}
@@ -87,7 +103,7 @@ func (d *drainer) run() {
 	batchMem := C.calloc(takeBatch, C.sizeof_KvsgoQueued)
 	defer C.free(batchMem)
 	batch := unsafe.Slice((*C.KvsgoQueued)(batchMem), takeBatch)
-	failed := false
+	failed, expired := false, false
 	for {
 		var now C.gint64
 		n := int(C.kvsgo_render_take(d.e.el, &batch[0], takeBatch, &now))
@@ -95,22 +111,60 @@ func (d *drainer) run() {
 			return // closed and empty
 		}
 		if n == 0 {
+			if expired && d.batch {
+				// The input paused: back to a wake per buffer, unless
+				// buffers came in meanwhile without waking anyone.
+				d.batch = false
+				d.pace = pacer{}
+				if C.kvsgo_render_set_batch(d.e.el, C.FALSE) > 0 {
+					continue
+				}
+			}
 			// Idle: the next render writes the eventfd. An error means it
 			// was closed under us, which stop never does first.
-			if err := d.wait(); err != nil {
+			var err error
+			if expired, err = d.wait(); err != nil {
 				return
 			}
 			continue
 		}
+		expired = false
 		goNow := time.Now()
 		kind := d.e.primaryKind() // set_caps waits for the queue: one kind per batch
 		for i := range n {
-			if !failed && !d.put(&batch[i], kind, goNow, time.Duration(now-batch[i].entered)*time.Microsecond) {
+			b := &batch[i]
+			if !failed && !d.put(b, kind, goNow, time.Duration(now-b.entered)*time.Microsecond) {
 				failed = true
+			}
+			if !d.batch && b.buf != nil && d.pace.ahead(uint64(b.pts), int64(b.entered)) > batchAhead {
+				d.batch = true
+				C.kvsgo_render_set_batch(d.e.el, C.TRUE)
 			}
 		}
 		C.kvsgo_render_release(d.e.el, &batch[0], C.int(n))
 	}
+}
+
+// pacer measures how far buffers run ahead of real time: their PTS
+// against the monotonic time at which render took them, from the first
+// buffer it saw.
+type pacer struct {
+	set  bool
+	pts0 uint64 // ns
+	at0  int64  // µs
+}
+
+// ahead takes the next buffer's PTS (ns, or GST_CLOCK_TIME_NONE) and render
+// entry (µs), and returns how far the input runs ahead of real time.
+func (p *pacer) ahead(pts uint64, at int64) time.Duration {
+	if pts == uint64(C.GST_CLOCK_TIME_NONE) {
+		return 0
+	}
+	if !p.set {
+		p.set, p.pts0, p.at0 = true, pts, at
+		return 0
+	}
+	return time.Duration(int64(pts-p.pts0)) - time.Duration(at-p.at0)*time.Microsecond
 }
 
 // wait blocks until a render has queued a buffer since the drainer went
@@ -119,23 +173,36 @@ func (d *drainer) run() {
 // which the render that writes the eventfd clears first (cleared: a buffer
 // is queued; set: the write comes after the wait began, and wakes it). The
 // eventfd is never read: a wait costs no system call of its own.
-func (d *drainer) wait() error {
+// In batch mode the wait also ends after batchWait: expired reports that.
+func (d *drainer) wait() (expired bool, err error) {
 	if d.raw == nil {
 		rc, err := d.ev.SyscallConn()
 		if err != nil {
-			return err
+			return false, err
 		}
 		d.raw = rc
 		d.idle = (*int32)(unsafe.Pointer(C.kvsgo_render_idle_flag(d.e.el)))
 	}
+	switch {
+	case d.batch:
+		d.ev.SetReadDeadline(time.Now().Add(batchWait))
+		d.timed = true
+	case d.timed:
+		d.ev.SetReadDeadline(time.Time{})
+		d.timed = false
+	}
 	first := true
-	return d.raw.Read(func(uintptr) bool {
+	err = d.raw.Read(func(uintptr) bool {
 		if first {
 			first = false
 			return atomic.LoadInt32(d.idle) == 0
 		}
 		return true // woken by a write
 	})
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return true, nil
+	}
+	return false, err
 }
 
 // put hands one queued buffer to the core; false after a failure that

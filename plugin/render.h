@@ -22,6 +22,9 @@
 
 /* Buffers the queue holds at most (the drainer keeps up within a few). */
 #define KVSGO_QUEUE_LEN 64
+/* In batch mode (kvsgo_render_set_batch) an idle drainer is woken once
+ * this many buffers are queued, not at every one. */
+#define KVSGO_WAKE_BATCH 16
 
 /* A queued buffer: a reference and a read mapping, released by the
  * drainer once the core has copied the data. buf NULL: the end of the
@@ -64,6 +67,13 @@ gint *kvsgo_render_idle_flag(GstElement *el);
 /* Unmaps and unrefs n taken buffers; wakes a render waiting for room and a
  * barrier waiting for the queue to empty. */
 void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n);
+/* Batch mode, for input that runs ahead of real time: a push wakes an idle
+ * drainer only once KVSGO_WAKE_BATCH buffers are queued (an end-of-track
+ * mark, a barrier and stop still wake it at once), and the drainer looks
+ * at the queue on its own timer. Leaving it returns how many buffers are
+ * queued: when some are, the drainer must take them, as no push will wake
+ * it for them. */
+int kvsgo_render_set_batch(GstElement *el, gboolean batch);
 /* A failed frame: every render from now on (until stop) returns flow. */
 void kvsgo_render_set_flow(GstElement *el, GstFlowReturn flow);
 
