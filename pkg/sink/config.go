@@ -155,9 +155,12 @@ type Config struct {
 	// StorageMemory bounds the store's bytes in memory when StoragePath is
 	// set; it defaults to 32 MiB, or StorageSize if that is less.
 	StorageMemory int64
-	// OfflineWindow bounds, for Offline input that runs ahead of real time,
-	// the bytes of closed fragments kept in memory before Put waits for
-	// the service (store.go); default DefaultOfflineWindow. Negative
+	// OfflineWindow is where the bound starts, for Offline input that runs
+	// ahead of real time, on the bytes of closed fragments kept in memory
+	// before Put waits for the service (store.go); default
+	// DefaultOfflineWindow. It doubles, up to StorageSize, whenever the
+	// upload idles for windowStarve because of it (a link whose
+	// acknowledgements take longer than the window lasts). Negative
 	// disables it: such input then fills the store up to StorageSize.
 	OfflineWindow int64
 	// StorageOpenFile opens the files under StoragePath; default
@@ -183,10 +186,10 @@ type Config struct {
 	OnEvent func(Event)
 }
 
-// DefaultOfflineWindow is the default Config.OfflineWindow: several
-// fragments of a 1080p stream, enough to keep a fast link busy while the
-// oldest of them is acknowledged.
-const DefaultOfflineWindow = 8 << 20
+// DefaultOfflineWindow is the default Config.OfflineWindow: a couple of
+// 1080p fragments, several times what loopback or a LAN carries during an
+// acknowledgement's delay; a longer delay grows it.
+const DefaultOfflineWindow = 4 << 20
 
 // Config resolves Settings against the environment into a Config. getenv is
 // os.Getenv in the element and a map in tests. It is pure: it reads no

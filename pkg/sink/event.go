@@ -100,6 +100,10 @@ type Metrics struct {
 	// StoreMemory is how much of StoreBytes is in memory: less with a
 	// storage path, when fragments wait on disk only (storage-memory).
 	StoreMemory int64
+	// StoreWindow is the offline window: the bytes of finished fragments
+	// that input faster than real time may keep in memory before it waits
+	// for the service (0 unless Offline; see Config.OfflineWindow).
+	StoreWindow int64
 	// DiskWritten counts the bytes written under StoragePath since Start,
 	// record framing included (write amplification: DiskWritten over
 	// BytesSent).

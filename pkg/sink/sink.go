@@ -108,6 +108,8 @@ type Sink struct {
 	persistent    map[string]string // persistent fragment metadata
 	sealer        *sealer           // end-to-end encryption, or nil
 
+	window           int64  // the offline window (store.go)
+	windowWaits      int    // Puts waiting for it
 	inflight         *entry // the entry the writer is in the middle of (never dropped)
 	acked            uint64 // fragments received by the service: progress of a session
 	metrics          Metrics
@@ -161,7 +163,7 @@ func New(cfg Config) (*Sink, error) {
 	if cfg.HTTPClient == nil {
 		cfg.HTTPClient = cfg.Net.HTTP()
 	}
-	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{})}
+	s := &Sink{cfg: cfg, log: cfg.Logger.With("stream", cfg.StreamName), done: make(chan struct{}), window: cfg.OfflineWindow}
 	if cfg.AV {
 		s.av = newAVState(cfg)
 	}

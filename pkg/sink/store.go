@@ -60,16 +60,23 @@ func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
 		var tick <-chan time.Time
 		if ahead > 0 { // the source may fall back to real time meanwhile
 			tick = s.cfg.Clock.After(ahead)
+			s.windowWaits++ // the writer grows the window if the link idles (upload.go)
 		}
 		s.mu.Unlock()
+		var err error
 		select {
 		case <-ch:
 		case <-tick:
 		case <-ctx.Done():
-			s.mu.Lock()
-			return ctx.Err()
+			err = ctx.Err()
 		}
 		s.mu.Lock()
+		if ahead > 0 {
+			s.windowWaits--
+		}
+		if err != nil {
+			return err
+		}
 		if s.err != nil {
 			return s.err
 		}
@@ -80,11 +87,15 @@ func (s *Sink) makeRoomLocked(ctx context.Context, n int64) error {
 }
 
 // Offline input that runs ahead of real time (a file, a transcode) waits
-// for the service once the store's closed fragments in memory exceed
-// OfflineWindow bytes: the source loses nothing by waiting, and the store's
-// memory stays near the window instead of growing to StorageSize with the
-// acknowledgement lag (and the pages it touches are recycled ones). A live
-// source never waits for it: it fills the store up to StorageSize as
+// for the service once the store's closed fragments in memory exceed the
+// window (s.window, from Config.OfflineWindow): the source loses nothing by
+// waiting, and the store's memory stays near the window instead of growing
+// to StorageSize with the acknowledgement lag (and the pages it touches
+// are recycled ones). The window must not be what limits the upload: when
+// the writer has sent everything and idles for windowStarve while a Put
+// waits for the window, the acknowledgements take longer than the window
+// lasts on this link, and the writer doubles it (up to StorageSize). A
+// live source never waits for it: it fills the store up to StorageSize as
 // before, and only then waits, as offline does.
 //
 // aheadLocked reports how long Put must wait for the window: 0 when the
@@ -98,7 +109,7 @@ func (s *Sink) aheadLocked() time.Duration {
 		return 0
 	}
 	open := s.entries[len(s.entries)-1]
-	if s.stored-s.spilledBytes-int64(open.size()) <= s.cfg.OfflineWindow {
+	if s.stored-s.spilledBytes-int64(open.size()) <= s.window {
 		return 0
 	}
 	for _, e := range s.entries { // the source's pace: recovered fragments are an earlier run's
@@ -108,6 +119,22 @@ func (s *Sink) aheadLocked() time.Duration {
 		}
 	}
 	return 0
+}
+
+// windowStarve is how long the upload may idle, with a Put waiting for
+// the offline window, before the window doubles: longer than loopback's
+// or a LAN's acknowledgement delay, far shorter than a fragment.
+const windowStarve = 20 * time.Millisecond
+
+// growWindowLocked doubles the offline window, up to StorageSize, when a
+// Put still waits for it; the writer calls it after idling windowStarve.
+func (s *Sink) growWindowLocked() {
+	if s.windowWaits == 0 || s.window >= s.cfg.StorageSize {
+		return
+	}
+	s.window = min(2*s.window, s.cfg.StorageSize)
+	s.log.Debug("offline window grown: acknowledgements take longer than it lasted", "window", s.window)
+	s.wakeLocked()
 }
 
 // aheadMargin is how far stored stream time must run ahead of the wall
@@ -193,6 +220,9 @@ func (s *Sink) metricsLocked() Metrics {
 	m := s.metrics
 	m.StoreBytes, m.StoreSize, m.BufferDuration = s.stored, s.cfg.StorageSize, s.cfg.BufferDuration
 	m.StoreMemory = s.stored - s.spilledBytes
+	if s.cfg.StreamingType == Offline {
+		m.StoreWindow = min(s.window, s.cfg.StorageSize)
+	}
 	if s.journal != nil {
 		m.DiskWritten = s.journal.Stats().Written
 	}

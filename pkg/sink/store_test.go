@@ -238,7 +238,7 @@ func ackOldest(s *Sink) {
 // is dropped.
 func TestOfflineWindowHoldsFastSource(t *testing.T) {
 	s, evs, _ := storeSinkClock(t, Offline, 1<<30, time.Hour) // the clock stands still: a file
-	s.cfg.OfflineWindow = 25_000                              // 2.5 fragments of ten 1000-byte frames
+	s.window = 25_000                                         // 2.5 fragments of ten 1000-byte frames
 	n, done := putAll(s, 0, 200)
 	put := waitBlocked(t, s, n, done)
 	s.mu.Lock()
@@ -285,7 +285,7 @@ func TestOfflineWindowHoldsFastSource(t *testing.T) {
 // absorbs a stalled upload up to StorageSize, as it always did.
 func TestOfflineWindowIgnoresLiveSource(t *testing.T) {
 	s, _, fc := storeSinkClock(t, Offline, 1<<30, time.Hour)
-	s.cfg.OfflineWindow = 25_000
+	s.window = 25_000
 	for i := range 200 {
 		fc.Advance(100 * time.Millisecond) // frames come at their own pace
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -304,7 +304,7 @@ func TestOfflineWindowIgnoresLiveSource(t *testing.T) {
 // stop running ahead of the wall clock) goes on without acknowledgements.
 func TestOfflineWindowReleasedByTheClock(t *testing.T) {
 	s, _, fc := storeSinkClock(t, Offline, 1<<30, time.Hour)
-	s.cfg.OfflineWindow = 25_000
+	s.window = 25_000
 	n, done := putAll(s, 0, 60)
 	put := waitBlocked(t, s, n, done)
 	fc.Advance(time.Duration(put)*100*time.Millisecond + time.Second) // the wall clock catches up

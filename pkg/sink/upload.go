@@ -637,6 +637,7 @@ type writeStep struct {
 	ch     <-chan struct{}
 	ed     *edge
 	tags   bool // actEnd: send the end-of-fragment tag first
+	starve bool // actWait: a Put waits for the offline window (store.go)
 }
 
 // countLocked accounts for the bytes written since the lock was last held.
@@ -696,6 +697,7 @@ func (w *writer) stepLocked() writeStep {
 		st.act = actSent
 	default:
 		st.act, st.ch = actWait, s.changedLocked() // nothing to do until the store changes
+		st.starve = s.windowWaits > 0
 		if e != nil && s.edgeable(w.pm) {
 			st.ed = &edge{e: e, off: w.off, pm: w.pm, ss: ss} // the next Put writes (edge.go)
 			s.edge = st.ed
@@ -777,8 +779,16 @@ func (w *writer) writeChunk(st writeStep) (bool, error) {
 // the live edge (edge.go), whose progress the writer takes back.
 func (w *writer) wait(st writeStep) (bool, error) {
 	s := w.s
+	var starved <-chan time.Time
+	if st.starve {
+		starved = s.cfg.Clock.After(windowStarve)
+	}
 	select {
 	case <-st.ch:
+	case <-starved:
+		s.mu.Lock()
+		s.growWindowLocked()
+		s.mu.Unlock()
 	case <-w.ctx.Done():
 		if st.ed != nil {
 			s.mu.Lock()
