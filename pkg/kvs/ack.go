@@ -65,6 +65,14 @@ const (
 // a wrongly typed value or anything after the object is an error. Every
 // error wraps ErrMalformedAck and names the problem.
 func ParseAck(b []byte) (Ack, error) {
+	if a, seen, ok := parseCanonicalAck(b); ok {
+		return a, validateAck(&a, seen)
+	}
+	return parseAckJSON(b)
+}
+
+// parseAckJSON is ParseAck through a JSON decoder, for any form.
+func parseAckJSON(b []byte) (Ack, error) {
 	var a Ack
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.UseNumber()
@@ -83,6 +91,91 @@ func ParseAck(b []byte) (Ack, error) {
 		return a, malformed("data after the object: %q", excerptBytes(rest))
 	}
 	return a, validateAck(&a, seen)
+}
+
+// parseCanonicalAck reads, without a JSON decoder, an acknowledgement in
+// the form the service writes: known keys only, each once, no whitespace,
+// strings without escapes, numbers as plain digits. ok is false for
+// anything else, which ParseAck's decoder then reads (and reports, when it
+// is wrong): both give the same result for what this accepts.
+func parseCanonicalAck(b []byte) (a Ack, seen int, ok bool) {
+	if len(b) < 2 || b[0] != '{' || b[len(b)-1] != '}' {
+		return a, 0, false
+	}
+	i := 1
+	for i < len(b)-1 {
+		if seen != 0 {
+			if b[i] != ',' {
+				return a, 0, false
+			}
+			i++
+		}
+		key, n := plainString(b[i:])
+		if n == 0 || i+n >= len(b) || b[i+n] != ':' {
+			return a, 0, false
+		}
+		i += n + 1
+		bit := ackKey(string(key))
+		if bit == 0 || seen&bit != 0 {
+			return a, 0, false
+		}
+		seen |= bit
+		switch bit {
+		case keyEventType, keyFragmentNumber, keyErrorCode:
+			v, n := plainString(b[i:])
+			if n == 0 {
+				return a, 0, false
+			}
+			i += n
+			switch bit {
+			case keyEventType:
+				a.EventType = AckEventType(v)
+			case keyFragmentNumber:
+				if !digits(string(v)) {
+					return a, 0, false
+				}
+				a.FragmentNumber = string(v)
+			default:
+				a.ErrorCode = string(v)
+			}
+		default:
+			n := 0
+			for i+n < len(b) && b[i+n] >= '0' && b[i+n] <= '9' {
+				n++
+			}
+			if n == 0 || (n > 1 && b[i] == '0') {
+				return a, 0, false
+			}
+			v, err := strconv.ParseUint(string(b[i:i+n]), 10, 64)
+			if err != nil || (bit == keyErrorID && v > math.MaxInt32) {
+				return a, 0, false
+			}
+			i += n
+			if bit == keyErrorID {
+				a.ErrorID = int(v)
+			} else {
+				a.FragmentTimecode = v
+			}
+		}
+	}
+	return a, seen, i == len(b)-1
+}
+
+// plainString returns the contents and length of the JSON string at the
+// start of b if it has no escapes and only printable ASCII, else n == 0.
+func plainString(b []byte) (s []byte, n int) {
+	if len(b) < 2 || b[0] != '"' {
+		return nil, 0
+	}
+	for j := 1; j < len(b); j++ {
+		switch c := b[j]; {
+		case c == '"':
+			return b[1:j], j + 1
+		case c < 0x20 || c > 0x7e || c == '\\':
+			return nil, 0
+		}
+	}
+	return nil, 0
 }
 
 // ackKey is the bit of a known key of an acknowledgement object, or 0.

@@ -430,3 +430,47 @@ func BenchmarkAckDecoder(b *testing.B) {
 		}
 	}
 }
+
+// The acknowledgements the service sends take the decoder-free path.
+func TestCanonicalAcksTakeTheFastPath(t *testing.T) {
+	for _, s := range []string{persistedAck, errorAck, `{"EventType":"IDLE"}`,
+		`{"EventType":"BUFFERING","FragmentTimecode":1584744514887,"FragmentNumber":"91343852333191697455860699043390064069604354508"}`} {
+		a, _, ok := parseCanonicalAck([]byte(s))
+		if !ok {
+			t.Fatalf("%s: not read by parseCanonicalAck", s)
+		}
+		want, err := parseAckJSON([]byte(s))
+		if err != nil || a != want {
+			t.Fatalf("%s: %+v, the decoder read %+v (%v)", s, a, want, err)
+		}
+	}
+	for _, s := range []string{`{ "EventType":"IDLE"}`, `{"EventType":"ID\u004cE"}`, `{"EventType":"IDLE","EventType":"IDLE"}`,
+		`{"EventType":"IDLE","x":1}`, `{"FragmentTimecode":01,"EventType":"IDLE"}`, `{"EventType":"IDLE",}`, `{"ErrorId":2147483648}`} {
+		if _, _, ok := parseCanonicalAck([]byte(s)); ok {
+			t.Fatalf("%s: read by parseCanonicalAck, which takes the service's form only", s)
+		}
+	}
+}
+
+// Whatever parseCanonicalAck reads, the JSON decoder reads the same way,
+// errors included.
+func FuzzCanonicalAck(f *testing.F) {
+	for _, s := range []string{persistedAck, errorAck, `{"EventType":"IDLE"}`, `{}`, `{"EventType":"ERROR","ErrorId":0}`,
+		`{"FragmentTimecode":18446744073709551615,"EventType":"IDLE"}`, `{"ErrorCode":"x","EventType":"NOPE"}`} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		a, seen, ok := parseCanonicalAck(b)
+		if !ok {
+			return
+		}
+		err := validateAck(&a, seen)
+		want, werr := parseAckJSON(b)
+		if (err == nil) != (werr == nil) || (err != nil && err.Error() != werr.Error()) {
+			t.Fatalf("%q: error %v, the decoder's %v", b, err, werr)
+		}
+		if err == nil && a != want {
+			t.Fatalf("%q: %+v, the decoder read %+v", b, a, want)
+		}
+	})
+}
