@@ -37,7 +37,7 @@ func windowFrames(t *testing.T) ([]byte, []frame, int64) {
 // every frame is stored once, and returns the largest StoreMemory seen
 // after a Put and the window at the end.
 func streamWindow(t *testing.T, name string, window int64, delay time.Duration) (peak, final int64) {
-	cpd, frames, _ := windowFrames(t)
+	cpd, frames, largest := windowFrames(t)
 	fe := newFaultEndpoint(t, kvslocal.Faults{AckDelay: delay})
 	ev := &events{}
 	cfg := faultConfig(fe.url, name, ev)
@@ -52,7 +52,6 @@ func streamWindow(t *testing.T, name string, window int64, delay time.Duration) 
 		peak = max(peak, m.StoreMemory)
 		// The window (as it is now) bounds memory: the closed fragments within it, the
 		// one that crossed it and the open one.
-		_, _, largest := windowFrames(t)
 		if window > 0 && m.StoreMemory > m.StoreWindow+2*largest+largest/4 {
 			t.Fatalf("the store held %d bytes in memory, over the %d-byte window plus two fragments", m.StoreMemory, m.StoreWindow)
 		}
