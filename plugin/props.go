@@ -93,7 +93,7 @@ var props = []prop{
 		u:     func(s *sink.Settings) *uint { return &s.RetentionHours },
 		blurb: "Data retention of a stream this element creates; with 0 the service keeps nothing and EOS waits for RECEIVED instead of PERSISTED acks. Unit: hours. Default: 2"},
 	{name: "streaming-type", nick: "Streaming type", kind: kEnum,
-		blurb: "realtime and near-realtime: live, when storage-size or buffer-duration is reached the oldest fragment not yet received by the service is dropped (an element warning and a kvs-dropped-frames message count the frames and name the time range); offline: upload as fast as the service takes it, blocking upstream instead of dropping (input faster than real time waits once a window of finished fragments, 4 MiB growing on slow links, awaits acknowledgement). Default: realtime"},
+		blurb: "realtime and near-realtime: live, when storage-size or buffer-duration is reached the oldest fragment not yet received by the service is dropped (an element warning and a kvs-dropped-frames message count the frames and name the time range); offline: upload as fast as the service takes it, blocking upstream instead of dropping (input faster than real time waits once a window of finished fragments, 2 MiB growing on slow links, awaits acknowledgement). Default: realtime"},
 	{name: "content-type", nick: "Content type", kind: kString, noEffect: true,
 		str:   func(s *sink.Settings) **string { return &s.ContentType },
 		blurb: noEffect + " (as in the official element, the MIME type of the stream always follows the caps: video/h264, video/h265, audio/aac, audio/alaw or audio/mulaw). Default: NULL"},

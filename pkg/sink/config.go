@@ -186,10 +186,10 @@ type Config struct {
 	OnEvent func(Event)
 }
 
-// DefaultOfflineWindow is the default Config.OfflineWindow: a couple of
-// 1080p fragments, several times what loopback or a LAN carries during an
-// acknowledgement's delay; a longer delay grows it.
-const DefaultOfflineWindow = 4 << 20
+// DefaultOfflineWindow is the default Config.OfflineWindow: a few 720p
+// fragments or one 1080p fragment, more than loopback or a LAN carries
+// during an acknowledgement's delay; a longer delay grows it.
+const DefaultOfflineWindow = 2 << 20
 
 // Config resolves Settings against the environment into a Config. getenv is
 // os.Getenv in the element and a map in tests. It is pure: it reads no
