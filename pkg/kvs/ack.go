@@ -129,7 +129,7 @@ func parseCanonicalAck(b []byte) (a Ack, seen int, ok bool) {
 			i += n
 			switch bit {
 			case keyEventType:
-				a.EventType = AckEventType(v)
+				a.EventType = eventType(v)
 			case keyFragmentNumber:
 				if !digits(string(v)) {
 					return a, 0, false
@@ -159,6 +159,17 @@ func parseCanonicalAck(b []byte) (a Ack, seen int, ok bool) {
 		}
 	}
 	return a, seen, i == len(b)-1
+}
+
+// eventType returns the AckEventType v names, without a copy for the
+// known ones.
+func eventType(v []byte) AckEventType {
+	for _, t := range [...]AckEventType{AckBuffering, AckReceived, AckPersisted, AckIdle, AckErrorEvent} {
+		if string(v) == string(t) {
+			return t
+		}
+	}
+	return AckEventType(v)
 }
 
 // plainString returns the contents and length of the JSON string at the

@@ -98,6 +98,8 @@ type chunkWriter struct {
 	bufs    [3][]byte
 	joined  []byte
 	pending net.Buffers
+	vec     net.Buffers // the vector being written, over vecArr
+	vecArr  [4][]byte
 }
 
 func newChunkWriter(conn net.Conn) *chunkWriter {
@@ -122,14 +124,19 @@ func (c *chunkWriter) write(head, b []byte) error {
 	}
 	c.bufs = c.vector(b)
 	if c.tcp != nil {
-		v := net.Buffers(c.bufs[:])
+		// vec is a field over vecArr: WriteTo advances it, and a local
+		// slice would escape to the heap at every chunk.
+		c.vec = c.vecArr[:0]
 		if head != nil {
-			v = append(net.Buffers{head}, v...)
+			c.vec = append(c.vec, head)
 		}
 		if len(b) == 0 {
-			v = v[:1]
+			c.vec = append(c.vec, c.bufs[0])
+		} else {
+			c.vec = append(c.vec, c.bufs[:]...)
 		}
-		_, err := v.WriteTo(c.conn)
+		_, err := c.vec.WriteTo(c.conn)
+		clear(c.vecArr[:]) // no reference to the data after the write
 		return err
 	}
 	c.joined = append(c.joined[:0], head...)

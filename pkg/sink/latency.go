@@ -46,8 +46,15 @@ func (s *Sink) markLocked(e *entry, at time.Time) {
 	if at.IsZero() || e.recovered {
 		return
 	}
+	if e.marks == nil && len(s.spareMarks) > 0 {
+		k := len(s.spareMarks) - 1
+		e.marks, s.spareMarks = s.spareMarks[k], s.spareMarks[:k]
+	}
 	e.marks = append(e.marks, frameMark{end: len(e.frag.Data), at: at})
 }
+
+// spareMarksMax bounds the marks slices kept for the next fragments.
+const spareMarksMax = 4
 
 // writtenLocked records the latency of the frames of e whose last byte is
 // now written (off bytes of e went out), on their first sending.
@@ -57,6 +64,11 @@ func (s *Sink) writtenLocked(e *entry, off int, now time.Time) {
 		e.marked++
 	}
 	if e.marked == len(e.marks) && e.frag.Closed {
-		e.marks, e.marked = nil, 0 // every frame counted; replays are not
+		// Every frame counted; replays are not. The slice serves a later
+		// fragment.
+		if cap(e.marks) > 0 && len(s.spareMarks) < spareMarksMax {
+			s.spareMarks = append(s.spareMarks, e.marks[:0])
+		}
+		e.marks, e.marked = nil, 0
 	}
 }

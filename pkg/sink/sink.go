@@ -85,6 +85,7 @@ type Sink struct {
 	mu            sync.Mutex
 	changed       chan struct{} // closed on the next state change; nil while nobody waits (changedLocked)
 	latency       latencyLog    // frame-to-socket (latency.go)
+	spareMarks    [][]frameMark // marks slices for the next fragments (latency.go)
 	edge          *edge         // the writer's live edge, nil when none (edge.go)
 	received      time.Time     // when the frame being added reached the producer (Put)
 	track         *track        // single-track stream
@@ -543,11 +544,13 @@ func (s *Sink) emit(e Event) {
 	if e.At.IsZero() {
 		e.At = s.cfg.Clock.Now()
 	}
+	level := slog.LevelDebug
 	switch e.Kind {
 	case EventWarning, EventStreamError, EventConnectionLost:
-		s.log.Warn(e.String())
-	default:
-		s.log.Debug(e.String())
+		level = slog.LevelWarn
+	}
+	if s.log.Enabled(context.Background(), level) { // Event.String formats: not for nothing
+		s.log.Log(context.Background(), level, e.String())
 	}
 	if s.cfg.OnEvent != nil {
 		s.cfg.OnEvent(e)

@@ -12,12 +12,12 @@ import (
 
 // storeSink is a started-looking Sink without a network: AAC frames every
 // 100 ms cut into 1 s fragments of ten 1000-byte frames.
-func storeSink(t *testing.T, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event) {
+func storeSink(t testing.TB, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event) {
 	s, evs, _ := storeSinkClock(t, st, storage, bufDur)
 	return s, evs
 }
 
-func storeSinkClock(t *testing.T, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event, *clock.Fake) {
+func storeSinkClock(t testing.TB, st StreamingType, storage int64, bufDur time.Duration) (*Sink, *[]Event, *clock.Fake) {
 	t.Helper()
 	var mu sync.Mutex
 	var evs []Event
