@@ -1,5 +1,6 @@
 /* kvssink's render queue; see render.h. */
 #include <errno.h>
+#include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
 
@@ -22,6 +23,13 @@ typedef struct {
   GstFlowReturn flow;  /* GST_FLOW_OK, or the failure every render returns */
   int waiters;         /* threads in g_cond_wait: a release signals only then */
   int wake_fd;
+  /* Batch mode: buffers the core is done with, unmapped and unreffed by
+   * the streaming thread at its next render (the thread that allocated
+   * them, where the allocator's caches and the buffers' cache lines are),
+   * or by the drainer when no render came to take them. */
+  GstBuffer *done[KVSGO_QUEUE_LEN];
+  GstMapInfo done_map[KVSGO_QUEUE_LEN];
+  guint ndone;
 } KvsgoRender;
 
 static GQuark render_quark;
@@ -29,8 +37,35 @@ static guint render_skip_flags;
 
 static KvsgoRender *render_get(gpointer el) { return g_object_get_qdata(G_OBJECT(el), render_quark); }
 
+/* Unmaps and unrefs the buffers of the done list, which the caller took
+ * (take_done) under the lock. */
+typedef struct {
+  GstBuffer *buf[KVSGO_QUEUE_LEN];
+  GstMapInfo map[KVSGO_QUEUE_LEN];
+  guint n;
+} KvsgoDone;
+
+static void take_done_locked(KvsgoRender *q, KvsgoDone *d) {
+  d->n = q->ndone;
+  memcpy(d->buf, q->done, q->ndone * sizeof q->done[0]);
+  memcpy(d->map, q->done_map, q->ndone * sizeof q->done_map[0]);
+  q->ndone = 0;
+}
+
+static void free_done(KvsgoDone *d) {
+  for (guint i = 0; i < d->n; i++) {
+    gst_buffer_unmap(d->buf[i], &d->map[i]);
+    gst_buffer_unref(d->buf[i]);
+  }
+  d->n = 0;
+}
+
 static void render_free(gpointer p) {
   KvsgoRender *q = p;
+  for (guint i = 0; i < q->ndone; i++) {
+    gst_buffer_unmap(q->done[i], &q->done_map[i]);
+    gst_buffer_unref(q->done[i]);
+  }
   /* Finalised after stop: the drainer released everything it took; what
    * is left was never taken. */
   for (guint i = 0; i < q->count; i++) {
@@ -104,6 +139,13 @@ static GstFlowReturn render(GstBaseSink *bs, GstBuffer *buf) {
   b.size = b.map.size;
   b.buf = gst_buffer_ref(buf);
   g_mutex_lock(&q->lock);
+  if (q->ndone > 0) {
+    KvsgoDone d;
+    take_done_locked(q, &d);
+    g_mutex_unlock(&q->lock);
+    free_done(&d);
+    g_mutex_lock(&q->lock);
+  }
   for (;;) {
     GstFlowReturn r = q->flow;
     if (r == GST_FLOW_OK && !q->open) r = GST_FLOW_FLUSHING;
@@ -183,11 +225,14 @@ gint *kvsgo_render_idle_flag(GstElement *el) { return &render_get(el)->idle; }
 
 void kvsgo_render_close(GstElement *el) {
   KvsgoRender *q = render_get(el);
+  KvsgoDone d;
   g_mutex_lock(&q->lock);
   q->open = FALSE;
   int fd = q->wake_fd;
+  take_done_locked(q, &d);
   g_cond_broadcast(&q->cond);
   g_mutex_unlock(&q->lock);
+  free_done(&d);
   if (fd >= 0) wake(fd);
 }
 
@@ -211,8 +256,20 @@ int kvsgo_render_take(GstElement *el, KvsgoQueued *out, int max, gint64 *now) {
 
 void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n) {
   KvsgoRender *q = render_get(el);
+  g_mutex_lock(&q->lock);
+  gboolean defer = q->batch && q->open;
   for (int i = 0; i < n; i++) {
     if (!taken[i].buf) continue; /* an end-of-track mark */
+    if (defer && q->ndone < KVSGO_QUEUE_LEN) {
+      q->done[q->ndone] = taken[i].buf;
+      q->done_map[q->ndone] = taken[i].map;
+      q->ndone++;
+      taken[i].buf = NULL;
+    }
+  }
+  g_mutex_unlock(&q->lock);
+  for (int i = 0; i < n; i++) {
+    if (!taken[i].buf) continue;
     gst_buffer_unmap(taken[i].buf, &taken[i].map);
     gst_buffer_unref(taken[i].buf);
     taken[i].buf = NULL;
@@ -225,11 +282,23 @@ void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n) {
 
 int kvsgo_render_set_batch(GstElement *el, gboolean batch) {
   KvsgoRender *q = render_get(el);
+  KvsgoDone d = {.n = 0};
   g_mutex_lock(&q->lock);
   q->batch = batch;
   int n = q->count;
+  if (!batch) take_done_locked(q, &d);
   g_mutex_unlock(&q->lock);
+  free_done(&d);
   return n;
+}
+
+void kvsgo_render_free_done(GstElement *el) {
+  KvsgoRender *q = render_get(el);
+  KvsgoDone d;
+  g_mutex_lock(&q->lock);
+  take_done_locked(q, &d);
+  g_mutex_unlock(&q->lock);
+  free_done(&d);
 }
 
 void kvsgo_render_set_flow(GstElement *el, GstFlowReturn flow) {

@@ -30,7 +30,11 @@ const takeBatch = 16
 // drainer once per KVSGO_WAKE_BATCH buffers instead of at every one (a
 // wake costs a system call on each side and a goroutine hand-off), and
 // the drainer, when idle, looks at the queue every batchWait as well, so
-// that a buffer waits at most that long when such input pauses. A look
+// that a buffer waits at most that long when such input pauses. The
+// buffers the core is done with are unreffed by the next render, on the
+// streaming thread that allocated them, rather than by the drainer (a
+// buffer freed on another thread costs the allocator more), or by the
+// drainer after batchWait if no render comes. A look
 // that finds the queue empty ends batch mode: live input, which never runs
 // ahead, is woken at every buffer.
 const (
@@ -109,6 +113,11 @@ func (d *drainer) run() {
 		n := int(C.kvsgo_render_take(d.e.el, &batch[0], takeBatch, &now))
 		if n < 0 {
 			return // closed and empty
+		}
+		if expired {
+			// No render came for batchWait: the buffers the core is done
+			// with go back to upstream's pool from here.
+			C.kvsgo_render_free_done(d.e.el)
 		}
 		if n == 0 {
 			if expired && d.batch {

@@ -74,6 +74,12 @@ void kvsgo_render_release(GstElement *el, KvsgoQueued *taken, int n);
  * queued: when some are, the drainer must take them, as no push will wake
  * it for them. */
 int kvsgo_render_set_batch(GstElement *el, gboolean batch);
+/* In batch mode release leaves the buffers the core is done with for the
+ * next render to unmap and unref, on the streaming thread; this frees
+ * those no render took (the drainer calls it when idle for batchWait, so
+ * that upstream's buffer pool never waits long for them). Leaving batch
+ * mode and stop free them too. */
+void kvsgo_render_free_done(GstElement *el);
 /* A failed frame: every render from now on (until stop) returns flow. */
 void kvsgo_render_set_flow(GstElement *el, GstFlowReturn flow);
 
