@@ -56,3 +56,43 @@ func TestBatchModeLosesNoTimeOnPause(t *testing.T) {
 		t.Fatalf("the endpoint holds %d frames, want 400", stored)
 	}
 }
+
+// In batch mode the buffers the core is done with wait for the next render
+// to unref them on the streaming thread. An upstream whose buffer pool is
+// small (three buffers here, as a hardware encoder's may be) sends no
+// render until a buffer comes back: the drainer must give them back on its
+// own, or the stream stalls. Every frame must arrive, without a stall.
+func TestBatchModeReturnsPoolBuffers(t *testing.T) {
+	ep := startEndpoint(t)
+	python := testenv.Tool(t, "/usr/bin/python3", "python3-gi")
+	cmd := exec.Command(python, filepath.Join("testdata", "pool.py"), kvssink("batch-pool", "streaming-type=offline"), "300", "3")
+	cmd.Env = gstEnv(testenv.PluginDir(t), ep)
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(3 * time.Minute):
+		cmd.Process.Kill()
+		<-done
+		t.Fatalf("the pipeline did not finish in 3 minutes:\n%s", out)
+	}
+	if err != nil {
+		t.Fatalf("%v:\n%s", err, out)
+	}
+	if got := strings.TrimSpace(string(out)); got != "pushed 300\neos" {
+		t.Fatalf("appsrc with a 3-buffer pool: %q, want every frame pushed and the end of stream", got)
+	}
+	frags, err := ep.srv.Fragments("batch-pool")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := 0
+	for _, f := range frags {
+		stored += f.Frames
+	}
+	if stored != 300 {
+		t.Fatalf("the endpoint holds %d frames, want 300", stored)
+	}
+}
