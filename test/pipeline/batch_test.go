@@ -20,40 +20,15 @@ import (
 // would wait in the queue until the input resumed.
 func TestBatchModeLosesNoTimeOnPause(t *testing.T) {
 	ep := startEndpoint(t)
-	python := testenv.Tool(t, "/usr/bin/python3", "python3-gi")
 	pipeline := "videotestsrc num-buffers=400 ! video/x-raw,width=320,height=240,framerate=30/1 ! " +
 		"x264enc speed-preset=ultrafast key-int-max=30 bframes=0 tune=zerolatency ! h264parse ! identity name=i ! " +
 		kvssink("batch-pause", "name=k streaming-type=offline metrics-interval=100")
-	cmd := exec.Command(python, filepath.Join("testdata", "pause.py"), pipeline, "150,223,301", "1.0")
-	cmd.Env = gstEnv(testenv.PluginDir(t), ep)
-	done := make(chan struct{})
-	var out []byte
-	var err error
-	go func() { out, err = cmd.CombinedOutput(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(3 * time.Minute):
-		cmd.Process.Kill()
-		<-done
-		t.Fatalf("the pipeline did not finish in 3 minutes:\n%s", out)
+	out := runScript(t, ep, "pause.py", pipeline, "150,223,301", "1.0")
+	if want := "pause 150 frames 150\npause 223 frames 223\npause 301 frames 301\neos"; out != want {
+		t.Fatalf("frames in the core during each pause:\n%s\nwant\n%s", out, want)
 	}
-	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
-	}
-	want := "pause 150 frames 150\npause 223 frames 223\npause 301 frames 301\neos"
-	if got := strings.TrimSpace(string(out)); got != want {
-		t.Fatalf("frames in the core during each pause:\n%s\nwant\n%s", got, want)
-	}
-	frags, err := ep.srv.Fragments("batch-pause")
-	if err != nil {
-		t.Fatal(err)
-	}
-	stored := 0
-	for _, f := range frags {
-		stored += f.Frames
-	}
-	if stored != 400 {
-		t.Fatalf("the endpoint holds %d frames, want 400", stored)
+	if n := storedFrames(t, ep, "batch-pause"); n != 400 {
+		t.Fatalf("the endpoint holds %d frames, want 400", n)
 	}
 }
 
@@ -64,8 +39,21 @@ func TestBatchModeLosesNoTimeOnPause(t *testing.T) {
 // own, or the stream stalls. Every frame must arrive, without a stall.
 func TestBatchModeReturnsPoolBuffers(t *testing.T) {
 	ep := startEndpoint(t)
+	out := runScript(t, ep, "pool.py", kvssink("batch-pool", "streaming-type=offline"), "300", "3")
+	if out != "pushed 300\neos" {
+		t.Fatalf("appsrc with a 3-buffer pool: %q, want every frame pushed and the end of stream", out)
+	}
+	if n := storedFrames(t, ep, "batch-pool"); n != 300 {
+		t.Fatalf("the endpoint holds %d frames, want 300", n)
+	}
+}
+
+// runScript runs a testdata Python script against ep, bounded by three
+// minutes, and returns its output; a failure to run or finish is fatal.
+func runScript(t *testing.T, ep *endpoint, script string, args ...string) string {
+	t.Helper()
 	python := testenv.Tool(t, "/usr/bin/python3", "python3-gi")
-	cmd := exec.Command(python, filepath.Join("testdata", "pool.py"), kvssink("batch-pool", "streaming-type=offline"), "300", "3")
+	cmd := exec.Command(python, append([]string{filepath.Join("testdata", script)}, args...)...)
 	cmd.Env = gstEnv(testenv.PluginDir(t), ep)
 	done := make(chan struct{})
 	var out []byte
@@ -76,23 +64,24 @@ func TestBatchModeReturnsPoolBuffers(t *testing.T) {
 	case <-time.After(3 * time.Minute):
 		cmd.Process.Kill()
 		<-done
-		t.Fatalf("the pipeline did not finish in 3 minutes:\n%s", out)
+		t.Fatalf("%s did not finish in 3 minutes:\n%s", script, out)
 	}
 	if err != nil {
-		t.Fatalf("%v:\n%s", err, out)
+		t.Fatalf("%s: %v:\n%s", script, err, out)
 	}
-	if got := strings.TrimSpace(string(out)); got != "pushed 300\neos" {
-		t.Fatalf("appsrc with a 3-buffer pool: %q, want every frame pushed and the end of stream", got)
-	}
-	frags, err := ep.srv.Fragments("batch-pool")
+	return strings.TrimSpace(string(out))
+}
+
+// storedFrames is how many frames the endpoint holds in stream.
+func storedFrames(t *testing.T, ep *endpoint, stream string) int {
+	t.Helper()
+	frags, err := ep.srv.Fragments(stream)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stored := 0
+	n := 0
 	for _, f := range frags {
-		stored += f.Frames
+		n += f.Frames
 	}
-	if stored != 300 {
-		t.Fatalf("the endpoint holds %d frames, want 300", stored)
-	}
+	return n
 }
