@@ -37,8 +37,8 @@ static guint render_skip_flags;
 
 static KvsgoRender *render_get(gpointer el) { return g_object_get_qdata(G_OBJECT(el), render_quark); }
 
-/* Unmaps and unrefs the buffers of the done list, which the caller took
- * (take_done) under the lock. */
+/* The done list, taken out of the queue under its lock (take_done_locked)
+ * and freed outside it (free_done). */
 typedef struct {
   GstBuffer *buf[KVSGO_QUEUE_LEN];
   GstMapInfo map[KVSGO_QUEUE_LEN];
@@ -62,10 +62,9 @@ static void free_done(KvsgoDone *d) {
 
 static void render_free(gpointer p) {
   KvsgoRender *q = p;
-  for (guint i = 0; i < q->ndone; i++) {
-    gst_buffer_unmap(q->done[i], &q->done_map[i]);
-    gst_buffer_unref(q->done[i]);
-  }
+  KvsgoDone d;
+  take_done_locked(q, &d); /* finalising: nobody else holds q */
+  free_done(&d);
   /* Finalised after stop: the drainer released everything it took; what
    * is left was never taken. */
   for (guint i = 0; i < q->count; i++) {

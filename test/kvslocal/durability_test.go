@@ -20,9 +20,6 @@ import (
 // fragment GetMedia and ListFragments return parses and carries the
 // fixture's frames.
 func TestDurabilityAcrossSIGKILL(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the standalone program")
-	}
 	fx := loadFixture(t)
 	bin := filepath.Join(t.TempDir(), "kvslocal")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/kvslocal").CombinedOutput(); err != nil {

@@ -13,9 +13,6 @@ import (
 
 // The program prints its URL first, serves, and stops on SIGTERM.
 func TestRunStandalone(t *testing.T) {
-	if testing.Short() {
-		t.Skip("builds and runs the program")
-	}
 	bin := filepath.Join(t.TempDir(), "kvslocal")
 	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
